@@ -9,6 +9,11 @@ use serde_json::{Map, Value};
 
 pub use serde_json;
 
+pub mod testing;
+pub mod validate;
+
+pub use validate::{ConfigCheck, RegistryUri};
+
 /// A host capability a flavor may ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Capability {

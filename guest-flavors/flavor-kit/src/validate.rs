@@ -1,0 +1,495 @@
+//! Shared validation for registry configs: splitting a registry URI into its
+//! domain and path segments, the Docker reference grammar's path components,
+//! issue builders that always show a valid example, and [`ConfigCheck`], the
+//! collect-every-issue pipeline every built-in flavor runs.
+
+use std::ops::RangeInclusive;
+
+use serde_json::{Map, Value};
+
+use crate::{ConfigIssue, Host, ImageReference, LogLevel, PushDecision};
+
+/// The longest repository path (the name without the domain) Docker accepts.
+pub const MAX_PATH_LEN: usize = 255;
+
+impl ConfigIssue {
+    /// An issue with `field` whose message states `problem` and then shows a
+    /// valid `example`.
+    pub fn with_example(
+        field: impl Into<String>,
+        problem: impl AsRef<str>,
+        example: impl AsRef<str>,
+    ) -> Self {
+        let field = field.into();
+        let message = with_example(&field, problem.as_ref(), example.as_ref());
+        ConfigIssue::new(field, message)
+    }
+}
+
+/// `problem`, followed by a valid example of `field`, in ZenML's wording
+/// ("... An example of a valid URI is: `...`").
+pub fn with_example(field: &str, problem: &str, example: &str) -> String {
+    let problem = problem.trim_end_matches('.');
+    let what = match field {
+        "uri" => "URI",
+        "" => "config",
+        other => other,
+    };
+    format!("{problem}. An example of a valid {what} is: `{example}`")
+}
+
+/// Normalises a registry URI the way the host does before calling a flavor:
+/// surrounding whitespace and trailing `/` removed, the domain lowercased and
+/// `index.docker.io` written as `docker.io`. Idempotent, so applying it to a
+/// config the host already normalised changes nothing.
+pub fn normalize_uri(uri: &str) -> String {
+    let uri = uri.trim().trim_end_matches('/');
+    let (domain, rest) = match uri.find('/') {
+        Some(i) => (&uri[..i], &uri[i..]),
+        None => (uri, ""),
+    };
+    // A URI with a scheme is left alone (apart from the trim): the flavor
+    // reports it instead of guessing what was meant.
+    if uri.contains("://") {
+        return uri.to_string();
+    }
+    let mut domain = domain.to_ascii_lowercase();
+    if domain == "index.docker.io" {
+        domain = "docker.io".to_string();
+    }
+    format!("{domain}{rest}")
+}
+
+/// A registry URI split into its domain (host with optional port) and the
+/// path segments after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryUri {
+    /// The URI as given (normalised).
+    pub uri: String,
+    /// Host with optional port, e.g. `localhost:5000`.
+    pub domain: String,
+    /// Path segments after the domain, e.g. `["team", "app"]`.
+    pub segments: Vec<String>,
+}
+
+impl RegistryUri {
+    /// Splits a (normalised) URI at `/`.
+    pub fn parse(uri: &str) -> Self {
+        let mut parts = uri.split('/');
+        let domain = parts.next().unwrap_or_default().to_string();
+        RegistryUri {
+            uri: uri.to_string(),
+            domain,
+            segments: parts.map(str::to_string).collect(),
+        }
+    }
+
+    /// The domain without its port.
+    pub fn host(&self) -> &str {
+        self.split_port().0
+    }
+
+    /// The port, when the domain has one.
+    pub fn port(&self) -> Option<&str> {
+        self.split_port().1
+    }
+
+    fn split_port(&self) -> (&str, Option<&str>) {
+        // `[::1]:5000`: the port follows the closing bracket.
+        let search_from = self.domain.rfind(']').unwrap_or(0);
+        match self.domain[search_from..].rfind(':') {
+            Some(i) => (
+                &self.domain[..search_from + i],
+                Some(&self.domain[search_from + i + 1..]),
+            ),
+            None => (&self.domain, None),
+        }
+    }
+
+    /// The path after the domain, segments joined by `/` (empty when none).
+    pub fn path(&self) -> String {
+        self.segments.join("/")
+    }
+}
+
+/// Whether `s` is a path component of the Docker reference grammar:
+/// lowercase letters and digits, separated by `.`, `_`, `__` or runs of `-`.
+pub fn is_path_component(s: &str) -> bool {
+    let b = s.as_bytes();
+    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        // A separator: `.`, `_`, `__` or one or more `-`.
+        let start = i;
+        match b[i] {
+            b'.' => i += 1,
+            b'_' => {
+                i += 1;
+                if b.get(i) == Some(&b'_') {
+                    i += 1;
+                }
+            }
+            b'-' => {
+                while b.get(i) == Some(&b'-') {
+                    i += 1;
+                }
+            }
+            _ => return false,
+        }
+        if i == start || !b.get(i).is_some_and(|&c| alnum(c)) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Whether `s` is a repository path: one or more path components separated
+/// by `/`, at most [`MAX_PATH_LEN`] characters.
+pub fn is_repository_path(s: &str) -> bool {
+    !s.is_empty() && s.len() <= MAX_PATH_LEN && s.split('/').all(is_path_component)
+}
+
+/// Whether `s` is a DNS label: 1 to 63 lowercase letters, digits and `-`,
+/// neither starting nor ending with `-`.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && s.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+}
+
+/// What the path-component rule allows, for messages.
+pub const PATH_COMPONENT_RULE: &str =
+    "lowercase letters and digits, optionally separated by `.`, `_`, `__` or `-`";
+
+/// Records an issue on `field` unless `uri` has a number of path segments in
+/// `expected`; `shape` names them for the message (e.g. "one account segment
+/// after `docker.io`"). Returns whether the count is right.
+pub fn expect_segments(
+    field: &str,
+    uri: &RegistryUri,
+    expected: RangeInclusive<usize>,
+    shape: &str,
+    example: &str,
+    issues: &mut Vec<ConfigIssue>,
+) -> bool {
+    let n = uri.segments.len();
+    if expected.contains(&n) {
+        return true;
+    }
+    let found = match n {
+        0 => "has no path".to_string(),
+        1 => format!("has 1 path segment (`{}`)", uri.path()),
+        n => format!("has {n} path segments (`{}`)", uri.path()),
+    };
+    issues.push(ConfigIssue::with_example(
+        field,
+        format!("`{field}` `{}` must have {shape}, but {found}", uri.uri),
+        example,
+    ));
+    false
+}
+
+/// Records an issue on `field` for every segment of `uri` that is not a path
+/// component of the reference grammar. Returns whether all were valid.
+pub fn check_path_components(
+    field: &str,
+    uri: &RegistryUri,
+    example: &str,
+    issues: &mut Vec<ConfigIssue>,
+) -> bool {
+    let mut ok = true;
+    for segment in &uri.segments {
+        if !is_path_component(segment) {
+            ok = false;
+            let problem = if segment.is_empty() {
+                format!("`{field}` `{}` has an empty path segment (`//`)", uri.uri)
+            } else {
+                format!(
+                    "path segment `{segment}` of `{field}` `{}` is not valid in an image name: \
+                     use {PATH_COMPONENT_RULE}",
+                    uri.uri
+                )
+            };
+            issues.push(ConfigIssue::with_example(field, problem, example));
+        }
+    }
+    if ok && uri.path().len() > MAX_PATH_LEN {
+        ok = false;
+        issues.push(ConfigIssue::with_example(
+            field,
+            format!("the path of `{field}` is longer than {MAX_PATH_LEN} characters"),
+            example,
+        ));
+    }
+    ok
+}
+
+/// Records an issue unless the domain of `uri` is exactly `expected`.
+pub fn expect_domain(
+    field: &str,
+    uri: &RegistryUri,
+    expected: &str,
+    registry: &str,
+    example: &str,
+    issues: &mut Vec<ConfigIssue>,
+) -> bool {
+    if uri.domain == expected {
+        return true;
+    }
+    issues.push(ConfigIssue::with_example(
+        field,
+        format!(
+            "`{field}` `{}` is not a {registry} URI: its domain must be `{expected}`, not `{}`",
+            uri.uri, uri.domain
+        ),
+        example,
+    ));
+    false
+}
+
+/// A config being validated: the parsed JSON object and every issue found so
+/// far. Built by [`ConfigCheck::parse`], finished by [`ConfigCheck::finish`].
+#[derive(Debug, Clone)]
+pub struct ConfigCheck {
+    /// The config object; normalised values are written back into it.
+    pub map: Map<String, Value>,
+    /// Every issue found so far.
+    pub issues: Vec<ConfigIssue>,
+}
+
+impl ConfigCheck {
+    /// Parses config text as a JSON object and records an issue for every
+    /// field not in `allowed`.
+    pub fn parse(config: &str, allowed: &[&str]) -> Result<Self, Vec<ConfigIssue>> {
+        let map = crate::parse_config(config)?;
+        let mut issues = Vec::new();
+        crate::reject_unknown_fields(&map, allowed, &mut issues);
+        Ok(ConfigCheck { map, issues })
+    }
+
+    /// Reads the required `uri`, normalises it (see [`normalize_uri`]) and
+    /// writes it back, and checks what every registry URI must satisfy (no
+    /// scheme, no whitespace, a domain). Returns the split URI for the
+    /// flavor's own rules, or `None` (with an issue) when those fail.
+    pub fn uri(&mut self, example: &str) -> Option<RegistryUri> {
+        let raw = crate::required_str(&self.map, "uri", example, &mut self.issues)?;
+        let uri = normalize_uri(raw);
+        if let Some((scheme, _)) = uri.split_once("://") {
+            self.issue(
+                "uri",
+                format!("`uri` `{uri}` must not include a scheme (`{scheme}://`)"),
+                example,
+            );
+            return None;
+        }
+        if uri.chars().any(char::is_whitespace) {
+            self.issue(
+                "uri",
+                format!("`uri` `{uri}` must not contain whitespace"),
+                example,
+            );
+            return None;
+        }
+        let parsed = RegistryUri::parse(&uri);
+        if parsed.domain.is_empty() {
+            self.issue(
+                "uri",
+                format!("`uri` `{uri}` has no registry domain"),
+                example,
+            );
+            return None;
+        }
+        self.map.insert("uri".into(), Value::String(uri));
+        Some(parsed)
+    }
+
+    /// Reads an optional string field (`null` counts as absent).
+    pub fn optional_str(&mut self, field: &str, example: &str) -> Option<String> {
+        crate::optional_str(&self.map, field, example, &mut self.issues).map(str::to_string)
+    }
+
+    /// Records an issue on `field` stating `problem` and showing `example`.
+    pub fn issue(&mut self, field: &str, problem: impl AsRef<str>, example: &str) {
+        self.issues
+            .push(ConfigIssue::with_example(field, problem, example));
+    }
+
+    /// Sets a field of the normalised config.
+    pub fn set(&mut self, field: &str, value: impl Into<Value>) {
+        self.map.insert(field.into(), value.into());
+    }
+
+    /// The normalised config as JSON text, or every issue found.
+    pub fn finish(self) -> Result<String, Vec<ConfigIssue>> {
+        if self.issues.is_empty() {
+            Ok(crate::to_config_text(&self.map))
+        } else {
+            Err(self.issues)
+        }
+    }
+}
+
+/// Validates a config whose only field is `uri`: parses it, rejects unknown
+/// fields, normalises the URI and runs `check` (the flavor's own rules) on
+/// it. The whole `validate-config` of most flavors.
+pub fn validate_uri_config(
+    config: &str,
+    example: &str,
+    check: impl FnOnce(&RegistryUri, &mut Vec<ConfigIssue>),
+) -> Result<String, Vec<ConfigIssue>> {
+    let mut cfg = ConfigCheck::parse(config, &["uri"])?;
+    if let Some(uri) = cfg.uri(example) {
+        check(&uri, &mut cfg.issues);
+    }
+    cfg.finish()
+}
+
+/// Reads the `uri` of a normalised config, if it has one.
+pub fn config_uri(config: &str) -> Option<String> {
+    let map = crate::parse_config(config).ok()?;
+    map.get("uri").and_then(Value::as_str).map(str::to_string)
+}
+
+/// The `prepare-image-push` of a flavor with nothing to check: logs a debug
+/// line and approves without warnings.
+pub fn approve_push(host: &dyn Host, flavor: &str, image: &ImageReference) -> PushDecision {
+    host.log(
+        LogLevel::Debug,
+        &format!("{flavor}: nothing to check before pushing `{}`", image.name),
+    );
+    PushDecision::Approve(vec![])
+}
+
+/// The JSON Schema (draft 2020-12) of a flavor config: an object with a
+/// required string `uri` (described, with examples) and `extra` optional
+/// properties, no others.
+pub fn config_schema(
+    title: &str,
+    uri_description: &str,
+    uri_examples: &[&str],
+    extra: &[(&str, Value)],
+) -> String {
+    let mut properties = Map::new();
+    properties.insert(
+        "uri".into(),
+        serde_json::json!({
+            "type": "string",
+            "description": uri_description,
+            "examples": uri_examples,
+        }),
+    );
+    for (name, schema) in extra {
+        properties.insert((*name).into(), schema.clone());
+    }
+    serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": title,
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["uri"],
+        "properties": properties,
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_components() {
+        for ok in [
+            "a",
+            "my-account",
+            "a__b",
+            "a---b",
+            "a.b",
+            "a_b",
+            "0x",
+            "team9",
+        ] {
+            assert!(is_path_component(ok), "{ok}");
+        }
+        for bad in [
+            "", "A", "-a", "a-", "a..b", "a___b", "a._b", "a/b", "é", "a b", "_a",
+        ] {
+            assert!(!is_path_component(bad), "{bad}");
+        }
+        assert!(is_repository_path("team/app"));
+        assert!(!is_repository_path("team//app"));
+        assert!(!is_repository_path(&"a".repeat(256)));
+    }
+
+    #[test]
+    fn normalize() {
+        assert_eq!(normalize_uri("index.docker.io/me/"), "docker.io/me");
+        assert_eq!(
+            normalize_uri("Registry.Example.COM/Team//"),
+            "registry.example.com/Team"
+        );
+        assert_eq!(normalize_uri("localhost:5000"), "localhost:5000");
+        assert_eq!(normalize_uri("https://x.io/"), "https://x.io");
+    }
+
+    #[test]
+    fn split_uri() {
+        let u = RegistryUri::parse("localhost:5000/a/b");
+        assert_eq!(u.host(), "localhost");
+        assert_eq!(u.port(), Some("5000"));
+        assert_eq!(u.segments, ["a", "b"]);
+        let u = RegistryUri::parse("[::1]:5000");
+        assert_eq!(u.host(), "[::1]");
+        assert_eq!(u.port(), Some("5000"));
+        let u = RegistryUri::parse("[::1]");
+        assert_eq!(u.port(), None);
+        assert!(RegistryUri::parse("ghcr.io").segments.is_empty());
+    }
+
+    #[test]
+    fn segments_issue_shows_example() {
+        let mut issues = vec![];
+        let u = RegistryUri::parse("docker.io");
+        assert!(!expect_segments(
+            "uri",
+            &u,
+            1..=1,
+            "one account segment",
+            "docker.io/me",
+            &mut issues
+        ));
+        assert_eq!(issues[0].field, "uri");
+        assert!(issues[0].message.contains("`docker.io/me`"));
+    }
+
+    #[test]
+    fn check_collects_all_issues() {
+        let err = validate_uri_config(r#"{"uri":"https://x.io","extra":1}"#, "x.io", |_, _| {})
+            .unwrap_err();
+        let fields: Vec<_> = err.iter().map(|i| i.field.as_str()).collect();
+        assert_eq!(fields, ["extra", "uri"]);
+        assert!(err[0].message.contains("accepts: uri"));
+        assert!(err[1].message.contains("`x.io`"));
+        let err = validate_uri_config(r#"{}"#, "x.io", |_, _| {}).unwrap_err();
+        assert_eq!(err[0].field, "uri");
+        let err = validate_uri_config(r#"[]"#, "x.io", |_, _| {}).unwrap_err();
+        assert_eq!(err[0].field, "");
+    }
+
+    #[test]
+    fn schema_is_strict() {
+        let s: Value = serde_json::from_str(&config_schema("T", "d", &["x.io"], &[])).unwrap();
+        assert_eq!(s["additionalProperties"], false);
+        assert_eq!(s["required"][0], "uri");
+        assert_eq!(s["properties"]["uri"]["examples"][0], "x.io");
+    }
+}
