@@ -1,0 +1,122 @@
+//! Content-addressed blob directory for `.wasm` components and precompiled
+//! code: `blobs/sha256/<hex>`.
+//!
+//! Blobs are shared by every tenant (identical bytes are stored once); which
+//! tenant may use a blob is decided by the rows that name its digest, so
+//! callers reach blobs only through a tenant's records.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest, Sha256};
+
+use super::{StoreError, io_error};
+
+/// Tells temporary file names apart within one process.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Content-addressed store of immutable byte strings, named by their SHA-256.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    dir: PathBuf,
+}
+
+impl BlobStore {
+    /// Uses `dir` (normally `home/blobs/sha256`), which must already exist.
+    pub(super) fn new(dir: PathBuf) -> Self {
+        Self { dir }
+    }
+
+    /// Stores `bytes` and returns their SHA-256 (lowercase hex); storing the same bytes again is a no-op.
+    pub fn put(&self, bytes: &[u8]) -> Result<String, StoreError> {
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let path = self.dir.join(&sha256);
+        // Idempotent, but not blind: a damaged copy is replaced.
+        match fs::read(&path) {
+            Ok(existing) if hex::encode(Sha256::digest(&existing)) == sha256 => return Ok(sha256),
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(&path, e)),
+        }
+        self.write_atomically(&path, bytes)?;
+        Ok(sha256)
+    }
+
+    /// Reads the blob named `sha256`, checking that its content still hashes to that name.
+    pub fn get(&self, sha256: &str) -> Result<Vec<u8>, StoreError> {
+        let path = self.path(sha256)?;
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(StoreError::NotFound {
+                    kind: "blob",
+                    name: sha256.to_owned(),
+                });
+            }
+            Err(e) => return Err(io_error(&path, e)),
+        };
+        if hex::encode(Sha256::digest(&bytes)) != sha256 {
+            return Err(StoreError::CorruptBlob {
+                sha256: sha256.to_owned(),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Path where the blob named `sha256` lives (whether or not it exists yet).
+    pub fn path(&self, sha256: &str) -> Result<PathBuf, StoreError> {
+        validate_digest(sha256)?;
+        Ok(self.dir.join(sha256))
+    }
+
+    /// Writes a temporary file next to `path`, syncs it, then renames it into
+    /// place, so a reader sees either no blob or the whole blob.
+    fn write_atomically(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+        let temp = self.dir.join(format!(
+            ".tmp-{}-{}",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = (|| {
+            let mut file = create_new_private(&temp)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            drop(file);
+            fs::rename(&temp, path)
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&temp);
+            return Err(io_error(path, e));
+        }
+        // Make the rename itself durable.
+        #[cfg(unix)]
+        File::open(&self.dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|e| io_error(&self.dir, e))?;
+        Ok(())
+    }
+}
+
+/// Accepts exactly 64 lowercase hex characters, so a name can never leave the blob directory.
+pub(super) fn validate_digest(sha256: &str) -> Result<(), StoreError> {
+    let ok = sha256.len() == 64
+        && sha256
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidDigest(sha256.to_owned()))
+    }
+}
+
+/// Creates a file that did not exist, readable and writable by the owner only.
+fn create_new_private(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}

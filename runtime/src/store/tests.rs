@@ -1,0 +1,776 @@
+//! Tests of the store against real SQLite databases in temporary directories.
+
+use std::path::Path;
+
+use tempfile::TempDir;
+
+use super::*;
+
+const DIGEST: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+async fn open_temp() -> (TempDir, Store) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&dir.path().join("home"))
+        .await
+        .expect("open store");
+    (dir, store)
+}
+
+fn flavor(name: &str) -> FlavorRecord {
+    FlavorRecord {
+        name: name.to_owned(),
+        sha256: DIGEST.to_owned(),
+        metadata_json: format!(r#"{{"name":"{name}"}}"#),
+        registered_at: String::new(),
+    }
+}
+
+fn component(name: &str, flavor: &str, secret: Option<&str>) -> ComponentRecord {
+    ComponentRecord {
+        name: name.to_owned(),
+        flavor: flavor.to_owned(),
+        uri: format!("registry.example.com/{name}"),
+        config_json: "{}".to_owned(),
+        secret: secret.map(str::to_owned),
+        created_at: String::new(),
+        updated_at: String::new(),
+    }
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+}
+
+// ----- flavors -----
+
+#[tokio::test]
+async fn flavor_round_trips_and_gets_a_registration_time() {
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("default");
+    t.insert_flavor(&flavor("aws")).await.unwrap();
+    let got = t.get_flavor("aws").await.unwrap().expect("flavor");
+    assert_eq!(got.name, "aws");
+    assert_eq!(got.sha256, DIGEST);
+    assert_eq!(got.metadata_json, r#"{"name":"aws"}"#);
+    assert_eq!(got.registered_at.len(), "2024-01-01T00:00:00.000Z".len());
+    assert!(got.registered_at.ends_with('Z'));
+    assert_eq!(t.get_flavor("gcp").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn flavors_are_listed_by_name() {
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("default");
+    for name in ["gcp", "Azure", "aws"] {
+        t.insert_flavor(&flavor(name)).await.unwrap();
+    }
+    let names: Vec<_> = t
+        .list_flavors()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(names, ["Azure", "aws", "gcp"]);
+}
+
+#[tokio::test]
+async fn registering_a_taken_flavor_name_is_already_exists() {
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("default");
+    t.insert_flavor(&flavor("aws")).await.unwrap();
+    let err = t.insert_flavor(&flavor("aws")).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::AlreadyExists { kind: "flavor", name } if name == "aws"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("already exists"), "{err}");
+}
+
+#[tokio::test]
+async fn flavor_with_a_malformed_digest_is_refused() {
+    let (_dir, store) = open_temp().await;
+    let mut f = flavor("aws");
+    f.sha256 = "../../etc/passwd".to_owned();
+    let err = store.tenant("default").insert_flavor(&f).await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidDigest(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn deleting_a_missing_flavor_is_not_found() {
+    let (_dir, store) = open_temp().await;
+    let err = store
+        .tenant("default")
+        .delete_flavor("aws")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotFound { kind: "flavor", .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_builtin_flavor_name_in_use_is_not_found_not_in_use() {
+    // Components may use built-in flavors, which are not rows.
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("default");
+    t.insert_component(&component("hub", "dockerhub", None))
+        .await
+        .unwrap();
+    let err = t.delete_flavor("dockerhub").await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotFound { kind: "flavor", .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn flavor_in_use_is_not_deleted_and_both_rows_stay() {
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("default");
+    t.insert_flavor(&flavor("aws")).await.unwrap();
+    t.insert_component(&component("prod", "aws", None))
+        .await
+        .unwrap();
+    t.insert_component(&component("dev", "aws", None))
+        .await
+        .unwrap();
+
+    let err = t.delete_flavor("aws").await.unwrap_err();
+    match &err {
+        StoreError::InUse { kind, name, by } => {
+            assert_eq!(*kind, "flavor");
+            assert_eq!(name, "aws");
+            assert_eq!(by, &["dev", "prod"]);
+        }
+        other => panic!("expected InUse, got {other:?}"),
+    }
+    assert_eq!(
+        err.to_string(),
+        "flavor `aws` is used by registry components `dev`, `prod`: delete or update them first"
+    );
+    assert!(t.get_flavor("aws").await.unwrap().is_some());
+    assert!(t.get_component("prod").await.unwrap().is_some());
+    assert!(t.get_component("dev").await.unwrap().is_some());
+
+    t.delete_component("prod").await.unwrap();
+    t.delete_component("dev").await.unwrap();
+    t.delete_flavor("aws").await.unwrap();
+    assert_eq!(t.get_flavor("aws").await.unwrap(), None);
+}
+
+// ----- components -----
+
+#[tokio::test]
+async fn component_round_trips() {
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("default");
+    t.create_secret("creds", "bob", "hunter2").await.unwrap();
+    let mut c = component("prod", "aws", Some("creds"));
+    c.config_json = r#"{"region":"eu-west-1"}"#.to_owned();
+    t.insert_component(&c).await.unwrap();
+    let got = t.get_component("prod").await.unwrap().expect("component");
+    assert_eq!(got.name, "prod");
+    assert_eq!(got.flavor, "aws");
+    assert_eq!(got.uri, "registry.example.com/prod");
+    assert_eq!(got.config_json, r#"{"region":"eu-west-1"}"#);
+    assert_eq!(got.secret.as_deref(), Some("creds"));
+    assert!(!got.created_at.is_empty());
+    assert_eq!(got.created_at, got.updated_at);
+    assert_eq!(t.get_component("dev").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn components_are_listed_by_name_and_found_by_flavor() {
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("default");
+    t.insert_component(&component("b", "aws", None))
+        .await
+        .unwrap();
+    t.insert_component(&component("c", "gcp", None))
+        .await
+        .unwrap();
+    t.insert_component(&component("a", "aws", None))
+        .await
+        .unwrap();
+    let names: Vec<_> = t
+        .list_components()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    assert_eq!(t.components_using_flavor("aws").await.unwrap(), ["a", "b"]);
+    assert!(t.components_using_flavor("azure").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn creating_a_taken_component_name_is_already_exists() {
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("default");
+    t.insert_component(&component("prod", "aws", None))
+        .await
+        .unwrap();
+    let err = t
+        .insert_component(&component("prod", "gcp", None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::AlreadyExists {
+                kind: "registry component",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        t.get_component("prod").await.unwrap().unwrap().flavor,
+        "aws"
+    );
+}
+
+#[tokio::test]
+async fn component_naming_a_missing_secret_is_refused_and_not_stored() {
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("default");
+    let err = t
+        .insert_component(&component("prod", "aws", Some("nope")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::SecretNotFound(s) if s == "nope"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("create it first"), "{err}");
+    assert_eq!(t.get_component("prod").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn update_replaces_fields_keeps_created_at_and_bumps_updated_at() {
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("default");
+    t.insert_component(&component("prod", "aws", None))
+        .await
+        .unwrap();
+    let before = t.get_component("prod").await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+
+    t.create_secret("creds", "bob", "pw").await.unwrap();
+    let mut c = component("prod", "gcp", Some("creds"));
+    c.uri = "gcr.io/project".to_owned();
+    c.config_json = r#"{"x":1}"#.to_owned();
+    c.created_at = "1999-01-01T00:00:00.000Z".to_owned(); // ignored
+    t.update_component(&c).await.unwrap();
+
+    let after = t.get_component("prod").await.unwrap().unwrap();
+    assert_eq!(after.flavor, "gcp");
+    assert_eq!(after.uri, "gcr.io/project");
+    assert_eq!(after.config_json, r#"{"x":1}"#);
+    assert_eq!(after.secret.as_deref(), Some("creds"));
+    assert_eq!(after.created_at, before.created_at);
+    assert!(
+        after.updated_at > before.updated_at,
+        "{after:?} vs {before:?}"
+    );
+}
+
+#[tokio::test]
+async fn updating_a_missing_component_is_not_found() {
+    let (_dir, store) = open_temp().await;
+    let err = store
+        .tenant("default")
+        .update_component(&component("prod", "aws", None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::NotFound {
+                kind: "registry component",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn update_naming_a_missing_secret_leaves_the_component_as_it_was() {
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("default");
+    t.insert_component(&component("prod", "aws", None))
+        .await
+        .unwrap();
+    let before = t.get_component("prod").await.unwrap().unwrap();
+    let err = t
+        .update_component(&component("prod", "gcp", Some("nope")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::SecretNotFound(_)), "{err:?}");
+    assert_eq!(t.get_component("prod").await.unwrap().unwrap(), before);
+}
+
+#[tokio::test]
+async fn deleting_a_missing_component_is_not_found() {
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("default");
+    let err = t.delete_component("prod").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::NotFound {
+                kind: "registry component",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    t.insert_component(&component("prod", "aws", None))
+        .await
+        .unwrap();
+    t.delete_component("prod").await.unwrap();
+    assert_eq!(t.get_component("prod").await.unwrap(), None);
+}
+
+// ----- secrets -----
+
+#[tokio::test]
+async fn secret_round_trips_and_listing_omits_the_password() {
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("default");
+    t.create_secret("creds", "bob", "hunter2").await.unwrap();
+    t.create_secret("abc", "alice", "pw").await.unwrap();
+    let got = t.get_secret("creds").await.unwrap().expect("secret");
+    assert_eq!(
+        got,
+        SecretRecord {
+            name: "creds".into(),
+            username: "bob".into(),
+            password: "hunter2".into()
+        }
+    );
+    let list = t.list_secrets().await.unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(
+        (list[0].name.as_str(), list[0].username.as_str()),
+        ("abc", "alice")
+    );
+    assert_eq!(
+        (list[1].name.as_str(), list[1].username.as_str()),
+        ("creds", "bob")
+    );
+    assert!(!list[0].created_at.is_empty());
+    assert_eq!(t.get_secret("nope").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn creating_a_taken_secret_name_is_already_exists() {
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("default");
+    t.create_secret("creds", "bob", "one").await.unwrap();
+    let err = t.create_secret("creds", "eve", "two").await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::AlreadyExists { kind: "secret", .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        t.get_secret("creds").await.unwrap().unwrap().password,
+        "one"
+    );
+}
+
+#[tokio::test]
+async fn secret_in_use_is_not_deleted() {
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("default");
+    t.create_secret("creds", "bob", "pw").await.unwrap();
+    t.insert_component(&component("prod", "aws", Some("creds")))
+        .await
+        .unwrap();
+    let err = t.delete_secret("creds").await.unwrap_err();
+    match &err {
+        StoreError::InUse {
+            kind: "secret",
+            name,
+            by,
+        } => {
+            assert_eq!(name, "creds");
+            assert_eq!(by, &["prod"]);
+        }
+        other => panic!("expected InUse, got {other:?}"),
+    }
+    assert!(t.get_secret("creds").await.unwrap().is_some());
+
+    let mut c = component("prod", "aws", None);
+    c.secret = None;
+    t.update_component(&c).await.unwrap();
+    t.delete_secret("creds").await.unwrap();
+    assert_eq!(t.get_secret("creds").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn deleting_a_missing_secret_is_not_found() {
+    let (_dir, store) = open_temp().await;
+    let err = store
+        .tenant("default")
+        .delete_secret("creds")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotFound { kind: "secret", .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn secret_debug_hides_the_password() {
+    let secret = SecretRecord {
+        name: "creds".into(),
+        username: "bob".into(),
+        password: "hunter2".into(),
+    };
+    let shown = format!("{secret:?} {secret:#?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(
+        shown.contains("bob") && shown.contains("redacted"),
+        "{shown}"
+    );
+}
+
+// ----- tenants -----
+
+#[tokio::test]
+async fn tenants_cannot_see_or_change_each_others_rows() {
+    let (_dir, store) = open_temp().await;
+    let a = store.tenant("a");
+    let b = store.tenant("b");
+    assert_eq!(a.tenant(), "a");
+    b.insert_flavor(&flavor("aws")).await.unwrap();
+    b.create_secret("creds", "bob", "b-secret").await.unwrap();
+    b.insert_component(&component("prod", "aws", Some("creds")))
+        .await
+        .unwrap();
+
+    // Not visible.
+    assert_eq!(a.get_flavor("aws").await.unwrap(), None);
+    assert_eq!(a.get_component("prod").await.unwrap(), None);
+    assert_eq!(a.get_secret("creds").await.unwrap(), None);
+    assert!(a.list_flavors().await.unwrap().is_empty());
+    assert!(a.list_components().await.unwrap().is_empty());
+    assert!(a.list_secrets().await.unwrap().is_empty());
+    assert!(a.components_using_flavor("aws").await.unwrap().is_empty());
+
+    // Not deletable or changeable.
+    assert!(matches!(
+        a.delete_flavor("aws").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        a.delete_component("prod").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        a.delete_secret("creds").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        a.update_component(&component("prod", "gcp", None)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // Another tenant's secret cannot be borrowed.
+    let err = a
+        .insert_component(&component("mine", "aws", Some("creds")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::SecretNotFound(_)), "{err:?}");
+
+    // Names may repeat across tenants, with separate contents.
+    a.insert_flavor(&flavor("aws")).await.unwrap();
+    a.create_secret("creds", "alice", "a-secret").await.unwrap();
+    a.insert_component(&component("prod", "aws", None))
+        .await
+        .unwrap();
+    assert_eq!(
+        a.get_secret("creds").await.unwrap().unwrap().password,
+        "a-secret"
+    );
+    assert_eq!(
+        b.get_secret("creds").await.unwrap().unwrap().password,
+        "b-secret"
+    );
+    assert_eq!(
+        b.get_component("prod")
+            .await
+            .unwrap()
+            .unwrap()
+            .secret
+            .as_deref(),
+        Some("creds")
+    );
+    assert_eq!(a.get_component("prod").await.unwrap().unwrap().secret, None);
+
+    // Deleting in one tenant leaves the other's rows.
+    a.delete_component("prod").await.unwrap();
+    a.delete_flavor("aws").await.unwrap();
+    a.delete_secret("creds").await.unwrap();
+    assert!(b.get_flavor("aws").await.unwrap().is_some());
+    assert!(b.get_component("prod").await.unwrap().is_some());
+    assert!(b.get_secret("creds").await.unwrap().is_some());
+}
+
+// ----- lifecycle -----
+
+#[tokio::test]
+async fn data_survives_closing_and_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let sha256 = {
+        let store = Store::open(&home).await.unwrap();
+        let t = store.tenant("default");
+        t.insert_flavor(&flavor("aws")).await.unwrap();
+        t.create_secret("creds", "bob", "pw").await.unwrap();
+        t.insert_component(&component("prod", "aws", Some("creds")))
+            .await
+            .unwrap();
+        let sha256 = store.blobs().put(b"wasm bytes").unwrap();
+        store.close().await;
+        sha256
+    };
+    let store = Store::open(&home).await.unwrap();
+    let t = store.tenant("default");
+    assert!(t.get_flavor("aws").await.unwrap().is_some());
+    assert_eq!(t.get_secret("creds").await.unwrap().unwrap().password, "pw");
+    assert_eq!(
+        t.get_component("prod")
+            .await
+            .unwrap()
+            .unwrap()
+            .secret
+            .as_deref(),
+        Some("creds")
+    );
+    assert_eq!(store.blobs().get(&sha256).unwrap(), b"wasm bytes");
+}
+
+#[tokio::test]
+async fn two_stores_on_one_home_open_and_write_at_once() {
+    // Two CLI processes: separate pools on the same fresh database.
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let (one, two) = tokio::join!(Store::open(&home), Store::open(&home));
+    let (one, two) = (one.unwrap(), two.unwrap());
+    let write = |store: Store, prefix: &'static str| async move {
+        let t = store.tenant("default");
+        for i in 0..25 {
+            t.create_secret(&format!("{prefix}-s{i}"), "u", "p").await?;
+            t.insert_component(&component(
+                &format!("{prefix}-c{i}"),
+                "aws",
+                Some(&format!("{prefix}-s{i}")),
+            ))
+            .await?;
+        }
+        Ok::<_, StoreError>(())
+    };
+    let (r1, r2) = tokio::join!(
+        tokio::spawn(write(one.clone(), "one")),
+        tokio::spawn(write(two, "two"))
+    );
+    r1.unwrap().unwrap();
+    r2.unwrap().unwrap();
+    assert_eq!(
+        one.tenant("default").list_components().await.unwrap().len(),
+        50
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn home_is_0700_and_database_files_are_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let store = Store::open(&home).await.unwrap();
+    let t = store.tenant("default");
+    t.create_secret("creds", "bob", "pw").await.unwrap();
+    t.insert_flavor(&flavor("aws")).await.unwrap();
+
+    assert_eq!(mode(&home), 0o700);
+    assert_eq!(mode(&home.join("blobs")), 0o700);
+    assert_eq!(mode(&home.join("blobs/sha256")), 0o700);
+    assert_eq!(mode(&home.join("flavorbox.db")), 0o600);
+    let wal = home.join("flavorbox.db-wal");
+    assert!(wal.exists(), "WAL mode should leave a -wal file while open");
+    assert_eq!(mode(&wal), 0o600);
+    let shm = home.join("flavorbox.db-shm");
+    if shm.exists() {
+        assert_eq!(mode(&shm), 0o600);
+    }
+    let sha256 = store.blobs().put(b"x").unwrap();
+    assert_eq!(mode(&store.blobs().path(&sha256).unwrap()), 0o600);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn loose_database_permissions_are_tightened_on_open() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    Store::open(&home).await.unwrap().close().await;
+    let db = home.join("flavorbox.db");
+    fs::set_permissions(&db, fs::Permissions::from_mode(0o644)).unwrap();
+    let _store = Store::open(&home).await.unwrap();
+    assert_eq!(mode(&db), 0o600);
+}
+
+// ----- blobs -----
+
+#[tokio::test]
+async fn blob_put_get_round_trips_and_is_idempotent() {
+    let (_dir, store) = open_temp().await;
+    let blobs = store.blobs();
+    let sha256 = blobs.put(b"hello").unwrap();
+    assert_eq!(
+        sha256,
+        "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    );
+    assert_eq!(blobs.put(b"hello").unwrap(), sha256);
+    assert_eq!(blobs.get(&sha256).unwrap(), b"hello");
+    assert!(
+        blobs
+            .path(&sha256)
+            .unwrap()
+            .ends_with(format!("blobs/sha256/{sha256}"))
+    );
+    // No temporary files left behind.
+    let entries = fs::read_dir(blobs.path(&sha256).unwrap().parent().unwrap())
+        .unwrap()
+        .count();
+    assert_eq!(entries, 1);
+}
+
+#[tokio::test]
+async fn missing_blob_is_not_found() {
+    let (_dir, store) = open_temp().await;
+    let err = store.blobs().get(DIGEST).unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotFound { kind: "blob", .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn corrupt_blob_is_detected_and_repaired_by_put() {
+    let (_dir, store) = open_temp().await;
+    let blobs = store.blobs();
+    let sha256 = blobs.put(b"original").unwrap();
+    fs::write(blobs.path(&sha256).unwrap(), b"tampered").unwrap();
+    let err = blobs.get(&sha256).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::CorruptBlob { sha256: s } if *s == sha256),
+        "{err:?}"
+    );
+    blobs.put(b"original").unwrap();
+    assert_eq!(blobs.get(&sha256).unwrap(), b"original");
+}
+
+#[tokio::test]
+async fn blob_names_that_are_not_digests_are_rejected() {
+    let (_dir, store) = open_temp().await;
+    let blobs = store.blobs();
+    let upper = DIGEST.to_uppercase();
+    let long = format!("{DIGEST}0");
+    let traversal = format!("../../{}", &DIGEST[6..]);
+    for bad in [
+        "",
+        "..",
+        "../flavorbox.db",
+        "/etc/passwd",
+        &DIGEST[1..],
+        &long,
+        &upper,
+        &traversal,
+    ] {
+        assert!(
+            matches!(blobs.get(bad), Err(StoreError::InvalidDigest(_))),
+            "{bad}"
+        );
+        assert!(
+            matches!(blobs.path(bad), Err(StoreError::InvalidDigest(_))),
+            "{bad}"
+        );
+    }
+}
+
+// ----- time and SQL portability -----
+
+#[test]
+fn timestamps_are_rfc3339_utc() {
+    assert_eq!(format_rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
+    assert_eq!(format_rfc3339(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+    assert_eq!(
+        format_rfc3339(1_700_000_000, 123),
+        "2023-11-14T22:13:20.123Z"
+    );
+    assert_eq!(
+        format_rfc3339(4_102_444_799, 999),
+        "2099-12-31T23:59:59.999Z"
+    );
+    assert_eq!(format_rfc3339(-1, 0), "1969-12-31T23:59:59.000Z");
+}
+
+#[tokio::test]
+async fn numbered_placeholders_bind_by_number_in_sqlite() {
+    // The store writes `$n` (PostgreSQL syntax); sqlx-sqlite must bind by the
+    // number, including a placeholder used twice, not by position.
+    let (_dir, store) = open_temp().await;
+    let row: (String, String, String) = sqlx::query_as("SELECT $2, $1, $2")
+        .bind("one")
+        .bind("two")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(row, ("two".into(), "one".into(), "two".into()));
+}
+
+#[test]
+fn error_messages_say_what_to_do() {
+    let err = StoreError::NotFound {
+        kind: "flavor",
+        name: "x".into(),
+    };
+    assert_eq!(
+        err.to_string(),
+        "flavor `x` does not exist: check the name against the list of flavors"
+    );
+    let err = StoreError::AlreadyExists {
+        kind: "secret",
+        name: "x".into(),
+    };
+    assert_eq!(
+        err.to_string(),
+        "secret `x` already exists: choose another name, or delete the existing secret first"
+    );
+}
+
+#[tokio::test]
+async fn database_itself_refuses_a_component_naming_a_missing_secret() {
+    // The foreign key backs the store's own check, for writers that race it.
+    let (_dir, store) = open_temp().await;
+    let err = sqlx::query(
+        "INSERT INTO components \
+         (tenant, name, flavor, uri, config_json, secret, created_at, updated_at) \
+         VALUES ('t', 'c', 'f', 'u', '{}', 'missing', 'now', 'now')",
+    )
+    .execute(&store.pool)
+    .await
+    .unwrap_err();
+    let err = component_write_error(err, &component("c", "f", Some("missing")));
+    assert!(matches!(err, StoreError::SecretNotFound(_)), "{err:?}");
+}
