@@ -1,1 +1,20 @@
+//! Flavorbox: container-registry flavors as WebAssembly components in a
+//! wasmtime sandbox, with a trusted host that parses image references, checks
+//! containment, holds the credentials and performs the push.
+//!
+//! Dependencies point inward: `reference` and `config` are pure; `sandbox`
+//! (with `world`, `flavor`, `builtin`) knows nothing of the store, the push or
+//! the edges; `store` knows nothing of wasm; `push` and `registry_api` know
+//! nothing of flavors. `app` composes them, and `cli` is an edge over `app`.
 
+pub mod app;
+pub mod builtin;
+pub mod cli;
+pub mod config;
+pub mod flavor;
+pub mod push;
+pub mod reference;
+pub mod registry_api;
+pub mod sandbox;
+pub mod store;
+pub mod world;

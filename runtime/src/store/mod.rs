@@ -181,7 +181,7 @@ impl fmt::Debug for SecretRecord {
 }
 
 /// What may be shown of a secret: everything but the password.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SecretSummary {
     /// Secret name.
     pub name: String,
