@@ -9,20 +9,34 @@ fn main() {
     // sqlx::migrate! embeds runtime/migrations at compile time.
     println!("cargo:rerun-if-changed=migrations");
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let root = manifest_dir.parent().expect("runtime/ is inside the workspace").to_path_buf();
+    let root = manifest_dir
+        .parent()
+        .expect("runtime/ is inside the workspace")
+        .to_path_buf();
     let flavors_dir = root.join("guest-flavors");
     let found = guest_build::discover(&flavors_dir, &[]);
     let guests: Vec<guest_build::Guest<'_>> = found
         .iter()
-        .map(|(package, dir)| guest_build::Guest { package, dir: dir.clone() })
+        .map(|(package, dir)| guest_build::Guest {
+            package,
+            dir: dir.clone(),
+        })
         .collect();
-    let built = guest_build::build(&root, &guests, &[root.join("wit"), flavors_dir.join("flavor-kit")]);
+    let built = guest_build::build(
+        &root,
+        &guests,
+        &[root.join("wit"), flavors_dir.join("flavor-kit")],
+    );
 
     let mut list = String::from("/// Every built-in flavor: (package, component bytes).\n");
     list.push_str("pub const BUILTIN_COMPONENTS: &[(&str, &[u8])] = &[\n");
     for ((package, _), path) in found.iter().zip(&built) {
-        writeln!(list, "    ({package:?}, include_bytes!({:?})),", path.display().to_string())
-            .expect("write to string");
+        writeln!(
+            list,
+            "    ({package:?}, include_bytes!({:?})),",
+            path.display().to_string()
+        )
+        .expect("write to string");
     }
     list.push_str("];\n");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo")).join("builtins.rs");

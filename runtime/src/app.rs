@@ -24,9 +24,7 @@ use crate::sandbox::{
     CallContext, CallError, Limits, LoadError, LoadedFlavor, LogLine, LookupError,
     RepositoryLookup, Sandbox, SandboxConfig,
 };
-use crate::store::{
-    ComponentRecord, FlavorRecord, SecretSummary, Store, StoreError, TenantStore,
-};
+use crate::store::{ComponentRecord, FlavorRecord, SecretSummary, Store, StoreError, TenantStore};
 
 /// The tenant the CLI acts as.
 pub const DEFAULT_TENANT: &str = "default";
@@ -92,7 +90,9 @@ pub enum AppError {
     #[error("no registry component named `{0}`; see `flavorbox registry list`")]
     UnknownComponent(String),
     /// A name is not acceptable.
-    #[error("invalid {kind} name `{name}`: use letters, digits, `.`, `-`, `_` (1 to 128 characters, starting with a letter or digit)")]
+    #[error(
+        "invalid {kind} name `{name}`: use letters, digits, `.`, `-`, `_` (1 to 128 characters, starting with a letter or digit)"
+    )]
     InvalidName {
         /// What is being named.
         kind: &'static str,
@@ -271,7 +271,9 @@ impl App {
 }
 
 /// Runs blocking work (sandbox calls) off the async runtime.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AppError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| AppError::Internal(format!("sandbox task failed: {e}")))
@@ -354,8 +356,10 @@ impl TenantApp<'_> {
     }
 
     fn info_from_record(&self, record: FlavorRecord) -> Result<FlavorInfo, AppError> {
-        let metadata: FlavorMetadata = serde_json::from_str(&record.metadata_json)
-            .map_err(|e| AppError::Internal(format!("stored metadata of `{}`: {e}", record.name)))?;
+        let metadata: FlavorMetadata =
+            serde_json::from_str(&record.metadata_json).map_err(|e| {
+                AppError::Internal(format!("stored metadata of `{}`: {e}", record.name))
+            })?;
         Ok(FlavorInfo {
             name: record.name,
             builtin: false,
@@ -439,13 +443,12 @@ impl TenantApp<'_> {
         let loaded = flavor.clone();
         let outcome = blocking(move || sandbox.validate_config(&loaded, &ctx, &text)).await??;
         let normalised = outcome.value.map_err(invalid)?;
-        let normalised = config::check_normalised(&uri, normalised).map_err(|reason| {
-            CallError {
+        let normalised =
+            config::check_normalised(&uri, normalised).map_err(|reason| CallError {
                 flavor: flavor.name().to_string(),
                 function: "validate-config",
                 kind: crate::sandbox::CallErrorKind::BadOutput(reason),
-            }
-        })?;
+            })?;
         Ok((uri, normalised, outcome.logs))
     }
 
@@ -611,7 +614,10 @@ impl TenantApp<'_> {
             });
         }
         if reference.digest().is_some() {
-            return Err(AppError::DigestPush(reference.to_string(), reference.name()));
+            return Err(AppError::DigestPush(
+                reference.to_string(),
+                reference.name(),
+            ));
         }
         let reference = reference.with_default_tag();
 
@@ -657,9 +663,13 @@ impl TenantApp<'_> {
             return Ok(report);
         }
         let docker = push::connect().await?;
-        let outcome =
-            push::push_image(&docker, &reference.to_string(), credentials.as_ref(), on_event)
-                .await?;
+        let outcome = push::push_image(
+            &docker,
+            &reference.to_string(),
+            credentials.as_ref(),
+            on_event,
+        )
+        .await?;
         report.digest = Some(outcome.digest);
         Ok(report)
     }

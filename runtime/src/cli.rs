@@ -2,14 +2,13 @@
 //! top of the application layer. `--json` prints one JSON document on stdout;
 //! errors go to stderr with a non-zero exit code.
 
-use std::collections::HashMap;
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::app::{App, ComponentInfo, DEFAULT_TENANT, FlavorInfo, Policy};
@@ -235,8 +234,14 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints a flavor's log lines; `trace` and `debug` only with `FLAVORBOX_LOG=debug`.
 fn print_logs(source: &str, logs: &[LogLine]) {
+    let verbose =
+        std::env::var("FLAVORBOX_LOG").is_ok_and(|v| v.contains("debug") || v.contains("trace"));
     for line in logs {
+        if !verbose && matches!(line.level, "trace" | "debug") {
+            continue;
+        }
         eprintln!("flavor {source} [{}] {}", line.level, line.message);
     }
 }
@@ -287,7 +292,10 @@ fn print_flavor(f: &FlavorInfo) -> anyhow::Result<()> {
     let m = &f.metadata;
     println!("name:          {}", f.name);
     println!("display name:  {}", m.display_name);
-    println!("source:        {}", if f.builtin { "built-in" } else { "registered" });
+    println!(
+        "source:        {}",
+        if f.builtin { "built-in" } else { "registered" }
+    );
     println!("sha256:        {}", f.sha256);
     if let Some(at) = &f.registered_at {
         println!("registered at: {at}");
@@ -301,7 +309,11 @@ fn print_flavor(f: &FlavorInfo) -> anyhow::Result<()> {
     let caps: Vec<String> = m.capabilities.iter().map(|c| c.to_string()).collect();
     println!(
         "capabilities:  {}",
-        if caps.is_empty() { "none".to_string() } else { caps.join(", ") }
+        if caps.is_empty() {
+            "none".to_string()
+        } else {
+            caps.join(", ")
+        }
     );
     println!("config schema:");
     println!("{}", serde_json::to_string_pretty(&m.config_schema)?);
@@ -330,7 +342,10 @@ async fn flavor(app: &App, cmd: FlavorCommand) -> anyhow::Result<()> {
             if out.json {
                 return print_json(&flavors);
             }
-            println!("{:<16} {:<11} {:<28} SHA256", "NAME", "SOURCE", "DISPLAY NAME");
+            println!(
+                "{:<16} {:<11} {:<28} SHA256",
+                "NAME", "SOURCE", "DISPLAY NAME"
+            );
             for f in flavors {
                 println!(
                     "{:<16} {:<11} {:<28} {}",
@@ -344,7 +359,11 @@ async fn flavor(app: &App, cmd: FlavorCommand) -> anyhow::Result<()> {
         }
         FlavorCommand::Describe { name, out } => {
             let info = t.describe_flavor(&name).await?;
-            if out.json { print_json(&info) } else { print_flavor(&info) }
+            if out.json {
+                print_json(&info)
+            } else {
+                print_flavor(&info)
+            }
         }
         FlavorCommand::Delete { name } => {
             t.delete_flavor(&name).await?;
@@ -370,7 +389,14 @@ fn print_component(c: &ComponentInfo) -> anyhow::Result<()> {
 async fn registry(app: &App, cmd: RegistryCommand) -> anyhow::Result<()> {
     let t = app.tenant(DEFAULT_TENANT);
     match cmd {
-        RegistryCommand::Register { name, flavor, uri, config, secret, out } => {
+        RegistryCommand::Register {
+            name,
+            flavor,
+            uri,
+            config,
+            secret,
+            out,
+        } => {
             let options = crate::config::parse_options(&config).map_err(anyhow::Error::msg)?;
             let info = t
                 .register_component(&name, &flavor, &uri, options, secret)
@@ -380,11 +406,20 @@ async fn registry(app: &App, cmd: RegistryCommand) -> anyhow::Result<()> {
             if out.json {
                 print_json(&info)
             } else {
-                println!("registered registry component `{}` ({} at {})", info.name, info.flavor, info.uri);
+                println!(
+                    "registered registry component `{}` ({} at {})",
+                    info.name, info.flavor, info.uri
+                );
                 Ok(())
             }
         }
-        RegistryCommand::Update { name, uri, config, secret, out } => {
+        RegistryCommand::Update {
+            name,
+            uri,
+            config,
+            secret,
+            out,
+        } => {
             let options = crate::config::parse_options(&config).map_err(anyhow::Error::msg)?;
             let info = t
                 .update_component(&name, uri.as_deref(), options, secret)
@@ -394,7 +429,10 @@ async fn registry(app: &App, cmd: RegistryCommand) -> anyhow::Result<()> {
             if out.json {
                 print_json(&info)
             } else {
-                println!("updated registry component `{}` ({} at {})", info.name, info.flavor, info.uri);
+                println!(
+                    "updated registry component `{}` ({} at {})",
+                    info.name, info.flavor, info.uri
+                );
                 Ok(())
             }
         }
@@ -403,7 +441,10 @@ async fn registry(app: &App, cmd: RegistryCommand) -> anyhow::Result<()> {
             if out.json {
                 return print_json(&components);
             }
-            println!("{:<20} {:<12} {:<48} {:<6} SECRET", "NAME", "FLAVOR", "URI", "LOCAL");
+            println!(
+                "{:<20} {:<12} {:<48} {:<6} SECRET",
+                "NAME", "FLAVOR", "URI", "LOCAL"
+            );
             for c in components {
                 println!(
                     "{:<20} {:<12} {:<48} {:<6} {}",
@@ -418,7 +459,11 @@ async fn registry(app: &App, cmd: RegistryCommand) -> anyhow::Result<()> {
         }
         RegistryCommand::Describe { name, out } => {
             let info = t.describe_component(&name).await?;
-            if out.json { print_json(&info) } else { print_component(&info) }
+            if out.json {
+                print_json(&info)
+            } else {
+                print_component(&info)
+            }
         }
         RegistryCommand::Delete { name } => {
             t.delete_component(&name).await?;
@@ -431,7 +476,12 @@ async fn registry(app: &App, cmd: RegistryCommand) -> anyhow::Result<()> {
 async fn secret(app: &App, cmd: SecretCommand) -> anyhow::Result<()> {
     let t = app.tenant(DEFAULT_TENANT);
     match cmd {
-        SecretCommand::Create { name, username, password_stdin, password } => {
+        SecretCommand::Create {
+            name,
+            username,
+            password_stdin,
+            password,
+        } => {
             let password = if password_stdin {
                 let mut text = String::new();
                 std::io::stdin()
@@ -467,57 +517,73 @@ async fn secret(app: &App, cmd: SecretCommand) -> anyhow::Result<()> {
     }
 }
 
-/// Shows the engine's progress: bars on a terminal, plain lines otherwise.
+/// Shows the engine's progress: a bar on a terminal, plain lines otherwise.
+///
+/// Docker's push stream as bollard 0.19 exposes it carries no layer ids, so
+/// the bar follows whichever layer the engine reports on.
 struct Progress {
-    bars: Option<(MultiProgress, HashMap<String, ProgressBar>)>,
-    last: HashMap<String, String>,
+    bar: Option<ProgressBar>,
+    last: Option<String>,
 }
 
 impl Progress {
     fn new() -> Self {
-        let bars = std::io::stderr()
-            .is_terminal()
-            .then(|| (MultiProgress::new(), HashMap::new()));
-        Progress { bars, last: HashMap::new() }
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {msg:<24} [{bar:30}] {bytes}/{total_bytes}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar
+        });
+        Progress { bar, last: None }
     }
 
     fn event(&mut self, event: PushEvent) {
-        match event {
-            PushEvent::Layer { id, status, current, total } => {
-                if let Some((multi, bars)) = &mut self.bars {
-                    let bar = bars.entry(id.clone()).or_insert_with(|| {
-                        let bar = multi.add(ProgressBar::new(0));
-                        bar.set_style(
-                            ProgressStyle::with_template(
-                                "{prefix:.bold} {msg:<16} [{bar:30}] {bytes}/{total_bytes}",
-                            )
-                            .unwrap_or_else(|_| ProgressStyle::default_bar())
-                            .progress_chars("=> "),
-                        );
-                        bar.set_prefix(id.clone());
-                        bar
-                    });
-                    if let Some(total) = total {
-                        bar.set_length(total);
+        let (id, status, current, total) = match event {
+            PushEvent::Layer {
+                id,
+                status,
+                current,
+                total,
+            } => (id, status, current, total),
+            PushEvent::Status(status) => (String::new(), status, None, None),
+        };
+        let line = if id.is_empty() {
+            status
+        } else {
+            format!("{id}: {status}")
+        };
+        match &self.bar {
+            Some(bar) => {
+                if let Some(total) = total {
+                    bar.set_length(total);
+                }
+                if let Some(current) = current {
+                    bar.set_position(current);
+                }
+                if self.last.as_deref() != Some(line.as_str()) {
+                    if current.is_none() {
+                        bar.println(&line);
                     }
-                    if let Some(current) = current {
-                        bar.set_position(current);
-                    }
-                    bar.set_message(status.clone());
-                    if status.contains("Pushed") || status.contains("exists") {
-                        bar.finish();
-                    }
-                } else if self.last.get(&id) != Some(&status) {
-                    eprintln!("{id}: {status}");
-                    self.last.insert(id, status);
+                    bar.set_message(line.clone());
                 }
             }
-            PushEvent::Status(status) => match &self.bars {
-                Some((multi, _)) => {
-                    let _ = multi.println(&status);
+            None => {
+                if self.last.as_deref() != Some(line.as_str()) {
+                    eprintln!("{line}");
                 }
-                None => eprintln!("{status}"),
-            },
+            }
+        }
+        self.last = Some(line);
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
         }
     }
 }
@@ -526,8 +592,12 @@ async fn push(app: &App, args: PushArgs) -> anyhow::Result<()> {
     let t = app.tenant(DEFAULT_TENANT);
     let mut progress = Progress::new();
     let report = t
-        .push(&args.image, &args.registry, args.dry_run, &mut |e| progress.event(e))
-        .await?;
+        .push(&args.image, &args.registry, args.dry_run, &mut |e| {
+            progress.event(e)
+        })
+        .await;
+    progress.finish();
+    let report = report?;
     let flavor = t.describe_component(&args.registry).await?.flavor;
     print_logs(&flavor, &report.logs);
     for warning in &report.warnings {

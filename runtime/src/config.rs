@@ -142,12 +142,16 @@ mod tests {
 
     #[test]
     fn bad_uri_and_computed_fields_are_issues() {
-        for bad in [json!({"uri": 5}), json!({"uri": "https://x.io"}), json!({"uri": ""})] {
+        for bad in [
+            json!({"uri": 5}),
+            json!({"uri": "https://x.io"}),
+            json!({"uri": ""}),
+        ] {
             let issues = apply_base_rules(obj(bad.clone())).expect_err("invalid");
             assert_eq!(issues[0].field, "uri", "{bad}");
         }
-        let issues =
-            apply_base_rules(obj(json!({"uri": "localhost:5000", "is_local": true}))).expect_err("");
+        let issues = apply_base_rules(obj(json!({"uri": "localhost:5000", "is_local": true})))
+            .expect_err("");
         assert_eq!(issues[0].field, "is_local");
     }
 
@@ -159,7 +163,8 @@ mod tests {
         assert!(check_normalised(&original, obj(json!({"uri": "evil.io/team"}))).is_err());
         assert!(check_normalised(&original, obj(json!({}))).is_err());
         let docker = RegistryUri::parse("docker.io/me").expect("valid");
-        let kept = check_normalised(&docker, obj(json!({"uri": "index.docker.io/me"}))).expect("same");
+        let kept =
+            check_normalised(&docker, obj(json!({"uri": "index.docker.io/me"}))).expect("same");
         assert_eq!(kept["uri"], "docker.io/me");
     }
 

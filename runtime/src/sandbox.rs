@@ -21,7 +21,9 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable, types::ComponentItem};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{
+    HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
+};
 
 use crate::flavor::{Capability, ConfigIssue, FlavorMetadata, PushDecision};
 use crate::reference::Reference;
@@ -400,7 +402,9 @@ impl Sandbox {
                 .map_err(|e| LoadError::Invalid(format!("{e:#}")));
         };
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut hasher);
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
         let path = dir.join(format!("{sha256}-{:016x}.cwasm", hasher.finish()));
         if path.exists() {
             // SAFETY: the cache directory is the host's own (owner-only), and
@@ -412,8 +416,8 @@ impl Sandbox {
             }
             let _ = std::fs::remove_file(&path);
         }
-        let component =
-            Component::new(&self.engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
         if let Ok(code) = component.serialize() {
             // Best effort: a cache that cannot be written only costs a compile.
             let _ = write_atomic(&path, &code);
@@ -431,7 +435,9 @@ impl Sandbox {
             exports.push(name.to_string());
             if let Some(v) = name.strip_prefix(&export_prefix) {
                 if !matches!(item.ty, ComponentItem::ComponentInstance(_)) {
-                    return Err(LoadError::WrongWorld(format!("`{name}` is not an interface")));
+                    return Err(LoadError::WrongWorld(format!(
+                        "`{name}` is not an interface"
+                    )));
                 }
                 if !supported(v) {
                     return Err(LoadError::UnsupportedVersion {
@@ -500,13 +506,14 @@ impl Sandbox {
         ctx: &CallContext,
     ) -> Result<Outcome<FlavorMetadata>, CallError> {
         let raw = self.metadata_raw(flavor, ctx)?;
-        let metadata = check_metadata(raw.value, flavor.metadata.wit_version.clone()).map_err(
-            |e| CallError {
-                flavor: flavor.name().to_string(),
-                function: "metadata",
-                kind: CallErrorKind::BadOutput(e.to_string()),
-            },
-        )?;
+        let metadata =
+            check_metadata(raw.value, flavor.metadata.wit_version.clone()).map_err(|e| {
+                CallError {
+                    flavor: flavor.name().to_string(),
+                    function: "metadata",
+                    kind: CallErrorKind::BadOutput(e.to_string()),
+                }
+            })?;
         Ok(Outcome {
             value: metadata,
             logs: raw.logs,
@@ -520,8 +527,10 @@ impl Sandbox {
         flavor: &LoadedFlavor,
         ctx: &CallContext,
         config_json: &str,
-    ) -> Result<Outcome<Result<serde_json::Map<String, serde_json::Value>, Vec<ConfigIssue>>>, CallError>
-    {
+    ) -> Result<
+        Outcome<Result<serde_json::Map<String, serde_json::Value>, Vec<ConfigIssue>>>,
+        CallError,
+    > {
         const F: &str = "validate-config";
         let outcome = self.call(flavor, ctx, F, |bindings, store| {
             bindings
@@ -637,10 +646,7 @@ impl Sandbox {
         flavor: &LoadedFlavor,
         ctx: &CallContext,
         function: &'static str,
-        run: impl FnOnce(
-            &v0_1::ContainerRegistryFlavor,
-            &mut Store<CallState>,
-        ) -> wasmtime::Result<R>,
+        run: impl FnOnce(&v0_1::ContainerRegistryFlavor, &mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<Outcome<R>, CallError> {
         let limits = self.limits(ctx).clone();
         let error = |kind| CallError {
@@ -693,7 +699,9 @@ impl Sandbox {
         store.epoch_deadline_trap();
 
         let result = match flavor.pre.instantiate(&mut store) {
-            Ok(bindings) => run(&bindings, &mut store).map_err(|e| classify(e, &store, &limits, self)),
+            Ok(bindings) => {
+                run(&bindings, &mut store).map_err(|e| classify(e, &store, &limits, self))
+            }
             Err(e) => Err(match classify(e, &store, &limits, self) {
                 CallErrorKind::Trap(msg) => CallErrorKind::Instantiate(msg),
                 other => other,
@@ -725,9 +733,7 @@ fn classify(
         Some(Trap::OutOfFuel) => CallErrorKind::OutOfFuel(limits.fuel),
         Some(Trap::Interrupt) => CallErrorKind::Timeout(limits.timeout),
         Some(Trap::StackOverflow) => CallErrorKind::StackOverflow(sandbox.config.max_wasm_stack),
-        _ if state.limiter.hit => {
-            CallErrorKind::MemoryLimit(state.limiter.max_bytes)
-        }
+        _ if state.limiter.hit => CallErrorKind::MemoryLimit(state.limiter.max_bytes),
         Some(trap) => CallErrorKind::Trap(format!("{trap}; {}", first_line(&format!("{err:#}")))),
         None => CallErrorKind::Trap(first_line(&format!("{err:#}"))),
     }
@@ -764,9 +770,9 @@ fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
 
 fn supported(version: &str) -> bool {
     world::SUPPORTED_VERSIONS.iter().any(|minor| {
-        version
-            .strip_prefix(minor)
-            .is_some_and(|rest| rest.starts_with('.') && rest[1..].bytes().all(|b| b.is_ascii_digit()) && rest.len() > 1)
+        version.strip_prefix(minor).is_some_and(|rest| {
+            rest.starts_with('.') && rest[1..].bytes().all(|b| b.is_ascii_digit()) && rest.len() > 1
+        })
     })
 }
 
@@ -996,7 +1002,10 @@ impl LogSink {
             self.max_lines += 1;
             self.push(
                 "warn",
-                &format!("{dropped} more log lines dropped (limit {})", self.max_lines - 1),
+                &format!(
+                    "{dropped} more log lines dropped (limit {})",
+                    self.max_lines - 1
+                ),
             );
         }
         self.lines

@@ -33,8 +33,14 @@ pub fn build(workspace_root: &Path, guests: &[Guest<'_>], watch: &[PathBuf]) -> 
     for path in watch.iter().chain(guests.iter().map(|g| &g.dir)) {
         println!("cargo:rerun-if-changed={}", path.display());
     }
-    println!("cargo:rerun-if-changed={}", workspace_root.join("Cargo.lock").display());
-    println!("cargo:rerun-if-changed={}", workspace_root.join("Cargo.toml").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace_root.join("Cargo.lock").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace_root.join("Cargo.toml").display()
+    );
 
     // <target>/<profile>/build/<pkg>-<hash>/out -> <target>/<profile>/guest-wasm
     let target_dir = out_dir

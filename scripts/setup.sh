@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs what Flavorbox's build and tests need on a fresh Debian 12 machine:
+# the wasm32-wasip2 Rust target (guests are built from source), and the real
+# services the end-to-end suites run against (Docker engine, CNCF distribution
+# registry, htpasswd, skopeo). Idempotent: installs only what is missing.
+# It starts no daemon; the test fixture (tests/src/services.rs) does that.
+set -euo pipefail
+
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=()
+else
+    SUDO=(sudo)
+fi
+
+say() { echo "setup: $*"; }
+
+# Rust target for the guest flavors.
+if ! command -v rustup >/dev/null 2>&1; then
+    say "rustup not found: install a Rust toolchain with rustup first" >&2
+    exit 1
+fi
+if rustup target list --installed | grep -qx 'wasm32-wasip2'; then
+    say "rust target wasm32-wasip2 already installed"
+else
+    say "adding rust target wasm32-wasip2"
+    rustup target add wasm32-wasip2
+fi
+
+# Binaries the fixture and the tests run, with the Debian package of each.
+# dockerd lives in /usr/sbin, which a non-root PATH may lack.
+declare -A PACKAGE_OF=(
+    [dockerd]=docker.io
+    [docker-registry]=docker-registry
+    [htpasswd]=apache2-utils
+    [skopeo]=skopeo
+)
+missing=()
+for binary in dockerd docker-registry htpasswd skopeo; do
+    if command -v "$binary" >/dev/null 2>&1 || [ -x "/usr/sbin/$binary" ] || [ -x "/usr/bin/$binary" ]; then
+        say "$binary present"
+    else
+        say "$binary missing (package ${PACKAGE_OF[$binary]})"
+        missing+=("${PACKAGE_OF[$binary]}")
+    fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    say "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
+    "${SUDO[@]}" apt-get update
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 apt-get install -y "${missing[@]}"
+else
+    say "all system packages present"
+fi
+say "done"

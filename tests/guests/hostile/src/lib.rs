@@ -1,0 +1,127 @@
+//! A flavor that misbehaves on request, for the sandbox tests.
+//!
+//! `validate-config` reads `{"mode": "..."}` and does what the mode says;
+//! `prepare-image-push` asks the host whether the image's repository exists
+//! and reports the answer as a warning.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use flavor_kit::{
+    Capability, ConfigIssue, Flavor, Host, ImageReference, LogLevel, Metadata, PushDecision,
+};
+
+/// Counts calls within one instance: must be 1 on every call if the host
+/// gives each call a fresh instance.
+static CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// The misbehaving flavor.
+pub struct Hostile;
+
+/// Recursion that keeps its frames in wasm locals (no address taken, so no
+/// shadow stack in linear memory) and that LLVM cannot turn into a loop: it
+/// overflows the engine's wasm stack limit.
+#[inline(never)]
+fn recurse(n: u64) -> u64 {
+    if n % 1_000_000_007 == 1 {
+        return n;
+    }
+    recurse(n.wrapping_add(2)).rotate_left(1) ^ n
+}
+
+/// Everything the guest could observe of its environment, as JSON.
+fn probe() -> String {
+    let env: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+    let args: Vec<String> = std::env::args().collect();
+    let root = std::fs::read_dir("/")
+        .map(|d| d.count())
+        .map_err(|e| e.to_string());
+    let etc = std::fs::read_to_string("/etc/passwd").map_err(|e| e.to_string());
+    let tcp = std::net::TcpStream::connect("127.0.0.1:22")
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(u64::MAX);
+    flavor_kit::serde_json::json!({
+        "env": env,
+        "args": args,
+        "read_dir_root": root.is_ok(),
+        "read_etc_passwd": etc.is_ok(),
+        "tcp_connect": tcp.is_ok(),
+        "wall_clock_secs": now,
+    })
+    .to_string()
+}
+
+impl Flavor for Hostile {
+    fn metadata() -> Metadata {
+        Metadata {
+            name: "hostile".into(),
+            display_name: "Hostile test flavor".into(),
+            description: "Misbehaves on request".into(),
+            docs_url: "https://example.invalid/hostile".into(),
+            logo_url: String::new(),
+            config_schema: r#"{"type":"object"}"#.into(),
+            capabilities: vec![Capability::RepositoryExists],
+        }
+    }
+
+    fn validate_config(host: &dyn Host, config: &str) -> Result<String, Vec<ConfigIssue>> {
+        let calls = CALLS.fetch_add(1, Ordering::SeqCst) + 1;
+        let map = flavor_kit::parse_config(config)?;
+        let mode = map.get("mode").and_then(|m| m.as_str()).unwrap_or("ok");
+        match mode {
+            "ok" => Ok(config.to_string()),
+            "calls" => Ok(format!(r#"{{"calls":{calls}}}"#)),
+            "trap" => panic!("hostile flavor panics on purpose"),
+            "loop" => {
+                let mut x: u64 = 0;
+                loop {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            }
+            "alloc" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    let mut block = vec![0u8; 1 << 20];
+                    block[0] = 1;
+                    hoard.push(std::hint::black_box(block));
+                }
+            }
+            "recurse" => Ok(format!(r#"{{"n":{}}}"#, recurse(0))),
+            "big-output" => Ok(format!(r#"{{"pad":"{}"}}"#, "x".repeat(4 << 20))),
+            "not-json" => Ok("this is not json".into()),
+            "no-issues" => Err(Vec::new()),
+            "log-flood" => {
+                for i in 0..10_000 {
+                    host.log(LogLevel::Info, &format!("line {i} {}", "y".repeat(5000)));
+                }
+                Ok(config.to_string())
+            }
+            "print" => {
+                println!("hello from stdout");
+                eprintln!("hello from stderr");
+                Ok(config.to_string())
+            }
+            "probe" => Ok(probe()),
+            "lookup" => match host.repository_exists("team/app") {
+                Ok(b) => Ok(format!(r#"{{"exists":{b}}}"#)),
+                Err(e) => Err(vec![ConfigIssue::new("lookup", e)]),
+            },
+            other => Err(vec![ConfigIssue::new(
+                "mode",
+                format!("unknown mode `{other}`"),
+            )]),
+        }
+    }
+
+    fn prepare_image_push(host: &dyn Host, _config: &str, image: &ImageReference) -> PushDecision {
+        match host.repository_exists(&image.path) {
+            Ok(exists) => PushDecision::Approve(vec![format!("exists={exists}")]),
+            Err(e) => PushDecision::Deny(format!("lookup failed: {e}")),
+        }
+    }
+}
+
+flavor_kit::export_flavor!(Hostile);

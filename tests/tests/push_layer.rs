@@ -1,0 +1,240 @@
+//! The push layer against a real Docker engine and real registries: pushes
+//! land with the digest the registry stores, credentials are checked, failures
+//! are classified, and the registry API answers `repository-exists`.
+
+use std::time::Duration;
+
+use flavorbox::push::{self, Credentials, PushError, PushEvent};
+use flavorbox::registry_api::{RegistryApi, RegistryApiError};
+use flavorbox_tests::services::{
+    dead_registry, docker, make_image, registry_manifest_digest, registry_tags, services,
+};
+
+/// The deadline given to registry API calls in these tests.
+const API_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn auth_credentials() -> Credentials {
+    let s = services();
+    Credentials {
+        username: s.auth_user.clone(),
+        password: s.auth_password.clone(),
+    }
+}
+
+fn wrong_credentials() -> Credentials {
+    Credentials {
+        username: services().auth_user.clone(),
+        password: "not-the-password".to_string(),
+    }
+}
+
+#[tokio::test]
+async fn push_to_open_registry_stores_the_reported_digest() -> anyhow::Result<()> {
+    let registry = &services().open_registry;
+    let image = format!("{registry}/fixture/app:1");
+    make_image(&image).await?;
+    let docker = docker().await?;
+
+    let mut events = Vec::new();
+    let outcome = push::push_image(&docker, &image, None, &mut |e| events.push(e)).await?;
+
+    assert!(outcome.digest.starts_with("sha256:"), "{outcome:?}");
+    assert!(
+        events.iter().any(|e| matches!(e, PushEvent::Layer { .. })),
+        "no layer progress reported: {events:?}"
+    );
+    assert_eq!(
+        registry_tags(registry, "fixture/app", None)?,
+        vec!["1".to_string()]
+    );
+    assert_eq!(
+        registry_manifest_digest(registry, "fixture/app", "1", None)?,
+        outcome.digest
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn push_to_auth_registry_succeeds_with_the_right_credentials() -> anyhow::Result<()> {
+    let s = services();
+    let image = format!("{}/fixture/private:1", s.auth_registry);
+    make_image(&image).await?;
+    let docker = docker().await?;
+
+    let outcome = push::push_image(&docker, &image, Some(&auth_credentials()), &mut |_| {}).await?;
+
+    let auth = Some((s.auth_user.as_str(), s.auth_password.as_str()));
+    assert_eq!(
+        registry_manifest_digest(&s.auth_registry, "fixture/private", "1", auth)?,
+        outcome.digest
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn push_with_wrong_or_missing_credentials_is_an_auth_error() -> anyhow::Result<()> {
+    let image = format!("{}/fixture/denied:1", services().auth_registry);
+    make_image(&image).await?;
+    let docker = docker().await?;
+
+    let wrong = push::push_image(&docker, &image, Some(&wrong_credentials()), &mut |_| {}).await;
+    assert!(matches!(wrong, Err(PushError::Auth { .. })), "{wrong:?}");
+    let missing = push::push_image(&docker, &image, None, &mut |_| {}).await;
+    assert!(
+        matches!(missing, Err(PushError::Auth { .. })),
+        "{missing:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn push_to_a_dead_registry_is_unreachable() -> anyhow::Result<()> {
+    let image = format!("{}/fixture/app:1", dead_registry());
+    make_image(&image).await?;
+    let docker = docker().await?;
+
+    let result = push::push_image(&docker, &image, None, &mut |_| {}).await;
+    assert!(
+        matches!(result, Err(PushError::Unreachable { .. })),
+        "{result:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn engine_that_does_not_answer_is_a_connect_error_naming_the_fix() {
+    let result = push::connect_to("unix:///nonexistent/flavorbox/docker.sock").await;
+    let Err(error @ PushError::Connect { .. }) = result else {
+        panic!("expected a Connect error, got {:?}", result.map(|_| ()));
+    };
+    let message = error.to_string();
+    assert!(
+        message.contains("dockerd") && message.contains("DOCKER_HOST"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn connect_to_negotiates_with_the_debian_engine() -> anyhow::Result<()> {
+    let docker = push::connect_to(&services().docker_host).await?;
+    docker.ping().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn push_of_a_missing_image_is_image_not_found() -> anyhow::Result<()> {
+    let image = format!("{}/fixture/never-made:1", services().open_registry);
+    let docker = docker().await?;
+
+    let result = push::push_image(&docker, &image, None, &mut |_| {}).await;
+    assert!(
+        matches!(result, Err(PushError::ImageNotFound { .. })),
+        "{result:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn repository_exists_answers_on_the_open_registry() -> anyhow::Result<()> {
+    let registry = &services().open_registry;
+    let image = format!("{registry}/fixture/exists:1");
+    make_image(&image).await?;
+    push::push_image(&docker().await?, &image, None, &mut |_| {}).await?;
+
+    let api = RegistryApi::new();
+    assert!(api.repository_exists(registry, "fixture/exists", None, API_TIMEOUT)?);
+    assert!(!api.repository_exists(registry, "fixture/absent", None, API_TIMEOUT)?);
+    Ok(())
+}
+
+#[tokio::test]
+async fn repository_exists_uses_credentials_on_the_auth_registry() -> anyhow::Result<()> {
+    let s = services();
+    let image = format!("{}/fixture/guarded:1", s.auth_registry);
+    make_image(&image).await?;
+    push::push_image(
+        &docker().await?,
+        &image,
+        Some(&auth_credentials()),
+        &mut |_| {},
+    )
+    .await?;
+
+    let api = RegistryApi::new();
+    let creds = auth_credentials();
+    assert!(api.repository_exists(
+        &s.auth_registry,
+        "fixture/guarded",
+        Some(&creds),
+        API_TIMEOUT
+    )?);
+    assert!(!api.repository_exists(
+        &s.auth_registry,
+        "fixture/absent",
+        Some(&creds),
+        API_TIMEOUT
+    )?);
+
+    let wrong = api.repository_exists(
+        &s.auth_registry,
+        "fixture/guarded",
+        Some(&wrong_credentials()),
+        API_TIMEOUT,
+    );
+    assert!(
+        matches!(wrong, Err(RegistryApiError::Auth { .. })),
+        "{wrong:?}"
+    );
+    let missing = api.repository_exists(&s.auth_registry, "fixture/guarded", None, API_TIMEOUT);
+    assert!(
+        matches!(missing, Err(RegistryApiError::Auth { .. })),
+        "{missing:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn repository_exists_on_a_dead_registry_is_unreachable() {
+    let result =
+        RegistryApi::new().repository_exists(&dead_registry(), "fixture/app", None, API_TIMEOUT);
+    assert!(
+        matches!(result, Err(RegistryApiError::Unreachable { .. })),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn repository_exists_on_a_hanging_registry_times_out() -> anyhow::Result<()> {
+    // Accepts connections (the kernel completes the handshake) but never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let timeout = Duration::from_millis(500);
+    let started = std::time::Instant::now();
+    let result =
+        RegistryApi::new().repository_exists(&addr.to_string(), "fixture/app", None, timeout);
+    assert!(
+        matches!(result, Err(RegistryApiError::TimedOut { .. })),
+        "{result:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    drop(listener);
+    Ok(())
+}
+
+#[test]
+fn repository_exists_refuses_a_hostile_repository_name() {
+    let result = RegistryApi::new().repository_exists(
+        "127.0.0.1:1",
+        "../../v2/_catalog?n=1",
+        None,
+        API_TIMEOUT,
+    );
+    assert!(
+        matches!(result, Err(RegistryApiError::InvalidRepository { .. })),
+        "{result:?}"
+    );
+}
