@@ -1,8 +1,9 @@
 //! A flavor that misbehaves on request, for the sandbox tests.
 //!
 //! `validate-config` reads `{"mode": "..."}` and does what the mode says;
-//! `prepare-image-push` asks the host whether the image's repository exists
-//! and reports the answer as a warning.
+//! `prepare-image-push` denies with the config's `deny` text when there is
+//! one, else asks the host whether the image's repository exists and reports
+//! the answer as a warning.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -116,7 +117,13 @@ impl Flavor for Hostile {
         }
     }
 
-    fn prepare_image_push(host: &dyn Host, _config: &str, image: &ImageReference) -> PushDecision {
+    fn prepare_image_push(host: &dyn Host, config: &str, image: &ImageReference) -> PushDecision {
+        let deny = flavor_kit::parse_config(config)
+            .ok()
+            .and_then(|map| map.get("deny").and_then(|d| d.as_str()).map(str::to_string));
+        if let Some(reason) = deny {
+            return PushDecision::Deny(reason);
+        }
         match host.repository_exists(&image.path) {
             Ok(exists) => PushDecision::Approve(vec![format!("exists={exists}")]),
             Err(e) => PushDecision::Deny(format!("lookup failed: {e}")),
