@@ -237,6 +237,9 @@ pub struct Outcome<T> {
     pub logs: Vec<LogLine>,
 }
 
+/// A flavor's verdict on a config: the normalised config, or every issue.
+pub type Validation = Result<serde_json::Map<String, serde_json::Value>, Vec<ConfigIssue>>;
+
 /// A loaded, checked flavor component, ready to be called.
 pub struct LoadedFlavor {
     sha256: String,
@@ -527,10 +530,7 @@ impl Sandbox {
         flavor: &LoadedFlavor,
         ctx: &CallContext,
         config_json: &str,
-    ) -> Result<
-        Outcome<Result<serde_json::Map<String, serde_json::Value>, Vec<ConfigIssue>>>,
-        CallError,
-    > {
+    ) -> Result<Outcome<Validation>, CallError> {
         const F: &str = "validate-config";
         let outcome = self.call(flavor, ctx, F, |bindings, store| {
             bindings

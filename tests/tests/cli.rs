@@ -146,13 +146,7 @@ fn image_parse_prints_normalised_parts_and_rejects_invalid_references() {
         user.json(&["image", "parse", "index.docker.io/me/app:v2"])["name"],
         "docker.io/me/app"
     );
-    for bad in [
-        "app:",
-        "foo/Bar",
-        "UPPER",
-        "a//b",
-        &format!("{}", "a".repeat(256)),
-    ] {
+    for bad in ["app:", "foo/Bar", "UPPER", "a//b", &"a".repeat(256)] {
         let err = user.fails(&["image", "parse", bad, "--json"]);
         assert!(err.contains("invalid"), "{bad}: {err}");
     }
