@@ -51,13 +51,13 @@ impl Default for Policy {
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// The component could not be loaded as a flavor.
-    #[error("cannot load the flavor: {0}")]
+    #[error(transparent)]
     Load(#[from] LoadError),
     /// A flavor call failed (trap, limit, bad output).
-    #[error("{0}")]
+    #[error(transparent)]
     Call(#[from] CallError),
     /// The store refused or failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
     /// The config was rejected (by the host's base rules or the flavor).
     #[error("invalid config for flavor `{flavor}`:{}", list_issues(.issues))]
@@ -100,12 +100,12 @@ pub enum AppError {
         name: String,
     },
     /// The image reference does not parse.
-    #[error("invalid image reference `{image}`: {source}")]
+    #[error("invalid image reference `{image}`: {reason}")]
     BadReference {
         /// The text given.
         image: String,
         /// Why it is invalid.
-        source: ReferenceError,
+        reason: ReferenceError,
     },
     /// The image is not inside the component's registry.
     #[error(
@@ -133,7 +133,7 @@ pub enum AppError {
         reason: String,
     },
     /// The push failed.
-    #[error("push failed: {0}")]
+    #[error(transparent)]
     Push(#[from] PushError),
     /// A background task failed.
     #[error("internal error: {0}")]
@@ -595,9 +595,9 @@ impl TenantApp<'_> {
         dry_run: bool,
         on_event: &mut (dyn FnMut(PushEvent) + Send),
     ) -> Result<PushReport, AppError> {
-        let reference = Reference::parse(image).map_err(|source| AppError::BadReference {
+        let reference = Reference::parse(image).map_err(|reason| AppError::BadReference {
             image: image.to_string(),
-            source,
+            reason,
         })?;
         let record = self
             .store

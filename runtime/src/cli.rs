@@ -214,10 +214,27 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", render_error(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, leaving out a cause whose text an
+/// outer message already includes.
+fn render_error(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let message = cause.to_string();
+        if out.contains(&message) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&message);
+    }
+    out
 }
 
 async fn open(home: Option<PathBuf>) -> anyhow::Result<App> {
@@ -232,6 +249,27 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;
     Ok(())
+}
+
+/// Prints rows under headers, each column as wide as its widest cell.
+fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (cell, w) in cells.iter().zip(&widths) {
+            out.push_str(&format!("{cell:<w$}  "));
+        }
+        println!("{}", out.trim_end());
+    };
+    line(headers.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
 }
 
 /// Prints a flavor's log lines; `trace` and `debug` only with `FLAVORBOX_LOG=debug`.
@@ -342,19 +380,18 @@ async fn flavor(app: &App, cmd: FlavorCommand) -> anyhow::Result<()> {
             if out.json {
                 return print_json(&flavors);
             }
-            println!(
-                "{:<16} {:<11} {:<28} SHA256",
-                "NAME", "SOURCE", "DISPLAY NAME"
-            );
-            for f in flavors {
-                println!(
-                    "{:<16} {:<11} {:<28} {}",
-                    f.name,
-                    if f.builtin { "built-in" } else { "registered" },
-                    f.metadata.display_name,
-                    &f.sha256[..12.min(f.sha256.len())]
-                );
-            }
+            let rows = flavors
+                .iter()
+                .map(|f| {
+                    vec![
+                        f.name.clone(),
+                        if f.builtin { "built-in" } else { "registered" }.to_string(),
+                        f.metadata.display_name.clone(),
+                        f.sha256.chars().take(12).collect(),
+                    ]
+                })
+                .collect();
+            print_table(&["NAME", "SOURCE", "DISPLAY NAME", "SHA256"], rows);
             Ok(())
         }
         FlavorCommand::Describe { name, out } => {
@@ -441,20 +478,19 @@ async fn registry(app: &App, cmd: RegistryCommand) -> anyhow::Result<()> {
             if out.json {
                 return print_json(&components);
             }
-            println!(
-                "{:<20} {:<12} {:<48} {:<6} SECRET",
-                "NAME", "FLAVOR", "URI", "LOCAL"
-            );
-            for c in components {
-                println!(
-                    "{:<20} {:<12} {:<48} {:<6} {}",
-                    c.name,
-                    c.flavor,
-                    c.uri,
-                    c.is_local,
-                    c.secret.as_deref().unwrap_or("-")
-                );
-            }
+            let rows = components
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.name.clone(),
+                        c.flavor.clone(),
+                        c.uri.clone(),
+                        c.is_local.to_string(),
+                        c.secret.clone().unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect();
+            print_table(&["NAME", "FLAVOR", "URI", "LOCAL", "SECRET"], rows);
             Ok(())
         }
         RegistryCommand::Describe { name, out } => {
@@ -503,10 +539,11 @@ async fn secret(app: &App, cmd: SecretCommand) -> anyhow::Result<()> {
             if out.json {
                 return print_json(&secrets);
             }
-            println!("{:<24} {:<24} CREATED", "NAME", "USERNAME");
-            for s in secrets {
-                println!("{:<24} {:<24} {}", s.name, s.username, s.created_at);
-            }
+            let rows = secrets
+                .iter()
+                .map(|s| vec![s.name.clone(), s.username.clone(), s.created_at.clone()])
+                .collect();
+            print_table(&["NAME", "USERNAME", "CREATED"], rows);
             Ok(())
         }
         SecretCommand::Delete { name } => {
