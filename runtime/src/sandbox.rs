@@ -373,7 +373,8 @@ impl Sandbox {
         let mut flavor = LoadedFlavor {
             sha256: sha256.clone(),
             metadata: FlavorMetadata {
-                name: "(loading)".into(),
+                // Until `metadata` answers, errors name the content hash.
+                name: format!("sha256:{}", &sha256[..12]),
                 display_name: String::new(),
                 description: String::new(),
                 docs_url: String::new(),
@@ -384,7 +385,14 @@ impl Sandbox {
             },
             pre,
         };
-        let raw = self.metadata_raw(&flavor, &CallContext::default())?;
+        // Exports are type-checked when an instance is made: a component
+        // whose functions have the wrong types fails here.
+        let raw = self
+            .metadata_raw(&flavor, &CallContext::default())
+            .map_err(|e| match e.kind {
+                CallErrorKind::Instantiate(msg) => LoadError::WrongWorld(msg),
+                _ => LoadError::Metadata(e),
+            })?;
         flavor.metadata = check_metadata(raw.value, version)?;
         let flavor = Arc::new(flavor);
         self.lock_loaded().insert(sha256, flavor.clone());
@@ -702,10 +710,12 @@ impl Sandbox {
             Ok(bindings) => {
                 run(&bindings, &mut store).map_err(|e| classify(e, &store, &limits, self))
             }
-            Err(e) => Err(match classify(e, &store, &limits, self) {
-                CallErrorKind::Trap(msg) => CallErrorKind::Instantiate(msg),
-                other => other,
-            }),
+            // A trap or a limit while instantiating (start functions, initial
+            // memory) is that; anything else is the instance not fitting.
+            Err(e) if e.downcast_ref::<Trap>().is_none() && !store.data().limiter.hit => {
+                Err(CallErrorKind::Instantiate(first_line(&format!("{e:#}"))))
+            }
+            Err(e) => Err(classify(e, &store, &limits, self)),
         };
         let mut state = store.into_data();
         state.logs.capture("stdout", &stdout.contents());

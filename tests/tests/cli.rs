@@ -601,3 +601,41 @@ fn a_missing_engine_is_a_clear_error_but_dry_runs_need_none() {
         "{err}"
     );
 }
+
+#[test]
+fn repository_exists_is_answered_from_the_registry_api_with_the_components_credentials() {
+    let user = User::with_docker();
+    let s = services();
+    let registry = &s.auth_registry;
+    let image = format!("{registry}/lookup/app:1");
+    block_on(make_image(&image)).expect("make image");
+    user.ok(&["flavor", "register", &hostile_wasm()]);
+    user.create_secret("right", &s.auth_user, &s.auth_password);
+    user.create_secret("wrong", &s.auth_user, "not-the-password");
+    user.ok(&[
+        "registry", "register", "good", "--flavor", "hostile", "--uri", registry, "--secret",
+        "right",
+    ]);
+    user.ok(&[
+        "registry", "register", "bad", "--flavor", "hostile", "--uri", registry, "--secret",
+        "wrong",
+    ]);
+
+    // The hostile flavor asks the host about the image's repository and
+    // reports the answer as a warning.
+    let before = user.json(&["push", &image, "--registry", "good", "--dry-run"]);
+    assert_eq!(before["warnings"], json!(["exists=false"]));
+    let pushed = user.json(&["push", &image, "--registry", "good"]);
+    assert!(
+        pushed["digest"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("sha256:"))
+    );
+    let after = user.json(&["push", &image, "--registry", "good", "--dry-run"]);
+    assert_eq!(after["warnings"], json!(["exists=true"]));
+
+    // With the wrong credentials the host cannot answer; the flavor sees why.
+    let err = user.fails(&["push", &image, "--registry", "bad", "--dry-run"]);
+    assert!(err.contains("lookup failed"), "{err}");
+    assert!(err.to_lowercase().contains("auth"), "{err}");
+}

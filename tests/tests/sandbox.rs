@@ -340,6 +340,21 @@ fn loader_explains_what_is_wrong() {
         Err(LoadError::UnknownImport { name }) => assert_eq!(name, "evil:net/exfiltrate@1.0.0"),
         other => panic!("expected UnknownImport, got {other:?}"),
     }
+    match sandbox.load(&guest_bytes("guest-no-export")) {
+        Err(e @ LoadError::MissingExport { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("flavorbox:registry/flavor@0.1.0"), "{msg}");
+            assert!(msg.contains("acme:greeter/greet@1.0.0"), "{msg}");
+        }
+        other => panic!("expected MissingExport, got {other:?}"),
+    }
+    match sandbox.load(&guest_bytes("guest-wrong-shape")) {
+        Err(e @ LoadError::WrongWorld(_)) => {
+            let msg = e.to_string();
+            assert!(msg.contains("container-registry-flavor"), "{msg}");
+        }
+        other => panic!("expected WrongWorld, got {other:?}"),
+    }
     match sandbox.load(&guest_bytes("guest-wrong-version")) {
         Err(e @ LoadError::UnsupportedVersion { .. }) => {
             let msg = e.to_string();
