@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable, types::ComponentItem};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{
     HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
 };
@@ -668,8 +667,8 @@ impl Sandbox {
             .capabilities
             .contains(&Capability::RepositoryExists)
             || function == "metadata";
-        let stdout = MemoryOutputPipe::new(limits.max_stdio_bytes);
-        let stderr = MemoryOutputPipe::new(limits.max_stdio_bytes);
+        let stdout = CappedPipe::new(limits.max_stdio_bytes);
+        let stderr = CappedPipe::new(limits.max_stdio_bytes);
         let started = Instant::now();
         let wasi = WasiCtxBuilder::new()
             .stdout(stdout.clone())
@@ -1019,6 +1018,69 @@ impl LogSink {
             );
         }
         self.lines
+    }
+}
+
+/// Captures a guest's stdout or stderr up to a cap and drops the rest, so a
+/// chatty guest is bounded without its writes failing (wasmtime's
+/// `MemoryOutputPipe` traps the guest instead).
+#[derive(Clone)]
+struct CappedPipe {
+    buffer: Arc<Mutex<Vec<u8>>>,
+    capacity: usize,
+}
+
+impl CappedPipe {
+    fn new(capacity: usize) -> Self {
+        CappedPipe {
+            buffer: Arc::new(Mutex::new(Vec::new())),
+            capacity,
+        }
+    }
+
+    fn contents(&self) -> Vec<u8> {
+        self.buffer.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+}
+
+impl wasmtime_wasi::cli::IsTerminal for CappedPipe {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl wasmtime_wasi::cli::StdoutStream for CappedPipe {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl tokio::io::AsyncWrite for CappedPipe {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if let Ok(mut buffer) = self.buffer.lock() {
+            let room = self.capacity.saturating_sub(buffer.len());
+            buffer.extend_from_slice(&buf[..buf.len().min(room)]);
+        }
+        // Accept everything: what is over the cap is dropped, not refused.
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
     }
 }
 

@@ -223,6 +223,24 @@ fn logs_and_stdio_are_captured_and_bounded() {
     );
     assert!(out.logs.iter().all(|l| l.message.len() <= 104));
     assert!(out.logs[10].message.contains("9990 more log lines dropped"));
+
+    // Printing far past the stdio cap is bounded, and the call still succeeds.
+    let limits = Limits {
+        max_stdio_bytes: 4096,
+        fuel: 20_000_000_000,
+        ..small_limits()
+    };
+    let out = sandbox
+        .validate_config(&flavor, &ctx(limits), &mode("print-flood"))
+        .expect("a flood of prints is not an error");
+    assert!(out.value.is_ok());
+    let captured: usize = out.logs.iter().map(|l| l.message.len() + 1).sum();
+    assert!(captured <= 4096 + 200, "captured {captured} bytes");
+    assert!(
+        out.logs
+            .iter()
+            .any(|l| l.message.starts_with("stdout line 0 "))
+    );
 }
 
 struct FixedLookup(bool, AtomicUsize);

@@ -105,6 +105,12 @@ impl Flavor for Hostile {
                 eprintln!("hello from stderr");
                 Ok(config.to_string())
             }
+            "print-flood" => {
+                for i in 0..100_000 {
+                    println!("stdout line {i} {}", "z".repeat(100));
+                }
+                Ok(config.to_string())
+            }
             "probe" => Ok(probe()),
             "lookup" => match host.repository_exists("team/app") {
                 Ok(b) => Ok(format!(r#"{{"exists":{b}}}"#)),
