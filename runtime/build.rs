@@ -13,24 +13,11 @@ fn main() {
         .parent()
         .expect("runtime/ is inside the workspace")
         .to_path_buf();
-    let flavors_dir = root.join("guest-flavors");
-    let found = guest_build::discover(&flavors_dir, &[]);
-    let guests: Vec<guest_build::Guest<'_>> = found
-        .iter()
-        .map(|(package, dir)| guest_build::Guest {
-            package,
-            dir: dir.clone(),
-        })
-        .collect();
-    let built = guest_build::build(
-        &root,
-        &guests,
-        &[root.join("wit"), flavors_dir.join("flavor-kit")],
-    );
+    let built = guest_build::build_dir(&root, &root.join("guest-flavors"));
 
     let mut list = String::from("/// Every built-in flavor: (package, component bytes).\n");
     list.push_str("pub const BUILTIN_COMPONENTS: &[(&str, &[u8])] = &[\n");
-    for ((package, _), path) in found.iter().zip(&built) {
+    for (package, path) in &built {
         writeln!(
             list,
             "    ({package:?}, include_bytes!({:?})),",

@@ -10,23 +10,7 @@ fn main() {
         .parent()
         .expect("tests/ is inside the workspace")
         .to_path_buf();
-    let guests_dir = manifest_dir.join("guests");
-    let found = guest_build::discover(&guests_dir, &[]);
-    let guests: Vec<guest_build::Guest<'_>> = found
-        .iter()
-        .map(|(package, dir)| guest_build::Guest {
-            package,
-            dir: dir.clone(),
-        })
-        .collect();
-    guest_build::build(
-        &root,
-        &guests,
-        &[
-            root.join("wit"),
-            root.join("guest-flavors").join("flavor-kit"),
-        ],
-    );
+    guest_build::build_dir(&root, &manifest_dir.join("guests"));
     let out = std::env::var("OUT_DIR").expect("set by cargo");
     println!("cargo:rustc-env=FLAVORBOX_TEST_GUESTS={out}");
 }

@@ -133,3 +133,27 @@ fn copy_if_changed(from: &Path, to: &Path) {
         std::fs::write(to, &bytes).unwrap_or_else(|e| panic!("{}: {e}", to.display()));
     }
 }
+
+/// Builds every guest crate in `dir` (see [`discover`]), watching the WIT
+/// package and the shared guest helper; returns `(package, component path)`
+/// pairs in package-name order.
+pub fn build_dir(workspace_root: &Path, dir: &Path) -> Vec<(String, PathBuf)> {
+    let found = discover(dir, &[]);
+    let guests: Vec<Guest<'_>> = found
+        .iter()
+        .map(|(package, dir)| Guest {
+            package,
+            dir: dir.clone(),
+        })
+        .collect();
+    let watch = [
+        workspace_root.join("wit"),
+        workspace_root.join("guest-flavors").join("flavor-kit"),
+    ];
+    let built = build(workspace_root, &guests, &watch);
+    found
+        .into_iter()
+        .map(|(package, _)| package)
+        .zip(built)
+        .collect()
+}
