@@ -365,7 +365,7 @@ impl Sandbox {
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+            .map_err(|e| unsatisfied_import(&format!("{e:#}")))?;
         let pre = v0_1::ContainerRegistryFlavorPre::new(instance_pre)
             .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
 
@@ -746,6 +746,20 @@ fn classify(
         Some(trap) => CallErrorKind::Trap(format!("{trap}; {}", first_line(&format!("{err:#}")))),
         None => CallErrorKind::Trap(first_line(&format!("{err:#}"))),
     }
+}
+
+/// Maps a linking failure to the import it names, when it names one
+/// (wasmtime: "component imports instance `X`, but a matching implementation
+/// was not found in the linker").
+fn unsatisfied_import(message: &str) -> LoadError {
+    if message.contains("matching implementation was not found") {
+        if let Some(name) = message.split('`').nth(1) {
+            return LoadError::UnknownImport {
+                name: name.to_string(),
+            };
+        }
+    }
+    LoadError::WrongWorld(first_line(message))
 }
 
 fn first_line(s: &str) -> String {

@@ -358,6 +358,12 @@ fn loader_explains_what_is_wrong() {
         Err(LoadError::UnknownImport { name }) => assert_eq!(name, "evil:net/exfiltrate@1.0.0"),
         other => panic!("expected UnknownImport, got {other:?}"),
     }
+    match sandbox.load(&guest_bytes("guest-unknown-wasi")) {
+        Err(LoadError::UnknownImport { name }) => {
+            assert_eq!(name, "wasi:keyvalue/store@0.2.0-draft")
+        }
+        other => panic!("expected UnknownImport, got {other:?}"),
+    }
     match sandbox.load(&guest_bytes("guest-no-export")) {
         Err(e @ LoadError::MissingExport { .. }) => {
             let msg = e.to_string();
