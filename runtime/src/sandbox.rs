@@ -752,12 +752,12 @@ fn classify(
 /// (wasmtime: "component imports instance `X`, but a matching implementation
 /// was not found in the linker").
 fn unsatisfied_import(message: &str) -> LoadError {
-    if message.contains("matching implementation was not found") {
-        if let Some(name) = message.split('`').nth(1) {
-            return LoadError::UnknownImport {
-                name: name.to_string(),
-            };
-        }
+    if message.contains("matching implementation was not found")
+        && let Some(name) = message.split('`').nth(1)
+    {
+        return LoadError::UnknownImport {
+            name: name.to_string(),
+        };
     }
     LoadError::WrongWorld(first_line(message))
 }
