@@ -662,11 +662,13 @@ impl Sandbox {
             kind,
         };
         let memory_bytes = limits.memory_bytes.min(self.config.max_memory_bytes);
-        let granted = flavor
-            .metadata
-            .capabilities
-            .contains(&Capability::RepositoryExists)
-            || function == "metadata";
+        // The lookup is granted only to a flavor that asked for it in its
+        // metadata, and never while it is describing itself.
+        let granted = function != "metadata"
+            && flavor
+                .metadata
+                .capabilities
+                .contains(&Capability::RepositoryExists);
         let stdout = CappedPipe::new(limits.max_stdio_bytes);
         let stderr = CappedPipe::new(limits.max_stdio_bytes);
         let started = Instant::now();
@@ -687,7 +689,7 @@ impl Sandbox {
                 hit: false,
             },
             logs: LogSink::new(&limits, flavor.name(), &ctx.tenant),
-            lookup: if granted && function != "metadata" {
+            lookup: if granted {
                 ctx.repository_lookup.clone()
             } else {
                 None
