@@ -312,6 +312,7 @@ impl Sandbox {
 
         let mut linker = Linker::<CallState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(to_anyhow)?;
+        bound_clock_waits(&mut linker).map_err(to_anyhow)?;
         v0_1::ContainerRegistryFlavor::add_to_linker::<CallState, HasSelf<CallState>>(
             &mut linker,
             |state| state,
@@ -572,8 +573,8 @@ impl Sandbox {
                 Err(issues
                     .into_iter()
                     .map(|i| ConfigIssue {
-                        field: i.field,
-                        message: i.message,
+                        field: clean(&i.field),
+                        message: clean(&i.message),
                     })
                     .collect())
             }
@@ -610,11 +611,15 @@ impl Sandbox {
             W::Approve(warnings) => {
                 let size = warnings.iter().map(|w| w.len() + 1).sum();
                 self.check_size(flavor, ctx, F, size)?;
-                PushDecision::Approve { warnings }
+                PushDecision::Approve {
+                    warnings: warnings.iter().map(|w| clean(w)).collect(),
+                }
             }
             W::Deny(reason) => {
                 self.check_size(flavor, ctx, F, reason.len())?;
-                PushDecision::Deny { reason }
+                PushDecision::Deny {
+                    reason: clean(&reason),
+                }
             }
         };
         Ok(Outcome {
@@ -686,6 +691,7 @@ impl Sandbox {
             table: ResourceTable::new(),
             limiter: MemoryLimiter {
                 max_bytes: memory_bytes,
+                used_bytes: 0,
                 hit: false,
             },
             logs: LogSink::new(&limits, flavor.name(), &ctx.tenant),
@@ -697,6 +703,8 @@ impl Sandbox {
             lookups: 0,
             deadline: started + limits.timeout,
             deadline_hit: false,
+            clock: CallClock(started),
+            wait_capped: false,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -708,9 +716,15 @@ impl Sandbox {
         store.epoch_deadline_trap();
 
         let result = match flavor.pre.instantiate(&mut store) {
-            Ok(bindings) => {
-                run(&bindings, &mut store).map_err(|e| classify(e, &store, &limits, self))
-            }
+            Ok(bindings) => match run(&bindings, &mut store) {
+                // A guest woken at the deadline from a longer wait may return
+                // before wasm code checks the epoch: it is still too late.
+                Ok(_) if store.data().wait_capped && Instant::now() >= store.data().deadline => {
+                    Err(CallErrorKind::Timeout(limits.timeout))
+                }
+                Ok(value) => Ok(value),
+                Err(e) => Err(classify(e, &store, &limits, self)),
+            },
             // A trap or a limit while instantiating (start functions, initial
             // memory) is that; anything else is the instance not fitting.
             Err(e) if e.downcast_ref::<Trap>().is_none() && !store.data().limiter.hit => {
@@ -719,11 +733,28 @@ impl Sandbox {
             Err(e) => Err(classify(e, &store, &limits, self)),
         };
         let mut state = store.into_data();
+        let stderr = stderr.contents();
         state.logs.capture("stdout", &stdout.contents());
-        state.logs.capture("stderr", &stderr.contents());
+        state.logs.capture("stderr", &stderr);
         let logs = state.logs.finish();
         match result {
             Ok(value) => Ok(Outcome { value, logs }),
+            // A panicking guest says why on stderr: keep that with the trap.
+            Err(CallErrorKind::Trap(msg)) => {
+                let text = String::from_utf8_lossy(&stderr);
+                Err(error(CallErrorKind::Trap(
+                    match text
+                        .lines()
+                        .rev()
+                        .find(|l| !l.trim().is_empty() && !l.starts_with("note: run with"))
+                    {
+                        Some(last) => {
+                            format!("{msg}; guest stderr: {}", truncate(&clean(last), 300))
+                        }
+                        None => msg,
+                    },
+                )))
+            }
             Err(kind) => Err(error(kind)),
         }
     }
@@ -745,8 +776,16 @@ fn classify(
         Some(Trap::Interrupt) => CallErrorKind::Timeout(limits.timeout),
         Some(Trap::StackOverflow) => CallErrorKind::StackOverflow(sandbox.config.max_wasm_stack),
         _ if state.limiter.hit => CallErrorKind::MemoryLimit(state.limiter.max_bytes),
-        Some(trap) => CallErrorKind::Trap(format!("{trap}; {}", first_line(&format!("{err:#}")))),
-        None => CallErrorKind::Trap(first_line(&format!("{err:#}"))),
+        Some(trap) => CallErrorKind::Trap(trap.to_string()),
+        None => {
+            let message = first_line(&format!("{err:#}"));
+            // Lifting a result that is too large for the host to copy.
+            if message.contains("too much data is being copied") {
+                CallErrorKind::BadOutput(message)
+            } else {
+                CallErrorKind::Trap(message)
+            }
+        }
     }
 }
 
@@ -767,6 +806,23 @@ fn unsatisfied_import(message: &str) -> LoadError {
 fn first_line(s: &str) -> String {
     let line = s.lines().next().unwrap_or_default();
     truncate(line, 500)
+}
+
+/// Guest text made safe to show: control characters (terminal escapes,
+/// newlines, ...) are replaced by their escaped form.
+pub fn clean(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Truncates to at most `max` bytes on a char boundary, marking the cut.
@@ -846,10 +902,10 @@ fn check_metadata(
     }
     Ok(FlavorMetadata {
         name: m.name,
-        display_name: m.display_name,
-        description: m.description,
-        docs_url: m.docs_url,
-        logo_url: m.logo_url,
+        display_name: clean(&m.display_name),
+        description: clean(&m.description),
+        docs_url: clean(&m.docs_url),
+        logo_url: clean(&m.logo_url),
         config_schema,
         capabilities,
         wit_version,
@@ -867,6 +923,55 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 fn to_anyhow(e: wasmtime::Error) -> anyhow::Error {
     anyhow::anyhow!("{e:#}")
+}
+
+/// The WASI version whose clock functions `bound_clock_waits` replaces: the
+/// one wasmtime-wasi links (older 0.2 imports resolve to it by semver).
+const WASI_CLOCKS: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
+/// Replaces WASI's clock subscriptions with ones that end no later than the
+/// call's deadline. Fuel and epochs only fire in wasm code; a guest that
+/// sleeps waits in host code, so without this a `sleep(1 hour)` would hold
+/// the call (and its thread and instance slot) for an hour.
+fn bound_clock_waits(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    use wasmtime::component::Resource;
+    use wasmtime_wasi::p2::DynPollable;
+
+    fn subscribe(
+        state: &mut CallState,
+        wait: Duration,
+    ) -> wasmtime::Result<(Resource<DynPollable>,)> {
+        let remaining = state.deadline.saturating_duration_since(Instant::now());
+        if wait > remaining {
+            state.wait_capped = true;
+        }
+        let until = tokio::time::Instant::now() + wait.min(remaining);
+        let sleep = state.table.push(CappedSleep(until))?;
+        Ok((wasmtime_wasi::p2::subscribe(&mut state.table, sleep)?,))
+    }
+
+    linker.allow_shadowing(true);
+    let mut clocks = linker.instance(WASI_CLOCKS)?;
+    clocks.func_wrap("subscribe-duration", |mut store, (nanos,): (u64,)| {
+        subscribe(store.data_mut(), Duration::from_nanos(nanos))
+    })?;
+    clocks.func_wrap("subscribe-instant", |mut store, (when,): (u64,)| {
+        let state: &mut CallState = store.data_mut();
+        let now = state.clock.now();
+        subscribe(state, Duration::from_nanos(when.saturating_sub(now)))
+    })?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// A clock wait that ends at an instant no later than the call's deadline.
+struct CappedSleep(tokio::time::Instant);
+
+#[wasmtime_wasi::async_trait]
+impl wasmtime_wasi::p2::Pollable for CappedSleep {
+    async fn ready(&mut self) {
+        tokio::time::sleep_until(self.0).await;
+    }
 }
 
 /// Raised by a host import that ran into the call's deadline.
@@ -891,6 +996,10 @@ pub struct CallState {
     lookups: usize,
     deadline: Instant,
     deadline_hit: bool,
+    /// The guest's monotonic clock, for `subscribe-instant`.
+    clock: CallClock,
+    /// A clock wait was cut at the deadline.
+    wait_capped: bool,
 }
 
 impl WasiView for CallState {
@@ -952,23 +1061,27 @@ impl v0_1::flavorbox::registry::host::Host for CallState {
     }
 }
 
-/// Caps a call's linear memory and remembers when the cap was hit.
+/// Caps the linear memory of a call (all of its memories together) and
+/// remembers when the cap was hit.
 struct MemoryLimiter {
     max_bytes: usize,
+    used_bytes: usize,
     hit: bool,
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.max_bytes {
+        let total = (self.used_bytes - current.min(self.used_bytes)).saturating_add(desired);
+        if total > self.max_bytes {
             self.hit = true;
             return Ok(false);
         }
+        self.used_bytes = total;
         Ok(true)
     }
 
@@ -1009,7 +1122,7 @@ impl LogSink {
             self.dropped += 1;
             return;
         }
-        let message = truncate(message, self.max_line_bytes);
+        let message = truncate(&clean(message), self.max_line_bytes);
         tracing::info!(target: "flavorbox::guest", flavor = %self.flavor, tenant = %self.tenant, level, "{message}");
         self.lines.push(LogLine { level, message });
     }
@@ -1114,6 +1227,7 @@ impl HostWallClock for FrozenWallClock {
 }
 
 /// The guest's monotonic clock: nanoseconds since the call started.
+#[derive(Clone, Copy)]
 struct CallClock(Instant);
 
 impl HostMonotonicClock for CallClock {

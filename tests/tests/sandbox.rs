@@ -95,7 +95,11 @@ fn every_builtin_flavor_loads_through_the_sandbox() {
 fn trapping_guest_gets_a_typed_trap_and_the_host_carries_on() {
     let sandbox = sandbox();
     let kind = err_kind(&sandbox, &ctx(small_limits()), "trap");
-    assert!(matches!(kind, CallErrorKind::Trap(_)), "{kind:?}");
+    match &kind {
+        // The panic message from the guest's stderr comes with the trap.
+        CallErrorKind::Trap(msg) => assert!(msg.contains("panics on purpose"), "{msg}"),
+        other => panic!("expected a trap, got {other:?}"),
+    }
     assert_next_call_works(&sandbox);
 }
 
@@ -121,6 +125,40 @@ fn endless_loop_with_ample_fuel_hits_the_deadline() {
     // Not a timing gate: only proves the call ended instead of looping on.
     assert!(started.elapsed() < Duration::from_secs(60));
     assert_next_call_works(&sandbox);
+}
+
+#[test]
+fn a_sleeping_guest_is_woken_at_the_deadline() {
+    let sandbox = sandbox();
+    let limits = Limits {
+        timeout: Duration::from_millis(300),
+        ..small_limits()
+    };
+    let started = Instant::now();
+    let kind = err_kind(&sandbox, &ctx(limits), "sleep");
+    assert_eq!(kind, CallErrorKind::Timeout(Duration::from_millis(300)));
+    // The guest asked to sleep for an hour: ending at all proves the wait
+    // was cut at the deadline (not a timing gate).
+    assert!(started.elapsed() < Duration::from_secs(600));
+    assert_next_call_works(&sandbox);
+}
+
+#[test]
+fn guest_text_cannot_inject_terminal_control_characters() {
+    let sandbox = sandbox();
+    let flavor = hostile(&sandbox);
+    let out = sandbox
+        .validate_config(&flavor, &ctx(small_limits()), &mode("escape"))
+        .expect("call");
+    let issues = out.value.expect_err("rejected");
+    for text in [&issues[0].field, &issues[0].message, &out.logs[0].message] {
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+    }
+    assert!(
+        issues[0].message.contains("\\r\\n"),
+        "{:?}",
+        issues[0].message
+    );
 }
 
 #[test]

@@ -111,6 +111,17 @@ impl Flavor for Hostile {
                 }
                 Ok(config.to_string())
             }
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                Ok(config.to_string())
+            }
+            "escape" => {
+                host.log(LogLevel::Warn, "\x1b[2Jfake\nerror: injected");
+                Err(vec![ConfigIssue::new(
+                    "uri\x1b[31m",
+                    "bad\r\nerror: forged line",
+                )])
+            }
             "probe" => Ok(probe()),
             "lookup" => match host.repository_exists("team/app") {
                 Ok(b) => Ok(format!(r#"{{"exists":{b}}}"#)),
