@@ -83,6 +83,11 @@ pub enum AppError {
         /// The registered content's hash.
         sha256: String,
     },
+    /// A registered flavor no longer describes itself as it did when registered.
+    #[error(
+        "flavor `{0}` now reports a different name or capabilities than when it was registered; it is not trusted to run: delete and register it again"
+    )]
+    FlavorChanged(String),
     /// No such flavor.
     #[error("no flavor named `{0}`; see `flavorbox flavor list`")]
     UnknownFlavor(String),
@@ -181,6 +186,20 @@ pub struct ComponentInfo {
     /// Log lines the flavor emitted while validating (register/update only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<LogLine>,
+}
+
+/// What happens during a push, as it happens.
+#[derive(Debug, Clone)]
+pub enum PushProgress {
+    /// The flavor decided (approve or deny); its log lines and warnings.
+    Flavor {
+        /// The flavor's log lines.
+        logs: Vec<LogLine>,
+        /// The flavor's warnings (empty on a denial).
+        warnings: Vec<String>,
+    },
+    /// The engine reported progress.
+    Engine(PushEvent),
 }
 
 /// What a push did.
@@ -423,7 +442,17 @@ impl TenantApp<'_> {
             .ok_or_else(|| AppError::UnknownFlavor(name.to_string()))?;
         let bytes = self.app.store.blobs().get(&record.sha256)?;
         let sandbox = self.app.sandbox.clone();
-        Ok(blocking(move || sandbox.load(&bytes)).await??)
+        let loaded = blocking(move || sandbox.load(&bytes)).await??;
+        // What runs must be what was registered (and shown by `describe`):
+        // a flavor whose metadata changed between calls does not get to
+        // widen its grants or its name.
+        let registered: FlavorMetadata = serde_json::from_str(&record.metadata_json)
+            .map_err(|e| AppError::Internal(format!("stored metadata of `{name}`: {e}")))?;
+        let now = loaded.metadata();
+        if now.name != registered.name || now.capabilities != registered.capabilities {
+            return Err(AppError::FlavorChanged(name.to_string()));
+        }
+        Ok(loaded)
     }
 
     /// Validates a config with the host's base rules, then the flavor.
@@ -593,7 +622,7 @@ impl TenantApp<'_> {
         image: &str,
         component: &str,
         dry_run: bool,
-        on_event: &mut (dyn FnMut(PushEvent) + Send),
+        on_event: &mut (dyn FnMut(PushProgress) + Send),
     ) -> Result<PushReport, AppError> {
         let reference = Reference::parse(image).map_err(|reason| AppError::BadReference {
             image: image.to_string(),
@@ -642,6 +671,15 @@ impl TenantApp<'_> {
         let outcome =
             blocking(move || sandbox.prepare_image_push(&loaded, &ctx, &config, &image_ref))
                 .await??;
+        // Shown before the push starts (and on a denial), so a warning such
+        // as "create the repository first" is seen even when the push fails.
+        on_event(PushProgress::Flavor {
+            logs: outcome.logs.clone(),
+            warnings: match &outcome.value {
+                PushDecision::Approve { warnings } => warnings.clone(),
+                PushDecision::Deny { .. } => Vec::new(),
+            },
+        });
         let warnings = match outcome.value {
             PushDecision::Approve { warnings } => warnings,
             PushDecision::Deny { reason } => {
@@ -667,7 +705,7 @@ impl TenantApp<'_> {
             &docker,
             &reference.to_string(),
             credentials.as_ref(),
-            on_event,
+            &mut |event| on_event(PushProgress::Engine(event)),
         )
         .await?;
         report.digest = Some(outcome.digest);

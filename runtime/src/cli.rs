@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::app::{App, ComponentInfo, DEFAULT_TENANT, FlavorInfo, Policy};
+use crate::app::{App, ComponentInfo, DEFAULT_TENANT, FlavorInfo, Policy, PushProgress};
 use crate::push::PushEvent;
 use crate::reference::Reference;
 use crate::sandbox::LogLine;
@@ -627,19 +627,26 @@ impl Progress {
 
 async fn push(app: &App, args: PushArgs) -> anyhow::Result<()> {
     let t = app.tenant(DEFAULT_TENANT);
+    let flavor = t.describe_component(&args.registry).await?.flavor;
     let mut progress = Progress::new();
     let report = t
-        .push(&args.image, &args.registry, args.dry_run, &mut |e| {
-            progress.event(e)
-        })
+        .push(
+            &args.image,
+            &args.registry,
+            args.dry_run,
+            &mut |step| match step {
+                PushProgress::Flavor { logs, warnings } => {
+                    print_logs(&flavor, &logs);
+                    for warning in &warnings {
+                        eprintln!("warning: {warning}");
+                    }
+                }
+                PushProgress::Engine(event) => progress.event(event),
+            },
+        )
         .await;
     progress.finish();
     let report = report?;
-    let flavor = t.describe_component(&args.registry).await?.flavor;
-    print_logs(&flavor, &report.logs);
-    for warning in &report.warnings {
-        eprintln!("warning: {warning}");
-    }
     if args.out.json {
         return print_json(&json!({
             "image": report.image,

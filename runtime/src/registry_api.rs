@@ -75,10 +75,8 @@ pub enum RegistryApiError {
 }
 
 /// A blocking client for the registry HTTP API v2.
-#[derive(Debug, Clone)]
-pub struct RegistryApi {
-    agent: ureq::Agent,
-}
+#[derive(Debug, Clone, Copy)]
+pub struct RegistryApi {}
 
 impl Default for RegistryApi {
     fn default() -> Self {
@@ -106,15 +104,21 @@ enum Challenge {
 }
 
 impl RegistryApi {
-    /// A client with its own connection pool; the deadline is given per call.
+    /// A client; the deadline is given per call.
     pub fn new() -> Self {
-        let agent = ureq::AgentBuilder::new()
+        Self {}
+    }
+
+    /// An agent for one exchange: its name resolution is bounded by the same
+    /// deadline as its requests (ureq's request timeout does not cover DNS).
+    fn agent(deadline: Instant) -> ureq::Agent {
+        ureq::AgentBuilder::new()
             .user_agent(concat!("flavorbox/", env!("CARGO_PKG_VERSION")))
             // Never carry credentials across a redirect.
             .redirect_auth_headers(ureq::RedirectAuthHeaders::Never)
             .redirects(3)
-            .build();
-        Self { agent }
+            .resolver(DeadlineResolver(deadline))
+            .build()
     }
 
     /// Whether `repository` exists on registry `domain` (host[:port]), by GET /v2/<repository>/tags/list.
@@ -139,8 +143,9 @@ impl RegistryApi {
                 repository.to_string()
             };
         let url = format!("{}/v2/{repository}/tags/list", endpoint.base);
+        let agent = Self::agent(deadline);
         let ctx = Call {
-            agent: &self.agent,
+            agent: &agent,
             domain,
             deadline,
             timeout,
@@ -200,6 +205,30 @@ impl RegistryApi {
     }
 }
 
+/// Resolves names on a helper thread and gives up at the deadline.
+struct DeadlineResolver(Instant);
+
+impl ureq::Resolver for DeadlineResolver {
+    fn resolve(&self, netloc: &str) -> std::io::Result<Vec<std::net::SocketAddr>> {
+        use std::net::ToSocketAddrs;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let name = netloc.to_string();
+        std::thread::Builder::new()
+            .name("flavorbox-resolve".into())
+            .spawn(move || {
+                // The receiver may have given up; then the answer is not needed.
+                let _ = tx.send(name.to_socket_addrs().map(Iterator::collect));
+            })?;
+        let remaining = self.0.saturating_duration_since(Instant::now());
+        rx.recv_timeout(remaining).unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("resolving {netloc} timed out"),
+            ))
+        })
+    }
+}
+
 /// One `repository_exists` exchange: the agent, the registry and the deadline.
 struct Call<'a> {
     agent: &'a ureq::Agent,
@@ -252,8 +281,8 @@ impl Call<'_> {
         request: ureq::Request,
         authorization: Option<&str>,
     ) -> Result<ureq::Response, RegistryApiError> {
-        // ureq's request timeout bounds connect and read together. (Name
-        // resolution is not bounded by it; loopback and IP literals need none.)
+        // ureq's request timeout bounds connect and read together; the
+        // agent's resolver bounds name resolution by the same deadline.
         let mut request = request.timeout(self.remaining()?);
         if let Some(value) = authorization {
             request = request.set("Authorization", value);
