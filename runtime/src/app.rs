@@ -88,6 +88,16 @@ pub enum AppError {
         "flavor `{0}` now reports a different name or capabilities than when it was registered; it is not trusted to run: delete and register it again"
     )]
     FlavorChanged(String),
+    /// The registered flavor is not the content that validated the component.
+    #[error(
+        "flavor `{flavor}` was replaced since registry component `{component}` was validated; validate it again with `flavorbox registry update {component}`"
+    )]
+    FlavorReplaced {
+        /// The flavor name.
+        flavor: String,
+        /// The component.
+        component: String,
+    },
     /// No such flavor.
     #[error("no flavor named `{0}`; see `flavorbox flavor list`")]
     UnknownFlavor(String),
@@ -481,6 +491,15 @@ impl TenantApp<'_> {
         Ok((uri, normalised, outcome.logs))
     }
 
+    /// The digest a component records for its flavor: the registered
+    /// flavor's content hash, `None` for a built-in.
+    async fn registered_digest(&self, flavor: &LoadedFlavor) -> Result<Option<String>, AppError> {
+        Ok(match self.app.builtin(flavor.name()).await? {
+            Some(_) => None,
+            None => Some(flavor.sha256().to_string()),
+        })
+    }
+
     /// Registers a registry component whose config the flavor validated;
     /// nothing is stored when validation fails.
     pub async fn register_component(
@@ -502,6 +521,7 @@ impl TenantApp<'_> {
             uri: uri.to_string(),
             config_json: Value::Object(config).to_string(),
             secret,
+            flavor_sha256: self.registered_digest(&loaded).await?,
             created_at: String::new(),
             updated_at: String::new(),
         };
@@ -545,6 +565,7 @@ impl TenantApp<'_> {
             uri: uri.to_string(),
             config_json: Value::Object(config).to_string(),
             secret: secret.or(existing.secret.clone()),
+            flavor_sha256: self.registered_digest(&loaded).await?,
             ..existing
         };
         self.store.update_component(&record).await?;
@@ -651,6 +672,14 @@ impl TenantApp<'_> {
         let reference = reference.with_default_tag();
 
         let flavor = self.flavor(&record.flavor).await?;
+        if let Some(validated_by) = &record.flavor_sha256
+            && validated_by != flavor.sha256()
+        {
+            return Err(AppError::FlavorReplaced {
+                flavor: record.flavor.clone(),
+                component: component.to_string(),
+            });
+        }
         let credentials = self.credentials(record.secret.as_deref()).await?;
         let lookup: Option<Arc<dyn RepositoryLookup>> = flavor
             .metadata()

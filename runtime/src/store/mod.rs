@@ -80,6 +80,20 @@ pub enum StoreError {
         "secret `{0}` does not exist: create it first, or leave the secret out of the registry component"
     )]
     SecretNotFound(String),
+    /// A component names a registered flavor whose content is not the one
+    /// that validated it (deleted or registered again meanwhile).
+    #[error(
+        "flavor `{0}` was deleted or replaced while the config was being validated: run the command again"
+    )]
+    FlavorReplaced(String),
+    /// A row changed between reading it and writing it back.
+    #[error("{kind} `{name}` was changed by another command meanwhile: run the command again")]
+    Conflict {
+        /// What kind of row.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
     /// A file or directory of the store could not be read or written.
     #[error("cannot access `{}`: {source}; check that the path exists and is writable by this user", path.display())]
     Io {
@@ -153,6 +167,10 @@ pub struct ComponentRecord {
     pub config_json: String,
     /// Name of the secret the host pushes with, if any.
     pub secret: Option<String>,
+    /// SHA-256 of the registered flavor that validated the config; `None`
+    /// for a built-in flavor. The store refuses a digest the tenant's flavor
+    /// of that name does not have.
+    pub flavor_sha256: Option<String>,
     /// When it was created (RFC 3339 UTC); set by the store.
     pub created_at: String,
     /// When it was last changed (RFC 3339 UTC); set by the store.
@@ -329,6 +347,7 @@ type ComponentRow = (
     String,
     String,
     Option<String>,
+    Option<String>,
     String,
     String,
 );
@@ -343,7 +362,7 @@ fn flavor_from_row((name, sha256, metadata_json, registered_at): FlavorRow) -> F
 }
 
 fn component_from_row(
-    (name, flavor, uri, config_json, secret, created_at, updated_at): ComponentRow,
+    (name, flavor, uri, config_json, secret, flavor_sha256, created_at, updated_at): ComponentRow,
 ) -> ComponentRecord {
     ComponentRecord {
         name,
@@ -351,12 +370,14 @@ fn component_from_row(
         uri,
         config_json,
         secret,
+        flavor_sha256,
         created_at,
         updated_at,
     }
 }
 
-const COMPONENT_COLUMNS: &str = "name, flavor, uri, config_json, secret, created_at, updated_at";
+const COMPONENT_COLUMNS: &str =
+    "name, flavor, uri, config_json, secret, flavor_sha256, created_at, updated_at";
 
 impl TenantStore {
     /// The tenant this handle is scoped to.
@@ -459,11 +480,12 @@ impl TenantStore {
         if let Some(secret) = &r.secret {
             require_secret(&mut tx, &self.tenant, secret).await?;
         }
+        require_flavor_digest(&mut tx, &self.tenant, r).await?;
         let now = now_rfc3339();
         sqlx::query(
             "INSERT INTO components \
-             (tenant, name, flavor, uri, config_json, secret, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+             (tenant, name, flavor, uri, config_json, secret, flavor_sha256, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
         )
         .bind(&self.tenant)
         .bind(&r.name)
@@ -471,6 +493,7 @@ impl TenantStore {
         .bind(&r.uri)
         .bind(&r.config_json)
         .bind(&r.secret)
+        .bind(&r.flavor_sha256)
         .bind(&now)
         .execute(&mut *tx)
         .await
@@ -479,24 +502,37 @@ impl TenantStore {
         Ok(())
     }
 
-    /// Replaces a registry component's flavor, URI, config and secret; keeps `created_at` and bumps `updated_at`.
+    /// Replaces a registry component's flavor, URI, config and secret; keeps
+    /// `created_at` and bumps `updated_at`.
+    ///
+    /// `r.updated_at` must be the value read before the change: if another
+    /// writer changed the component since, the update is refused with
+    /// [`StoreError::Conflict`] instead of silently undoing that change.
     pub async fn update_component(&self, r: &ComponentRecord) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        let exists: Option<(String,)> =
-            sqlx::query_as("SELECT name FROM components WHERE tenant = $1 AND name = $2")
+        let current: Option<(String,)> =
+            sqlx::query_as("SELECT updated_at FROM components WHERE tenant = $1 AND name = $2")
                 .bind(&self.tenant)
                 .bind(&r.name)
                 .fetch_optional(&mut *tx)
                 .await?;
-        if exists.is_none() {
-            return Err(not_found(COMPONENT, &r.name));
+        match current {
+            None => return Err(not_found(COMPONENT, &r.name)),
+            Some((updated_at,)) if updated_at != r.updated_at => {
+                return Err(StoreError::Conflict {
+                    kind: COMPONENT,
+                    name: r.name.clone(),
+                });
+            }
+            Some(_) => {}
         }
         if let Some(secret) = &r.secret {
             require_secret(&mut tx, &self.tenant, secret).await?;
         }
+        require_flavor_digest(&mut tx, &self.tenant, r).await?;
         sqlx::query(
             "UPDATE components SET flavor = $3, uri = $4, config_json = $5, secret = $6, \
-             updated_at = $7 WHERE tenant = $1 AND name = $2",
+             flavor_sha256 = $7, updated_at = $8 WHERE tenant = $1 AND name = $2",
         )
         .bind(&self.tenant)
         .bind(&r.name)
@@ -504,6 +540,7 @@ impl TenantStore {
         .bind(&r.uri)
         .bind(&r.config_json)
         .bind(&r.secret)
+        .bind(&r.flavor_sha256)
         .bind(now_rfc3339())
         .execute(&mut *tx)
         .await
@@ -675,6 +712,28 @@ async fn require_secret(
     match found {
         Some(_) => Ok(()),
         None => Err(StoreError::SecretNotFound(secret.to_owned())),
+    }
+}
+
+/// Checks, inside the write transaction, that a component's flavor digest is
+/// the one the tenant's registered flavor of that name has now.
+async fn require_flavor_digest(
+    conn: &mut sqlx::SqliteConnection,
+    tenant: &str,
+    r: &ComponentRecord,
+) -> Result<(), StoreError> {
+    let Some(expected) = &r.flavor_sha256 else {
+        return Ok(());
+    };
+    let found: Option<(String,)> =
+        sqlx::query_as("SELECT sha256 FROM flavors WHERE tenant = $1 AND name = $2")
+            .bind(tenant)
+            .bind(&r.flavor)
+            .fetch_optional(conn)
+            .await?;
+    match found {
+        Some((sha256,)) if &sha256 == expected => Ok(()),
+        _ => Err(StoreError::FlavorReplaced(r.flavor.clone())),
     }
 }
 

@@ -32,6 +32,7 @@ fn component(name: &str, flavor: &str, secret: Option<&str>) -> ComponentRecord 
         uri: format!("registry.example.com/{name}"),
         config_json: "{}".to_owned(),
         secret: secret.map(str::to_owned),
+        flavor_sha256: None,
         created_at: String::new(),
         updated_at: String::new(),
     }
@@ -263,6 +264,7 @@ async fn update_replaces_fields_keeps_created_at_and_bumps_updated_at() {
 
     t.create_secret("creds", "bob", "pw").await.unwrap();
     let mut c = component("prod", "gcp", Some("creds"));
+    c.updated_at = before.updated_at.clone();
     c.uri = "gcr.io/project".to_owned();
     c.config_json = r#"{"x":1}"#.to_owned();
     c.created_at = "1999-01-01T00:00:00.000Z".to_owned(); // ignored
@@ -308,10 +310,9 @@ async fn update_naming_a_missing_secret_leaves_the_component_as_it_was() {
         .await
         .unwrap();
     let before = t.get_component("prod").await.unwrap().unwrap();
-    let err = t
-        .update_component(&component("prod", "gcp", Some("nope")))
-        .await
-        .unwrap_err();
+    let mut c = component("prod", "gcp", Some("nope"));
+    c.updated_at = before.updated_at.clone();
+    let err = t.update_component(&c).await.unwrap_err();
     assert!(matches!(err, StoreError::SecretNotFound(_)), "{err:?}");
     assert_eq!(t.get_component("prod").await.unwrap().unwrap(), before);
 }
@@ -407,7 +408,7 @@ async fn secret_in_use_is_not_deleted() {
     }
     assert!(t.get_secret("creds").await.unwrap().is_some());
 
-    let mut c = component("prod", "aws", None);
+    let mut c = t.get_component("prod").await.unwrap().unwrap();
     c.secret = None;
     t.update_component(&c).await.unwrap();
     t.delete_secret("creds").await.unwrap();
@@ -773,4 +774,62 @@ async fn database_itself_refuses_a_component_naming_a_missing_secret() {
     .unwrap_err();
     let err = component_write_error(err, &component("c", "f", Some("missing")));
     assert!(matches!(err, StoreError::SecretNotFound(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_update_based_on_a_stale_read_is_a_conflict_and_changes_nothing() {
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("default");
+    t.insert_component(&component("prod", "aws", None))
+        .await
+        .unwrap();
+    let first = t.get_component("prod").await.unwrap().unwrap();
+    let stale = first.clone();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut a = first;
+    a.config_json = r#"{"a":1}"#.to_owned();
+    t.update_component(&a).await.unwrap();
+
+    let mut b = stale;
+    b.config_json = r#"{"b":2}"#.to_owned();
+    let err = t.update_component(&b).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert!(err.to_string().contains("run the command again"));
+    let now = t.get_component("prod").await.unwrap().unwrap();
+    assert_eq!(now.config_json, r#"{"a":1}"#);
+}
+
+#[tokio::test]
+async fn a_component_must_name_the_flavor_content_that_validated_it() {
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("default");
+    let sha = "a".repeat(64);
+    t.insert_flavor(&FlavorRecord {
+        name: "mine".to_owned(),
+        sha256: sha.clone(),
+        metadata_json: "{}".to_owned(),
+        registered_at: String::new(),
+    })
+    .await
+    .unwrap();
+    let mut c = component("prod", "mine", None);
+    c.flavor_sha256 = Some("b".repeat(64));
+    let err = t.insert_component(&c).await.unwrap_err();
+    assert!(matches!(err, StoreError::FlavorReplaced(_)), "{err:?}");
+    assert!(t.get_component("prod").await.unwrap().is_none());
+
+    c.flavor_sha256 = Some(sha.clone());
+    t.insert_component(&c).await.unwrap();
+    assert_eq!(
+        t.get_component("prod")
+            .await
+            .unwrap()
+            .unwrap()
+            .flavor_sha256,
+        Some(sha)
+    );
+    // Another tenant's flavor of the same name and content does not count.
+    let other = store.tenant("other");
+    let err = other.insert_component(&c).await.unwrap_err();
+    assert!(matches!(err, StoreError::FlavorReplaced(_)), "{err:?}");
 }
