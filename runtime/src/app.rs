@@ -159,6 +159,17 @@ fn list_issues(issues: &[ConfigIssue]) -> String {
     issues.iter().map(|i| format!("\n  - {i}")).collect()
 }
 
+/// What an update does to a component's secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretChange {
+    /// Leave it as it is.
+    Keep,
+    /// Use this secret.
+    Set(String),
+    /// Push without credentials.
+    Remove,
+}
+
 /// A flavor as listed and described.
 #[derive(Debug, Clone, Serialize)]
 pub struct FlavorInfo {
@@ -538,7 +549,7 @@ impl TenantApp<'_> {
         name: &str,
         uri: Option<&str>,
         options: Map<String, Value>,
-        secret: Option<String>,
+        secret: SecretChange,
     ) -> Result<ComponentInfo, AppError> {
         let existing = self
             .store
@@ -564,7 +575,11 @@ impl TenantApp<'_> {
         let record = ComponentRecord {
             uri: uri.to_string(),
             config_json: Value::Object(config).to_string(),
-            secret: secret.or(existing.secret.clone()),
+            secret: match secret {
+                SecretChange::Keep => existing.secret.clone(),
+                SecretChange::Set(name) => Some(name),
+                SecretChange::Remove => None,
+            },
             flavor_sha256: self.registered_digest(&loaded).await?,
             ..existing
         };

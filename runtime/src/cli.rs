@@ -11,7 +11,9 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::app::{App, ComponentInfo, DEFAULT_TENANT, FlavorInfo, Policy, PushProgress};
+use crate::app::{
+    App, ComponentInfo, DEFAULT_TENANT, FlavorInfo, Policy, PushProgress, SecretChange,
+};
 use crate::push::PushEvent;
 use crate::reference::Reference;
 use crate::sandbox::LogLine;
@@ -112,8 +114,11 @@ enum RegistryCommand {
         #[arg(long = "config", value_name = "KEY=VALUE")]
         config: Vec<String>,
         /// Secret holding the registry credentials.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "remove_secret")]
         secret: Option<String>,
+        /// Push without credentials from now on.
+        #[arg(long)]
+        remove_secret: bool,
         #[command(flatten)]
         out: JsonFlag,
     },
@@ -455,9 +460,15 @@ async fn registry(app: &App, cmd: RegistryCommand) -> anyhow::Result<()> {
             uri,
             config,
             secret,
+            remove_secret,
             out,
         } => {
             let options = crate::config::parse_options(&config).map_err(anyhow::Error::msg)?;
+            let secret = match (secret, remove_secret) {
+                (Some(name), _) => SecretChange::Set(name),
+                (None, true) => SecretChange::Remove,
+                (None, false) => SecretChange::Keep,
+            };
             let info = t
                 .update_component(&name, uri.as_deref(), options, secret)
                 .await

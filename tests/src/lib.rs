@@ -16,11 +16,13 @@ pub fn guest_bytes(package: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("test guest {}: {e}", path.display()))
 }
 
-/// Path of the `flavorbox` binary of this build.
+/// Path of the `flavorbox` binary of this build, brought up to date first.
 ///
-/// `cargo test --workspace --all-targets` (the README's test command) builds
-/// it next to the test executables; when a single test crate is run alone and
-/// the binary is missing, it is built here.
+/// The binary lives next to the test executables (`<target>/<profile>/`).
+/// Cargo builds a package's binaries only for that package's own tests, so
+/// this runs `cargo build -p flavorbox --bin flavorbox` once per test process:
+/// a no-op when it is fresh, and no stale binary when a test crate is run
+/// alone after a change to the runtime.
 pub fn flavorbox_bin() -> PathBuf {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BIN.get_or_init(|| {
@@ -30,16 +32,21 @@ pub fn flavorbox_bin() -> PathBuf {
             .parent()
             .and_then(|deps| deps.parent())
             .expect("test executable is in <target>/<profile>/deps");
-        let bin = profile_dir.join("flavorbox");
-        if !bin.exists() {
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let status = std::process::Command::new(cargo)
-                .args(["build", "-p", "flavorbox", "--bin", "flavorbox"])
-                .status()
-                .expect("run cargo build for the flavorbox binary");
-            assert!(status.success(), "building the flavorbox binary failed");
+        let target_dir = profile_dir.parent().expect("<target>/<profile>");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = std::process::Command::new(cargo);
+        build.args(["build", "--quiet", "-p", "flavorbox", "--bin", "flavorbox"]);
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
         }
-        bin
+        let status = build
+            .arg("--target-dir")
+            .arg(target_dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build for the flavorbox binary");
+        assert!(status.success(), "building the flavorbox binary failed");
+        profile_dir.join("flavorbox")
     })
     .clone()
 }

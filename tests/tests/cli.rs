@@ -413,6 +413,10 @@ fn secrets_are_never_printed() {
     let described = user.ok(&["registry", "describe", "r", "--json"]);
     assert!(!described.contains("s3cr3t-value"));
     assert!(user.fails(&["secret", "delete", "creds"]).contains("`r`"));
+    let updated = user.json(&["registry", "update", "r", "--remove-secret"]);
+    assert_eq!(updated["secret"], Value::Null);
+    user.ok(&["secret", "delete", "creds"]);
+    assert_eq!(user.json(&["secret", "list"]), json!([]));
     let db = std::fs::metadata(user.home.path().join("flavorbox.db")).expect("db");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(db.permissions().mode() & 0o777, 0o600);
