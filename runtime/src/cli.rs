@@ -25,8 +25,45 @@ pub struct Cli {
     /// State directory (database, flavor blobs, compiled code).
     #[arg(long, global = true, env = "FLAVORBOX_HOME", value_name = "DIR")]
     home: Option<PathBuf>,
+    #[command(flatten)]
+    limits: LimitArgs,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The operator's limits for every flavor call (defaults: see the README).
+#[derive(Debug, Args)]
+struct LimitArgs {
+    /// Fuel (roughly wasm instructions) a flavor call may burn.
+    #[arg(long, global = true, env = "FLAVORBOX_FUEL", value_name = "UNITS")]
+    fuel: Option<u64>,
+    /// Wall-clock limit of a flavor call, host lookups included.
+    #[arg(long, global = true, env = "FLAVORBOX_TIMEOUT_MS", value_name = "MS")]
+    timeout_ms: Option<u64>,
+    /// Linear memory a flavor call may use.
+    #[arg(long, global = true, env = "FLAVORBOX_MEMORY_MIB", value_name = "MIB",
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    memory_mib: Option<u64>,
+    /// Refuse the `repository-exists` capability to every flavor.
+    #[arg(long, global = true, env = "FLAVORBOX_NO_REPOSITORY_LOOKUP")]
+    no_repository_lookup: bool,
+}
+
+impl LimitArgs {
+    fn policy(&self) -> Policy {
+        let mut policy = Policy::default();
+        if let Some(fuel) = self.fuel {
+            policy.limits.fuel = fuel;
+        }
+        if let Some(ms) = self.timeout_ms {
+            policy.limits.timeout = std::time::Duration::from_millis(ms);
+        }
+        if let Some(mib) = self.memory_mib {
+            policy.limits.memory_bytes = usize::try_from(mib << 20).unwrap_or(usize::MAX);
+        }
+        policy.allow_repository_exists = !self.no_repository_lookup;
+        policy
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -242,9 +279,9 @@ fn render_error(error: &anyhow::Error) -> String {
     out
 }
 
-async fn open(home: Option<PathBuf>) -> anyhow::Result<App> {
+async fn open(home: Option<PathBuf>, policy: Policy) -> anyhow::Result<App> {
     let home = home.unwrap_or_else(App::default_home);
-    App::open(&home, Policy::default())
+    App::open(&home, policy)
         .await
         .with_context(|| format!("cannot open the state in {}", home.display()))
 }
@@ -293,19 +330,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Image(ImageCommand::Parse { reference, out }) => image_parse(&reference, out.json),
         Command::Flavor(cmd) => {
-            let app = open(cli.home).await?;
+            let app = open(cli.home, cli.limits.policy()).await?;
             flavor(&app, cmd).await
         }
         Command::Registry(cmd) => {
-            let app = open(cli.home).await?;
+            let app = open(cli.home, cli.limits.policy()).await?;
             registry(&app, cmd).await
         }
         Command::Secret(cmd) => {
-            let app = open(cli.home).await?;
+            let app = open(cli.home, cli.limits.policy()).await?;
             secret(&app, cmd).await
         }
         Command::Push(args) => {
-            let app = open(cli.home).await?;
+            let app = open(cli.home, cli.limits.policy()).await?;
             push(&app, args).await
         }
     }

@@ -643,3 +643,61 @@ fn repository_exists_is_answered_from_the_registry_api_with_the_components_crede
     assert!(err.contains("lookup failed"), "{err}");
     assert!(err.to_lowercase().contains("auth"), "{err}");
 }
+
+#[test]
+fn operator_limits_bound_a_hostile_flavor_and_nothing_is_stored() {
+    let user = User::new();
+    user.ok(&["flavor", "register", &hostile_wasm()]);
+    let register = |extra: &[&str], mode: &str| {
+        let mut args = extra.to_vec();
+        args.extend([
+            "registry",
+            "register",
+            "h",
+            "--flavor",
+            "hostile",
+            "--uri",
+            "localhost:5000",
+            "--config",
+        ]);
+        let config = format!("mode={mode}");
+        args.push(&config);
+        user.fails(&args)
+    };
+    let err = register(&["--fuel", "1000000"], "loop");
+    assert!(err.contains("validate-config of flavor `hostile`"), "{err}");
+    assert!(err.contains("out of fuel after 1000000 units"), "{err}");
+    let err = register(
+        &["--timeout-ms", "200", "--fuel", "100000000000000"],
+        "loop",
+    );
+    assert!(err.contains("timed out after 200ms"), "{err}");
+    let err = register(&["--memory-mib", "16"], "alloc");
+    assert!(
+        err.contains("memory limit of 16777216 bytes exceeded"),
+        "{err}"
+    );
+    let err = register(&[], "trap");
+    assert!(err.contains("panics on purpose"), "{err}");
+    assert_eq!(user.json(&["registry", "list"]), json!([]));
+
+    // The operator can withhold the repository lookup from every flavor.
+    user.ok(&[
+        "registry",
+        "register",
+        "h",
+        "--flavor",
+        "hostile",
+        "--uri",
+        "localhost:5000",
+    ]);
+    let err = user.fails(&[
+        "--no-repository-lookup",
+        "push",
+        "localhost:5000/team/app:1",
+        "--registry",
+        "h",
+        "--dry-run",
+    ]);
+    assert!(err.contains("not granted"), "{err}");
+}
