@@ -242,7 +242,7 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             // Enforces components -> secrets per connection (SQLite's default is off).
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().connect_with(options).await?;
+        let pool = connect(options).await?;
         migrate(&pool).await?;
         // SQLite gives -wal/-shm the database file's mode; tighten anyway in
         // case they were left behind by an older, looser setup.
@@ -275,6 +275,30 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Opens the pool. Switching a fresh database to WAL needs a lock that
+/// SQLite's busy timeout does not wait for, so two processes opening a new
+/// database at once can see "database is locked": the loser retries.
+async fn connect(options: SqliteConnectOptions) -> Result<SqlitePool, StoreError> {
+    let mut attempt = 1;
+    loop {
+        match SqlitePoolOptions::new().connect_with(options.clone()).await {
+            Ok(pool) => return Ok(pool),
+            Err(sqlx::Error::Database(e)) if is_busy(e.as_ref()) && attempt < MIGRATE_ATTEMPTS => {
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Whether a database error is SQLITE_BUSY (5), or one of its extended codes.
+fn is_busy(e: &dyn sqlx::error::DatabaseError) -> bool {
+    e.code()
+        .and_then(|code| code.parse::<u32>().ok())
+        .is_some_and(|code| code & 0xff == 5)
 }
 
 /// Runs pending migrations. SQLite's migrator takes no lock, so two processes
