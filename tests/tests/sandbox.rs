@@ -27,10 +27,12 @@ fn mode(m: &str) -> String {
     format!(r#"{{"mode":"{m}"}}"#)
 }
 
+/// Tight fuel and memory; a deadline far beyond what the fuel takes even on
+/// a loaded machine, so tests that expect fuel or memory errors never race it.
 fn small_limits() -> Limits {
     Limits {
         fuel: 50_000_000,
-        timeout: Duration::from_secs(5),
+        timeout: Duration::from_secs(120),
         memory_bytes: 32 << 20,
         ..Limits::default()
     }
