@@ -313,6 +313,10 @@ impl Sandbox {
         let mut linker = Linker::<CallState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(to_anyhow)?;
         bound_clock_waits(&mut linker).map_err(to_anyhow)?;
+        // wasi:http too (componentize-js imports it for `fetch`), with every
+        // outgoing request refused: linked, so such flavors load; denied, so
+        // they reach nothing.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(to_anyhow)?;
         v0_1::ContainerRegistryFlavor::add_to_linker::<CallState, HasSelf<CallState>>(
             &mut linker,
             |state| state,
@@ -689,6 +693,8 @@ impl Sandbox {
         let state = CallState {
             wasi,
             table: ResourceTable::new(),
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            http_hooks: DenyHttp,
             limiter: MemoryLimiter {
                 max_bytes: memory_bytes,
                 used_bytes: 0,
@@ -990,6 +996,8 @@ impl std::error::Error for DeadlineExceeded {}
 pub struct CallState {
     wasi: WasiCtx,
     table: ResourceTable,
+    http: wasmtime_wasi_http::WasiHttpCtx,
+    http_hooks: DenyHttp,
     limiter: MemoryLimiter,
     logs: LogSink,
     lookup: Option<Arc<dyn RepositoryLookup>>,
@@ -1008,6 +1016,43 @@ impl WasiView for CallState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for CallState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            hooks: &mut self.http_hooks,
+            table: &mut self.table,
+            ctx: &mut self.http,
+        }
+    }
+}
+
+/// `wasi:http` hooks that refuse every outgoing request.
+struct DenyHttp;
+
+impl wasmtime_wasi_http::WasiHttpHooks for DenyHttp {
+    fn send_request(
+        &mut self,
+        _request: http::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn std::future::Future<
+                Output = Result<
+                    (
+                        http::Response<wasmtime_wasi_http::WasiBody>,
+                        Box<
+                            dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>>
+                                + Send,
+                        >,
+                    ),
+                    wasmtime_wasi_http::Error,
+                >,
+            > + Send,
+    > {
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
 }
 

@@ -227,6 +227,19 @@ fn wasi_is_deny_by_default() {
 }
 
 #[test]
+fn wasi_http_is_linked_but_every_request_is_refused() {
+    let sandbox = sandbox();
+    let flavor = hostile(&sandbox);
+    let out = sandbox
+        .validate_config(&flavor, &ctx(small_limits()), &mode("http"))
+        .expect("a guest importing wasi:http loads and runs");
+    let seen = out.value.expect("probe returns what happened");
+    let http = seen["http"].as_str().expect("text");
+    assert!(http.starts_with("refused: "), "{http}");
+    assert!(http.contains("HttpRequestDenied"), "{http}");
+}
+
+#[test]
 fn logs_and_stdio_are_captured_and_bounded() {
     let sandbox = sandbox();
     let flavor = hostile(&sandbox);

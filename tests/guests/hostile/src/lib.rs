@@ -29,6 +29,33 @@ fn recurse(n: u64) -> u64 {
     recurse(n.wrapping_add(2)).rotate_left(1) ^ n
 }
 
+/// Tries an outgoing HTTP request through `wasi:http`; reports what happened.
+#[cfg(target_arch = "wasm32")]
+fn http_probe() -> String {
+    use wasip2::http::types::{Fields, OutgoingRequest, Scheme};
+    let request = OutgoingRequest::new(Fields::new());
+    let _ = request.set_scheme(Some(&Scheme::Http));
+    let _ = request.set_authority(Some("127.0.0.1:9"));
+    let _ = request.set_path_with_query(Some("/"));
+    let outcome = match wasip2::http::outgoing_handler::handle(request, None) {
+        Err(e) => format!("refused: {e:?}"),
+        Ok(response) => {
+            response.subscribe().block();
+            match response.get() {
+                Some(Ok(Ok(r))) => format!("response {}", r.status()),
+                Some(Ok(Err(e))) => format!("refused: {e:?}"),
+                other => format!("no answer: {other:?}"),
+            }
+        }
+    };
+    flavor_kit::serde_json::json!({ "http": outcome }).to_string()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn http_probe() -> String {
+    r#"{"http":"not wasm"}"#.to_string()
+}
+
 /// Everything the guest could observe of its environment, as JSON.
 fn probe() -> String {
     let env: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
@@ -123,6 +150,7 @@ impl Flavor for Hostile {
                 )])
             }
             "probe" => Ok(probe()),
+            "http" => Ok(http_probe()),
             "lookup" => match host.repository_exists("team/app") {
                 Ok(b) => Ok(format!(r#"{{"exists":{b}}}"#)),
                 Err(e) => Err(vec![ConfigIssue::new("lookup", e)]),
