@@ -214,6 +214,8 @@ pub struct ComponentInfo {
 pub enum PushProgress {
     /// The flavor decided (approve or deny); its log lines and warnings.
     Flavor {
+        /// The flavor's name.
+        flavor: String,
         /// The flavor's log lines.
         logs: Vec<LogLine>,
         /// The flavor's warnings (empty on a denial).
@@ -232,9 +234,6 @@ pub struct PushReport {
     pub digest: Option<String>,
     /// The flavor's warnings.
     pub warnings: Vec<String>,
-    /// Log lines of the flavor.
-    #[serde(skip)]
-    pub logs: Vec<LogLine>,
     /// Whether the engine was left out.
     #[serde(skip)]
     pub dry_run: bool,
@@ -245,7 +244,7 @@ pub struct App {
     sandbox: Arc<Sandbox>,
     store: Store,
     policy: Policy,
-    registry_api: Arc<RegistryApi>,
+    registry_api: RegistryApi,
     builtins: OnceLock<Vec<Arc<LoadedFlavor>>>,
 }
 
@@ -264,7 +263,7 @@ impl App {
             sandbox: Arc::new(sandbox),
             store,
             policy,
-            registry_api: Arc::new(RegistryApi::new()),
+            registry_api: RegistryApi::new(),
             builtins: OnceLock::new(),
         })
     }
@@ -702,7 +701,7 @@ impl TenantApp<'_> {
             .contains(&Capability::RepositoryExists)
             .then(|| {
                 Arc::new(ComponentLookup {
-                    api: self.app.registry_api.clone(),
+                    api: self.app.registry_api,
                     uri: uri.clone(),
                     credentials: credentials.clone(),
                 }) as Arc<dyn RepositoryLookup>
@@ -718,7 +717,8 @@ impl TenantApp<'_> {
         // Shown before the push starts (and on a denial), so a warning such
         // as "create the repository first" is seen even when the push fails.
         on_event(PushProgress::Flavor {
-            logs: outcome.logs.clone(),
+            flavor: flavor.name().to_string(),
+            logs: outcome.logs,
             warnings: match &outcome.value {
                 PushDecision::Approve { warnings } => warnings.clone(),
                 PushDecision::Deny { .. } => Vec::new(),
@@ -738,7 +738,6 @@ impl TenantApp<'_> {
             image: reference.to_string(),
             digest: None,
             warnings,
-            logs: outcome.logs,
             dry_run,
         };
         if dry_run {
@@ -779,7 +778,7 @@ fn component_info(record: ComponentRecord) -> Result<ComponentInfo, AppError> {
 /// Answers `repository-exists` for one component: its registry, its
 /// credentials, and only repositories inside its URI.
 struct ComponentLookup {
-    api: Arc<RegistryApi>,
+    api: RegistryApi,
     uri: RegistryUri,
     credentials: Option<Credentials>,
 }

@@ -675,7 +675,6 @@ impl Progress {
 
 async fn push(app: &App, args: PushArgs) -> anyhow::Result<()> {
     let t = app.tenant(DEFAULT_TENANT);
-    let flavor = t.describe_component(&args.registry).await?.flavor;
     let mut progress = Progress::new();
     let report = t
         .push(
@@ -683,7 +682,11 @@ async fn push(app: &App, args: PushArgs) -> anyhow::Result<()> {
             &args.registry,
             args.dry_run,
             &mut |step| match step {
-                PushProgress::Flavor { logs, warnings } => {
+                PushProgress::Flavor {
+                    flavor,
+                    logs,
+                    warnings,
+                } => {
                     print_logs(&flavor, &logs);
                     for warning in &warnings {
                         eprintln!("warning: {warning}");
