@@ -255,6 +255,7 @@ impl App {
         let store = Store::open(home).await?;
         let sandbox = Sandbox::new(SandboxConfig {
             code_cache_dir: Some(home.join("cache").join("code")),
+            code_cache_key: code_cache_key(home)?,
             default_limits: policy.limits.clone(),
             ..SandboxConfig::default()
         })
@@ -307,6 +308,27 @@ impl App {
             .into_iter()
             .find(|f| f.name() == name))
     }
+}
+
+/// The key that authenticates precompiled code: 32 random bytes in an
+/// owner-only file, made on first use.
+fn code_cache_key(home: &Path) -> Result<[u8; 32], AppError> {
+    let path = home.join("code-cache.key");
+    let internal = |e: std::io::Error| AppError::Internal(format!("{}: {e}", path.display()));
+    if let Ok(bytes) = std::fs::read(&path)
+        && let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice())
+    {
+        return Ok(key);
+    }
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| AppError::Internal(format!("no randomness: {e}")))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).map_err(internal)?;
+    std::io::Write::write_all(&mut file, &key).map_err(internal)?;
+    Ok(key)
 }
 
 /// Runs blocking work (sandbox calls) off the async runtime.

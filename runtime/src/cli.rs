@@ -319,7 +319,7 @@ fn print_logs(source: &str, logs: &[LogLine]) {
     let verbose =
         std::env::var("FLAVORBOX_LOG").is_ok_and(|v| v.contains("debug") || v.contains("trace"));
     for line in logs {
-        if !verbose && matches!(line.level, "trace" | "debug") {
+        if !verbose && line.level.is_detail() {
             continue;
         }
         eprintln!("flavor {source} [{}] {}", line.level, line.message);

@@ -249,7 +249,7 @@ fn logs_and_stdio_are_captured_and_bounded() {
     let lines: Vec<_> = out
         .logs
         .iter()
-        .map(|l| (l.level, l.message.as_str()))
+        .map(|l| (l.level.as_str(), l.message.as_str()))
         .collect();
     assert!(
         lines.contains(&("stdout", "hello from stdout")),
@@ -447,6 +447,7 @@ fn precompiled_code_is_cached_by_content_hash() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = SandboxConfig {
         code_cache_dir: Some(dir.path().to_path_buf()),
+        code_cache_key: [7; 32],
         ..SandboxConfig::default()
     };
     let bytes = guest_bytes("guest-hostile");

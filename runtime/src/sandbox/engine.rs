@@ -1,0 +1,83 @@
+//! The wasmtime engine for untrusted code, and the linker every flavor is
+//! instantiated against. Every `Config` knob that matters for untrusted code
+//! is set here, explicitly, with the reason.
+
+use std::time::Duration;
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::call::CallState;
+use super::host::HostState;
+use super::limits::SandboxConfig;
+use super::{http, wasi};
+use crate::world::v0_1;
+
+/// How often the epoch ticker advances the engine's epoch: the granularity
+/// of the wall-clock deadline inside wasm code.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Builds the engine.
+pub fn engine(config: &SandboxConfig) -> wasmtime::Result<Engine> {
+    let mut wasm = Config::new();
+    // Flavors are components; nothing else is loaded.
+    wasm.wasm_component_model(true);
+    // Deterministic CPU bound: fuel, refilled per call.
+    wasm.consume_fuel(true);
+    // Wall-clock bound: the epoch, advanced by a ticker thread.
+    wasm.epoch_interruption(true);
+    // A guest's recursion is bounded well below the host thread's stack.
+    wasm.max_wasm_stack(config.max_wasm_stack);
+    // Optimised code: calls are many, compiles are cached.
+    wasm.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    // Threads, GC and async are not compiled into this build of wasmtime
+    // (see the workspace's feature list): flavors need none of them, and
+    // each is attack surface.
+    if config.pooling {
+        // Pooling: instantiation is a slot reuse, not an mmap per call.
+        // Slots bound how many instances can exist at once; the memory
+        // slot size is the ceiling of any call's memory limit.
+        let mut pool = PoolingAllocationConfig::default();
+        let n = config.max_concurrent_instances.max(1);
+        pool.total_component_instances(n);
+        pool.total_core_instances(n * 16);
+        pool.total_memories(n * 4);
+        pool.total_tables(n * 16);
+        pool.max_core_instances_per_component(64);
+        pool.max_memories_per_component(16);
+        pool.max_tables_per_component(64);
+        pool.max_memory_size(config.max_memory_bytes);
+        pool.max_core_instance_size(4 << 20);
+        pool.max_component_instance_size(4 << 20);
+        wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    Engine::new(&wasm)
+}
+
+/// Builds the deny-by-default linker: WASI, `wasi:http` and the host
+/// imports, each capability linked through a projection to its own state.
+pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {
+    let mut linker = Linker::<CallState>::new(engine);
+    wasi::add_to_linker(&mut linker)?;
+    http::add_to_linker(&mut linker)?;
+    v0_1::ContainerRegistryFlavor::add_to_linker::<CallState, HasSelf<HostState>>(
+        &mut linker,
+        |state| &mut state.host,
+    )?;
+    Ok(linker)
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
+pub fn start_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("flavorbox-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })?;
+    Ok(())
+}

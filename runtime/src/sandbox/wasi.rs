@@ -1,0 +1,215 @@
+//! WASI 0.2, deny-by-default: no preopened directories, no environment, no
+//! arguments, every socket and name lookup refused, stdout and stderr
+//! captured up to a cap, a wall clock frozen at the Unix epoch and a
+//! monotonic clock that counts from the start of the call in milliseconds.
+//!
+//! Components built by toolchains that import all of WASI (componentize-py,
+//! componentize-js) load, and can reach nothing. Clock waits are the only
+//! blocking WASI calls a guest can make on what is linked here (stdin is
+//! empty, stdout and stderr never block, there is no descriptor or socket to
+//! wait on), and they end no later than the call's deadline.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Linker, Resource};
+use wasmtime_wasi::p2::DynPollable;
+use wasmtime_wasi::{
+    HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
+};
+
+use super::call::CallState;
+use super::limits::Deadline;
+
+/// The WASI version whose clock functions [`add_to_linker`] replaces: the
+/// one wasmtime-wasi links (older 0.2 imports resolve to it by semver).
+const WASI_CLOCKS: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
+/// The WASI state of one call.
+pub struct WasiState {
+    ctx: WasiCtx,
+    stdout: CappedPipe,
+    stderr: CappedPipe,
+    clock: CallClock,
+    deadline: Deadline,
+    /// A clock wait was cut at the deadline.
+    pub wait_capped: bool,
+}
+
+impl WasiState {
+    /// An empty context for a call starting at `started`.
+    pub fn new(started: Instant, deadline: Deadline, max_stdio_bytes: usize) -> Self {
+        let stdout = CappedPipe::new(max_stdio_bytes);
+        let stderr = CappedPipe::new(max_stdio_bytes);
+        let ctx = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .wall_clock(FrozenWallClock)
+            .monotonic_clock(CallClock(started))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        WasiState {
+            ctx,
+            stdout,
+            stderr,
+            clock: CallClock(started),
+            deadline,
+            wait_capped: false,
+        }
+    }
+
+    /// What the guest wrote to stdout and stderr (each up to the cap).
+    pub fn captured(&self) -> (Vec<u8>, Vec<u8>) {
+        (self.stdout.contents(), self.stderr.contents())
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi.ctx,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Links WASI 0.2 with clock waits bounded by the call's deadline.
+pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+    bound_clock_waits(linker)
+}
+
+/// Replaces WASI's clock subscriptions with ones that end no later than the
+/// call's deadline. Fuel and epochs only fire in wasm code; a guest that
+/// sleeps waits in host code, so without this a `sleep(1 hour)` would hold
+/// the call (and its thread and instance slot) for an hour.
+fn bound_clock_waits(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    fn subscribe(
+        state: &mut CallState,
+        wait: Duration,
+    ) -> wasmtime::Result<(Resource<DynPollable>,)> {
+        let remaining = state.wasi.deadline.remaining();
+        if wait > remaining {
+            state.wasi.wait_capped = true;
+        }
+        let until = tokio::time::Instant::now() + wait.min(remaining);
+        let sleep = state.table.push(CappedSleep(until))?;
+        Ok((wasmtime_wasi::p2::subscribe(&mut state.table, sleep)?,))
+    }
+
+    linker.allow_shadowing(true);
+    let mut clocks = linker.instance(WASI_CLOCKS)?;
+    clocks.func_wrap("subscribe-duration", |mut store, (nanos,): (u64,)| {
+        subscribe(store.data_mut(), Duration::from_nanos(nanos))
+    })?;
+    clocks.func_wrap("subscribe-instant", |mut store, (when,): (u64,)| {
+        let state: &mut CallState = store.data_mut();
+        let now = state.wasi.clock.now();
+        subscribe(state, Duration::from_nanos(when.saturating_sub(now)))
+    })?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// A clock wait that ends at an instant no later than the call's deadline.
+struct CappedSleep(tokio::time::Instant);
+
+#[wasmtime_wasi::async_trait]
+impl wasmtime_wasi::p2::Pollable for CappedSleep {
+    async fn ready(&mut self) {
+        tokio::time::sleep_until(self.0).await;
+    }
+}
+
+/// Captures a guest's stdout or stderr up to a cap and drops the rest, so a
+/// chatty guest is bounded without its writes failing (wasmtime's
+/// `MemoryOutputPipe` traps the guest instead).
+#[derive(Clone)]
+struct CappedPipe {
+    buffer: Arc<Mutex<Vec<u8>>>,
+    capacity: usize,
+}
+
+impl CappedPipe {
+    fn new(capacity: usize) -> Self {
+        CappedPipe {
+            buffer: Arc::new(Mutex::new(Vec::new())),
+            capacity,
+        }
+    }
+
+    fn contents(&self) -> Vec<u8> {
+        self.buffer.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+}
+
+impl wasmtime_wasi::cli::IsTerminal for CappedPipe {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl wasmtime_wasi::cli::StdoutStream for CappedPipe {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl tokio::io::AsyncWrite for CappedPipe {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if let Ok(mut buffer) = self.buffer.lock() {
+            let room = self.capacity.saturating_sub(buffer.len());
+            buffer.extend_from_slice(&buf[..buf.len().min(room)]);
+        }
+        // Accept everything: what is over the cap is dropped, not refused.
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// The guest's wall clock: frozen at the Unix epoch. The host's time is not
+/// the guest's business.
+struct FrozenWallClock;
+
+impl HostWallClock for FrozenWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+/// The guest's monotonic clock: nanoseconds since the call started.
+#[derive(Clone, Copy)]
+struct CallClock(Instant);
+
+impl HostMonotonicClock for CallClock {
+    fn resolution(&self) -> u64 {
+        1_000_000
+    }
+    fn now(&self) -> u64 {
+        // Millisecond resolution: enough to measure, too coarse for timing attacks.
+        let ms = self.0.elapsed().as_millis();
+        u64::try_from(ms).unwrap_or(u64::MAX / 1_000_000) * 1_000_000
+    }
+}
