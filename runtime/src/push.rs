@@ -35,7 +35,8 @@ impl fmt::Debug for Credentials {
 }
 
 /// One progress item of a push, as the engine reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum PushEvent {
     /// Progress of one layer ("Preparing", "Pushing", "Pushed", "Layer already exists", ...).
     Layer {

@@ -1,0 +1,170 @@
+//! Flavors: the built-ins (embedded, loaded once per process) and each
+//! tenant's registered ones (stored by content hash, checked against the
+//! world, precompiled).
+
+use std::sync::Arc;
+
+use super::{App, AppError, FlavorInfo, TenantApp, blocking};
+use crate::builtin;
+use crate::flavor::FlavorMetadata;
+use crate::sandbox::LoadedFlavor;
+use crate::store::{FlavorRecord, StoreError};
+
+impl App {
+    /// Loads every built-in flavor (once per process; compiled code is cached on disk).
+    pub(super) async fn builtins(&self) -> Result<Vec<Arc<LoadedFlavor>>, AppError> {
+        if let Some(found) = self.builtins.get() {
+            return Ok(found.clone());
+        }
+        let sandbox = self.sandbox.clone();
+        let loaded = blocking(move || {
+            builtin::components()
+                .map(|bytes| sandbox.load(bytes))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await??;
+        let _ = self.builtins.set(loaded.clone());
+        Ok(loaded)
+    }
+
+    /// The built-in flavor named `name`, if there is one.
+    pub(super) async fn builtin(&self, name: &str) -> Result<Option<Arc<LoadedFlavor>>, AppError> {
+        Ok(self
+            .builtins()
+            .await?
+            .into_iter()
+            .find(|f| f.name() == name))
+    }
+}
+
+impl TenantApp<'_> {
+    /// Checks a component against the world, stores it by content hash
+    /// (precompiling it) and records it under the name from its metadata.
+    pub async fn register_flavor(&self, bytes: Vec<u8>) -> Result<FlavorInfo, AppError> {
+        let sandbox = self.app.sandbox.clone();
+        let bytes = Arc::new(bytes);
+        let to_load = bytes.clone();
+        let flavor = blocking(move || sandbox.load(&to_load)).await??;
+        let name = flavor.name().to_string();
+        if self.app.builtin(&name).await?.is_some() {
+            return Err(AppError::BuiltinName(name));
+        }
+        if let Some(existing) = self.store.get_flavor(&name).await? {
+            if existing.sha256 == flavor.sha256() {
+                return info_from_record(existing);
+            }
+            return Err(AppError::FlavorExists {
+                name,
+                sha256: existing.sha256,
+            });
+        }
+        let sha256 = self.app.store.blobs().put(&bytes)?;
+        debug_assert_eq!(sha256, flavor.sha256());
+        let record = FlavorRecord {
+            name: name.clone(),
+            sha256,
+            metadata_json: serde_json::to_string(flavor.metadata())
+                .map_err(|e| AppError::Internal(e.to_string()))?,
+            // The store stamps the time.
+            registered_at: String::new(),
+        };
+        self.store.insert_flavor(&record).await?;
+        let stored = self
+            .store
+            .get_flavor(&name)
+            .await?
+            .ok_or_else(|| AppError::UnknownFlavor(name.clone()))?;
+        info_from_record(stored)
+    }
+
+    /// Built-in and registered flavors, built-ins first, each group by name.
+    pub async fn list_flavors(&self) -> Result<Vec<FlavorInfo>, AppError> {
+        let mut builtins: Vec<FlavorInfo> = self
+            .app
+            .builtins()
+            .await?
+            .iter()
+            .map(|f| FlavorInfo {
+                name: f.name().to_string(),
+                builtin: true,
+                sha256: f.sha256().to_string(),
+                registered_at: None,
+                metadata: f.metadata().clone(),
+            })
+            .collect();
+        builtins.sort_by(|a, b| a.name.cmp(&b.name));
+        for record in self.store.list_flavors().await? {
+            builtins.push(info_from_record(record)?);
+        }
+        Ok(builtins)
+    }
+
+    /// One flavor's description.
+    pub async fn describe_flavor(&self, name: &str) -> Result<FlavorInfo, AppError> {
+        self.list_flavors()
+            .await?
+            .into_iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| AppError::UnknownFlavor(name.to_string()))
+    }
+
+    /// Deletes a registered flavor; refused while a component uses it.
+    pub async fn delete_flavor(&self, name: &str) -> Result<(), AppError> {
+        if self.app.builtin(name).await?.is_some() {
+            return Err(AppError::BuiltinDelete(name.to_string()));
+        }
+        match self.store.delete_flavor(name).await {
+            Err(StoreError::NotFound { .. }) => Err(AppError::UnknownFlavor(name.to_string())),
+            other => Ok(other?),
+        }
+    }
+
+    /// Loads a flavor by name: built-in, or registered by this tenant.
+    pub(super) async fn flavor(&self, name: &str) -> Result<Arc<LoadedFlavor>, AppError> {
+        if let Some(found) = self.app.builtin(name).await? {
+            return Ok(found);
+        }
+        let record = self
+            .store
+            .get_flavor(name)
+            .await?
+            .ok_or_else(|| AppError::UnknownFlavor(name.to_string()))?;
+        let bytes = self.app.store.blobs().get(&record.sha256)?;
+        let sandbox = self.app.sandbox.clone();
+        let loaded = blocking(move || sandbox.load(&bytes)).await??;
+        // What runs must be what was registered (and shown by `describe`):
+        // a flavor whose metadata changed between calls does not get to
+        // widen its grants or its name.
+        let registered: FlavorMetadata = serde_json::from_str(&record.metadata_json)
+            .map_err(|e| AppError::Internal(format!("stored metadata of `{name}`: {e}")))?;
+        let now = loaded.metadata();
+        if now.name != registered.name || now.capabilities != registered.capabilities {
+            return Err(AppError::FlavorChanged(name.to_string()));
+        }
+        Ok(loaded)
+    }
+
+    /// The digest a component records for its flavor: the registered
+    /// flavor's content hash, `None` for a built-in.
+    pub(super) async fn registered_digest(
+        &self,
+        flavor: &LoadedFlavor,
+    ) -> Result<Option<String>, AppError> {
+        Ok(match self.app.builtin(flavor.name()).await? {
+            Some(_) => None,
+            None => Some(flavor.sha256().to_string()),
+        })
+    }
+}
+
+fn info_from_record(record: FlavorRecord) -> Result<FlavorInfo, AppError> {
+    let metadata: FlavorMetadata = serde_json::from_str(&record.metadata_json)
+        .map_err(|e| AppError::Internal(format!("stored metadata of `{}`: {e}", record.name)))?;
+    Ok(FlavorInfo {
+        name: record.name,
+        builtin: false,
+        sha256: record.sha256,
+        registered_at: Some(record.registered_at),
+        metadata,
+    })
+}

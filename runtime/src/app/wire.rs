@@ -1,0 +1,198 @@
+//! What goes into and comes out of the application layer: plain data,
+//! serde both ways, so the CLI prints it, the server sends it as JSON and
+//! the CLI's remote mode reads it back into the same types.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::flavor::{FlavorMetadata, LogLine};
+use crate::push::PushEvent;
+use crate::reference::Reference;
+
+/// A flavor as listed and described.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlavorInfo {
+    /// Its name.
+    pub name: String,
+    /// Shipped with the host, or registered by a user.
+    pub builtin: bool,
+    /// SHA-256 of the component.
+    pub sha256: String,
+    /// When it was registered (registered flavors only).
+    pub registered_at: Option<String>,
+    /// What the flavor says about itself.
+    pub metadata: FlavorMetadata,
+}
+
+/// A registry component as listed and described.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComponentInfo {
+    /// Its name.
+    pub name: String,
+    /// The flavor that validates and approves for it.
+    pub flavor: String,
+    /// The registry URI.
+    pub uri: String,
+    /// ZenML's `is_local`: the uri is `localhost:PORT`.
+    pub is_local: bool,
+    /// The normalised config.
+    pub config: Value,
+    /// Name of the secret with its credentials.
+    pub secret: Option<String>,
+    /// When it was created.
+    pub created_at: String,
+    /// When it was last changed.
+    pub updated_at: String,
+    /// Log lines the flavor emitted while validating (register/update only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<LogLine>,
+}
+
+/// What may be shown of a secret: everything but the password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretInfo {
+    /// Secret name.
+    pub name: String,
+    /// Registry user name.
+    pub username: String,
+    /// When it was created (RFC 3339 UTC).
+    pub created_at: String,
+}
+
+/// Register a registry component.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegisterComponent {
+    /// Component name.
+    pub name: String,
+    /// Flavor name (built-in or registered).
+    pub flavor: String,
+    /// Registry URI.
+    pub uri: String,
+    /// Further config keys, validated by the flavor.
+    #[serde(default)]
+    pub config: Map<String, Value>,
+    /// Secret holding the registry credentials.
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+/// What an update does to a component's secret.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecretChange {
+    /// Leave it as it is.
+    #[default]
+    Keep,
+    /// Use this secret.
+    Set(String),
+    /// Push without credentials.
+    Remove,
+}
+
+/// Update a registry component: a new uri, config keys (`null` removes a
+/// key), or secret; the merged config is validated again.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct UpdateComponent {
+    /// New registry URI.
+    #[serde(default)]
+    pub uri: Option<String>,
+    /// Config keys to set (`null` removes).
+    #[serde(default)]
+    pub config: Map<String, Value>,
+    /// What to do with the secret.
+    #[serde(default)]
+    pub secret: SecretChange,
+}
+
+/// Create a secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateSecret {
+    /// Secret name.
+    pub name: String,
+    /// Registry user name.
+    pub username: String,
+    /// Password or token; never printed.
+    pub password: String,
+}
+
+impl std::fmt::Debug for CreateSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateSecret")
+            .field("name", &self.name)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Push an image to a component's registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushRequest {
+    /// The image reference, as the user wrote it.
+    pub image: String,
+    /// The registry component.
+    pub component: String,
+    /// Stop after the checks, before the engine.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// What happens during a push, as it happens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "kebab-case")]
+pub enum PushProgress {
+    /// The flavor decided (approve or deny); its log lines and warnings.
+    Flavor {
+        /// The flavor's name.
+        flavor: String,
+        /// The flavor's log lines.
+        logs: Vec<LogLine>,
+        /// The flavor's warnings (empty on a denial).
+        warnings: Vec<String>,
+    },
+    /// The engine reported progress.
+    Engine {
+        /// The engine's event.
+        event: PushEvent,
+    },
+}
+
+/// What a push did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushReport {
+    /// The normalised reference pushed.
+    pub image: String,
+    /// The manifest digest the registry reported (none on a dry run).
+    pub digest: Option<String>,
+    /// The flavor's warnings.
+    pub warnings: Vec<String>,
+    /// Whether the engine was left out.
+    pub dry_run: bool,
+}
+
+/// An image reference as the host parsed and normalised it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageInfo {
+    /// Registry host with optional port.
+    pub domain: String,
+    /// Repository path without the domain.
+    pub path: String,
+    /// Tag, when there is one.
+    pub tag: Option<String>,
+    /// Digest, when there is one.
+    pub digest: Option<String>,
+    /// `domain/path`.
+    pub name: String,
+}
+
+impl From<&Reference> for ImageInfo {
+    fn from(r: &Reference) -> Self {
+        ImageInfo {
+            domain: r.domain().to_string(),
+            path: r.path().to_string(),
+            tag: r.tag().map(str::to_string),
+            digest: r.digest().map(str::to_string),
+            name: r.name(),
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! One function per command: turn the arguments into a request, send it
+//! through the backend, print the answer.
+
+use std::io::Read;
+
+use anyhow::{Context, bail};
+
+use super::backend::Backend;
+use super::output::{Progress, print_component, print_flavor, print_json, print_logs, print_table};
+use super::{FlavorCommand, PushArgs, RegistryCommand, SecretCommand};
+use crate::app::{
+    self, ComponentInfo, CreateSecret, PushProgress, PushRequest, RegisterComponent, SecretChange,
+    UpdateComponent,
+};
+
+/// `image parse`: the host's parser, no state needed.
+pub(crate) fn image_parse(text: &str, json_out: bool) -> anyhow::Result<()> {
+    let image = app::parse_image(text)?;
+    if json_out {
+        return print_json(&image);
+    }
+    println!("name:   {}", image.name);
+    println!("domain: {}", image.domain);
+    println!("path:   {}", image.path);
+    println!("tag:    {}", image.tag.as_deref().unwrap_or("-"));
+    println!("digest: {}", image.digest.as_deref().unwrap_or("-"));
+    Ok(())
+}
+
+/// `flavor ...`.
+pub(crate) async fn flavor(backend: &impl Backend, cmd: FlavorCommand) -> anyhow::Result<()> {
+    match cmd {
+        FlavorCommand::Register { file, out } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let info = backend
+                .register_flavor(bytes)
+                .await
+                .with_context(|| format!("cannot register {}", file.display()))?;
+            if out.json {
+                print_json(&info)
+            } else {
+                println!("{}", info.name);
+                Ok(())
+            }
+        }
+        FlavorCommand::List { out } => {
+            let flavors = backend.list_flavors().await?;
+            if out.json {
+                return print_json(&flavors);
+            }
+            let rows = flavors
+                .iter()
+                .map(|f| {
+                    vec![
+                        f.name.clone(),
+                        if f.builtin { "built-in" } else { "registered" }.to_string(),
+                        f.metadata.display_name.clone(),
+                        f.sha256.chars().take(12).collect(),
+                    ]
+                })
+                .collect();
+            print_table(&["NAME", "SOURCE", "DISPLAY NAME", "SHA256"], rows);
+            Ok(())
+        }
+        FlavorCommand::Describe { name, out } => {
+            let info = backend.describe_flavor(&name).await?;
+            if out.json {
+                print_json(&info)
+            } else {
+                print_flavor(&info)
+            }
+        }
+        FlavorCommand::Delete { name } => {
+            backend.delete_flavor(&name).await?;
+            eprintln!("deleted flavor `{name}`");
+            Ok(())
+        }
+    }
+}
+
+/// `registry ...`.
+pub(crate) async fn registry(backend: &impl Backend, cmd: RegistryCommand) -> anyhow::Result<()> {
+    match cmd {
+        RegistryCommand::Register {
+            name,
+            flavor,
+            uri,
+            config,
+            secret,
+            out,
+        } => {
+            let request = RegisterComponent {
+                name: name.clone(),
+                flavor,
+                uri,
+                config: app::parse_options(&config).map_err(anyhow::Error::msg)?,
+                secret,
+            };
+            let info = backend
+                .register_component(request)
+                .await
+                .with_context(|| format!("registry component `{name}` was not registered"))?;
+            show_component_change("registered", &info, out.json)
+        }
+        RegistryCommand::Update {
+            name,
+            uri,
+            config,
+            secret,
+            remove_secret,
+            out,
+        } => {
+            let update = UpdateComponent {
+                uri,
+                config: app::parse_options(&config).map_err(anyhow::Error::msg)?,
+                secret: match (secret, remove_secret) {
+                    (Some(name), _) => SecretChange::Set(name),
+                    (None, true) => SecretChange::Remove,
+                    (None, false) => SecretChange::Keep,
+                },
+            };
+            let info = backend
+                .update_component(&name, update)
+                .await
+                .with_context(|| format!("registry component `{name}` was not updated"))?;
+            show_component_change("updated", &info, out.json)
+        }
+        RegistryCommand::List { out } => {
+            let components = backend.list_components().await?;
+            if out.json {
+                return print_json(&components);
+            }
+            let rows = components
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.name.clone(),
+                        c.flavor.clone(),
+                        c.uri.clone(),
+                        c.is_local.to_string(),
+                        c.secret.clone().unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect();
+            print_table(&["NAME", "FLAVOR", "URI", "LOCAL", "SECRET"], rows);
+            Ok(())
+        }
+        RegistryCommand::Describe { name, out } => {
+            let info = backend.describe_component(&name).await?;
+            if out.json {
+                print_json(&info)
+            } else {
+                print_component(&info)
+            }
+        }
+        RegistryCommand::Delete { name } => {
+            backend.delete_component(&name).await?;
+            eprintln!("deleted registry component `{name}`");
+            Ok(())
+        }
+    }
+}
+
+/// Prints a registered or updated component with the flavor's log lines.
+fn show_component_change(verb: &str, info: &ComponentInfo, json: bool) -> anyhow::Result<()> {
+    print_logs(&info.flavor, &info.logs);
+    if json {
+        print_json(info)
+    } else {
+        println!(
+            "{verb} registry component `{}` ({} at {})",
+            info.name, info.flavor, info.uri
+        );
+        Ok(())
+    }
+}
+
+/// `secret ...`.
+pub(crate) async fn secret(backend: &impl Backend, cmd: SecretCommand) -> anyhow::Result<()> {
+    match cmd {
+        SecretCommand::Create {
+            name,
+            username,
+            password_stdin,
+            password,
+        } => {
+            let password = if password_stdin {
+                let mut text = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .context("cannot read the password from standard input")?;
+                text.trim_end_matches(['\r', '\n']).to_string()
+            } else {
+                password.unwrap_or_default()
+            };
+            if password.is_empty() {
+                bail!("the password is empty");
+            }
+            backend
+                .create_secret(CreateSecret {
+                    name: name.clone(),
+                    username,
+                    password,
+                })
+                .await?;
+            eprintln!("created secret `{name}`");
+            Ok(())
+        }
+        SecretCommand::List { out } => {
+            let secrets = backend.list_secrets().await?;
+            if out.json {
+                return print_json(&secrets);
+            }
+            let rows = secrets
+                .iter()
+                .map(|s| vec![s.name.clone(), s.username.clone(), s.created_at.clone()])
+                .collect();
+            print_table(&["NAME", "USERNAME", "CREATED"], rows);
+            Ok(())
+        }
+        SecretCommand::Delete { name } => {
+            backend.delete_secret(&name).await?;
+            eprintln!("deleted secret `{name}`");
+            Ok(())
+        }
+    }
+}
+
+/// `push`.
+pub(crate) async fn push(backend: &impl Backend, args: PushArgs) -> anyhow::Result<()> {
+    let mut progress = Progress::new();
+    let request = PushRequest {
+        image: args.image,
+        component: args.registry.clone(),
+        dry_run: args.dry_run,
+    };
+    let report = backend
+        .push(request, &mut |step| match step {
+            PushProgress::Flavor {
+                flavor,
+                logs,
+                warnings,
+            } => {
+                print_logs(&flavor, &logs);
+                for warning in &warnings {
+                    eprintln!("warning: {warning}");
+                }
+            }
+            PushProgress::Engine { event } => progress.event(event),
+        })
+        .await;
+    progress.finish();
+    let report = report?;
+    if args.out.json {
+        return print_json(&report);
+    }
+    match &report.digest {
+        Some(digest) => {
+            println!("pushed {}", report.image);
+            println!("digest: {digest}");
+        }
+        None => println!(
+            "dry run: `{}` passed every check for registry `{}`; nothing was pushed",
+            report.image, args.registry
+        ),
+    }
+    Ok(())
+}

@@ -1,0 +1,314 @@
+//! The `flavorbox` command line: ZenML's `container-registry` workflow over
+//! the application layer. Every command goes through a [`backend::Backend`]
+//! (today the local one over [`crate::app`]; the server's client is the
+//! second), so the CLI parses arguments and prints, and nothing else.
+//! `--json` prints one JSON document on stdout; errors go to stderr with a
+//! non-zero exit code.
+
+mod backend;
+mod commands;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use self::backend::LocalBackend;
+use crate::app::{App, AppConfig, AppError, Tenant};
+
+/// Container-registry flavors as sandboxed WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "flavorbox", version, about, long_about = None)]
+pub struct Cli {
+    /// State directory (database, flavor blobs, compiled code).
+    #[arg(long, global = true, env = "FLAVORBOX_HOME", value_name = "DIR")]
+    pub(crate) home: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The operator's limits for every flavor call (defaults: see the README).
+#[derive(Debug, Args)]
+pub(crate) struct LimitArgs {
+    /// Fuel (roughly wasm instructions) a flavor call may burn.
+    #[arg(long, global = true, env = "FLAVORBOX_FUEL", value_name = "UNITS")]
+    pub(crate) fuel: Option<u64>,
+    /// Wall-clock limit of a flavor call, host lookups included.
+    #[arg(long, global = true, env = "FLAVORBOX_TIMEOUT_MS", value_name = "MS")]
+    pub(crate) timeout_ms: Option<u64>,
+    /// Linear memory a flavor call may use.
+    #[arg(long, global = true, env = "FLAVORBOX_MEMORY_MIB", value_name = "MIB",
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub(crate) memory_mib: Option<u64>,
+    /// Largest flavor component accepted, in MiB (default 64).
+    #[arg(
+        long,
+        global = true,
+        env = "FLAVORBOX_MAX_WASM_MIB",
+        value_name = "MIB"
+    )]
+    pub(crate) max_wasm_mib: Option<u64>,
+    /// Refuse the `repository-exists` capability to every flavor.
+    #[arg(long, global = true, env = "FLAVORBOX_NO_REPOSITORY_LOOKUP")]
+    pub(crate) no_repository_lookup: bool,
+}
+
+impl LimitArgs {
+    /// The operator's configuration for state in `home`, checked.
+    fn config(&self, home: PathBuf) -> Result<AppConfig, AppError> {
+        let mut builder = AppConfig::builder(home).repository_lookup(!self.no_repository_lookup);
+        if let Some(fuel) = self.fuel {
+            builder = builder.fuel(fuel);
+        }
+        if let Some(ms) = self.timeout_ms {
+            builder = builder.timeout(std::time::Duration::from_millis(ms));
+        }
+        if let Some(mib) = self.memory_mib {
+            builder = builder.memory_mib(mib);
+        }
+        if let Some(mib) = self.max_wasm_mib {
+            builder = builder.max_component_mib(mib);
+        }
+        builder.build()
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Register, list, describe and delete flavors.
+    #[command(subcommand)]
+    Flavor(FlavorCommand),
+    /// Register, update, list, describe and delete registry components.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+    /// Store registry credentials (values are never printed).
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Work with image references.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Push an image to a registry component's registry.
+    Push(PushArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JsonFlag {
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum FlavorCommand {
+    /// Check a `.wasm` component against the flavor world, store it and precompile it.
+    Register {
+        /// The flavor component (built for wasm32-wasip2).
+        file: PathBuf,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Built-in and registered flavors.
+    List {
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// A flavor's metadata, config schema and hash.
+    Describe {
+        /// Flavor name.
+        name: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Delete a registered flavor (refused while a registry component uses it).
+    Delete {
+        /// Flavor name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RegistryCommand {
+    /// Register a registry component; its flavor validates the config first.
+    Register {
+        /// Component name.
+        name: String,
+        /// Flavor that validates the config and approves pushes.
+        #[arg(long)]
+        flavor: String,
+        /// Registry URI, e.g. `localhost:5000` or `docker.io/my-account`.
+        #[arg(long)]
+        uri: String,
+        /// A config field; VALUE is JSON if it parses, else a string. Repeatable.
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
+        /// Secret holding the registry credentials.
+        #[arg(long)]
+        secret: Option<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Change a component's uri, config fields (`KEY=null` removes one) or secret.
+    Update {
+        /// Component name.
+        name: String,
+        /// New registry URI.
+        #[arg(long)]
+        uri: Option<String>,
+        /// A config field; VALUE is JSON if it parses, else a string. Repeatable.
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
+        /// Secret holding the registry credentials.
+        #[arg(long, conflicts_with = "remove_secret")]
+        secret: Option<String>,
+        /// Push without credentials from now on.
+        #[arg(long)]
+        remove_secret: bool,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Every registry component.
+    List {
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// One registry component.
+    Describe {
+        /// Component name.
+        name: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Delete a registry component.
+    Delete {
+        /// Component name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SecretCommand {
+    /// Store a username and password.
+    #[command(group = clap::ArgGroup::new("pw").required(true).args(["password_stdin", "password"]))]
+    Create {
+        /// Secret name.
+        name: String,
+        /// Registry username.
+        #[arg(long)]
+        username: String,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// The password (visible in the process list; prefer --password-stdin).
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Secret names and usernames.
+    List {
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Delete a secret (refused while a registry component uses it).
+    Delete {
+        /// Secret name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ImageCommand {
+    /// Parse and normalise an image reference the way Docker does.
+    Parse {
+        /// The reference, e.g. `ubuntu:22.04` or `localhost:5000/team/app@sha256:...`.
+        reference: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PushArgs {
+    /// The image, tagged under the registry's URI (e.g. `localhost:5000/team/app:1`).
+    pub(crate) image: String,
+    /// Registry component to push to.
+    #[arg(long)]
+    pub(crate) registry: String,
+    /// Run every check, including the flavor's, but do not talk to the Docker engine.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    #[command(flatten)]
+    pub(crate) out: JsonFlag,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FLAVORBOX_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", render_error(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line, leaving out a cause whose text an
+/// outer message already includes.
+fn render_error(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let message = cause.to_string();
+        if out.contains(&message) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&message);
+    }
+    out
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Image(ImageCommand::Parse { reference, out }) = &cli.command {
+        return commands::image_parse(reference, out.json);
+    }
+    let home = match cli.home {
+        Some(home) => home,
+        None => App::default_home()?,
+    };
+    let config = cli.limits.config(home.clone())?;
+    let app = App::open(config)
+        .await
+        .with_context(|| format!("cannot open the state in {}", home.display()))?;
+    let tenant = Tenant::local();
+    let backend = LocalBackend::new(app.tenant(&tenant));
+    match cli.command {
+        Command::Image(_) => Ok(()),
+        Command::Flavor(cmd) => commands::flavor(&backend, cmd).await,
+        Command::Registry(cmd) => commands::registry(&backend, cmd).await,
+        Command::Secret(cmd) => commands::secret(&backend, cmd).await,
+        Command::Push(args) => commands::push(&backend, args).await,
+    }
+}
