@@ -25,6 +25,9 @@ use super::limits::Deadline;
 /// one wasmtime-wasi links (older 0.2 imports resolve to it by semver).
 const WASI_CLOCKS: &str = "wasi:clocks/monotonic-clock@0.2.12";
 
+/// Most bytes one `get-random-bytes` call may ask for.
+pub const MAX_RANDOM_BYTES: u64 = 64 << 10;
+
 /// The WASI state of one call.
 pub struct WasiState {
     ctx: WasiCtx,
@@ -49,6 +52,9 @@ impl WasiState {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
+            // One `get-random-bytes` call makes the host allocate what it
+            // asks for (64 MiB by default): a flavor needs a few bytes.
+            .max_random_size(MAX_RANDOM_BYTES)
             .build();
         WasiState {
             ctx,
