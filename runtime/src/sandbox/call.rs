@@ -12,6 +12,7 @@ use super::error::{CallError, CallErrorKind};
 use super::host::{DeadlineExceeded, HostState, LogSink, RepositoryLookup};
 use super::http::{self, HttpState};
 use super::limits::{Deadline, Limits, MemoryLimiter};
+use super::state::CallState;
 use super::text::{clean, first_line, truncate};
 use super::wasi::WasiState;
 use super::{LoadedFlavor, Sandbox};
@@ -38,17 +39,6 @@ pub struct Outcome<T> {
     pub value: T,
     /// Log lines, in order.
     pub logs: Vec<LogLine>,
-}
-
-/// The data of one call's store: each capability's own state, linked
-/// through a projection (`|s| &mut s.host`, the `WasiView` and
-/// `WasiHttpView` impls), and the resource table WASI and `wasi:http` share.
-pub struct CallState {
-    pub(super) table: ResourceTable,
-    pub(super) wasi: WasiState,
-    pub(super) http: HttpState,
-    pub(super) host: HostState,
-    pub(super) limiter: MemoryLimiter,
 }
 
 impl Sandbox {

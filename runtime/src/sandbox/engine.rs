@@ -7,9 +7,9 @@ use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::call::CallState;
 use super::host::HostState;
 use super::limits::SandboxConfig;
+use super::state::CallState;
 use super::{http, wasi};
 use crate::world::v0_1;
 

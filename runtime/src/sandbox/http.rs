@@ -13,13 +13,11 @@
 //!   at a number of entries derived from its memory limit
 //!   ([`table_capacity`]); past that the call fails with `memory limit`.
 
-use wasmtime::component::{Linker, Resource};
+use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime_wasi_http::p2::bindings::http::types::{HostOutgoingRequest, Scheme};
 use wasmtime_wasi_http::p2::body::HostOutgoingBody;
 use wasmtime_wasi_http::p2::types::{HostOutgoingRequest as OutgoingRequest, HostOutgoingResponse};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
-
-use super::call::CallState;
 
 /// The `wasi:http` version the host links (older 0.2 imports resolve to it).
 const WASI_HTTP_TYPES: &str = "wasi:http/types@0.2.12";
@@ -55,12 +53,13 @@ impl HttpState {
     }
 }
 
-impl WasiHttpView for CallState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
+impl HttpState {
+    /// The view `wasi:http`'s host functions work on.
+    pub fn view<'a>(&'a mut self, table: &'a mut ResourceTable) -> WasiHttpCtxView<'a> {
         WasiHttpCtxView {
-            hooks: &mut self.http.hooks,
-            table: &mut self.table,
-            ctx: &mut self.http.ctx,
+            hooks: &mut self.hooks,
+            table,
+            ctx: &mut self.ctx,
         }
     }
 }
@@ -101,7 +100,7 @@ impl wasmtime_wasi_http::WasiHttpHooks for DenyHttp {
 }
 
 /// Links `wasi:http` deny-by-default, with the bounds above.
-pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+pub fn add_to_linker<T: WasiHttpView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_sync(linker)?;
     linker.allow_shadowing(true);
     let mut types = linker.instance(WASI_HTTP_TYPES)?;

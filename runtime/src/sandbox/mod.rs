@@ -16,6 +16,7 @@
 //! - [`engine`]: the engine's configuration and the linker.
 //! - [`loader`]: checks before compiling, the authenticated code cache, metadata.
 //! - [`call`]: one call in a fresh store; typed errors.
+//! - [`state`]: the store data, each capability's state behind a projection.
 //! - [`limits`]: limits, grants and the memory limiter.
 //! - [`wasi`], [`http`]: the deny-by-default WASI and `wasi:http` contexts.
 //! - [`host`]: the flavor world's host imports (log, repository lookup).
@@ -28,6 +29,7 @@ mod host;
 mod http;
 mod limits;
 mod loader;
+mod state;
 mod text;
 mod wasi;
 
@@ -39,10 +41,11 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
-pub use self::call::{CallContext, CallState, Outcome};
+pub use self::call::{CallContext, Outcome};
 pub use self::error::{CallError, CallErrorKind, LoadError};
 pub use self::host::{LookupError, MAX_LOOKUPS_PER_CALL, RepositoryLookup};
 pub use self::limits::{Grants, Limits, MIN_MEMORY_BYTES, SandboxConfig};
+pub use self::state::CallState;
 pub use self::text::{clean, clean_truncated};
 pub use crate::flavor::{LogLevel, LogLine};
 

@@ -12,14 +12,19 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Linker, Resource};
+use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime_wasi::p2::DynPollable;
 use wasmtime_wasi::{
     HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
 };
 
-use super::call::CallState;
 use super::limits::Deadline;
+
+/// Store data that holds a call's WASI state and the resource table.
+pub trait WasiCall: WasiView + 'static {
+    /// The WASI state and the table, borrowed together.
+    fn wasi_parts(&mut self) -> (&mut WasiState, &mut ResourceTable);
+}
 
 /// The WASI version whose clock functions [`add_to_linker`] replaces: the
 /// one wasmtime-wasi links (older 0.2 imports resolve to it by semver).
@@ -72,17 +77,18 @@ impl WasiState {
     }
 }
 
-impl WasiView for CallState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
+impl WasiState {
+    /// The view WASI's host functions work on.
+    pub fn view<'a>(&'a mut self, table: &'a mut ResourceTable) -> WasiCtxView<'a> {
         WasiCtxView {
-            ctx: &mut self.wasi.ctx,
-            table: &mut self.table,
+            ctx: &mut self.ctx,
+            table,
         }
     }
 }
 
 /// Links WASI 0.2 with clock waits bounded by the call's deadline.
-pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+pub fn add_to_linker<T: WasiCall>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_sync(linker)?;
     bound_clock_waits(linker)
 }
@@ -91,18 +97,19 @@ pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
 /// call's deadline. Fuel and epochs only fire in wasm code; a guest that
 /// sleeps waits in host code, so without this a `sleep(1 hour)` would hold
 /// the call (and its thread and instance slot) for an hour.
-fn bound_clock_waits(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    fn subscribe(
-        state: &mut CallState,
+fn bound_clock_waits<T: WasiCall>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    fn subscribe<T: WasiCall>(
+        state: &mut T,
         wait: Duration,
     ) -> wasmtime::Result<(Resource<DynPollable>,)> {
-        let remaining = state.wasi.deadline.remaining();
+        let (wasi, table) = state.wasi_parts();
+        let remaining = wasi.deadline.remaining();
         if wait > remaining {
-            state.wasi.wait_capped = true;
+            wasi.wait_capped = true;
         }
         let until = tokio::time::Instant::now() + wait.min(remaining);
-        let sleep = state.table.push(CappedSleep(until))?;
-        Ok((wasmtime_wasi::p2::subscribe(&mut state.table, sleep)?,))
+        let sleep = table.push(CappedSleep(until))?;
+        Ok((wasmtime_wasi::p2::subscribe(table, sleep)?,))
     }
 
     linker.allow_shadowing(true);
@@ -111,8 +118,8 @@ fn bound_clock_waits(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
         subscribe(store.data_mut(), Duration::from_nanos(nanos))
     })?;
     clocks.func_wrap("subscribe-instant", |mut store, (when,): (u64,)| {
-        let state: &mut CallState = store.data_mut();
-        let now = state.wasi.clock.now();
+        let state: &mut T = store.data_mut();
+        let now = state.wasi_parts().0.clock.now();
         subscribe(state, Duration::from_nanos(when.saturating_sub(now)))
     })?;
     linker.allow_shadowing(false);
