@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
-use super::{StoreError, io_error};
+use super::error::{StoreError, io_error};
 
 /// Tells temporary file names apart within one process.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -1,9 +1,12 @@
 //! Tests of the store against real SQLite databases in temporary directories.
 
+use std::fs;
 use std::path::Path;
+use std::time::Duration;
 
 use tempfile::TempDir;
 
+use super::error::component_write_error;
 use super::*;
 
 const DIGEST: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -734,7 +737,7 @@ async fn numbered_placeholders_bind_by_number_in_sqlite() {
     let row: (String, String, String) = sqlx::query_as("SELECT $2, $1, $2")
         .bind("one")
         .bind("two")
-        .fetch_one(&store.pool)
+        .fetch_one(store.db.pool())
         .await
         .unwrap();
     assert_eq!(row, ("two".into(), "one".into(), "two".into()));
@@ -769,7 +772,7 @@ async fn database_itself_refuses_a_component_naming_a_missing_secret() {
          (tenant, name, flavor, uri, config_json, secret, created_at, updated_at) \
          VALUES ('t', 'c', 'f', 'u', '{}', 'missing', 'now', 'now')",
     )
-    .execute(&store.pool)
+    .execute(store.db.pool())
     .await
     .unwrap_err();
     let err = component_write_error(err, &component("c", "f", Some("missing")));
