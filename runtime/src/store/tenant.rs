@@ -7,11 +7,12 @@
 //! the backend's `Db`, `Connection` and `Database`.
 
 use super::backend::{Connection, Database};
+use super::blob;
 use super::error::{
     COMPONENT, FLAVOR, SECRET, StoreError, already_exists, component_write_error, not_found,
 };
 use super::records::{ComponentRecord, FlavorRecord, SecretRecord, SecretSummary};
-use super::{blob, now_rfc3339};
+use super::timestamp::now_rfc3339;
 
 /// One tenant's view of the database; every query is filtered by the tenant.
 #[derive(Debug, Clone)]

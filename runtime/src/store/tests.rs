@@ -7,6 +7,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use super::error::component_write_error;
+use super::timestamp::{format_rfc3339, now_rfc3339};
 use super::*;
 
 const DIGEST: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -714,19 +715,42 @@ async fn blob_names_that_are_not_digests_are_rejected() {
 
 // ----- time and SQL portability -----
 
+/// The instant `secs` seconds and `nanos` nanoseconds after the Unix epoch.
+fn at(secs: i64, nanos: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(secs).unwrap() + time::Duration::nanoseconds(nanos)
+}
+
 #[test]
 fn timestamps_are_rfc3339_utc() {
-    assert_eq!(format_rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
-    assert_eq!(format_rfc3339(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+    assert_eq!(format_rfc3339(at(0, 0)), "1970-01-01T00:00:00.000Z");
     assert_eq!(
-        format_rfc3339(1_700_000_000, 123),
+        format_rfc3339(at(951_782_400, 5_000_000)),
+        "2000-02-29T00:00:00.005Z"
+    );
+    assert_eq!(
+        format_rfc3339(at(1_700_000_000, 123_000_000)),
         "2023-11-14T22:13:20.123Z"
     );
     assert_eq!(
-        format_rfc3339(4_102_444_799, 999),
+        format_rfc3339(at(4_102_444_799, 999_000_000)),
         "2099-12-31T23:59:59.999Z"
     );
-    assert_eq!(format_rfc3339(-1, 0), "1969-12-31T23:59:59.000Z");
+    assert_eq!(format_rfc3339(at(-1, 0)), "1969-12-31T23:59:59.000Z");
+}
+
+#[test]
+fn timestamps_truncate_to_milliseconds_and_are_written_in_utc() {
+    // Truncated, not rounded: the old hand-written formatter did the same,
+    // so a row written by it and one written now compare in time order.
+    assert_eq!(
+        format_rfc3339(at(1_700_000_000, 999_999_999)),
+        "2023-11-14T22:13:20.999Z"
+    );
+    let elsewhere = at(1_700_000_000, 0).to_offset(time::UtcOffset::from_hms(5, 30, 0).unwrap());
+    assert_eq!(format_rfc3339(elsewhere), "2023-11-14T22:13:20.000Z");
+    let now = now_rfc3339();
+    assert_eq!(now.len(), "2024-01-01T00:00:00.000Z".len(), "{now}");
+    assert!(now.ends_with('Z') && now.as_bytes()[10] == b'T', "{now}");
 }
 
 #[tokio::test]
