@@ -39,6 +39,9 @@ pub struct ComponentRecord {
     pub created_at: String,
     /// When it was last changed (RFC 3339 UTC); set by the store.
     pub updated_at: String,
+    /// Bumped by every update, starting at 1; ignored on insert. An update
+    /// must carry the version it read, or it is refused as a conflict.
+    pub version: i64,
 }
 
 /// Registry credentials, as the host uses them for a push.

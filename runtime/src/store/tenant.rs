@@ -32,6 +32,7 @@ type ComponentRow = (
     Option<String>,
     String,
     String,
+    i64,
 );
 
 fn flavor_from_row((name, sha256, metadata_json, registered_at): FlavorRow) -> FlavorRecord {
@@ -44,7 +45,7 @@ fn flavor_from_row((name, sha256, metadata_json, registered_at): FlavorRow) -> F
 }
 
 fn component_from_row(
-    (name, flavor, uri, config_json, secret, flavor_sha256, created_at, updated_at): ComponentRow,
+    (name, flavor, uri, config_json, secret, flavor_sha256, created_at, updated_at, version): ComponentRow,
 ) -> ComponentRecord {
     ComponentRecord {
         name,
@@ -55,11 +56,12 @@ fn component_from_row(
         flavor_sha256,
         created_at,
         updated_at,
+        version,
     }
 }
 
 const COMPONENT_COLUMNS: &str =
-    "name, flavor, uri, config_json, secret, flavor_sha256, created_at, updated_at";
+    "name, flavor, uri, config_json, secret, flavor_sha256, created_at, updated_at, version";
 
 impl TenantStore {
     /// A handle on `db` scoped to `tenant`.
@@ -152,7 +154,8 @@ impl TenantStore {
 
     // ----- registry components -----
 
-    /// Creates a registry component; its secret, if named, must exist. The store sets both timestamps.
+    /// Creates a registry component; its secret, if named, must exist. The
+    /// store sets both timestamps and version 1.
     pub async fn insert_component(&self, r: &ComponentRecord) -> Result<(), StoreError> {
         let mut tx = self.db.begin_write().await?;
         if let Some(secret) = &r.secret {
@@ -162,8 +165,9 @@ impl TenantStore {
         let now = now_rfc3339();
         sqlx::query(
             "INSERT INTO components \
-             (tenant, name, flavor, uri, config_json, secret, flavor_sha256, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+             (tenant, name, flavor, uri, config_json, secret, flavor_sha256, created_at, updated_at, \
+              version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, 1)",
         )
         .bind(&self.tenant)
         .bind(&r.name)
@@ -181,36 +185,20 @@ impl TenantStore {
     }
 
     /// Replaces a registry component's flavor, URI, config and secret; keeps
-    /// `created_at` and bumps `updated_at`.
+    /// `created_at`, bumps `updated_at` and `version`.
     ///
-    /// `r.updated_at` must be the value read before the change: if another
+    /// `r.version` must be the version read before the change: if another
     /// writer changed the component since, the update is refused with
     /// [`StoreError::Conflict`] instead of silently undoing that change.
     pub async fn update_component(&self, r: &ComponentRecord) -> Result<(), StoreError> {
         let mut tx = self.db.begin_write().await?;
-        let current: Option<(String,)> =
-            sqlx::query_as("SELECT updated_at FROM components WHERE tenant = $1 AND name = $2")
-                .bind(&self.tenant)
-                .bind(&r.name)
-                .fetch_optional(&mut *tx)
-                .await?;
-        match current {
-            None => return Err(not_found(COMPONENT, &r.name)),
-            Some((updated_at,)) if updated_at != r.updated_at => {
-                return Err(StoreError::Conflict {
-                    kind: COMPONENT,
-                    name: r.name.clone(),
-                });
-            }
-            Some(_) => {}
-        }
-        if let Some(secret) = &r.secret {
-            require_secret(&mut tx, &self.tenant, secret).await?;
-        }
-        require_flavor_digest(&mut tx, &self.tenant, r).await?;
-        sqlx::query(
+        // The row is written first so that a missing or changed component is
+        // reported as such before anything about its new contents; a check
+        // that fails below drops `tx`, which rolls the write back.
+        let updated = sqlx::query(
             "UPDATE components SET flavor = $3, uri = $4, config_json = $5, secret = $6, \
-             flavor_sha256 = $7, updated_at = $8 WHERE tenant = $1 AND name = $2",
+             flavor_sha256 = $7, updated_at = $8, version = version + 1 \
+             WHERE tenant = $1 AND name = $2 AND version = $9",
         )
         .bind(&self.tenant)
         .bind(&r.name)
@@ -220,9 +208,30 @@ impl TenantStore {
         .bind(&r.secret)
         .bind(&r.flavor_sha256)
         .bind(now_rfc3339())
+        .bind(r.version)
         .execute(&mut *tx)
         .await
-        .map_err(|e| component_write_error(e, r))?;
+        .map_err(|e| component_write_error(e, r))?
+        .rows_affected();
+        if updated == 0 {
+            let exists: Option<(String,)> =
+                sqlx::query_as("SELECT name FROM components WHERE tenant = $1 AND name = $2")
+                    .bind(&self.tenant)
+                    .bind(&r.name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            return Err(match exists {
+                None => not_found(COMPONENT, &r.name),
+                Some(_) => StoreError::Conflict {
+                    kind: COMPONENT,
+                    name: r.name.clone(),
+                },
+            });
+        }
+        if let Some(secret) = &r.secret {
+            require_secret(&mut tx, &self.tenant, secret).await?;
+        }
+        require_flavor_digest(&mut tx, &self.tenant, r).await?;
         tx.commit().await?;
         Ok(())
     }

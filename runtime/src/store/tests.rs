@@ -39,6 +39,7 @@ fn component(name: &str, flavor: &str, secret: Option<&str>) -> ComponentRecord 
         flavor_sha256: None,
         created_at: String::new(),
         updated_at: String::new(),
+        version: 0,
     }
 }
 
@@ -268,7 +269,7 @@ async fn update_replaces_fields_keeps_created_at_and_bumps_updated_at() {
 
     t.create_secret("creds", "bob", "pw").await.unwrap();
     let mut c = component("prod", "gcp", Some("creds"));
-    c.updated_at = before.updated_at.clone();
+    c.version = before.version;
     c.uri = "gcr.io/project".to_owned();
     c.config_json = r#"{"x":1}"#.to_owned();
     c.created_at = "1999-01-01T00:00:00.000Z".to_owned(); // ignored
@@ -284,6 +285,7 @@ async fn update_replaces_fields_keeps_created_at_and_bumps_updated_at() {
         after.updated_at > before.updated_at,
         "{after:?} vs {before:?}"
     );
+    assert_eq!((before.version, after.version), (1, 2));
 }
 
 #[tokio::test]
@@ -315,7 +317,7 @@ async fn update_naming_a_missing_secret_leaves_the_component_as_it_was() {
         .unwrap();
     let before = t.get_component("prod").await.unwrap().unwrap();
     let mut c = component("prod", "gcp", Some("nope"));
-    c.updated_at = before.updated_at.clone();
+    c.version = before.version;
     let err = t.update_component(&c).await.unwrap_err();
     assert!(matches!(err, StoreError::SecretNotFound(_)), "{err:?}");
     assert_eq!(t.get_component("prod").await.unwrap().unwrap(), before);
@@ -812,7 +814,8 @@ async fn an_update_based_on_a_stale_read_is_a_conflict_and_changes_nothing() {
         .unwrap();
     let first = t.get_component("prod").await.unwrap().unwrap();
     let stale = first.clone();
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    // No pause between the two: versions, unlike millisecond timestamps,
+    // tell updates in the same instant apart.
     let mut a = first;
     a.config_json = r#"{"a":1}"#.to_owned();
     t.update_component(&a).await.unwrap();
@@ -820,10 +823,147 @@ async fn an_update_based_on_a_stale_read_is_a_conflict_and_changes_nothing() {
     let mut b = stale;
     b.config_json = r#"{"b":2}"#.to_owned();
     let err = t.update_component(&b).await.unwrap_err();
-    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert!(
+        matches!(&err, StoreError::Conflict { kind: "registry component", name } if name == "prod"),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("run the command again"));
     let now = t.get_component("prod").await.unwrap().unwrap();
     assert_eq!(now.config_json, r#"{"a":1}"#);
+    assert_eq!(now.version, 2);
+
+    // Read again, and the update goes through.
+    let mut c = now;
+    c.config_json = r#"{"c":3}"#.to_owned();
+    t.update_component(&c).await.unwrap();
+    assert_eq!(t.get_component("prod").await.unwrap().unwrap().version, 3);
+}
+
+#[tokio::test]
+async fn two_updates_from_the_same_read_at_once_conflict_and_one_wins() {
+    // Two processes: separate pools on one database, racing the same read.
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let one = Store::open(&home).await.unwrap();
+    let two = Store::open(&home).await.unwrap();
+    one.tenant("default")
+        .insert_component(&component("prod", "aws", None))
+        .await
+        .unwrap();
+    let read = one
+        .tenant("default")
+        .get_component("prod")
+        .await
+        .unwrap()
+        .unwrap();
+    let update = |store: Store, config: &'static str| {
+        let mut r = read.clone();
+        r.config_json = config.to_owned();
+        async move { store.tenant("default").update_component(&r).await }
+    };
+    let (a, b) = tokio::join!(
+        tokio::spawn(update(one.clone(), r#"{"by":"one"}"#)),
+        tokio::spawn(update(two, r#"{"by":"two"}"#))
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let winner = match (&a, &b) {
+        (Ok(()), Err(StoreError::Conflict { .. })) => r#"{"by":"one"}"#,
+        (Err(StoreError::Conflict { .. }), Ok(())) => r#"{"by":"two"}"#,
+        other => panic!("expected one success and one conflict, got {other:?}"),
+    };
+    let now = one
+        .tenant("default")
+        .get_component("prod")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(now.config_json, winner);
+    assert_eq!(now.version, read.version + 1);
+}
+
+#[tokio::test]
+async fn update_of_a_missing_component_is_not_found_whatever_the_version() {
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("default");
+    for version in [0, 1, 2] {
+        let mut c = component("prod", "aws", None);
+        c.version = version;
+        let err = t.update_component(&c).await.unwrap_err();
+        assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    }
+}
+
+#[tokio::test]
+async fn update_refused_after_the_write_rolls_the_write_back() {
+    // The version check writes first; a flavor digest that no longer
+    // matches must then leave the row, version included, as it was.
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("default");
+    t.insert_flavor(&flavor("aws")).await.unwrap();
+    let mut c = component("prod", "aws", None);
+    c.flavor_sha256 = Some(DIGEST.to_owned());
+    t.insert_component(&c).await.unwrap();
+    let before = t.get_component("prod").await.unwrap().unwrap();
+
+    let mut changed = before.clone();
+    changed.config_json = r#"{"x":1}"#.to_owned();
+    changed.flavor_sha256 = Some("b".repeat(64));
+    let err = t.update_component(&changed).await.unwrap_err();
+    assert!(matches!(err, StoreError::FlavorReplaced(_)), "{err:?}");
+    assert_eq!(t.get_component("prod").await.unwrap().unwrap(), before);
+}
+
+#[tokio::test]
+async fn a_database_from_before_versions_migrates_and_its_rows_start_at_version_1() {
+    use sqlx::migrate::Migrator;
+    use sqlx::sqlite::SqliteConnectOptions;
+
+    // Build a version-2 database with the first two migrations only.
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    fs::create_dir_all(&home).unwrap();
+    let old_migrations = dir.path().join("migrations");
+    fs::create_dir(&old_migrations).unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    for file in ["0001_init.sql", "0002_component_flavor_digest.sql"] {
+        fs::copy(source.join(file), old_migrations.join(file)).unwrap();
+    }
+    let pool = sqlx::SqlitePool::connect_with(
+        SqliteConnectOptions::new()
+            .filename(home.join("flavorbox.db"))
+            .create_if_missing(true),
+    )
+    .await
+    .unwrap();
+    Migrator::new(old_migrations.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO components (tenant, name, flavor, uri, config_json, created_at, updated_at) \
+         VALUES ('default', 'prod', 'aws', 'registry.example.com/prod', '{}', \
+         '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:00.000Z')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = Store::open(&home).await.unwrap();
+    let t = store.tenant("default");
+    let old = t.get_component("prod").await.unwrap().unwrap();
+    assert_eq!(old.version, 1);
+    assert_eq!(old.updated_at, "2024-01-01T00:00:00.000Z");
+    let mut changed = old.clone();
+    changed.config_json = r#"{"x":1}"#.to_owned();
+    t.update_component(&changed).await.unwrap();
+    let new = t.get_component("prod").await.unwrap().unwrap();
+    assert_eq!(new.version, 2);
+    assert!(new.updated_at > old.updated_at, "{new:?}");
+    let err = t.update_component(&changed).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
 }
 
 #[tokio::test]
