@@ -1,6 +1,6 @@
 //! Persistent state: registered flavors, registry components and secrets in
-//! a SQL database, and `.wasm` components in a content-addressed blob
-//! directory.
+//! a SQL database, `.wasm` components in a content-addressed blob store,
+//! and the place the sandbox keeps precompiled code.
 //!
 //! All SQL of the host lives here, behind a narrow API, so that moving to a
 //! PostgreSQL database shared by several server replicas is a new backend
@@ -11,9 +11,10 @@
 //! store knows nothing of wasm, pushes or the CLI.
 //!
 //! One file per concern: `records` (the rows callers see), `error`
-//! ([`StoreError`]), `tenant` (the queries), `sqlite` (everything that knows
-//! the database is SQLite, and what a PostgreSQL backend must provide
-//! instead) and `blob` (the blob directory).
+//! ([`StoreError`]), `tenant` (the queries), `timestamp` (the text they
+//! write for times), `sqlite` (everything that knows the database is SQLite,
+//! and what a PostgreSQL backend must provide instead) and `blob` (the
+//! [`BlobStore`] trait and its directory implementation).
 
 mod blob;
 mod error;
@@ -26,6 +27,7 @@ mod timestamp;
 
 use std::fs::DirBuilder;
 use std::path::Path;
+use std::sync::Arc;
 
 use sqlx::migrate::Migrator;
 
@@ -34,6 +36,7 @@ pub use error::StoreError;
 pub use records::{ComponentRecord, FlavorRecord, SecretRecord, SecretSummary};
 pub use tenant::TenantStore;
 
+use blob::BlobDir;
 use error::io_error;
 
 /// The database backend the queries run on: the only line that names it.
@@ -47,7 +50,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, Clone)]
 pub struct Store {
     db: backend::Database,
-    blobs: BlobStore,
+    blobs: Arc<dyn BlobStore>,
 }
 
 impl Store {
@@ -63,7 +66,7 @@ impl Store {
         let db = backend::Database::open(home).await?;
         Ok(Store {
             db,
-            blobs: BlobStore::new(blob_dir),
+            blobs: Arc::new(BlobDir::new(blob_dir)),
         })
     }
 
@@ -72,9 +75,9 @@ impl Store {
         TenantStore::new(self.db.clone(), tenant)
     }
 
-    /// The content-addressed blob directory.
-    pub fn blobs(&self) -> &BlobStore {
-        &self.blobs
+    /// The content-addressed blobs (`.wasm` components), shared by every tenant.
+    pub fn blobs(&self) -> &dyn BlobStore {
+        &*self.blobs
     }
 
     /// Closes every database connection, checkpointing the write-ahead log.

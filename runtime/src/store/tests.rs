@@ -6,11 +6,18 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
+use super::blob::BlobDir;
 use super::error::component_write_error;
 use super::timestamp::{format_rfc3339, now_rfc3339};
 use super::*;
 
 const DIGEST: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// The directory behind `Store::blobs()` of a store opened by [`open_temp`],
+/// for tests that look at or damage the files themselves.
+fn blob_dir(dir: &TempDir) -> BlobDir {
+    BlobDir::new(dir.path().join("home").join("blobs").join("sha256"))
+}
 
 async fn open_temp() -> (TempDir, Store) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -620,7 +627,10 @@ async fn home_is_0700_and_database_files_are_0600() {
         assert_eq!(mode(&shm), 0o600);
     }
     let sha256 = store.blobs().put(b"x").unwrap();
-    assert_eq!(mode(&store.blobs().path(&sha256).unwrap()), 0o600);
+    let file = BlobDir::new(home.join("blobs/sha256"))
+        .path(&sha256)
+        .unwrap();
+    assert_eq!(mode(&file), 0o600);
 }
 
 #[cfg(unix)]
@@ -640,7 +650,7 @@ async fn loose_database_permissions_are_tightened_on_open() {
 
 #[tokio::test]
 async fn blob_put_get_round_trips_and_is_idempotent() {
-    let (_dir, store) = open_temp().await;
+    let (dir, store) = open_temp().await;
     let blobs = store.blobs();
     let sha256 = blobs.put(b"hello").unwrap();
     assert_eq!(
@@ -649,16 +659,13 @@ async fn blob_put_get_round_trips_and_is_idempotent() {
     );
     assert_eq!(blobs.put(b"hello").unwrap(), sha256);
     assert_eq!(blobs.get(&sha256).unwrap(), b"hello");
-    assert!(
-        blobs
-            .path(&sha256)
-            .unwrap()
-            .ends_with(format!("blobs/sha256/{sha256}"))
-    );
+    assert!(blobs.contains(&sha256).unwrap());
+    assert!(!blobs.contains(DIGEST).unwrap());
+    let file = blob_dir(&dir).path(&sha256).unwrap();
+    assert!(file.ends_with(format!("home/blobs/sha256/{sha256}")));
+    assert_eq!(fs::read(&file).unwrap(), b"hello");
     // No temporary files left behind.
-    let entries = fs::read_dir(blobs.path(&sha256).unwrap().parent().unwrap())
-        .unwrap()
-        .count();
+    let entries = fs::read_dir(file.parent().unwrap()).unwrap().count();
     assert_eq!(entries, 1);
 }
 
@@ -674,10 +681,10 @@ async fn missing_blob_is_not_found() {
 
 #[tokio::test]
 async fn corrupt_blob_is_detected_and_repaired_by_put() {
-    let (_dir, store) = open_temp().await;
+    let (dir, store) = open_temp().await;
     let blobs = store.blobs();
     let sha256 = blobs.put(b"original").unwrap();
-    fs::write(blobs.path(&sha256).unwrap(), b"tampered").unwrap();
+    fs::write(blob_dir(&dir).path(&sha256).unwrap(), b"tampered").unwrap();
     let err = blobs.get(&sha256).unwrap_err();
     assert!(
         matches!(&err, StoreError::CorruptBlob { sha256: s } if *s == sha256),
@@ -689,7 +696,7 @@ async fn corrupt_blob_is_detected_and_repaired_by_put() {
 
 #[tokio::test]
 async fn blob_names_that_are_not_digests_are_rejected() {
-    let (_dir, store) = open_temp().await;
+    let (dir, store) = open_temp().await;
     let blobs = store.blobs();
     let upper = DIGEST.to_uppercase();
     let long = format!("{DIGEST}0");
@@ -709,7 +716,11 @@ async fn blob_names_that_are_not_digests_are_rejected() {
             "{bad}"
         );
         assert!(
-            matches!(blobs.path(bad), Err(StoreError::InvalidDigest(_))),
+            matches!(blobs.contains(bad), Err(StoreError::InvalidDigest(_))),
+            "{bad}"
+        );
+        assert!(
+            matches!(blob_dir(&dir).path(bad), Err(StoreError::InvalidDigest(_))),
             "{bad}"
         );
     }
