@@ -254,7 +254,7 @@ impl App {
     pub async fn open(home: &Path, policy: Policy) -> Result<App, AppError> {
         let store = Store::open(home).await?;
         let sandbox = Sandbox::new(SandboxConfig {
-            code_cache_dir: Some(home.join("cache").join("code")),
+            code_cache_dir: Some(store.code_cache_dir().to_path_buf()),
             default_limits: policy.limits.clone(),
             ..SandboxConfig::default()
         })

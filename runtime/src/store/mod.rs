@@ -26,7 +26,7 @@ mod tests;
 mod timestamp;
 
 use std::fs::DirBuilder;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sqlx::migrate::Migrator;
@@ -46,27 +46,36 @@ use sqlite as backend;
 /// same files serve every backend.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-/// The database and blob directory under one home directory.
+/// The database, the blobs and the code cache under one home directory.
 #[derive(Debug, Clone)]
 pub struct Store {
     db: backend::Database,
     blobs: Arc<dyn BlobStore>,
+    code_cache_dir: PathBuf,
 }
 
 impl Store {
-    /// Opens (creating if needed) the state under `home`: `home/flavorbox.db` and `home/blobs/`.
+    /// Opens (creating if needed) the state under `home`: `home/flavorbox.db`,
+    /// `home/blobs/` and `home/cache/code/`.
     ///
     /// A newly created `home` gets mode 0700 and the database 0600 (its
-    /// `-wal` and `-shm` files inherit that mode from SQLite); migrations run
-    /// before this returns.
+    /// `-wal` and `-shm` files inherit that mode from SQLite), the code cache
+    /// 0700 even if it existed; migrations run before this returns.
     pub async fn open(home: &Path) -> Result<Store, StoreError> {
         create_private_dir(home)?;
         let blob_dir = home.join("blobs").join("sha256");
         create_private_dir(&blob_dir)?;
+        let code_cache_dir = home.join("cache").join("code");
+        create_private_dir(&code_cache_dir)?;
+        // The sandbox loads these files as native code, trusting them
+        // because no one else can write here: tighten a directory an older
+        // flavorbox created with the default mode.
+        set_private_dir(&code_cache_dir)?;
         let db = backend::Database::open(home).await?;
         Ok(Store {
             db,
             blobs: Arc::new(BlobDir::new(blob_dir)),
+            code_cache_dir,
         })
     }
 
@@ -78,6 +87,17 @@ impl Store {
     /// The content-addressed blobs (`.wasm` components), shared by every tenant.
     pub fn blobs(&self) -> &dyn BlobStore {
         &*self.blobs
+    }
+
+    /// The directory for the sandbox's precompiled code, `home/cache/code`, owner-only.
+    ///
+    /// The store owns where it is and who may write it; the sandbox owns
+    /// what is in it (one file per component digest and engine
+    /// configuration, checked on load and recompiled on a mismatch). It is
+    /// derived, machine-specific data: it may be emptied at any time, and it
+    /// is not in the blob store because it is not shared between hosts.
+    pub fn code_cache_dir(&self) -> &Path {
+        &self.code_cache_dir
     }
 
     /// Closes every database connection, checkpointing the write-ahead log.
@@ -93,4 +113,17 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir).map_err(|e| io_error(dir, e))
+}
+
+/// Sets owner-only permissions (0700) on an existing directory.
+fn set_private_dir(dir: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| io_error(dir, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }

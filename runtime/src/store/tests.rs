@@ -618,6 +618,9 @@ async fn home_is_0700_and_database_files_are_0600() {
     assert_eq!(mode(&home), 0o700);
     assert_eq!(mode(&home.join("blobs")), 0o700);
     assert_eq!(mode(&home.join("blobs/sha256")), 0o700);
+    assert_eq!(store.code_cache_dir(), home.join("cache/code"));
+    assert_eq!(mode(&home.join("cache")), 0o700);
+    assert_eq!(mode(store.code_cache_dir()), 0o700);
     assert_eq!(mode(&home.join("flavorbox.db")), 0o600);
     let wal = home.join("flavorbox.db-wal");
     assert!(wal.exists(), "WAL mode should leave a -wal file while open");
@@ -644,6 +647,24 @@ async fn loose_database_permissions_are_tightened_on_open() {
     fs::set_permissions(&db, fs::Permissions::from_mode(0o644)).unwrap();
     let _store = Store::open(&home).await.unwrap();
     assert_eq!(mode(&db), 0o600);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_loose_code_cache_is_tightened_on_open() {
+    // What the sandbox's own create_dir_all left behind before the store
+    // owned the directory.
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let code = home.join("cache/code");
+    fs::create_dir_all(&code).unwrap();
+    fs::set_permissions(&code, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(code.join("kept.cwasm"), b"code").unwrap();
+    let store = Store::open(&home).await.unwrap();
+    assert_eq!(store.code_cache_dir(), code);
+    assert_eq!(mode(&code), 0o700);
+    assert_eq!(fs::read(code.join("kept.cwasm")).unwrap(), b"code");
 }
 
 // ----- blobs -----
