@@ -76,6 +76,7 @@ impl TenantApp<'_> {
             flavor_sha256: self.registered_digest(&loaded).await?,
             created_at: String::new(),
             updated_at: String::new(),
+            version: 0,
         };
         self.store.insert_component(&record).await?;
         let mut info = self.describe_component(&request.name).await?;

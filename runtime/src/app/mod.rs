@@ -87,7 +87,7 @@ impl App {
     pub async fn open(config: AppConfig) -> Result<App, AppError> {
         let store = Store::open(config.home()).await?;
         let sandbox = Sandbox::new(SandboxConfig {
-            code_cache_dir: Some(config.home().join("cache").join("code")),
+            code_cache_dir: Some(store.code_cache_dir().to_path_buf()),
             code_cache_key: code_cache_key(config.home())?,
             default_limits: config.limits().clone(),
             grants: config.grants(),

@@ -1,10 +1,14 @@
-//! Content-addressed blob directory for `.wasm` components and precompiled
-//! code: `blobs/sha256/<hex>`.
+//! Content-addressed storage for `.wasm` components: the [`BlobStore`]
+//! trait callers use, and [`BlobDir`], its implementation as a directory
+//! (`home/blobs/sha256/<hex>`).
 //!
 //! Blobs are shared by every tenant (identical bytes are stored once); which
 //! tenant may use a blob is decided by the rows that name its digest, so
-//! callers reach blobs only through a tenant's records.
+//! callers reach blobs only through a tenant's records. The trait is the seam
+//! for replicas that share a database but not a disk (an object store, or a
+//! table): the rows already name blobs only by digest.
 
+use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
@@ -12,61 +16,47 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
-use super::{StoreError, io_error};
+use super::error::{StoreError, io_error};
 
 /// Tells temporary file names apart within one process.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Content-addressed store of immutable byte strings, named by their SHA-256.
+/// Immutable byte strings shared by every tenant, named by their SHA-256.
+///
+/// Every implementation names a blob by the lowercase hex SHA-256 of its
+/// content, refuses any other name with [`StoreError::InvalidDigest`], and
+/// checks on every read that the content still hashes to its name
+/// ([`StoreError::CorruptBlob`]): a blob is trusted because of its name, not
+/// because of where it was kept. There is no `remove`: blobs are shared by
+/// content, so deleting one safely needs a sweep over every tenant's rows.
+pub trait BlobStore: Send + Sync + fmt::Debug {
+    /// Stores `bytes` and returns their SHA-256 (lowercase hex); storing the same bytes again is a no-op.
+    fn put(&self, bytes: &[u8]) -> Result<String, StoreError>;
+
+    /// Reads the blob named `sha256`, checking that its content still hashes to that name.
+    fn get(&self, sha256: &str) -> Result<Vec<u8>, StoreError>;
+
+    /// Whether a blob named `sha256` is stored (its content is checked by [`get`](Self::get) only).
+    ///
+    /// For the host's own bookkeeping: blobs are shared by every tenant, so
+    /// a tenant must never learn the answer.
+    fn contains(&self, sha256: &str) -> Result<bool, StoreError>;
+}
+
+/// A [`BlobStore`] in a local directory, one file per blob, written atomically.
 #[derive(Debug, Clone)]
-pub struct BlobStore {
+pub(super) struct BlobDir {
     dir: PathBuf,
 }
 
-impl BlobStore {
+impl BlobDir {
     /// Uses `dir` (normally `home/blobs/sha256`), which must already exist.
     pub(super) fn new(dir: PathBuf) -> Self {
         Self { dir }
     }
 
-    /// Stores `bytes` and returns their SHA-256 (lowercase hex); storing the same bytes again is a no-op.
-    pub fn put(&self, bytes: &[u8]) -> Result<String, StoreError> {
-        let sha256 = hex::encode(Sha256::digest(bytes));
-        let path = self.dir.join(&sha256);
-        // Idempotent, but not blind: a damaged copy is replaced.
-        match fs::read(&path) {
-            Ok(existing) if hex::encode(Sha256::digest(&existing)) == sha256 => return Ok(sha256),
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(io_error(&path, e)),
-        }
-        self.write_atomically(&path, bytes)?;
-        Ok(sha256)
-    }
-
-    /// Reads the blob named `sha256`, checking that its content still hashes to that name.
-    pub fn get(&self, sha256: &str) -> Result<Vec<u8>, StoreError> {
-        let path = self.path(sha256)?;
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Err(StoreError::NotFound {
-                    kind: "blob",
-                    name: sha256.to_owned(),
-                });
-            }
-            Err(e) => return Err(io_error(&path, e)),
-        };
-        if hex::encode(Sha256::digest(&bytes)) != sha256 {
-            return Err(StoreError::CorruptBlob {
-                sha256: sha256.to_owned(),
-            });
-        }
-        Ok(bytes)
-    }
-
     /// Path where the blob named `sha256` lives (whether or not it exists yet).
-    pub fn path(&self, sha256: &str) -> Result<PathBuf, StoreError> {
+    pub(super) fn path(&self, sha256: &str) -> Result<PathBuf, StoreError> {
         validate_digest(sha256)?;
         Ok(self.dir.join(sha256))
     }
@@ -96,6 +86,47 @@ impl BlobStore {
             .and_then(|dir| dir.sync_all())
             .map_err(|e| io_error(&self.dir, e))?;
         Ok(())
+    }
+}
+
+impl BlobStore for BlobDir {
+    fn put(&self, bytes: &[u8]) -> Result<String, StoreError> {
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let path = self.dir.join(&sha256);
+        // Idempotent, but not blind: a damaged copy is replaced.
+        match fs::read(&path) {
+            Ok(existing) if hex::encode(Sha256::digest(&existing)) == sha256 => return Ok(sha256),
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(&path, e)),
+        }
+        self.write_atomically(&path, bytes)?;
+        Ok(sha256)
+    }
+
+    fn get(&self, sha256: &str) -> Result<Vec<u8>, StoreError> {
+        let path = self.path(sha256)?;
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(StoreError::NotFound {
+                    kind: "blob",
+                    name: sha256.to_owned(),
+                });
+            }
+            Err(e) => return Err(io_error(&path, e)),
+        };
+        if hex::encode(Sha256::digest(&bytes)) != sha256 {
+            return Err(StoreError::CorruptBlob {
+                sha256: sha256.to_owned(),
+            });
+        }
+        Ok(bytes)
+    }
+
+    fn contains(&self, sha256: &str) -> Result<bool, StoreError> {
+        let path = self.path(sha256)?;
+        path.try_exists().map_err(|e| io_error(&path, e))
     }
 }
 

@@ -1,12 +1,23 @@
 //! Tests of the store against real SQLite databases in temporary directories.
 
+use std::fs;
 use std::path::Path;
+use std::time::Duration;
 
 use tempfile::TempDir;
 
+use super::blob::BlobDir;
+use super::error::component_write_error;
+use super::timestamp::{format_rfc3339, now_rfc3339};
 use super::*;
 
 const DIGEST: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// The directory behind `Store::blobs()` of a store opened by [`open_temp`],
+/// for tests that look at or damage the files themselves.
+fn blob_dir(dir: &TempDir) -> BlobDir {
+    BlobDir::new(dir.path().join("home").join("blobs").join("sha256"))
+}
 
 async fn open_temp() -> (TempDir, Store) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -35,6 +46,7 @@ fn component(name: &str, flavor: &str, secret: Option<&str>) -> ComponentRecord 
         flavor_sha256: None,
         created_at: String::new(),
         updated_at: String::new(),
+        version: 0,
     }
 }
 
@@ -264,7 +276,7 @@ async fn update_replaces_fields_keeps_created_at_and_bumps_updated_at() {
 
     t.create_secret("creds", "bob", "pw").await.unwrap();
     let mut c = component("prod", "gcp", Some("creds"));
-    c.updated_at = before.updated_at.clone();
+    c.version = before.version;
     c.uri = "gcr.io/project".to_owned();
     c.config_json = r#"{"x":1}"#.to_owned();
     c.created_at = "1999-01-01T00:00:00.000Z".to_owned(); // ignored
@@ -280,6 +292,7 @@ async fn update_replaces_fields_keeps_created_at_and_bumps_updated_at() {
         after.updated_at > before.updated_at,
         "{after:?} vs {before:?}"
     );
+    assert_eq!((before.version, after.version), (1, 2));
 }
 
 #[tokio::test]
@@ -311,7 +324,7 @@ async fn update_naming_a_missing_secret_leaves_the_component_as_it_was() {
         .unwrap();
     let before = t.get_component("prod").await.unwrap().unwrap();
     let mut c = component("prod", "gcp", Some("nope"));
-    c.updated_at = before.updated_at.clone();
+    c.version = before.version;
     let err = t.update_component(&c).await.unwrap_err();
     assert!(matches!(err, StoreError::SecretNotFound(_)), "{err:?}");
     assert_eq!(t.get_component("prod").await.unwrap().unwrap(), before);
@@ -605,6 +618,9 @@ async fn home_is_0700_and_database_files_are_0600() {
     assert_eq!(mode(&home), 0o700);
     assert_eq!(mode(&home.join("blobs")), 0o700);
     assert_eq!(mode(&home.join("blobs/sha256")), 0o700);
+    assert_eq!(store.code_cache_dir(), home.join("cache/code"));
+    assert_eq!(mode(&home.join("cache")), 0o700);
+    assert_eq!(mode(store.code_cache_dir()), 0o700);
     assert_eq!(mode(&home.join("flavorbox.db")), 0o600);
     let wal = home.join("flavorbox.db-wal");
     assert!(wal.exists(), "WAL mode should leave a -wal file while open");
@@ -614,7 +630,10 @@ async fn home_is_0700_and_database_files_are_0600() {
         assert_eq!(mode(&shm), 0o600);
     }
     let sha256 = store.blobs().put(b"x").unwrap();
-    assert_eq!(mode(&store.blobs().path(&sha256).unwrap()), 0o600);
+    let file = BlobDir::new(home.join("blobs/sha256"))
+        .path(&sha256)
+        .unwrap();
+    assert_eq!(mode(&file), 0o600);
 }
 
 #[cfg(unix)]
@@ -630,11 +649,29 @@ async fn loose_database_permissions_are_tightened_on_open() {
     assert_eq!(mode(&db), 0o600);
 }
 
+#[cfg(unix)]
+#[tokio::test]
+async fn a_loose_code_cache_is_tightened_on_open() {
+    // What the sandbox's own create_dir_all left behind before the store
+    // owned the directory.
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let code = home.join("cache/code");
+    fs::create_dir_all(&code).unwrap();
+    fs::set_permissions(&code, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(code.join("kept.cwasm"), b"code").unwrap();
+    let store = Store::open(&home).await.unwrap();
+    assert_eq!(store.code_cache_dir(), code);
+    assert_eq!(mode(&code), 0o700);
+    assert_eq!(fs::read(code.join("kept.cwasm")).unwrap(), b"code");
+}
+
 // ----- blobs -----
 
 #[tokio::test]
 async fn blob_put_get_round_trips_and_is_idempotent() {
-    let (_dir, store) = open_temp().await;
+    let (dir, store) = open_temp().await;
     let blobs = store.blobs();
     let sha256 = blobs.put(b"hello").unwrap();
     assert_eq!(
@@ -643,16 +680,13 @@ async fn blob_put_get_round_trips_and_is_idempotent() {
     );
     assert_eq!(blobs.put(b"hello").unwrap(), sha256);
     assert_eq!(blobs.get(&sha256).unwrap(), b"hello");
-    assert!(
-        blobs
-            .path(&sha256)
-            .unwrap()
-            .ends_with(format!("blobs/sha256/{sha256}"))
-    );
+    assert!(blobs.contains(&sha256).unwrap());
+    assert!(!blobs.contains(DIGEST).unwrap());
+    let file = blob_dir(&dir).path(&sha256).unwrap();
+    assert!(file.ends_with(format!("home/blobs/sha256/{sha256}")));
+    assert_eq!(fs::read(&file).unwrap(), b"hello");
     // No temporary files left behind.
-    let entries = fs::read_dir(blobs.path(&sha256).unwrap().parent().unwrap())
-        .unwrap()
-        .count();
+    let entries = fs::read_dir(file.parent().unwrap()).unwrap().count();
     assert_eq!(entries, 1);
 }
 
@@ -668,10 +702,10 @@ async fn missing_blob_is_not_found() {
 
 #[tokio::test]
 async fn corrupt_blob_is_detected_and_repaired_by_put() {
-    let (_dir, store) = open_temp().await;
+    let (dir, store) = open_temp().await;
     let blobs = store.blobs();
     let sha256 = blobs.put(b"original").unwrap();
-    fs::write(blobs.path(&sha256).unwrap(), b"tampered").unwrap();
+    fs::write(blob_dir(&dir).path(&sha256).unwrap(), b"tampered").unwrap();
     let err = blobs.get(&sha256).unwrap_err();
     assert!(
         matches!(&err, StoreError::CorruptBlob { sha256: s } if *s == sha256),
@@ -683,7 +717,7 @@ async fn corrupt_blob_is_detected_and_repaired_by_put() {
 
 #[tokio::test]
 async fn blob_names_that_are_not_digests_are_rejected() {
-    let (_dir, store) = open_temp().await;
+    let (dir, store) = open_temp().await;
     let blobs = store.blobs();
     let upper = DIGEST.to_uppercase();
     let long = format!("{DIGEST}0");
@@ -703,7 +737,11 @@ async fn blob_names_that_are_not_digests_are_rejected() {
             "{bad}"
         );
         assert!(
-            matches!(blobs.path(bad), Err(StoreError::InvalidDigest(_))),
+            matches!(blobs.contains(bad), Err(StoreError::InvalidDigest(_))),
+            "{bad}"
+        );
+        assert!(
+            matches!(blob_dir(&dir).path(bad), Err(StoreError::InvalidDigest(_))),
             "{bad}"
         );
     }
@@ -711,19 +749,42 @@ async fn blob_names_that_are_not_digests_are_rejected() {
 
 // ----- time and SQL portability -----
 
+/// The instant `secs` seconds and `nanos` nanoseconds after the Unix epoch.
+fn at(secs: i64, nanos: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(secs).unwrap() + time::Duration::nanoseconds(nanos)
+}
+
 #[test]
 fn timestamps_are_rfc3339_utc() {
-    assert_eq!(format_rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
-    assert_eq!(format_rfc3339(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+    assert_eq!(format_rfc3339(at(0, 0)), "1970-01-01T00:00:00.000Z");
     assert_eq!(
-        format_rfc3339(1_700_000_000, 123),
+        format_rfc3339(at(951_782_400, 5_000_000)),
+        "2000-02-29T00:00:00.005Z"
+    );
+    assert_eq!(
+        format_rfc3339(at(1_700_000_000, 123_000_000)),
         "2023-11-14T22:13:20.123Z"
     );
     assert_eq!(
-        format_rfc3339(4_102_444_799, 999),
+        format_rfc3339(at(4_102_444_799, 999_000_000)),
         "2099-12-31T23:59:59.999Z"
     );
-    assert_eq!(format_rfc3339(-1, 0), "1969-12-31T23:59:59.000Z");
+    assert_eq!(format_rfc3339(at(-1, 0)), "1969-12-31T23:59:59.000Z");
+}
+
+#[test]
+fn timestamps_truncate_to_milliseconds_and_are_written_in_utc() {
+    // Truncated, not rounded: the old hand-written formatter did the same,
+    // so a row written by it and one written now compare in time order.
+    assert_eq!(
+        format_rfc3339(at(1_700_000_000, 999_999_999)),
+        "2023-11-14T22:13:20.999Z"
+    );
+    let elsewhere = at(1_700_000_000, 0).to_offset(time::UtcOffset::from_hms(5, 30, 0).unwrap());
+    assert_eq!(format_rfc3339(elsewhere), "2023-11-14T22:13:20.000Z");
+    let now = now_rfc3339();
+    assert_eq!(now.len(), "2024-01-01T00:00:00.000Z".len(), "{now}");
+    assert!(now.ends_with('Z') && now.as_bytes()[10] == b'T', "{now}");
 }
 
 #[tokio::test]
@@ -734,7 +795,7 @@ async fn numbered_placeholders_bind_by_number_in_sqlite() {
     let row: (String, String, String) = sqlx::query_as("SELECT $2, $1, $2")
         .bind("one")
         .bind("two")
-        .fetch_one(&store.pool)
+        .fetch_one(store.db.pool())
         .await
         .unwrap();
     assert_eq!(row, ("two".into(), "one".into(), "two".into()));
@@ -769,7 +830,7 @@ async fn database_itself_refuses_a_component_naming_a_missing_secret() {
          (tenant, name, flavor, uri, config_json, secret, created_at, updated_at) \
          VALUES ('t', 'c', 'f', 'u', '{}', 'missing', 'now', 'now')",
     )
-    .execute(&store.pool)
+    .execute(store.db.pool())
     .await
     .unwrap_err();
     let err = component_write_error(err, &component("c", "f", Some("missing")));
@@ -785,7 +846,8 @@ async fn an_update_based_on_a_stale_read_is_a_conflict_and_changes_nothing() {
         .unwrap();
     let first = t.get_component("prod").await.unwrap().unwrap();
     let stale = first.clone();
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    // No pause between the two: versions, unlike millisecond timestamps,
+    // tell updates in the same instant apart.
     let mut a = first;
     a.config_json = r#"{"a":1}"#.to_owned();
     t.update_component(&a).await.unwrap();
@@ -793,10 +855,147 @@ async fn an_update_based_on_a_stale_read_is_a_conflict_and_changes_nothing() {
     let mut b = stale;
     b.config_json = r#"{"b":2}"#.to_owned();
     let err = t.update_component(&b).await.unwrap_err();
-    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert!(
+        matches!(&err, StoreError::Conflict { kind: "registry component", name } if name == "prod"),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("run the command again"));
     let now = t.get_component("prod").await.unwrap().unwrap();
     assert_eq!(now.config_json, r#"{"a":1}"#);
+    assert_eq!(now.version, 2);
+
+    // Read again, and the update goes through.
+    let mut c = now;
+    c.config_json = r#"{"c":3}"#.to_owned();
+    t.update_component(&c).await.unwrap();
+    assert_eq!(t.get_component("prod").await.unwrap().unwrap().version, 3);
+}
+
+#[tokio::test]
+async fn two_updates_from_the_same_read_at_once_conflict_and_one_wins() {
+    // Two processes: separate pools on one database, racing the same read.
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let one = Store::open(&home).await.unwrap();
+    let two = Store::open(&home).await.unwrap();
+    one.tenant("default")
+        .insert_component(&component("prod", "aws", None))
+        .await
+        .unwrap();
+    let read = one
+        .tenant("default")
+        .get_component("prod")
+        .await
+        .unwrap()
+        .unwrap();
+    let update = |store: Store, config: &'static str| {
+        let mut r = read.clone();
+        r.config_json = config.to_owned();
+        async move { store.tenant("default").update_component(&r).await }
+    };
+    let (a, b) = tokio::join!(
+        tokio::spawn(update(one.clone(), r#"{"by":"one"}"#)),
+        tokio::spawn(update(two, r#"{"by":"two"}"#))
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let winner = match (&a, &b) {
+        (Ok(()), Err(StoreError::Conflict { .. })) => r#"{"by":"one"}"#,
+        (Err(StoreError::Conflict { .. }), Ok(())) => r#"{"by":"two"}"#,
+        other => panic!("expected one success and one conflict, got {other:?}"),
+    };
+    let now = one
+        .tenant("default")
+        .get_component("prod")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(now.config_json, winner);
+    assert_eq!(now.version, read.version + 1);
+}
+
+#[tokio::test]
+async fn update_of_a_missing_component_is_not_found_whatever_the_version() {
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("default");
+    for version in [0, 1, 2] {
+        let mut c = component("prod", "aws", None);
+        c.version = version;
+        let err = t.update_component(&c).await.unwrap_err();
+        assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    }
+}
+
+#[tokio::test]
+async fn update_refused_after_the_write_rolls_the_write_back() {
+    // The version check writes first; a flavor digest that no longer
+    // matches must then leave the row, version included, as it was.
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("default");
+    t.insert_flavor(&flavor("aws")).await.unwrap();
+    let mut c = component("prod", "aws", None);
+    c.flavor_sha256 = Some(DIGEST.to_owned());
+    t.insert_component(&c).await.unwrap();
+    let before = t.get_component("prod").await.unwrap().unwrap();
+
+    let mut changed = before.clone();
+    changed.config_json = r#"{"x":1}"#.to_owned();
+    changed.flavor_sha256 = Some("b".repeat(64));
+    let err = t.update_component(&changed).await.unwrap_err();
+    assert!(matches!(err, StoreError::FlavorReplaced(_)), "{err:?}");
+    assert_eq!(t.get_component("prod").await.unwrap().unwrap(), before);
+}
+
+#[tokio::test]
+async fn a_database_from_before_versions_migrates_and_its_rows_start_at_version_1() {
+    use sqlx::migrate::Migrator;
+    use sqlx::sqlite::SqliteConnectOptions;
+
+    // Build a version-2 database with the first two migrations only.
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    fs::create_dir_all(&home).unwrap();
+    let old_migrations = dir.path().join("migrations");
+    fs::create_dir(&old_migrations).unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    for file in ["0001_init.sql", "0002_component_flavor_digest.sql"] {
+        fs::copy(source.join(file), old_migrations.join(file)).unwrap();
+    }
+    let pool = sqlx::SqlitePool::connect_with(
+        SqliteConnectOptions::new()
+            .filename(home.join("flavorbox.db"))
+            .create_if_missing(true),
+    )
+    .await
+    .unwrap();
+    Migrator::new(old_migrations.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO components (tenant, name, flavor, uri, config_json, created_at, updated_at) \
+         VALUES ('default', 'prod', 'aws', 'registry.example.com/prod', '{}', \
+         '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:00.000Z')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = Store::open(&home).await.unwrap();
+    let t = store.tenant("default");
+    let old = t.get_component("prod").await.unwrap().unwrap();
+    assert_eq!(old.version, 1);
+    assert_eq!(old.updated_at, "2024-01-01T00:00:00.000Z");
+    let mut changed = old.clone();
+    changed.config_json = r#"{"x":1}"#.to_owned();
+    t.update_component(&changed).await.unwrap();
+    let new = t.get_component("prod").await.unwrap().unwrap();
+    assert_eq!(new.version, 2);
+    assert!(new.updated_at > old.updated_at, "{new:?}");
+    let err = t.update_component(&changed).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
 }
 
 #[tokio::test]
@@ -832,4 +1031,32 @@ async fn a_component_must_name_the_flavor_content_that_validated_it() {
     let other = store.tenant("other");
     let err = other.insert_component(&c).await.unwrap_err();
     assert!(matches!(err, StoreError::FlavorReplaced(_)), "{err:?}");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_world_writable_home_is_refused_and_left_as_it_was() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).expect("mkdir");
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let err = Store::open(&home).await.expect_err("refused");
+    assert!(matches!(err, StoreError::UnsafeDir { .. }), "{err}");
+    assert!(err.to_string().contains("chmod 700"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&home).expect("dir").flatten().collect();
+    assert!(
+        left.is_empty(),
+        "nothing is created in a refused home: {left:?}"
+    );
+
+    // A group-writable blob directory inside a good home is refused too.
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    Store::open(&home).await.expect("opens once private");
+    std::fs::set_permissions(home.join("blobs"), std::fs::Permissions::from_mode(0o775))
+        .expect("chmod");
+    assert!(matches!(
+        Store::open(&home).await,
+        Err(StoreError::UnsafeDir { .. })
+    ));
 }

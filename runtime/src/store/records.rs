@@ -1,0 +1,77 @@
+//! The rows callers read and write, as plain values.
+//!
+//! They carry no database types, so the application layer (and a server's
+//! JSON) depends on these shapes and never on the backend or its queries.
+
+use std::fmt;
+
+/// A flavor registered from a `.wasm` component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlavorRecord {
+    /// Flavor name, unique within the tenant.
+    pub name: String,
+    /// SHA-256 of the component in the blob store.
+    pub sha256: String,
+    /// The flavor's `metadata()` as JSON.
+    pub metadata_json: String,
+    /// When it was registered (RFC 3339 UTC); set by the store on insert.
+    pub registered_at: String,
+}
+
+/// A registry component: a flavor bound to a registry URI and config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentRecord {
+    /// Component name, unique within the tenant.
+    pub name: String,
+    /// Flavor name (registered or built-in).
+    pub flavor: String,
+    /// Registry URI.
+    pub uri: String,
+    /// The validated config as JSON.
+    pub config_json: String,
+    /// Name of the secret the host pushes with, if any.
+    pub secret: Option<String>,
+    /// SHA-256 of the registered flavor that validated the config; `None`
+    /// for a built-in flavor. The store refuses a digest the tenant's flavor
+    /// of that name does not have.
+    pub flavor_sha256: Option<String>,
+    /// When it was created (RFC 3339 UTC); set by the store.
+    pub created_at: String,
+    /// When it was last changed (RFC 3339 UTC); set by the store.
+    pub updated_at: String,
+    /// Bumped by every update, starting at 1; ignored on insert. An update
+    /// must carry the version it read, or it is refused as a conflict.
+    pub version: i64,
+}
+
+/// Registry credentials, as the host uses them for a push.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretRecord {
+    /// Secret name, unique within the tenant.
+    pub name: String,
+    /// Registry user name.
+    pub username: String,
+    /// Registry password or token.
+    pub password: String,
+}
+
+impl fmt::Debug for SecretRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretRecord")
+            .field("name", &self.name)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// What may be shown of a secret: everything but the password.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SecretSummary {
+    /// Secret name.
+    pub name: String,
+    /// Registry user name.
+    pub username: String,
+    /// When it was created (RFC 3339 UTC).
+    pub created_at: String,
+}

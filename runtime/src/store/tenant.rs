@@ -1,0 +1,425 @@
+//! The tenant-scoped queries: every SQL statement the host runs against its
+//! rows, each filtered by the tenant of the [`TenantStore`] running it.
+//!
+//! The SQL is portable: `$n` placeholders, types and syntax SQLite and
+//! PostgreSQL both accept, no database-specific functions, ordering done in
+//! Rust, timestamps written by the host. The database is named only through
+//! the backend's `Db`, `Connection` and `Database`.
+
+use super::backend::{Connection, Database};
+use super::blob;
+use super::error::{
+    COMPONENT, FLAVOR, SECRET, StoreError, already_exists, component_write_error, not_found,
+};
+use super::records::{ComponentRecord, FlavorRecord, SecretRecord, SecretSummary};
+use super::timestamp::now_rfc3339;
+
+/// One tenant's view of the database; every query is filtered by the tenant.
+#[derive(Debug, Clone)]
+pub struct TenantStore {
+    db: Database,
+    tenant: String,
+}
+
+/// Row shapes, in column order.
+type FlavorRow = (String, String, String, String);
+type ComponentRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    i64,
+);
+
+fn flavor_from_row((name, sha256, metadata_json, registered_at): FlavorRow) -> FlavorRecord {
+    FlavorRecord {
+        name,
+        sha256,
+        metadata_json,
+        registered_at,
+    }
+}
+
+fn component_from_row(
+    (name, flavor, uri, config_json, secret, flavor_sha256, created_at, updated_at, version): ComponentRow,
+) -> ComponentRecord {
+    ComponentRecord {
+        name,
+        flavor,
+        uri,
+        config_json,
+        secret,
+        flavor_sha256,
+        created_at,
+        updated_at,
+        version,
+    }
+}
+
+const COMPONENT_COLUMNS: &str =
+    "name, flavor, uri, config_json, secret, flavor_sha256, created_at, updated_at, version";
+
+impl TenantStore {
+    /// A handle on `db` scoped to `tenant`.
+    pub(super) fn new(db: Database, tenant: &str) -> TenantStore {
+        TenantStore {
+            db,
+            tenant: tenant.to_owned(),
+        }
+    }
+
+    /// The tenant this handle is scoped to.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    // ----- flavors -----
+
+    /// Registers a flavor; the store sets `registered_at`.
+    pub async fn insert_flavor(&self, r: &FlavorRecord) -> Result<(), StoreError> {
+        blob::validate_digest(&r.sha256)?;
+        sqlx::query(
+            "INSERT INTO flavors (tenant, name, sha256, metadata_json, registered_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&self.tenant)
+        .bind(&r.name)
+        .bind(&r.sha256)
+        .bind(&r.metadata_json)
+        .bind(now_rfc3339())
+        .execute(self.db.pool())
+        .await
+        .map_err(|e| already_exists(e, FLAVOR, &r.name))?;
+        Ok(())
+    }
+
+    /// The registered flavor called `name`, if any.
+    pub async fn get_flavor(&self, name: &str) -> Result<Option<FlavorRecord>, StoreError> {
+        let row: Option<FlavorRow> = sqlx::query_as(
+            "SELECT name, sha256, metadata_json, registered_at FROM flavors \
+             WHERE tenant = $1 AND name = $2",
+        )
+        .bind(&self.tenant)
+        .bind(name)
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(row.map(flavor_from_row))
+    }
+
+    /// All registered flavors, ordered by name.
+    pub async fn list_flavors(&self) -> Result<Vec<FlavorRecord>, StoreError> {
+        let rows: Vec<FlavorRow> = sqlx::query_as(
+            "SELECT name, sha256, metadata_json, registered_at FROM flavors WHERE tenant = $1",
+        )
+        .bind(&self.tenant)
+        .fetch_all(self.db.pool())
+        .await?;
+        let mut flavors: Vec<_> = rows.into_iter().map(flavor_from_row).collect();
+        // Sorted here rather than by ORDER BY: SQLite and PostgreSQL collate
+        // text differently, and the order should not depend on the database.
+        flavors.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(flavors)
+    }
+
+    /// Unregisters a flavor, refusing while a registry component uses it.
+    ///
+    /// The blob stays: blobs are shared and content-addressed.
+    pub async fn delete_flavor(&self, name: &str) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write().await?;
+        let deleted = sqlx::query("DELETE FROM flavors WHERE tenant = $1 AND name = $2")
+            .bind(&self.tenant)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(not_found(FLAVOR, name));
+        }
+        let by = names_where(&mut tx, &self.tenant, "flavor", name).await?;
+        if !by.is_empty() {
+            // Dropping `tx` rolls the delete back.
+            return Err(StoreError::InUse {
+                kind: FLAVOR,
+                name: name.to_owned(),
+                by,
+            });
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ----- registry components -----
+
+    /// Creates a registry component; its secret, if named, must exist. The
+    /// store sets both timestamps and version 1.
+    pub async fn insert_component(&self, r: &ComponentRecord) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write().await?;
+        if let Some(secret) = &r.secret {
+            require_secret(&mut tx, &self.tenant, secret).await?;
+        }
+        require_flavor_digest(&mut tx, &self.tenant, r).await?;
+        let now = now_rfc3339();
+        sqlx::query(
+            "INSERT INTO components \
+             (tenant, name, flavor, uri, config_json, secret, flavor_sha256, created_at, updated_at, \
+              version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, 1)",
+        )
+        .bind(&self.tenant)
+        .bind(&r.name)
+        .bind(&r.flavor)
+        .bind(&r.uri)
+        .bind(&r.config_json)
+        .bind(&r.secret)
+        .bind(&r.flavor_sha256)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| component_write_error(e, r))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces a registry component's flavor, URI, config and secret; keeps
+    /// `created_at`, bumps `updated_at` and `version`.
+    ///
+    /// `r.version` must be the version read before the change: if another
+    /// writer changed the component since, the update is refused with
+    /// [`StoreError::Conflict`] instead of silently undoing that change.
+    pub async fn update_component(&self, r: &ComponentRecord) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write().await?;
+        // The row is written first so that a missing or changed component is
+        // reported as such before anything about its new contents; a check
+        // that fails below drops `tx`, which rolls the write back.
+        let updated = sqlx::query(
+            "UPDATE components SET flavor = $3, uri = $4, config_json = $5, secret = $6, \
+             flavor_sha256 = $7, updated_at = $8, version = version + 1 \
+             WHERE tenant = $1 AND name = $2 AND version = $9",
+        )
+        .bind(&self.tenant)
+        .bind(&r.name)
+        .bind(&r.flavor)
+        .bind(&r.uri)
+        .bind(&r.config_json)
+        .bind(&r.secret)
+        .bind(&r.flavor_sha256)
+        .bind(now_rfc3339())
+        .bind(r.version)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| component_write_error(e, r))?
+        .rows_affected();
+        if updated == 0 {
+            let exists: Option<(String,)> =
+                sqlx::query_as("SELECT name FROM components WHERE tenant = $1 AND name = $2")
+                    .bind(&self.tenant)
+                    .bind(&r.name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            return Err(match exists {
+                None => not_found(COMPONENT, &r.name),
+                Some(_) => StoreError::Conflict {
+                    kind: COMPONENT,
+                    name: r.name.clone(),
+                },
+            });
+        }
+        if let Some(secret) = &r.secret {
+            require_secret(&mut tx, &self.tenant, secret).await?;
+        }
+        require_flavor_digest(&mut tx, &self.tenant, r).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The registry component called `name`, if any.
+    pub async fn get_component(&self, name: &str) -> Result<Option<ComponentRecord>, StoreError> {
+        let row: Option<ComponentRow> = sqlx::query_as(&format!(
+            "SELECT {COMPONENT_COLUMNS} FROM components WHERE tenant = $1 AND name = $2"
+        ))
+        .bind(&self.tenant)
+        .bind(name)
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(row.map(component_from_row))
+    }
+
+    /// All registry components, ordered by name.
+    pub async fn list_components(&self) -> Result<Vec<ComponentRecord>, StoreError> {
+        let rows: Vec<ComponentRow> = sqlx::query_as(&format!(
+            "SELECT {COMPONENT_COLUMNS} FROM components WHERE tenant = $1"
+        ))
+        .bind(&self.tenant)
+        .fetch_all(self.db.pool())
+        .await?;
+        let mut components: Vec<_> = rows.into_iter().map(component_from_row).collect();
+        components.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(components)
+    }
+
+    /// Deletes a registry component.
+    pub async fn delete_component(&self, name: &str) -> Result<(), StoreError> {
+        let deleted = sqlx::query("DELETE FROM components WHERE tenant = $1 AND name = $2")
+            .bind(&self.tenant)
+            .bind(name)
+            .execute(self.db.pool())
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(not_found(COMPONENT, name));
+        }
+        Ok(())
+    }
+
+    /// Names of the registry components that use `flavor`, sorted.
+    pub async fn components_using_flavor(&self, flavor: &str) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.db.pool().acquire().await?;
+        names_where(&mut conn, &self.tenant, "flavor", flavor).await
+    }
+
+    // ----- secrets -----
+
+    /// Stores registry credentials under `name`.
+    pub async fn create_secret(
+        &self,
+        name: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO secrets (tenant, name, username, password, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&self.tenant)
+        .bind(name)
+        .bind(username)
+        .bind(password)
+        .bind(now_rfc3339())
+        .execute(self.db.pool())
+        .await
+        .map_err(|e| already_exists(e, SECRET, name))?;
+        Ok(())
+    }
+
+    /// The secret called `name`, password included, if any. For the host's push only.
+    pub async fn get_secret(&self, name: &str) -> Result<Option<SecretRecord>, StoreError> {
+        let row: Option<(String, String, String)> = sqlx::query_as(
+            "SELECT name, username, password FROM secrets WHERE tenant = $1 AND name = $2",
+        )
+        .bind(&self.tenant)
+        .bind(name)
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(row.map(|(name, username, password)| SecretRecord {
+            name,
+            username,
+            password,
+        }))
+    }
+
+    /// All secrets without their passwords, ordered by name.
+    pub async fn list_secrets(&self) -> Result<Vec<SecretSummary>, StoreError> {
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT name, username, created_at FROM secrets WHERE tenant = $1")
+                .bind(&self.tenant)
+                .fetch_all(self.db.pool())
+                .await?;
+        let mut secrets: Vec<_> = rows
+            .into_iter()
+            .map(|(name, username, created_at)| SecretSummary {
+                name,
+                username,
+                created_at,
+            })
+            .collect();
+        secrets.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(secrets)
+    }
+
+    /// Deletes a secret, refusing while a registry component references it.
+    pub async fn delete_secret(&self, name: &str) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write().await?;
+        let by = names_where(&mut tx, &self.tenant, "secret", name).await?;
+        if !by.is_empty() {
+            return Err(StoreError::InUse {
+                kind: SECRET,
+                name: name.to_owned(),
+                by,
+            });
+        }
+        let deleted = sqlx::query("DELETE FROM secrets WHERE tenant = $1 AND name = $2")
+            .bind(&self.tenant)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(not_found(SECRET, name));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Sorted names of the tenant's components whose `column` (`flavor` or `secret`) equals `value`.
+async fn names_where(
+    conn: &mut Connection,
+    tenant: &str,
+    column: &'static str,
+    value: &str,
+) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<(String,)> = sqlx::query_as(&format!(
+        "SELECT name FROM components WHERE tenant = $1 AND {column} = $2"
+    ))
+    .bind(tenant)
+    .bind(value)
+    .fetch_all(conn)
+    .await?;
+    let mut names: Vec<String> = rows.into_iter().map(|(n,)| n).collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Fails with [`StoreError::SecretNotFound`] unless the tenant has the secret.
+async fn require_secret(
+    conn: &mut Connection,
+    tenant: &str,
+    secret: &str,
+) -> Result<(), StoreError> {
+    let found: Option<(String,)> =
+        sqlx::query_as("SELECT name FROM secrets WHERE tenant = $1 AND name = $2")
+            .bind(tenant)
+            .bind(secret)
+            .fetch_optional(conn)
+            .await?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(StoreError::SecretNotFound(secret.to_owned())),
+    }
+}
+
+/// Checks, inside the write transaction, that a component's flavor digest is
+/// the one the tenant's registered flavor of that name has now.
+async fn require_flavor_digest(
+    conn: &mut Connection,
+    tenant: &str,
+    r: &ComponentRecord,
+) -> Result<(), StoreError> {
+    let Some(expected) = &r.flavor_sha256 else {
+        return Ok(());
+    };
+    let found: Option<(String,)> =
+        sqlx::query_as("SELECT sha256 FROM flavors WHERE tenant = $1 AND name = $2")
+            .bind(tenant)
+            .bind(&r.flavor)
+            .fetch_optional(conn)
+            .await?;
+    match found {
+        Some((sha256,)) if &sha256 == expected => Ok(()),
+        _ => Err(StoreError::FlavorReplaced(r.flavor.clone())),
+    }
+}
