@@ -16,8 +16,9 @@ use serde_json::{Map, Value};
 
 use crate::builtin;
 use crate::config;
+use crate::credentials::Credentials;
 use crate::flavor::{Capability, ConfigIssue, FlavorMetadata, PushDecision};
-use crate::push::{self, Credentials, PushError, PushEvent};
+use crate::push::{self, PushError, PushEvent};
 use crate::reference::{Reference, ReferenceError, RegistryUri};
 use crate::registry_api::{RegistryApi, RegistryApiError};
 use crate::sandbox::{
@@ -744,12 +745,9 @@ impl TenantApp<'_> {
             return Ok(report);
         }
         let docker = push::connect().await?;
-        let outcome = push::push_image(
-            &docker,
-            &reference.to_string(),
-            credentials.as_ref(),
-            &mut |event| on_event(PushProgress::Engine(event)),
-        )
+        let outcome = push::push_image(&docker, &reference, credentials.as_ref(), &mut |event| {
+            on_event(PushProgress::Engine(event))
+        })
         .await?;
         report.digest = Some(outcome.digest);
         Ok(report)

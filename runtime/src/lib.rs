@@ -11,6 +11,7 @@ pub mod app;
 pub mod builtin;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod flavor;
 pub mod push;
 pub mod reference;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use crate::push::Credentials;
+use crate::credentials::Credentials;
 
 /// The longest repository path Docker accepts (distribution/reference's limit).
 const MAX_REPOSITORY_LEN: usize = 255;

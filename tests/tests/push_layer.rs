@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use flavorbox::push::{self, Credentials, PushError, PushEvent};
+use flavorbox::credentials::Credentials;
+use flavorbox::push::{self, PushError, PushEvent};
+use flavorbox::reference::Reference;
 use flavorbox::registry_api::{RegistryApi, RegistryApiError};
 use flavorbox_tests::services::{
     dead_registry, docker, make_image, registry_manifest_digest, registry_tags, services,
@@ -12,6 +14,11 @@ use flavorbox_tests::services::{
 
 /// The deadline given to registry API calls in these tests.
 const API_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A parsed image reference (the push takes nothing else).
+fn reference(image: &str) -> Reference {
+    Reference::parse(image).unwrap_or_else(|e| panic!("test reference {image}: {e}"))
+}
 
 fn auth_credentials() -> Credentials {
     let s = services();
@@ -36,7 +43,8 @@ async fn push_to_open_registry_stores_the_reported_digest() -> anyhow::Result<()
     let docker = docker().await?;
 
     let mut events = Vec::new();
-    let outcome = push::push_image(&docker, &image, None, &mut |e| events.push(e)).await?;
+    let outcome =
+        push::push_image(&docker, &reference(&image), None, &mut |e| events.push(e)).await?;
 
     assert!(outcome.digest.starts_with("sha256:"), "{outcome:?}");
     assert!(
@@ -61,7 +69,13 @@ async fn push_to_auth_registry_succeeds_with_the_right_credentials() -> anyhow::
     make_image(&image).await?;
     let docker = docker().await?;
 
-    let outcome = push::push_image(&docker, &image, Some(&auth_credentials()), &mut |_| {}).await?;
+    let outcome = push::push_image(
+        &docker,
+        &reference(&image),
+        Some(&auth_credentials()),
+        &mut |_| {},
+    )
+    .await?;
 
     let auth = Some((s.auth_user.as_str(), s.auth_password.as_str()));
     assert_eq!(
@@ -77,9 +91,15 @@ async fn push_with_wrong_or_missing_credentials_is_an_auth_error() -> anyhow::Re
     make_image(&image).await?;
     let docker = docker().await?;
 
-    let wrong = push::push_image(&docker, &image, Some(&wrong_credentials()), &mut |_| {}).await;
+    let wrong = push::push_image(
+        &docker,
+        &reference(&image),
+        Some(&wrong_credentials()),
+        &mut |_| {},
+    )
+    .await;
     assert!(matches!(wrong, Err(PushError::Auth { .. })), "{wrong:?}");
-    let missing = push::push_image(&docker, &image, None, &mut |_| {}).await;
+    let missing = push::push_image(&docker, &reference(&image), None, &mut |_| {}).await;
     assert!(
         matches!(missing, Err(PushError::Auth { .. })),
         "{missing:?}"
@@ -93,7 +113,7 @@ async fn push_to_a_dead_registry_is_unreachable() -> anyhow::Result<()> {
     make_image(&image).await?;
     let docker = docker().await?;
 
-    let result = push::push_image(&docker, &image, None, &mut |_| {}).await;
+    let result = push::push_image(&docker, &reference(&image), None, &mut |_| {}).await;
     assert!(
         matches!(result, Err(PushError::Unreachable { .. })),
         "{result:?}"
@@ -126,7 +146,7 @@ async fn push_of_a_missing_image_is_image_not_found() -> anyhow::Result<()> {
     let image = format!("{}/fixture/never-made:1", services().open_registry);
     let docker = docker().await?;
 
-    let result = push::push_image(&docker, &image, None, &mut |_| {}).await;
+    let result = push::push_image(&docker, &reference(&image), None, &mut |_| {}).await;
     assert!(
         matches!(result, Err(PushError::ImageNotFound { .. })),
         "{result:?}"
@@ -139,7 +159,7 @@ async fn repository_exists_answers_on_the_open_registry() -> anyhow::Result<()> 
     let registry = &services().open_registry;
     let image = format!("{registry}/fixture/exists:1");
     make_image(&image).await?;
-    push::push_image(&docker().await?, &image, None, &mut |_| {}).await?;
+    push::push_image(&docker().await?, &reference(&image), None, &mut |_| {}).await?;
 
     let api = RegistryApi::new();
     assert!(api.repository_exists(registry, "fixture/exists", None, API_TIMEOUT)?);
@@ -154,7 +174,7 @@ async fn repository_exists_uses_credentials_on_the_auth_registry() -> anyhow::Re
     make_image(&image).await?;
     push::push_image(
         &docker().await?,
-        &image,
+        &reference(&image),
         Some(&auth_credentials()),
         &mut |_| {},
     )
@@ -237,4 +257,22 @@ fn repository_exists_refuses_a_hostile_repository_name() {
         matches!(result, Err(RegistryApiError::InvalidRepository { .. })),
         "{result:?}"
     );
+}
+
+#[tokio::test]
+async fn push_refuses_a_reference_without_a_tag_or_with_a_digest() -> anyhow::Result<()> {
+    let registry = &services().open_registry;
+    let docker = docker().await?;
+    let digest = format!("sha256:{}", "0".repeat(64));
+    for image in [
+        format!("{registry}/fixture/app"),
+        format!("{registry}/fixture/app@{digest}"),
+    ] {
+        let result = push::push_image(&docker, &reference(&image), None, &mut |_| {}).await;
+        assert!(
+            matches!(result, Err(PushError::InvalidReference { .. })),
+            "{image}: {result:?}"
+        );
+    }
+    Ok(())
 }
