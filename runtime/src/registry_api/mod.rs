@@ -16,6 +16,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::credentials::Credentials;
 
+mod resolver;
+use resolver::{DeadlineResolver, ResolverPool};
+
 /// The longest repository path Docker accepts (distribution/reference's limit).
 const MAX_REPOSITORY_LEN: usize = 255;
 /// The most bytes read from a token endpoint's answer.
@@ -117,7 +120,10 @@ impl RegistryApi {
             // Never carry credentials across a redirect.
             .redirect_auth_headers(ureq::RedirectAuthHeaders::Never)
             .redirects(3)
-            .resolver(DeadlineResolver(deadline))
+            .resolver(DeadlineResolver {
+                pool: ResolverPool::system(),
+                deadline,
+            })
             .build()
     }
 
@@ -202,30 +208,6 @@ impl RegistryApi {
             ))),
             other => Err(ctx.protocol(&format!("HTTP {other} for {url}"))),
         }
-    }
-}
-
-/// Resolves names on a helper thread and gives up at the deadline.
-struct DeadlineResolver(Instant);
-
-impl ureq::Resolver for DeadlineResolver {
-    fn resolve(&self, netloc: &str) -> std::io::Result<Vec<std::net::SocketAddr>> {
-        use std::net::ToSocketAddrs;
-        let (tx, rx) = std::sync::mpsc::channel();
-        let name = netloc.to_string();
-        std::thread::Builder::new()
-            .name("flavorbox-resolve".into())
-            .spawn(move || {
-                // The receiver may have given up; then the answer is not needed.
-                let _ = tx.send(name.to_socket_addrs().map(Iterator::collect));
-            })?;
-        let remaining = self.0.saturating_duration_since(Instant::now());
-        rx.recv_timeout(remaining).unwrap_or_else(|_| {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("resolving {netloc} timed out"),
-            ))
-        })
     }
 }
 
