@@ -20,7 +20,7 @@ use crate::credentials::Credentials;
 use crate::flavor::{Capability, ConfigIssue, FlavorMetadata, PushDecision};
 use crate::push::{self, PushError, PushEvent};
 use crate::reference::{Reference, ReferenceError, RegistryUri};
-use crate::registry_api::{RegistryApi, RegistryApiError};
+use crate::registry_api::{EgressPolicy, RegistryApi, RegistryApiError};
 use crate::sandbox::{
     CallContext, CallError, Limits, LoadError, LoadedFlavor, LogLine, LookupError,
     RepositoryLookup, Sandbox, SandboxConfig,
@@ -37,6 +37,8 @@ pub struct Policy {
     pub allow_repository_exists: bool,
     /// Limits of every flavor call.
     pub limits: Limits,
+    /// Where the host's own registry requests may go.
+    pub egress: EgressPolicy,
 }
 
 impl Default for Policy {
@@ -44,6 +46,7 @@ impl Default for Policy {
         Policy {
             allow_repository_exists: true,
             limits: Limits::default(),
+            egress: EgressPolicy::allow_all(),
         }
     }
 }
@@ -263,8 +266,8 @@ impl App {
         Ok(App {
             sandbox: Arc::new(sandbox),
             store,
+            registry_api: RegistryApi::new(policy.egress.clone()),
             policy,
-            registry_api: RegistryApi::new(),
             builtins: OnceLock::new(),
         })
     }
@@ -702,7 +705,7 @@ impl TenantApp<'_> {
             .contains(&Capability::RepositoryExists)
             .then(|| {
                 Arc::new(ComponentLookup {
-                    api: self.app.registry_api,
+                    api: self.app.registry_api.clone(),
                     uri: uri.clone(),
                     credentials: credentials.clone(),
                 }) as Arc<dyn RepositoryLookup>
@@ -783,30 +786,21 @@ struct ComponentLookup {
 
 impl RepositoryLookup for ComponentLookup {
     fn repository_exists(&self, repository: &str, timeout: Duration) -> Result<bool, LookupError> {
-        let inside = match self.uri.path() {
-            None => true,
-            Some(prefix) => {
-                repository == prefix
-                    || repository
-                        .strip_prefix(prefix)
-                        .is_some_and(|rest| rest.starts_with('/'))
-            }
-        };
-        if !inside {
+        let path = self
+            .uri
+            .repository(repository)
+            .map_err(|e| LookupError::Failed(e.to_string()))?;
+        if !self.uri.contains_repository(&path) {
             return Err(LookupError::Failed(format!(
                 "repository `{repository}` is outside this component's registry `{}`",
                 self.uri
             )));
         }
-        match self.api.repository_exists(
-            self.uri.domain(),
-            repository,
-            self.credentials.as_ref(),
-            timeout,
-        ) {
-            Ok(exists) => Ok(exists),
-            Err(RegistryApiError::TimedOut { .. }) => Err(LookupError::TimedOut),
-            Err(e) => Err(LookupError::Failed(e.to_string())),
-        }
+        self.api
+            .repository_exists(&self.uri, &path, self.credentials.as_ref(), timeout)
+            .map_err(|e| match e {
+                RegistryApiError::TimedOut { .. } => LookupError::TimedOut,
+                e => LookupError::Failed(e.to_string()),
+            })
     }
 }

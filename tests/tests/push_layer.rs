@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use flavorbox::credentials::Credentials;
 use flavorbox::push::{self, PushError, PushEvent};
-use flavorbox::reference::Reference;
+use flavorbox::reference::{Reference, RegistryUri, RepositoryPath};
 use flavorbox::registry_api::{RegistryApi, RegistryApiError};
 use flavorbox_tests::services::{
     dead_registry, docker, make_image, registry_manifest_digest, registry_tags, services,
@@ -18,6 +18,16 @@ const API_TIMEOUT: Duration = Duration::from_secs(10);
 /// A parsed image reference (the push takes nothing else).
 fn reference(image: &str) -> Reference {
     Reference::parse(image).unwrap_or_else(|e| panic!("test reference {image}: {e}"))
+}
+
+/// A parsed registry uri.
+fn registry_uri(uri: &str) -> RegistryUri {
+    RegistryUri::parse(uri).unwrap_or_else(|e| panic!("test registry {uri}: {e}"))
+}
+
+/// A parsed repository path.
+fn repository(path: &str) -> RepositoryPath {
+    RepositoryPath::parse(path).unwrap_or_else(|e| panic!("test repository {path}: {e}"))
 }
 
 fn auth_credentials() -> Credentials {
@@ -161,9 +171,10 @@ async fn repository_exists_answers_on_the_open_registry() -> anyhow::Result<()> 
     make_image(&image).await?;
     push::push_image(&docker().await?, &reference(&image), None, &mut |_| {}).await?;
 
-    let api = RegistryApi::new();
-    assert!(api.repository_exists(registry, "fixture/exists", None, API_TIMEOUT)?);
-    assert!(!api.repository_exists(registry, "fixture/absent", None, API_TIMEOUT)?);
+    let api = RegistryApi::default();
+    let registry = registry_uri(registry);
+    assert!(api.repository_exists(&registry, &repository("fixture/exists"), None, API_TIMEOUT)?);
+    assert!(!api.repository_exists(&registry, &repository("fixture/absent"), None, API_TIMEOUT)?);
     Ok(())
 }
 
@@ -180,32 +191,24 @@ async fn repository_exists_uses_credentials_on_the_auth_registry() -> anyhow::Re
     )
     .await?;
 
-    let api = RegistryApi::new();
+    let api = RegistryApi::default();
     let creds = auth_credentials();
-    assert!(api.repository_exists(
-        &s.auth_registry,
-        "fixture/guarded",
-        Some(&creds),
-        API_TIMEOUT
-    )?);
+    let registry = registry_uri(&s.auth_registry);
+    let guarded = repository("fixture/guarded");
+    assert!(api.repository_exists(&registry, &guarded, Some(&creds), API_TIMEOUT)?);
     assert!(!api.repository_exists(
-        &s.auth_registry,
-        "fixture/absent",
+        &registry,
+        &repository("fixture/absent"),
         Some(&creds),
         API_TIMEOUT
     )?);
 
-    let wrong = api.repository_exists(
-        &s.auth_registry,
-        "fixture/guarded",
-        Some(&wrong_credentials()),
-        API_TIMEOUT,
-    );
+    let wrong = api.repository_exists(&registry, &guarded, Some(&wrong_credentials()), API_TIMEOUT);
     assert!(
         matches!(wrong, Err(RegistryApiError::Auth { .. })),
         "{wrong:?}"
     );
-    let missing = api.repository_exists(&s.auth_registry, "fixture/guarded", None, API_TIMEOUT);
+    let missing = api.repository_exists(&registry, &guarded, None, API_TIMEOUT);
     assert!(
         matches!(missing, Err(RegistryApiError::Auth { .. })),
         "{missing:?}"
@@ -215,8 +218,12 @@ async fn repository_exists_uses_credentials_on_the_auth_registry() -> anyhow::Re
 
 #[test]
 fn repository_exists_on_a_dead_registry_is_unreachable() {
-    let result =
-        RegistryApi::new().repository_exists(&dead_registry(), "fixture/app", None, API_TIMEOUT);
+    let result = RegistryApi::default().repository_exists(
+        &registry_uri(&dead_registry()),
+        &repository("fixture/app"),
+        None,
+        API_TIMEOUT,
+    );
     assert!(
         matches!(result, Err(RegistryApiError::Unreachable { .. })),
         "{result:?}"
@@ -230,8 +237,12 @@ fn repository_exists_on_a_hanging_registry_times_out() -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let timeout = Duration::from_millis(500);
     let started = std::time::Instant::now();
-    let result =
-        RegistryApi::new().repository_exists(&addr.to_string(), "fixture/app", None, timeout);
+    let result = RegistryApi::default().repository_exists(
+        &registry_uri(&addr.to_string()),
+        &repository("fixture/app"),
+        None,
+        timeout,
+    );
     assert!(
         matches!(result, Err(RegistryApiError::TimedOut { .. })),
         "{result:?}"
@@ -246,15 +257,20 @@ fn repository_exists_on_a_hanging_registry_times_out() -> anyhow::Result<()> {
 }
 
 #[test]
-fn repository_exists_refuses_a_hostile_repository_name() {
-    let result = RegistryApi::new().repository_exists(
-        "127.0.0.1:1",
-        "../../v2/_catalog?n=1",
+fn a_hostile_repository_name_never_becomes_a_repository_path() {
+    // The registry API takes only a parsed path, so this cannot reach a URL.
+    for hostile in ["../../v2/_catalog?n=1", "a/../b", "a%2fb", "team/app#x", ""] {
+        assert!(RepositoryPath::parse(hostile).is_err(), "{hostile:?}");
+    }
+    // And a path outside the registry uri's namespace is not asked about.
+    let result = RegistryApi::default().repository_exists(
+        &registry_uri("127.0.0.1:1/team"),
+        &repository("other/app"),
         None,
         API_TIMEOUT,
     );
     assert!(
-        matches!(result, Err(RegistryApiError::InvalidRepository { .. })),
+        matches!(result, Err(RegistryApiError::OutsideRegistry { .. })),
         "{result:?}"
     );
 }

@@ -4,50 +4,80 @@
 //! repository exists on its own registry. The host answers synchronously from
 //! inside a sandbox call, with its own credentials, so every request here is
 //! bounded by the caller's deadline (epochs and fuel do not fire while the host
-//! waits on the network). The repository name comes from untrusted guest code:
-//! it is checked against the reference path grammar before it goes near a URL.
+//! waits on the network). The registry and the repository arrive already
+//! parsed ([`RegistryUri`], [`RepositoryPath`]): nothing here re-reads a
+//! reference grammar.
+//!
+//! The parts: this file holds the API operations; `client` the one HTTP client
+//! (every request, redirect and token fetch goes through it); `egress` the
+//! operator's policy that client applies; `resolver` the bounded name
+//! resolution; `auth` the answer to a registry's authentication challenge.
 
-use std::io::Read;
-use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+mod auth;
+mod client;
+pub mod egress;
+mod resolver;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use url::Url;
 
 use crate::credentials::Credentials;
+use crate::reference::{DEFAULT_DOMAIN, RegistryUri, RepositoryPath, RepositoryPathError};
+use auth::Challenge;
+use client::RegistryClient;
+pub use egress::{
+    AddressFilter, AllowedHost, EgressConfigError, EgressDenied, EgressPolicy, RedirectRule,
+    Timeouts,
+};
 
-mod resolver;
-use resolver::{DeadlineResolver, ResolverPool};
-
-/// The longest repository path Docker accepts (distribution/reference's limit).
-const MAX_REPOSITORY_LEN: usize = 255;
-/// The most bytes read from a token endpoint's answer.
-const MAX_TOKEN_RESPONSE: u64 = 64 * 1024;
+/// Where Docker Hub's registry API lives (`docker.io` is its name in references).
+const DOCKER_HUB_API: &str = "registry-1.docker.io";
 
 /// Why a registry question could not be answered.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryApiError {
-    /// The repository name is not a valid reference path.
-    #[error("invalid repository name `{repository}`: {reason}")]
-    InvalidRepository {
-        /// The name as given (possibly hostile).
+    /// The repository path is not valid on this registry.
+    #[error("invalid repository name: {0}")]
+    InvalidRepository(#[from] RepositoryPathError),
+    /// The repository is outside the registry uri's namespace.
+    #[error("repository `{repository}` is outside registry `{registry}`")]
+    OutsideRegistry {
+        /// The repository asked about.
         repository: String,
-        /// What is wrong with it.
-        reason: &'static str,
+        /// The registry uri.
+        registry: String,
     },
-    /// The registry domain is not `host[:port]`.
+    /// The registry domain cannot be made into a URL (e.g. a port above 65535).
     #[error("invalid registry domain `{domain}`: expected host[:port]")]
     InvalidDomain {
         /// The domain as given.
         domain: String,
     },
-    /// The deadline passed before the registry answered.
+    /// The caller's deadline passed before the registry answered.
     #[error("registry {domain} did not answer within {timeout:?}")]
     TimedOut {
         /// The registry domain.
         domain: String,
         /// The deadline that was hit.
         timeout: Duration,
+    },
+    /// The egress policy's exchange limit passed before the registry answered.
+    #[error("registry {domain} did not answer within the egress policy's limit of {limit:?}")]
+    ExchangeLimit {
+        /// The registry domain.
+        domain: String,
+        /// The policy's limit.
+        limit: Duration,
+    },
+    /// The egress policy refused a connection or a redirect.
+    #[error("request to registry {domain} refused by the egress policy: {reason}")]
+    Refused {
+        /// The registry domain.
+        domain: String,
+        /// What the policy refused.
+        reason: String,
     },
     /// The registry could not be reached.
     #[error("registry {domain} is unreachable: {message}")]
@@ -77,104 +107,75 @@ pub enum RegistryApiError {
     },
 }
 
-/// A blocking client for the registry HTTP API v2.
-#[derive(Debug, Clone, Copy)]
-pub struct RegistryApi {}
+/// A blocking client for the registry HTTP API v2, bound to one egress policy.
+#[derive(Debug, Clone)]
+pub struct RegistryApi {
+    client: Arc<RegistryClient>,
+}
 
 impl Default for RegistryApi {
     fn default() -> Self {
-        Self::new()
+        Self::new(EgressPolicy::default())
     }
-}
-
-/// Where a registry's API lives.
-struct Endpoint {
-    /// `http://host:port` or `https://host`.
-    base: String,
-    /// Whether the registry is on loopback (and so spoken to over plain HTTP).
-    loopback: bool,
-}
-
-/// A `WWW-Authenticate` challenge.
-#[derive(Debug, PartialEq, Eq)]
-enum Challenge {
-    Basic,
-    Bearer {
-        realm: String,
-        service: Option<String>,
-        scope: Option<String>,
-    },
 }
 
 impl RegistryApi {
-    /// A client; the deadline is given per call.
-    pub fn new() -> Self {
-        Self {}
+    /// A client that applies `policy` to every request; the deadline is given per call.
+    pub fn new(policy: EgressPolicy) -> Self {
+        Self {
+            client: Arc::new(RegistryClient::new(policy)),
+        }
     }
 
-    /// An agent for one exchange: its name resolution is bounded by the same
-    /// deadline as its requests (ureq's request timeout does not cover DNS).
-    fn agent(deadline: Instant) -> ureq::Agent {
-        ureq::AgentBuilder::new()
-            .user_agent(concat!("flavorbox/", env!("CARGO_PKG_VERSION")))
-            // Never carry credentials across a redirect.
-            .redirect_auth_headers(ureq::RedirectAuthHeaders::Never)
-            .redirects(3)
-            .resolver(DeadlineResolver {
-                pool: ResolverPool::system(),
-                deadline,
-            })
-            .build()
+    /// The egress policy this client applies.
+    pub fn policy(&self) -> &EgressPolicy {
+        self.client.policy()
     }
 
-    /// Whether `repository` exists on registry `domain` (host[:port]), by GET /v2/<repository>/tags/list.
+    /// Whether `repository` exists on `registry`, by GET /v2/<repository>/tags/list.
     ///
     /// 200 is yes and 404 is no; a 401 is answered once with the credentials
     /// (Basic, or a Bearer token fetched from the challenge's realm). The
-    /// whole exchange, token included, finishes within `timeout`.
+    /// whole exchange, token included, finishes within `timeout`. Only a
+    /// repository inside the uri's namespace is asked about.
     pub fn repository_exists(
         &self,
-        domain: &str,
-        repository: &str,
+        registry: &RegistryUri,
+        repository: &RepositoryPath,
         credentials: Option<&Credentials>,
         timeout: Duration,
     ) -> Result<bool, RegistryApiError> {
-        let deadline = Instant::now() + timeout;
-        validate_repository(repository)?;
-        let endpoint = endpoint(domain)?;
-        let repository =
-            if endpoint.base == "https://registry-1.docker.io" && !repository.contains('/') {
-                format!("library/{repository}")
-            } else {
-                repository.to_string()
-            };
-        let url = format!("{}/v2/{repository}/tags/list", endpoint.base);
-        let agent = Self::agent(deadline);
-        let ctx = Call {
-            agent: &agent,
-            domain,
-            deadline,
-            timeout,
-        };
+        // Docker Hub's normalisation, idempotent on an already normalised path.
+        let repository = registry.repository(repository.as_str())?;
+        if !registry.contains_repository(&repository) {
+            return Err(RegistryApiError::OutsideRegistry {
+                repository: repository.to_string(),
+                registry: registry.to_string(),
+            });
+        }
+        let exchange = self.client.exchange(registry.domain(), timeout);
+        let url = api_url(registry, &format!("v2/{repository}/tags/list"))?;
 
-        let first = ctx.get(&url, None)?;
+        let first = exchange.get(url.clone(), None)?;
         let challenge = match first.status() {
             200 => return Ok(true),
             404 => return Ok(false),
             401 => first
                 .header("www-authenticate")
-                .and_then(parse_challenge)
-                .ok_or_else(|| ctx.protocol("401 without a usable WWW-Authenticate challenge"))?,
-            403 => return Err(ctx.auth("403 Forbidden")),
-            other => return Err(ctx.protocol(&format!("HTTP {other} for {url}"))),
+                .and_then(auth::parse_challenge)
+                .ok_or_else(|| {
+                    exchange.protocol("401 without a usable WWW-Authenticate challenge")
+                })?,
+            403 => return Err(exchange.auth("403 Forbidden")),
+            other => return Err(exchange.protocol(&format!("HTTP {other} for {url}"))),
         };
 
         let authorization = match challenge {
             Challenge::Basic => {
                 let c = credentials.ok_or_else(|| {
-                    ctx.auth("the registry requires credentials and none are configured")
+                    exchange.auth("the registry requires credentials and none are configured")
                 })?;
-                basic(c)
+                auth::basic(c)
             }
             Challenge::Bearer {
                 realm,
@@ -182,22 +183,23 @@ impl RegistryApi {
                 scope,
             } => {
                 let scope = scope.unwrap_or_else(|| format!("repository:{repository}:pull"));
-                let token = ctx.token(
+                let token = auth::fetch_token(
+                    &exchange,
                     &realm,
                     service.as_deref(),
                     &scope,
                     credentials,
-                    endpoint.loopback,
+                    registry.is_loopback(),
                 )?;
                 format!("Bearer {token}")
             }
         };
 
-        let second = ctx.get(&url, Some(&authorization))?;
+        let second = exchange.get(url.clone(), Some(&authorization))?;
         match second.status() {
             200 => Ok(true),
             404 => Ok(false),
-            401 | 403 => Err(ctx.auth(&format!(
+            401 | 403 => Err(exchange.auth(&format!(
                 "HTTP {} {}",
                 second.status(),
                 if credentials.is_some() {
@@ -206,385 +208,89 @@ impl RegistryApi {
                     "without credentials"
                 }
             ))),
-            other => Err(ctx.protocol(&format!("HTTP {other} for {url}"))),
+            other => Err(exchange.protocol(&format!("HTTP {other} for {url}"))),
         }
     }
 }
 
-/// One `repository_exists` exchange: the agent, the registry and the deadline.
-struct Call<'a> {
-    agent: &'a ureq::Agent,
-    domain: &'a str,
-    deadline: Instant,
-    timeout: Duration,
-}
-
-impl Call<'_> {
-    fn timed_out(&self) -> RegistryApiError {
-        RegistryApiError::TimedOut {
-            domain: self.domain.to_string(),
-            timeout: self.timeout,
-        }
-    }
-
-    fn auth(&self, message: &str) -> RegistryApiError {
-        RegistryApiError::Auth {
-            domain: self.domain.to_string(),
-            message: message.to_string(),
-        }
-    }
-
-    fn protocol(&self, message: &str) -> RegistryApiError {
-        RegistryApiError::Protocol {
-            domain: self.domain.to_string(),
-            message: message.to_string(),
-        }
-    }
-
-    /// Time left before the deadline, or a timeout error.
-    fn remaining(&self) -> Result<Duration, RegistryApiError> {
-        self.deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| self.timed_out())
-    }
-
-    /// A GET bounded by the deadline; any HTTP status is an `Ok` response.
-    fn get(
-        &self,
-        url: &str,
-        authorization: Option<&str>,
-    ) -> Result<ureq::Response, RegistryApiError> {
-        self.send(self.agent.get(url), authorization)
-    }
-
-    fn send(
-        &self,
-        request: ureq::Request,
-        authorization: Option<&str>,
-    ) -> Result<ureq::Response, RegistryApiError> {
-        // ureq's request timeout bounds connect and read together; the
-        // agent's resolver bounds name resolution by the same deadline.
-        let mut request = request.timeout(self.remaining()?);
-        if let Some(value) = authorization {
-            request = request.set("Authorization", value);
-        }
-        match request.call() {
-            Ok(response) | Err(ureq::Error::Status(_, response)) => Ok(response),
-            Err(ureq::Error::Transport(t)) => {
-                if is_timeout(&t) || self.remaining().is_err() {
-                    Err(self.timed_out())
-                } else {
-                    Err(RegistryApiError::Unreachable {
-                        domain: self.domain.to_string(),
-                        message: t.to_string(),
-                    })
-                }
-            }
-        }
-    }
-
-    /// Fetches a bearer token from `realm` (with Basic credentials when given).
-    fn token(
-        &self,
-        realm: &str,
-        service: Option<&str>,
-        scope: &str,
-        credentials: Option<&Credentials>,
-        loopback_registry: bool,
-    ) -> Result<String, RegistryApiError> {
-        let realm_ok =
-            realm.starts_with("https://") || (loopback_registry && realm.starts_with("http://"));
-        if !realm_ok {
-            return Err(self.protocol(&format!(
-                "token realm `{realm}` is not https; refusing to send credentials there"
-            )));
-        }
-        let mut request = self.agent.get(realm).query("scope", scope);
-        if let Some(service) = service {
-            request = request.query("service", service);
-        }
-        let response = self.send(request, credentials.map(basic).as_deref())?;
-        match response.status() {
-            200 => {}
-            401 | 403 => {
-                return Err(self.auth(&format!(
-                    "token endpoint answered HTTP {}",
-                    response.status()
-                )));
-            }
-            other => return Err(self.protocol(&format!("token endpoint answered HTTP {other}"))),
-        }
-        let mut body = Vec::new();
-        response
-            .into_reader()
-            .take(MAX_TOKEN_RESPONSE)
-            .read_to_end(&mut body)
-            .map_err(|e| {
-                if e.kind() == std::io::ErrorKind::TimedOut {
-                    self.timed_out()
-                } else {
-                    self.protocol(&format!("reading the token: {e}"))
-                }
-            })?;
-        #[derive(serde::Deserialize)]
-        struct TokenResponse {
-            token: Option<String>,
-            access_token: Option<String>,
-        }
-        let parsed: TokenResponse = serde_json::from_slice(&body)
-            .map_err(|e| self.protocol(&format!("token response is not JSON: {e}")))?;
-        parsed
-            .token
-            .or(parsed.access_token)
-            .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
-            .ok_or_else(|| self.protocol("token response has no usable token"))
-    }
-}
-
-/// The `Authorization` value for Basic auth.
-fn basic(credentials: &Credentials) -> String {
-    let pair = format!("{}:{}", credentials.username, credentials.password);
-    format!("Basic {}", BASE64.encode(pair))
-}
-
-/// Whether a transport error is a timeout.
-fn is_timeout(error: &ureq::Transport) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
-    while let Some(e) = source {
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && matches!(
-                io.kind(),
-                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-            )
-        {
-            return true;
-        }
-        source = e.source();
-    }
-    error.to_string().contains("timed out")
-}
-
-/// Checks `repository` against the reference path grammar:
-/// `component ("/" component)*`, component `[a-z0-9]+ (separator [a-z0-9]+)*`,
-/// separator `.`, `_`, `__` or `-`+.
-pub fn validate_repository(repository: &str) -> Result<(), RegistryApiError> {
-    let invalid = |reason| RegistryApiError::InvalidRepository {
-        repository: repository.chars().take(300).collect(),
-        reason,
-    };
-    if repository.is_empty() {
-        return Err(invalid("it is empty"));
-    }
-    if repository.len() > MAX_REPOSITORY_LEN {
-        return Err(invalid("it is longer than 255 characters"));
-    }
-    for component in repository.split('/') {
-        if !valid_component(component) {
-            return Err(invalid(
-                "each `/`-separated component must be lowercase letters and digits, joined by `.`, `_`, `__` or dashes",
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// One path component: alphanumerics joined by single separators.
-fn valid_component(component: &str) -> bool {
-    let bytes = component.as_bytes();
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
-        return false;
-    };
-    if !alnum(first) || !alnum(last) {
-        return false;
-    }
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if alnum(b) {
-            i += 1;
-            continue;
-        }
-        // A separator run: `.`, `_`, `__` or any number of `-`.
-        let run_end = bytes[i..]
-            .iter()
-            .position(|&c| alnum(c))
-            .map_or(bytes.len(), |n| i + n);
-        let run = &component[i..run_end];
-        let ok = matches!(run, "." | "_" | "__") || run.bytes().all(|c| c == b'-');
-        if !ok {
-            return false;
-        }
-        i = run_end;
-    }
-    true
-}
-
-/// The API base for a registry domain: plain HTTP on loopback, HTTPS elsewhere.
-fn endpoint(domain: &str) -> Result<Endpoint, RegistryApiError> {
-    let invalid = || RegistryApiError::InvalidDomain {
-        domain: domain.chars().take(300).collect(),
-    };
-    let domain = match domain {
-        "docker.io" | "index.docker.io" => "registry-1.docker.io",
+/// The URL of `path` in a registry's API: plain HTTP on loopback, HTTPS
+/// elsewhere, and Docker Hub's API host for `docker.io`.
+fn api_url(registry: &RegistryUri, path: &str) -> Result<Url, RegistryApiError> {
+    let domain = match registry.domain() {
+        DEFAULT_DOMAIN => DOCKER_HUB_API,
         other => other,
     };
-    let (host, port) = if let Some(rest) = domain.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or_else(invalid)?;
-        if host.is_empty() || !host.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
-            return Err(invalid());
-        }
-        let port = match after {
-            "" => None,
-            p => Some(p.strip_prefix(':').ok_or_else(invalid)?),
-        };
-        (host, port)
+    let scheme = if registry.is_loopback() {
+        "http"
     } else {
-        let (host, port) = match domain.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (domain, None),
-        };
-        let host_ok = !host.is_empty()
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
-            && !host.starts_with(['-', '.']);
-        if !host_ok {
-            return Err(invalid());
-        }
-        (host, port)
+        "https"
     };
-    if port.is_some_and(|p| p.is_empty() || p.parse::<u16>().is_err()) {
-        return Err(invalid());
-    }
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host == "::1"
-        || host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback());
-    let scheme = if loopback { "http" } else { "https" };
-    Ok(Endpoint {
-        base: format!("{scheme}://{domain}"),
-        loopback,
-    })
-}
-
-/// Parses a `WWW-Authenticate` header into the challenge to answer.
-fn parse_challenge(header: &str) -> Option<Challenge> {
-    let (scheme, params) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
-    if scheme.eq_ignore_ascii_case("basic") {
-        return Some(Challenge::Basic);
-    }
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    let (mut realm, mut service, mut scope) = (None, None, None);
-    let mut rest = params.trim();
-    while !rest.is_empty() {
-        let (key, after) = rest.split_once('=')?;
-        let key = key.trim().to_ascii_lowercase();
-        let after = after.trim_start();
-        let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
-            let end = quoted.find('"')?;
-            (&quoted[..end], &quoted[end + 1..])
-        } else {
-            let end = after.find(',').unwrap_or(after.len());
-            (after[..end].trim(), &after[end..])
-        };
-        match key.as_str() {
-            "realm" => realm = Some(value.to_string()),
-            "service" => service = Some(value.to_string()),
-            "scope" => scope = Some(value.to_string()),
-            _ => {}
-        }
-        rest = next.trim_start().trim_start_matches(',').trim_start();
-    }
-    Some(Challenge::Bearer {
-        realm: realm?,
-        service,
-        scope,
-    })
+    Url::parse(&format!("{scheme}://{domain}/"))
+        .and_then(|base| base.join(path))
+        .map_err(|_| RegistryApiError::InvalidDomain {
+            domain: registry.domain().to_string(),
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as BASE64;
 
-    #[test]
-    fn repository_grammar_accepts_reference_paths() {
-        for ok in [
-            "app", "team/app", "a/b/c", "my-app", "my--app", "a.b", "a_b", "a__b", "0x/9",
-        ] {
-            assert!(validate_repository(ok).is_ok(), "{ok}");
-        }
+    fn uri(s: &str) -> RegistryUri {
+        RegistryUri::parse(s).expect("valid uri")
     }
 
-    #[test]
-    fn repository_grammar_refuses_hostile_strings() {
-        let long = "a".repeat(256);
-        for bad in [
-            "", "..", "a/../b", "a/./b", "a?b", "a#b", "a%2fb", "A", "a//b", "/a", "a/", "a b",
-            "a___b", "-a", "a-", "a.", "a:b", "a@b", "a\\b", "a\nb", &long,
-        ] {
-            assert!(validate_repository(bad).is_err(), "{bad:?}");
-        }
+    fn path(s: &str) -> RepositoryPath {
+        RepositoryPath::parse(s).expect("valid path")
     }
 
     #[test]
     fn loopback_registries_use_http_and_others_https() {
         let cases = [
-            ("localhost:5000", "http://localhost:5000"),
-            ("127.0.0.1:5000", "http://127.0.0.1:5000"),
-            ("127.1.2.3", "http://127.1.2.3"),
-            ("[::1]:5000", "http://[::1]:5000"),
-            ("registry.example.com", "https://registry.example.com"),
-            ("10.0.0.1:5000", "https://10.0.0.1:5000"),
-            ("docker.io", "https://registry-1.docker.io"),
-            ("localhost.evil.com", "https://localhost.evil.com"),
+            ("localhost:5000", "http://localhost:5000/v2/"),
+            ("127.0.0.1:5000", "http://127.0.0.1:5000/v2/"),
+            ("127.1.2.3", "http://127.1.2.3/v2/"),
+            ("[::1]:5000", "http://[::1]:5000/v2/"),
+            ("registry.example.com", "https://registry.example.com/v2/"),
+            ("10.0.0.1:5000", "https://10.0.0.1:5000/v2/"),
+            ("docker.io", "https://registry-1.docker.io/v2/"),
+            (
+                "index.docker.io/library",
+                "https://registry-1.docker.io/v2/",
+            ),
+            ("localhost.evil.com", "https://localhost.evil.com/v2/"),
         ];
-        for (domain, base) in cases {
+        for (domain, want) in cases {
             assert_eq!(
-                endpoint(domain).map(|e| e.base).ok().as_deref(),
-                Some(base),
+                api_url(&uri(domain), "v2/")
+                    .map(String::from)
+                    .ok()
+                    .as_deref(),
+                Some(want),
                 "{domain}"
             );
         }
+        assert!(matches!(
+            api_url(&uri("registry.io:99999"), "v2/"),
+            Err(RegistryApiError::InvalidDomain { .. })
+        ));
     }
 
     #[test]
-    fn malformed_domains_are_refused() {
-        for bad in [
-            "",
-            "a/b",
-            "user@host",
-            "host:port",
-            "host:99999",
-            "[zz]:1",
-            "h?x",
-            "h#x",
-            ":5000",
-        ] {
-            assert!(endpoint(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn bearer_and_basic_challenges_are_parsed() {
-        assert_eq!(
-            parse_challenge(
-                r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/ubuntu:pull""#
-            ),
-            Some(Challenge::Bearer {
-                realm: "https://auth.docker.io/token".into(),
-                service: Some("registry.docker.io".into()),
-                scope: Some("repository:library/ubuntu:pull".into()),
-            })
+    fn repositories_outside_the_uri_are_not_asked_about() {
+        let api = RegistryApi::default();
+        let result = api.repository_exists(
+            &uri("127.0.0.1:1/team"),
+            &path("team-evil/app"),
+            None,
+            Duration::from_secs(1),
         );
-        assert_eq!(
-            parse_challenge(r#"Basic realm="Registry Realm""#),
-            Some(Challenge::Basic)
+        assert!(
+            matches!(result, Err(RegistryApiError::OutsideRegistry { .. })),
+            "{result:?}"
         );
-        assert_eq!(parse_challenge("Negotiate"), None);
-        assert_eq!(parse_challenge(r#"Bearer service="x""#), None);
     }
 
     /// A registry that answers with a Bearer challenge and a token endpoint
@@ -657,15 +363,15 @@ mod tests {
             password: "pass".into(),
         };
         let timeout = Duration::from_secs(5);
-        let api = RegistryApi::new();
+        let api = RegistryApi::default();
         let addr = bearer_registry(3)?;
         assert!(matches!(
-            api.repository_exists(&addr, "team/app", Some(&creds), timeout),
+            api.repository_exists(&uri(&addr), &path("team/app"), Some(&creds), timeout),
             Ok(true)
         ));
         let addr = bearer_registry(3)?;
         assert!(matches!(
-            api.repository_exists(&addr, "team/absent", Some(&creds), timeout),
+            api.repository_exists(&uri(&addr), &path("team/absent"), Some(&creds), timeout),
             Ok(false)
         ));
         let wrong = Credentials {
@@ -673,11 +379,176 @@ mod tests {
             password: "nope".into(),
         };
         let addr = bearer_registry(2)?;
-        let result = api.repository_exists(&addr, "team/app", Some(&wrong), timeout);
+        let result = api.repository_exists(&uri(&addr), &path("team/app"), Some(&wrong), timeout);
         assert!(
             matches!(result, Err(RegistryApiError::Auth { .. })),
             "{result:?}"
         );
+        Ok(())
+    }
+
+    /// Serves `responses` in order, one per connection, and returns the
+    /// address and the request lines it saw.
+    fn scripted_server(
+        responses: Vec<String>,
+    ) -> std::io::Result<(String, std::sync::mpsc::Receiver<String>)> {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?.to_string();
+        let (seen, requests) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for (stream, response) in listener.incoming().zip(responses) {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(&mut stream);
+                let mut head = String::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    head.push_str(&line);
+                }
+                let _ = seen.send(head);
+                let _ = stream.write_all(response.as_bytes());
+            }
+        });
+        Ok((addr, requests))
+    }
+
+    fn answer(status: &str, extra: &str) -> String {
+        format!("HTTP/1.1 {status}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n")
+    }
+
+    #[test]
+    fn same_origin_redirects_are_followed_without_credentials() -> std::io::Result<()> {
+        let (addr, seen) = scripted_server(vec![
+            answer(
+                "401 Unauthorized",
+                "WWW-Authenticate: Basic realm=\"r\"\r\n",
+            ),
+            answer(
+                "307 Temporary Redirect",
+                "Location: /v2/team/app/tags/list?moved=1\r\n",
+            ),
+            answer("200 OK", ""),
+        ])?;
+        let creds = Credentials {
+            username: "user".into(),
+            password: "pass".into(),
+        };
+        let exists = RegistryApi::default().repository_exists(
+            &uri(&addr),
+            &path("team/app"),
+            Some(&creds),
+            Duration::from_secs(5),
+        );
+        assert!(matches!(exists, Ok(true)), "{exists:?}");
+        let requests: Vec<String> = seen.try_iter().collect();
+        assert_eq!(requests.len(), 3, "{requests:?}");
+        assert!(requests[1].contains("Authorization: Basic"), "{requests:?}");
+        assert!(requests[2].starts_with("GET /v2/team/app/tags/list?moved=1 "));
+        assert!(
+            !requests[2].to_ascii_lowercase().contains("authorization"),
+            "credentials carried across a redirect: {requests:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn redirects_to_another_origin_are_refused() -> std::io::Result<()> {
+        let (addr, seen) = scripted_server(vec![answer(
+            "302 Found",
+            "Location: http://127.0.0.2:1/v2/team/app/tags/list\r\n",
+        )])?;
+        let result = RegistryApi::default().repository_exists(
+            &uri(&addr),
+            &path("team/app"),
+            None,
+            Duration::from_secs(5),
+        );
+        assert!(
+            matches!(&result, Err(RegistryApiError::Refused { reason, .. }) if reason.contains("another origin")),
+            "{result:?}"
+        );
+        assert_eq!(seen.try_iter().count(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn public_only_policy_refuses_a_loopback_registry_unless_allowlisted() -> std::io::Result<()> {
+        let (addr, seen) = scripted_server(vec![answer("200 OK", "")])?;
+        let strict = RegistryApi::new(EgressPolicy::public_only(Vec::new()));
+        let result =
+            strict.repository_exists(&uri(&addr), &path("team/app"), None, Duration::from_secs(5));
+        assert!(
+            matches!(&result, Err(RegistryApiError::Refused { reason, .. }) if reason.contains("loopback")),
+            "{result:?}"
+        );
+        assert_eq!(seen.try_iter().count(), 0, "no connection was made");
+
+        let allow = vec![AllowedHost::parse(&addr).expect("host:port")];
+        let allowed = RegistryApi::new(EgressPolicy::public_only(allow));
+        let result =
+            allowed.repository_exists(&uri(&addr), &path("team/app"), None, Duration::from_secs(5));
+        assert!(matches!(result, Ok(true)), "{result:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn the_token_realm_is_held_to_the_same_egress_policy() -> std::io::Result<()> {
+        // The registry is allowlisted, its token realm (another loopback port) is not.
+        let (realm_addr, realm_seen) = scripted_server(vec![answer("200 OK", "")])?;
+        let challenge = format!(
+            "WWW-Authenticate: Bearer realm=\"http://{realm_addr}/token\",service=\"x\"\r\n"
+        );
+        let (addr, _) = scripted_server(vec![answer("401 Unauthorized", &challenge)])?;
+        let allow = vec![AllowedHost::parse(&addr).expect("host:port")];
+        let api = RegistryApi::new(EgressPolicy::public_only(allow));
+        let result =
+            api.repository_exists(&uri(&addr), &path("team/app"), None, Duration::from_secs(5));
+        assert!(
+            matches!(&result, Err(RegistryApiError::Refused { .. })),
+            "{result:?}"
+        );
+        assert_eq!(
+            realm_seen.try_iter().count(),
+            0,
+            "the realm was not contacted"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn the_policy_exchange_limit_is_not_the_callers_deadline() -> std::io::Result<()> {
+        // Accepts connections but never answers.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?.to_string();
+        let mut policy = EgressPolicy::allow_all();
+        policy.timeouts.exchange = Duration::from_millis(200);
+        let api = RegistryApi::new(policy);
+        let started = std::time::Instant::now();
+        let result = api.repository_exists(
+            &uri(&addr),
+            &path("team/app"),
+            None,
+            Duration::from_secs(10),
+        );
+        assert!(
+            matches!(result, Err(RegistryApiError::ExchangeLimit { .. })),
+            "{result:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(3));
+        let result = api.repository_exists(
+            &uri(&addr),
+            &path("team/app"),
+            None,
+            Duration::from_millis(100),
+        );
+        assert!(
+            matches!(result, Err(RegistryApiError::TimedOut { .. })),
+            "{result:?}"
+        );
+        drop(listener);
         Ok(())
     }
 }

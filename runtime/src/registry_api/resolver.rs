@@ -7,6 +7,10 @@
 //! threads, started once per process, takes lookups from a bounded queue:
 //! each caller waits only until its own deadline, a full queue fails a lookup
 //! at once as unavailable, and the thread count never grows past the pool.
+//!
+//! The [`PinningResolver`] given to ureq applies the egress policy's address
+//! filter to what was resolved; ureq connects only to the addresses it
+//! returns, so the address that was checked is the address connected to.
 
 use std::io;
 use std::net::SocketAddr;
@@ -15,6 +19,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
+
+use super::egress::AddressFilter;
 
 /// Resolver threads in the process-wide pool.
 pub const POOL_SIZE: usize = 4;
@@ -143,21 +149,31 @@ fn work(jobs: &Mutex<Receiver<Job>>, lookup: &LookupFn) {
     }
 }
 
-/// The resolver ureq uses for one exchange: lookups through the pool, bounded by the deadline.
-pub struct DeadlineResolver {
+/// The resolver ureq uses for one request: bounded lookups, then the address filter.
+pub struct PinningResolver {
     /// Where names are resolved.
     pub pool: &'static ResolverPool,
+    /// The egress policy's address filter.
+    pub filter: AddressFilter,
     /// The end of the exchange.
     pub deadline: Instant,
 }
 
-impl ureq::Resolver for DeadlineResolver {
+impl ureq::Resolver for PinningResolver {
     fn resolve(&self, netloc: &str) -> io::Result<Vec<SocketAddr>> {
-        match netloc.parse::<SocketAddr>() {
+        // ureq passes `host:port`, an IPv6 host in brackets.
+        let (host, port) = netloc
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "expected host:port"))?;
+        let resolved = match netloc.parse::<SocketAddr>() {
             // An address literal needs no lookup.
-            Ok(addr) => Ok(vec![addr]),
-            Err(_) => self.pool.resolve(netloc, self.deadline),
-        }
+            Ok(addr) => vec![addr],
+            Err(_) => self.pool.resolve(netloc, self.deadline)?,
+        };
+        self.filter
+            .check(host, port, resolved)
+            .map_err(|denied| io::Error::new(io::ErrorKind::PermissionDenied, denied))
     }
 }
 
@@ -258,5 +274,28 @@ mod tests {
         assert!(stale.is_err());
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(calls.load(Ordering::SeqCst), before);
+    }
+
+    #[test]
+    fn the_pinning_resolver_filters_what_was_resolved() {
+        use ureq::Resolver as _;
+        let resolver = PinningResolver {
+            pool: ResolverPool::system(),
+            filter: AddressFilter::PublicOnly { allow: Vec::new() },
+            deadline: Instant::now() + Duration::from_secs(5),
+        };
+        for literal in ["127.0.0.1:5000", "[::1]:5000", "169.254.169.254:80"] {
+            let refused = resolver.resolve(literal).expect_err(literal);
+            assert_eq!(refused.kind(), io::ErrorKind::PermissionDenied, "{literal}");
+        }
+        assert_eq!(
+            resolver.resolve("93.184.216.34:443").expect("public"),
+            vec![SocketAddr::from(([93, 184, 216, 34], 443))]
+        );
+        let open = PinningResolver {
+            filter: AddressFilter::AllowAll,
+            ..resolver
+        };
+        assert!(open.resolve("127.0.0.1:5000").is_ok());
     }
 }
