@@ -5,12 +5,13 @@
 //! Dependencies point inward: `reference` and `config` are pure; `sandbox`
 //! (with `world`, `flavor`, `builtin`) knows nothing of the store, the push or
 //! the edges; `store` knows nothing of wasm; `push` and `registry_api` know
-//! nothing of flavors. `app` composes them, and `cli` is an edge over `app`.
+//! nothing of flavors and take parsed references, never strings. `app` composes them, and `cli` is an edge over `app`.
 
 pub mod app;
 pub mod builtin;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod flavor;
 pub mod push;
 pub mod reference;

@@ -7,8 +7,9 @@
 //! It turns the engine's progress stream into [`PushEvent`]s and its failures
 //! into a [`PushError`] that says what to do, and it reports the digest the
 //! registry stored.
-
-use std::fmt;
+//!
+//! It takes a parsed [`Reference`], not a string: the domain, repository and
+//! tag come from the one reference parser, never from a second guess here.
 
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
@@ -16,23 +17,8 @@ use bollard::errors::Error as BollardError;
 use bollard::query_parameters::PushImageOptions;
 use futures_util::StreamExt;
 
-/// Registry credentials handed to the engine for one push.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    /// The user name (or token name) to log in with.
-    pub username: String,
-    /// The password or token; never printed.
-    pub password: String,
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
-    }
-}
+use crate::credentials::Credentials;
+use crate::reference::Reference;
 
 /// One progress item of a push, as the engine reports it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -74,7 +60,7 @@ pub enum PushError {
         /// What went wrong.
         message: String,
     },
-    /// The reference handed in is not `domain/path:tag`.
+    /// The reference handed in has no tag, or has a digest.
     #[error("cannot push `{image}`: {reason}")]
     InvalidReference {
         /// The reference as given.
@@ -176,57 +162,48 @@ pub async fn connect_to(host: &str) -> Result<Docker, PushError> {
 /// A reference split into the parts the engine's push endpoint takes.
 #[derive(Debug, PartialEq, Eq)]
 struct Target<'a> {
-    /// The registry domain (`host[:port]`), `docker.io` when the reference has none.
+    /// The registry domain (`host[:port]`), `docker.io` for Docker Hub.
     domain: &'a str,
     /// Everything before the tag: `domain/path`.
-    repository: &'a str,
+    repository: String,
     /// The tag.
     tag: &'a str,
+    /// The whole reference, for messages.
+    image: String,
 }
 
-/// Splits `domain/path:tag`; the host has validated the reference, this only
-/// refuses what the engine would misread (no tag, a digest).
-fn split_target(image: &str) -> Result<Target<'_>, PushError> {
+/// The push target of `image`; refuses what the engine would misread (no tag, a digest).
+fn target(image: &Reference) -> Result<Target<'_>, PushError> {
     let invalid = |reason: &str| PushError::InvalidReference {
         image: image.to_string(),
         reason: reason.to_string(),
     };
-    if image.contains('@') {
+    if image.digest().is_some() {
         return Err(invalid(
             "a push needs a tag, not a digest (`domain/path:tag`)",
         ));
     }
-    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
-    let (repository, tag) = match image[last_slash..].rfind(':') {
-        Some(i) => image.split_at(last_slash + i),
-        None => return Err(invalid("the reference has no tag (`domain/path:tag`)")),
-    };
-    let tag = &tag[1..];
-    if repository.is_empty() || tag.is_empty() {
-        return Err(invalid("expected `domain/path:tag`"));
-    }
-    let domain = match repository.split_once('/') {
-        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
-            first
-        }
-        _ => "docker.io",
-    };
+    let tag = image
+        .tag()
+        .ok_or_else(|| invalid("the reference has no tag (`domain/path:tag`)"))?;
     Ok(Target {
-        domain,
-        repository,
+        domain: image.domain(),
+        repository: image.name(),
         tag,
+        image: image.to_string(),
     })
 }
 
-/// Pushes `image` (a full "domain/path:tag" reference string, tag required) with optional
-/// credentials for its registry domain, reporting each progress item to `on_event`.
+/// Pushes `image` (tag required, no digest) with optional credentials for its
+/// registry domain, reporting each progress item to `on_event`.
 pub async fn push_image(
     docker: &Docker,
-    image: &str,
+    image: &Reference,
     credentials: Option<&Credentials>,
     on_event: &mut (dyn FnMut(PushEvent) + Send),
 ) -> Result<PushOutcome, PushError> {
-    let target = split_target(image)?;
+    let target = target(image)?;
+    let image = target.image.as_str();
     let options = PushImageOptions {
         tag: Some(target.tag.to_string()),
         platform: None,
@@ -238,7 +215,7 @@ pub async fn push_image(
         ..Default::default()
     });
 
-    let mut stream = docker.push_image(target.repository, Some(options), credentials);
+    let mut stream = docker.push_image(&target.repository, Some(options), credentials);
     let mut digest = None;
     while let Some(item) = stream.next().await {
         let info = item.map_err(|e| classify(e, image, target.domain))?;
@@ -379,7 +356,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn target_splits_domain_repository_and_tag() {
+    fn target_takes_domain_repository_and_tag_from_the_parsed_reference() {
         let cases = [
             (
                 "127.0.0.1:5000/team/app:1",
@@ -392,14 +369,16 @@ mod tests {
             (
                 "library/ubuntu:22.04",
                 "docker.io",
-                "library/ubuntu",
+                "docker.io/library/ubuntu",
                 "22.04",
             ),
+            ("[::1]:5000/app:1", "[::1]:5000", "[::1]:5000/app", "1"),
         ];
         for (image, domain, repository, tag) in cases {
-            let t = split_target(image).expect(image);
+            let reference = Reference::parse(image).expect(image);
+            let t = target(&reference).expect(image);
             assert_eq!(
-                (t.domain, t.repository, t.tag),
+                (t.domain, t.repository.as_str(), t.tag),
                 (domain, repository, tag),
                 "{image}"
             );
@@ -408,13 +387,15 @@ mod tests {
 
     #[test]
     fn reference_without_tag_or_with_digest_is_refused() {
+        let digest = format!("sha256:{}", "0".repeat(64));
         for image in [
-            "127.0.0.1:5000/team/app",
-            "ghcr.io/o/a@sha256:0000000000000000000000000000000000000000000000000000000000000000",
-            "ghcr.io/o/a:",
+            "127.0.0.1:5000/team/app".to_string(),
+            format!("ghcr.io/o/a@{digest}"),
+            format!("ghcr.io/o/a:1@{digest}"),
         ] {
+            let reference = Reference::parse(&image).expect("valid reference");
             assert!(
-                matches!(split_target(image), Err(PushError::InvalidReference { .. })),
+                matches!(target(&reference), Err(PushError::InvalidReference { .. })),
                 "{image}"
             );
         }
@@ -471,14 +452,5 @@ mod tests {
             classify_message("something else", "i", "r"),
             PushError::Stream { .. }
         ));
-    }
-
-    #[test]
-    fn credentials_debug_hides_the_password() {
-        let c = Credentials {
-            username: "u".into(),
-            password: "hunter2".into(),
-        };
-        assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

@@ -7,6 +7,13 @@
 //! registry component's `uri` segment by segment, not by string prefix as
 //! ZenML's `image_name.startswith(uri)` does. Everything here is a pure
 //! function over strings, so it can be table-tested exhaustively.
+//!
+//! This is the one place each of these rules is written: the repository path
+//! grammar ([`RepositoryPath`], also used inside [`Reference`] and
+//! [`RegistryUri`]), the domain split and Docker Hub's normalisation, and
+//! containment ([`RegistryUri::contains`] for an image,
+//! [`RegistryUri::contains_repository`] for a bare path a flavor asks about).
+//! The push and the registry API take these parsed values, never strings.
 
 use std::fmt;
 use std::str::FromStr;
@@ -210,7 +217,7 @@ impl Reference {
             Some((p, t)) => (p, Some(t)),
             None => (name_and_tag, None),
         };
-        if let Some(component) = path.split('/').find(|c| !is_path_component(c)) {
+        if let Some(component) = first_invalid_component(path) {
             return Err(ReferenceError::InvalidPathComponent {
                 component: component.to_owned(),
                 path: path.to_owned(),
@@ -461,7 +468,7 @@ impl RegistryUri {
                     path: path.to_owned(),
                 });
             }
-            if let Some(component) = path.split('/').find(|c| !is_path_component(c)) {
+            if let Some(component) = first_invalid_component(path) {
                 return Err(RegistryUriError::InvalidPathComponent {
                     component: component.to_owned(),
                     path: path.to_owned(),
@@ -490,16 +497,60 @@ impl RegistryUri {
 
     /// Segment-aware containment of a parsed reference.
     pub fn contains(&self, r: &Reference) -> bool {
-        if !self.domain.eq_ignore_ascii_case(r.domain()) {
-            return false;
-        }
+        self.domain.eq_ignore_ascii_case(r.domain()) && self.contains_path(r.path())
+    }
+
+    /// Segment-aware containment of a repository path on this uri's registry.
+    pub fn contains_repository(&self, repository: &RepositoryPath) -> bool {
+        self.contains_path(repository.as_str())
+    }
+
+    /// Whether `path` is this uri's namespace path or below it, segment by segment.
+    fn contains_path(&self, path: &str) -> bool {
         match &self.path {
             None => true,
-            Some(prefix) => match r.path().strip_prefix(prefix.as_str()) {
+            Some(prefix) => match path.strip_prefix(prefix.as_str()) {
                 Some(rest) => rest.is_empty() || rest.starts_with('/'),
                 None => false,
             },
         }
+    }
+
+    /// Parses a bare repository path on this registry, normalised as Docker
+    /// does (a one-component name on Docker Hub is `library/<name>`).
+    pub fn repository(&self, path: &str) -> Result<RepositoryPath, RepositoryPathError> {
+        let parsed = RepositoryPath::parse(path)?;
+        if self.domain == DEFAULT_DOMAIN && !parsed.0.contains('/') {
+            return RepositoryPath::parse(&with_official_prefix(&parsed.0));
+        }
+        Ok(parsed)
+    }
+
+    /// Whether the registry host names this machine (`localhost`, 127.0.0.0/8 or `[::1]`).
+    pub fn is_loopback(&self) -> bool {
+        let host = split_host_port(&self.domain).0;
+        host == "localhost"
+            || host
+                .parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| ip.is_loopback())
+            || host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .and_then(|h| h.parse::<std::net::Ipv6Addr>().ok())
+                .is_some_and(|ip| ip.is_loopback())
+    }
+
+    /// The registry host without its port (an IPv6 host keeps its brackets).
+    pub fn host(&self) -> &str {
+        split_host_port(&self.domain).0
+    }
+
+    /// The registry port, if the uri names one and it fits in 16 bits.
+    pub fn port(&self) -> Option<u16> {
+        split_host_port(&self.domain)
+            .1
+            .strip_prefix(':')
+            .and_then(|p| p.parse().ok())
     }
 
     /// ZenML's is_local: the normalised uri is exactly `localhost:PORT` with a 4 or 5 digit port.
@@ -528,6 +579,85 @@ impl FromStr for RegistryUri {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         RegistryUri::parse(s)
+    }
+}
+
+/// A repository path (the name without the domain) that passed the grammar, e.g. `team/app`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct RepositoryPath(String);
+
+/// The most characters of a refused path an error message repeats.
+const MAX_QUOTED: usize = 300;
+
+/// Why a bare repository path was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RepositoryPathError {
+    /// The path is the empty string.
+    #[error("repository path is empty (a repository path looks like `team/app`)")]
+    Empty,
+    /// A `/`-separated component breaks the grammar.
+    #[error(
+        "repository path {path:?} is not valid: component {component:?} must be lowercase \
+         letters and digits separated by `.`, `_`, `__` or dashes, with components joined \
+         by single `/` (like `team/app`)"
+    )]
+    InvalidPathComponent {
+        /// The offending component (possibly empty), cut to a few hundred characters.
+        component: String,
+        /// The whole path, cut to a few hundred characters.
+        path: String,
+    },
+    /// The path is longer than [`MAX_PATH_LENGTH`].
+    #[error("repository path must not be more than {MAX_PATH_LENGTH} characters (it is {length})")]
+    NameTooLong {
+        /// The length of the path.
+        length: usize,
+    },
+}
+
+impl RepositoryPath {
+    /// Checks `s` against the reference path grammar:
+    /// `component ("/" component)*`, at most [`MAX_PATH_LENGTH`] characters.
+    pub fn parse(s: &str) -> Result<RepositoryPath, RepositoryPathError> {
+        if s.is_empty() {
+            return Err(RepositoryPathError::Empty);
+        }
+        if let Some(component) = first_invalid_component(s) {
+            return Err(RepositoryPathError::InvalidPathComponent {
+                component: component.chars().take(MAX_QUOTED).collect(),
+                path: s.chars().take(MAX_QUOTED).collect(),
+            });
+        }
+        if s.len() > MAX_PATH_LENGTH {
+            return Err(RepositoryPathError::NameTooLong { length: s.len() });
+        }
+        Ok(RepositoryPath(s.to_owned()))
+    }
+
+    /// The path, e.g. `team/app`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RepositoryPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for RepositoryPath {
+    type Err = RepositoryPathError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RepositoryPath::parse(s)
+    }
+}
+
+impl AsRef<str> for RepositoryPath {
+    fn as_ref(&self) -> &str {
+        &self.0
     }
 }
 
@@ -575,11 +705,27 @@ fn split_docker_domain(s: &str) -> (String, String) {
         _ => (DEFAULT_DOMAIN, s),
     };
     let remainder = if domain == DEFAULT_DOMAIN && !remainder.contains('/') {
-        format!("{OFFICIAL_REPO_PREFIX}{remainder}")
+        with_official_prefix(remainder)
     } else {
         remainder.to_owned()
     };
     (domain.to_owned(), remainder)
+}
+
+/// Docker Hub's name for a one-component path: `library/<path>`.
+fn with_official_prefix(path: &str) -> String {
+    format!("{OFFICIAL_REPO_PREFIX}{path}")
+}
+
+/// Splits a domain into its host (an IPv6 host keeps its brackets) and what
+/// follows it (empty, or `:port` when the domain is well formed).
+fn split_host_port(domain: &str) -> (&str, &str) {
+    let host_end = if domain.starts_with('[') {
+        domain.find(']').map_or(domain.len(), |i| i + 1)
+    } else {
+        domain.find(':').unwrap_or(domain.len())
+    };
+    domain.split_at(host_end)
 }
 
 /// What is wrong with a domain.
@@ -592,25 +738,19 @@ enum DomainFault<'a> {
 
 /// `host [":" port]`, host being a domain name or a bracketed IPv6 address.
 fn check_domain(domain: &str) -> Result<(), DomainFault<'_>> {
-    let port = if let Some(rest) = domain.strip_prefix('[') {
-        let (inner, after) = rest.split_once(']').ok_or(DomainFault::Host)?;
+    let (host, after) = split_host_port(domain);
+    let port = match after {
+        "" => None,
+        _ => Some(after.strip_prefix(':').ok_or(DomainFault::Host)?),
+    };
+    if let Some(bracketed) = host.strip_prefix('[') {
+        let inner = bracketed.strip_suffix(']').ok_or(DomainFault::Host)?;
         if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
             return Err(DomainFault::Host);
         }
-        match after {
-            "" => None,
-            _ => Some(after.strip_prefix(':').ok_or(DomainFault::Host)?),
-        }
-    } else {
-        let (host, port) = match domain.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (domain, None),
-        };
-        if !host.split('.').all(is_domain_component) {
-            return Err(DomainFault::Host);
-        }
-        port
-    };
+    } else if !host.split('.').all(is_domain_component) {
+        return Err(DomainFault::Host);
+    }
     match port {
         Some(p) if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) => {
             Err(DomainFault::Port(p))
@@ -630,6 +770,11 @@ fn is_domain_component(c: &str) -> bool {
         }
         _ => false,
     }
+}
+
+/// The first `/`-separated component of `path` that breaks the grammar.
+fn first_invalid_component(path: &str) -> Option<&str> {
+    path.split('/').find(|c| !is_path_component(c))
 }
 
 /// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`.
@@ -1323,6 +1468,157 @@ mod tests {
         for (input, want) in cases {
             let uri = RegistryUri::parse(input).expect("valid");
             assert_eq!(uri.is_local(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn repository_path_grammar_accepts_reference_paths() {
+        let max = format!("a/{}", "b".repeat(253));
+        for ok in [
+            "app", "team/app", "a/b/c", "my-app", "my--app", "a.b", "a_b", "a__b", "0x/9", &max,
+        ] {
+            assert_eq!(
+                RepositoryPath::parse(ok).map(|p| p.to_string()),
+                Ok(ok.to_owned()),
+                "{ok}"
+            );
+        }
+    }
+
+    #[test]
+    fn repository_path_grammar_refuses_hostile_strings() {
+        let long = "a".repeat(256);
+        let cases: &[(&str, &str)] = &[
+            ("", "Empty"),
+            ("..", "InvalidPathComponent"),
+            ("a/../b", "InvalidPathComponent"),
+            ("a/./b", "InvalidPathComponent"),
+            ("a?b", "InvalidPathComponent"),
+            ("a#b", "InvalidPathComponent"),
+            ("a%2fb", "InvalidPathComponent"),
+            ("A", "InvalidPathComponent"),
+            ("a//b", "InvalidPathComponent"),
+            ("/a", "InvalidPathComponent"),
+            ("a/", "InvalidPathComponent"),
+            ("a b", "InvalidPathComponent"),
+            ("a___b", "InvalidPathComponent"),
+            ("-a", "InvalidPathComponent"),
+            ("a-", "InvalidPathComponent"),
+            ("a.", "InvalidPathComponent"),
+            ("a:b", "InvalidPathComponent"),
+            ("a@b", "InvalidPathComponent"),
+            ("a\\b", "InvalidPathComponent"),
+            ("a\nb", "InvalidPathComponent"),
+            ("../../v2/_catalog?n=1", "InvalidPathComponent"),
+            ("registry.io/team/app:1", "InvalidPathComponent"),
+            (&long, "NameTooLong"),
+        ];
+        for (bad, want) in cases {
+            let got = RepositoryPath::parse(bad).map_err(|e| match e {
+                RepositoryPathError::Empty => "Empty",
+                RepositoryPathError::InvalidPathComponent { .. } => "InvalidPathComponent",
+                RepositoryPathError::NameTooLong { .. } => "NameTooLong",
+            });
+            assert_eq!(got, Err(*want), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn repository_path_errors_quote_hostile_text_escaped_and_cut() {
+        let e = RepositoryPath::parse("a\n\u{1b}[2J").expect_err("invalid");
+        let shown = e.to_string();
+        assert!(
+            !shown.contains('\n') && !shown.contains('\u{1b}'),
+            "{shown}"
+        );
+        let e = RepositoryPath::parse(&"A".repeat(100_000)).expect_err("invalid");
+        assert!(e.to_string().len() < 1000);
+    }
+
+    #[test]
+    fn repository_path_grammar_is_the_one_references_and_uris_use() {
+        for path in ["team/app", "a__b", "a___b", "a/../b", "a-", "x/y.z", "a//b"] {
+            let alone = RepositoryPath::parse(path).is_ok();
+            let in_reference = Reference::parse(&format!("registry.io/{path}")).is_ok();
+            let in_uri = RegistryUri::parse(&format!("registry.io/{path}")).is_ok();
+            assert_eq!(alone, in_reference, "{path}");
+            assert_eq!(alone, in_uri, "{path}");
+        }
+    }
+
+    #[test]
+    fn repository_containment_is_by_segment_and_matches_image_containment() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("registry.io/team", "team/app", true),
+            ("registry.io/team", "team", true),
+            ("registry.io/team", "team/sub/app", true),
+            ("registry.io/team", "team-evil/app", false),
+            ("registry.io/team", "teamx", false),
+            ("registry.io/team", "team.x/app", false),
+            ("registry.io/team", "other/team/app", false),
+            ("registry.io/team/app", "team", false),
+            ("registry.io", "anything/at/all", true),
+            ("localhost:5000", "app", true),
+            ("docker.io", "ubuntu", true),
+            ("docker.io/library", "ubuntu", true),
+            ("docker.io/library", "library/ubuntu", true),
+            ("docker.io/user", "user/app", true),
+            ("docker.io/user", "user2/app", false),
+            ("docker.io/ubuntu", "ubuntu", false),
+        ];
+        for (uri, path, want) in cases {
+            let u = RegistryUri::parse(uri).expect("valid uri");
+            let repository = u.repository(path).expect("valid path");
+            assert_eq!(u.contains_repository(&repository), *want, "{uri} ∋ {path}");
+            // The same answer as for an image of that repository on the uri's registry.
+            let image = Reference::parse(&format!("{}/{path}:1", u.domain())).expect("valid");
+            assert_eq!(u.contains(&image), *want, "{uri} ∋ {image}");
+            assert_eq!(image.path(), repository.as_str(), "{uri} {path}");
+        }
+    }
+
+    #[test]
+    fn docker_hub_paths_are_normalised_and_others_are_not() {
+        let on = |uri: &str, path: &str| {
+            RegistryUri::parse(uri)
+                .expect("valid")
+                .repository(path)
+                .map(|p| p.to_string())
+        };
+        assert_eq!(on("docker.io", "ubuntu"), Ok("library/ubuntu".into()));
+        assert_eq!(
+            on("index.docker.io/x", "ubuntu"),
+            Ok("library/ubuntu".into())
+        );
+        assert_eq!(on("docker.io", "user/app"), Ok("user/app".into()));
+        assert_eq!(on("registry.io", "app"), Ok("app".into()));
+        assert_eq!(on("localhost:5000", "app"), Ok("app".into()));
+        assert!(on("docker.io", "Ubuntu").is_err());
+        // The prefix counts against the length limit, as in a reference.
+        assert!(on("docker.io", &"a".repeat(250)).is_err());
+        assert!(on("registry.io", &"a".repeat(250)).is_ok());
+    }
+
+    #[test]
+    fn loopback_host_and_port_come_from_the_one_domain_split() {
+        let cases: &[(&str, bool, &str, Option<u16>)] = &[
+            ("localhost:5000", true, "localhost", Some(5000)),
+            ("localhost", true, "localhost", None),
+            ("127.0.0.1:5000", true, "127.0.0.1", Some(5000)),
+            ("127.1.2.3", true, "127.1.2.3", None),
+            ("[::1]:5000/team", true, "[::1]", Some(5000)),
+            ("[0:0:0:0:0:0:0:1]", true, "[0:0:0:0:0:0:0:1]", None),
+            ("registry.example.com", false, "registry.example.com", None),
+            ("10.0.0.1:5000", false, "10.0.0.1", Some(5000)),
+            ("localhost.evil.com", false, "localhost.evil.com", None),
+            ("[2001:db8::1]:443", false, "[2001:db8::1]", Some(443)),
+            ("registry.io:99999", false, "registry.io", None),
+        ];
+        for (input, loopback, host, port) in cases {
+            let uri = RegistryUri::parse(input).expect("valid");
+            assert_eq!(uri.is_loopback(), *loopback, "{input}");
+            assert_eq!(uri.host(), *host, "{input}");
+            assert_eq!(uri.port(), *port, "{input}");
         }
     }
 }

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use flavorbox::push::{self, Credentials, PushError, PushEvent};
+use flavorbox::credentials::Credentials;
+use flavorbox::push::{self, PushError, PushEvent};
+use flavorbox::reference::{Reference, RegistryUri, RepositoryPath};
 use flavorbox::registry_api::{RegistryApi, RegistryApiError};
 use flavorbox_tests::services::{
     dead_registry, docker, make_image, registry_manifest_digest, registry_tags, services,
@@ -12,6 +14,21 @@ use flavorbox_tests::services::{
 
 /// The deadline given to registry API calls in these tests.
 const API_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A parsed image reference (the push takes nothing else).
+fn reference(image: &str) -> Reference {
+    Reference::parse(image).unwrap_or_else(|e| panic!("test reference {image}: {e}"))
+}
+
+/// A parsed registry uri.
+fn registry_uri(uri: &str) -> RegistryUri {
+    RegistryUri::parse(uri).unwrap_or_else(|e| panic!("test registry {uri}: {e}"))
+}
+
+/// A parsed repository path.
+fn repository(path: &str) -> RepositoryPath {
+    RepositoryPath::parse(path).unwrap_or_else(|e| panic!("test repository {path}: {e}"))
+}
 
 fn auth_credentials() -> Credentials {
     let s = services();
@@ -36,7 +53,8 @@ async fn push_to_open_registry_stores_the_reported_digest() -> anyhow::Result<()
     let docker = docker().await?;
 
     let mut events = Vec::new();
-    let outcome = push::push_image(&docker, &image, None, &mut |e| events.push(e)).await?;
+    let outcome =
+        push::push_image(&docker, &reference(&image), None, &mut |e| events.push(e)).await?;
 
     assert!(outcome.digest.starts_with("sha256:"), "{outcome:?}");
     assert!(
@@ -61,7 +79,13 @@ async fn push_to_auth_registry_succeeds_with_the_right_credentials() -> anyhow::
     make_image(&image).await?;
     let docker = docker().await?;
 
-    let outcome = push::push_image(&docker, &image, Some(&auth_credentials()), &mut |_| {}).await?;
+    let outcome = push::push_image(
+        &docker,
+        &reference(&image),
+        Some(&auth_credentials()),
+        &mut |_| {},
+    )
+    .await?;
 
     let auth = Some((s.auth_user.as_str(), s.auth_password.as_str()));
     assert_eq!(
@@ -77,9 +101,15 @@ async fn push_with_wrong_or_missing_credentials_is_an_auth_error() -> anyhow::Re
     make_image(&image).await?;
     let docker = docker().await?;
 
-    let wrong = push::push_image(&docker, &image, Some(&wrong_credentials()), &mut |_| {}).await;
+    let wrong = push::push_image(
+        &docker,
+        &reference(&image),
+        Some(&wrong_credentials()),
+        &mut |_| {},
+    )
+    .await;
     assert!(matches!(wrong, Err(PushError::Auth { .. })), "{wrong:?}");
-    let missing = push::push_image(&docker, &image, None, &mut |_| {}).await;
+    let missing = push::push_image(&docker, &reference(&image), None, &mut |_| {}).await;
     assert!(
         matches!(missing, Err(PushError::Auth { .. })),
         "{missing:?}"
@@ -93,7 +123,7 @@ async fn push_to_a_dead_registry_is_unreachable() -> anyhow::Result<()> {
     make_image(&image).await?;
     let docker = docker().await?;
 
-    let result = push::push_image(&docker, &image, None, &mut |_| {}).await;
+    let result = push::push_image(&docker, &reference(&image), None, &mut |_| {}).await;
     assert!(
         matches!(result, Err(PushError::Unreachable { .. })),
         "{result:?}"
@@ -126,7 +156,7 @@ async fn push_of_a_missing_image_is_image_not_found() -> anyhow::Result<()> {
     let image = format!("{}/fixture/never-made:1", services().open_registry);
     let docker = docker().await?;
 
-    let result = push::push_image(&docker, &image, None, &mut |_| {}).await;
+    let result = push::push_image(&docker, &reference(&image), None, &mut |_| {}).await;
     assert!(
         matches!(result, Err(PushError::ImageNotFound { .. })),
         "{result:?}"
@@ -139,11 +169,12 @@ async fn repository_exists_answers_on_the_open_registry() -> anyhow::Result<()> 
     let registry = &services().open_registry;
     let image = format!("{registry}/fixture/exists:1");
     make_image(&image).await?;
-    push::push_image(&docker().await?, &image, None, &mut |_| {}).await?;
+    push::push_image(&docker().await?, &reference(&image), None, &mut |_| {}).await?;
 
-    let api = RegistryApi::new();
-    assert!(api.repository_exists(registry, "fixture/exists", None, API_TIMEOUT)?);
-    assert!(!api.repository_exists(registry, "fixture/absent", None, API_TIMEOUT)?);
+    let api = RegistryApi::default();
+    let registry = registry_uri(registry);
+    assert!(api.repository_exists(&registry, &repository("fixture/exists"), None, API_TIMEOUT)?);
+    assert!(!api.repository_exists(&registry, &repository("fixture/absent"), None, API_TIMEOUT)?);
     Ok(())
 }
 
@@ -154,38 +185,30 @@ async fn repository_exists_uses_credentials_on_the_auth_registry() -> anyhow::Re
     make_image(&image).await?;
     push::push_image(
         &docker().await?,
-        &image,
+        &reference(&image),
         Some(&auth_credentials()),
         &mut |_| {},
     )
     .await?;
 
-    let api = RegistryApi::new();
+    let api = RegistryApi::default();
     let creds = auth_credentials();
-    assert!(api.repository_exists(
-        &s.auth_registry,
-        "fixture/guarded",
-        Some(&creds),
-        API_TIMEOUT
-    )?);
+    let registry = registry_uri(&s.auth_registry);
+    let guarded = repository("fixture/guarded");
+    assert!(api.repository_exists(&registry, &guarded, Some(&creds), API_TIMEOUT)?);
     assert!(!api.repository_exists(
-        &s.auth_registry,
-        "fixture/absent",
+        &registry,
+        &repository("fixture/absent"),
         Some(&creds),
         API_TIMEOUT
     )?);
 
-    let wrong = api.repository_exists(
-        &s.auth_registry,
-        "fixture/guarded",
-        Some(&wrong_credentials()),
-        API_TIMEOUT,
-    );
+    let wrong = api.repository_exists(&registry, &guarded, Some(&wrong_credentials()), API_TIMEOUT);
     assert!(
         matches!(wrong, Err(RegistryApiError::Auth { .. })),
         "{wrong:?}"
     );
-    let missing = api.repository_exists(&s.auth_registry, "fixture/guarded", None, API_TIMEOUT);
+    let missing = api.repository_exists(&registry, &guarded, None, API_TIMEOUT);
     assert!(
         matches!(missing, Err(RegistryApiError::Auth { .. })),
         "{missing:?}"
@@ -195,8 +218,12 @@ async fn repository_exists_uses_credentials_on_the_auth_registry() -> anyhow::Re
 
 #[test]
 fn repository_exists_on_a_dead_registry_is_unreachable() {
-    let result =
-        RegistryApi::new().repository_exists(&dead_registry(), "fixture/app", None, API_TIMEOUT);
+    let result = RegistryApi::default().repository_exists(
+        &registry_uri(&dead_registry()),
+        &repository("fixture/app"),
+        None,
+        API_TIMEOUT,
+    );
     assert!(
         matches!(result, Err(RegistryApiError::Unreachable { .. })),
         "{result:?}"
@@ -210,8 +237,12 @@ fn repository_exists_on_a_hanging_registry_times_out() -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let timeout = Duration::from_millis(500);
     let started = std::time::Instant::now();
-    let result =
-        RegistryApi::new().repository_exists(&addr.to_string(), "fixture/app", None, timeout);
+    let result = RegistryApi::default().repository_exists(
+        &registry_uri(&addr.to_string()),
+        &repository("fixture/app"),
+        None,
+        timeout,
+    );
     assert!(
         matches!(result, Err(RegistryApiError::TimedOut { .. })),
         "{result:?}"
@@ -226,15 +257,38 @@ fn repository_exists_on_a_hanging_registry_times_out() -> anyhow::Result<()> {
 }
 
 #[test]
-fn repository_exists_refuses_a_hostile_repository_name() {
-    let result = RegistryApi::new().repository_exists(
-        "127.0.0.1:1",
-        "../../v2/_catalog?n=1",
+fn a_hostile_repository_name_never_becomes_a_repository_path() {
+    // The registry API takes only a parsed path, so this cannot reach a URL.
+    for hostile in ["../../v2/_catalog?n=1", "a/../b", "a%2fb", "team/app#x", ""] {
+        assert!(RepositoryPath::parse(hostile).is_err(), "{hostile:?}");
+    }
+    // And a path outside the registry uri's namespace is not asked about.
+    let result = RegistryApi::default().repository_exists(
+        &registry_uri("127.0.0.1:1/team"),
+        &repository("other/app"),
         None,
         API_TIMEOUT,
     );
     assert!(
-        matches!(result, Err(RegistryApiError::InvalidRepository { .. })),
+        matches!(result, Err(RegistryApiError::OutsideRegistry { .. })),
         "{result:?}"
     );
+}
+
+#[tokio::test]
+async fn push_refuses_a_reference_without_a_tag_or_with_a_digest() -> anyhow::Result<()> {
+    let registry = &services().open_registry;
+    let docker = docker().await?;
+    let digest = format!("sha256:{}", "0".repeat(64));
+    for image in [
+        format!("{registry}/fixture/app"),
+        format!("{registry}/fixture/app@{digest}"),
+    ] {
+        let result = push::push_image(&docker, &reference(&image), None, &mut |_| {}).await;
+        assert!(
+            matches!(result, Err(PushError::InvalidReference { .. })),
+            "{image}: {result:?}"
+        );
+    }
+    Ok(())
 }

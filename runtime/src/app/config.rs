@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::AppError;
+use crate::registry_api::EgressPolicy;
 use crate::sandbox::{Grants, Limits, SandboxConfig};
 
 /// A checked configuration.
@@ -16,6 +17,7 @@ pub struct AppConfig {
     limits: Limits,
     grants: Grants,
     max_component_bytes: usize,
+    egress: EgressPolicy,
 }
 
 impl AppConfig {
@@ -27,6 +29,7 @@ impl AppConfig {
             limits: sandbox.default_limits,
             grants: sandbox.grants,
             max_component_bytes: sandbox.max_component_bytes,
+            egress: EgressPolicy::allow_all(),
         }
     }
 
@@ -49,6 +52,11 @@ impl AppConfig {
     pub fn max_component_bytes(&self) -> usize {
         self.max_component_bytes
     }
+
+    /// Where the host's own registry requests may go.
+    pub fn egress(&self) -> &EgressPolicy {
+        &self.egress
+    }
 }
 
 /// Collects settings; [`AppConfigBuilder::build`] checks them together.
@@ -58,6 +66,7 @@ pub struct AppConfigBuilder {
     limits: Limits,
     grants: Grants,
     max_component_bytes: usize,
+    egress: EgressPolicy,
 }
 
 impl AppConfigBuilder {
@@ -99,6 +108,13 @@ impl AppConfigBuilder {
         self
     }
 
+    /// Where the host's own registry requests may go (default: anywhere,
+    /// as a local CLI expects; a shared server restricts it).
+    pub fn egress(mut self, egress: EgressPolicy) -> Self {
+        self.egress = egress;
+        self
+    }
+
     /// Checks the settings together and against the sandbox's ceilings.
     pub fn build(self) -> Result<AppConfig, AppError> {
         let sandbox = SandboxConfig {
@@ -113,6 +129,7 @@ impl AppConfigBuilder {
             limits: self.limits,
             grants: self.grants,
             max_component_bytes: self.max_component_bytes,
+            egress: self.egress,
         })
     }
 }

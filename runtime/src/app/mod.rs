@@ -98,8 +98,8 @@ impl App {
         Ok(App {
             sandbox: Arc::new(sandbox),
             store,
+            registry_api: crate::registry_api::RegistryApi::new(config.egress().clone()),
             config,
-            registry_api: crate::registry_api::RegistryApi::new(),
             docker: tokio::sync::OnceCell::new(),
             builtins: OnceLock::new(),
         })

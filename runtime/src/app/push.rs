@@ -10,8 +10,8 @@ use tokio::sync::mpsc;
 
 use super::lookups::ComponentLookup;
 use super::{AppError, PushProgress, PushReport, PushRequest, TenantApp, blocking};
+use crate::credentials::Credentials;
 use crate::flavor::{Capability, PushDecision};
-use crate::push::Credentials;
 use crate::reference::{Reference, RegistryUri};
 use crate::sandbox::{LoadedFlavor, RepositoryLookup};
 use crate::store::ComponentRecord;
@@ -102,7 +102,7 @@ impl<'a> TenantApp<'a> {
         let engine = progress.clone();
         let outcome = crate::push::push_image(
             docker,
-            &target.reference.to_string(),
+            &target.reference,
             credentials.as_ref(),
             &mut |event| {
                 let _ = engine.send(PushUpdate::Progress(PushProgress::Engine { event }));
@@ -164,7 +164,7 @@ impl<'a> TenantApp<'a> {
             .contains(&Capability::RepositoryExists)
             .then(|| {
                 Arc::new(ComponentLookup {
-                    api: self.app.registry_api,
+                    api: self.app.registry_api.clone(),
                     uri: target.uri.clone(),
                     credentials,
                 }) as Arc<dyn RepositoryLookup>

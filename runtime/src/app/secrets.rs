@@ -3,7 +3,7 @@
 //! back out.
 
 use super::{AppError, CreateSecret, SecretInfo, TenantApp, check_name};
-use crate::push::Credentials;
+use crate::credentials::Credentials;
 use crate::store::StoreError;
 
 impl TenantApp<'_> {

@@ -89,8 +89,9 @@ impl HostState {
             )));
         }
         self.lookups += 1;
-        if repository.is_empty() || repository.len() > 255 {
-            return Ok(Err("repository name must be 1 to 255 characters".into()));
+        // The one path grammar, before the name goes anywhere near a lookup.
+        if let Err(e) = crate::reference::RepositoryPath::parse(repository) {
+            return Ok(Err(truncate(&e.to_string(), 300)));
         }
         if self.deadline.passed() {
             self.deadline_hit = true;

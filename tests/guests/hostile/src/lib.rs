@@ -56,6 +56,97 @@ fn http_probe() -> String {
     r#"{"http":"not wasm"}"#.to_string()
 }
 
+/// Attacks on what the host does for the guest in `wasi:http` and `wasi:random`.
+#[cfg(target_arch = "wasm32")]
+fn host_attack(mode: &str) -> String {
+    use wasip2::http::types::{Fields, OutgoingRequest, OutgoingResponse};
+    let chunk = vec![b'x'; 4096];
+    match mode {
+        // Write into a request body nothing drains: blocks forever in the
+        // host unless the host refuses the body or ends the wait.
+        "http-body-hang" => {
+            let request = OutgoingRequest::new(Fields::new());
+            let Ok(body) = request.body() else {
+                return "body refused".into();
+            };
+            let Ok(stream) = body.write() else {
+                return "stream refused".into();
+            };
+            for _ in 0..8 {
+                let _ = stream.blocking_write_and_flush(&chunk);
+            }
+            "writes returned".into()
+        }
+        "http-response-hang" => {
+            let response = OutgoingResponse::new(Fields::new());
+            let Ok(body) = response.body() else {
+                return "body refused".into();
+            };
+            let Ok(stream) = body.write() else {
+                return "stream refused".into();
+            };
+            loop {
+                let _ = stream.write(&chunk);
+                stream.subscribe().block();
+            }
+        }
+        // Many bodies with 1 MiB in each: host memory outside the limit.
+        "http-body-bomb" => {
+            let big = vec![b'y'; 1 << 20];
+            let mut keep = Vec::new();
+            for _ in 0..4096 {
+                let request = OutgoingRequest::new(Fields::new());
+                if let Ok(body) = request.body()
+                    && let Ok(stream) = body.write()
+                {
+                    let _ = stream.write(&big);
+                    keep.push((stream, body));
+                }
+                // Leak the handle: the host keeps the request for the call.
+                std::mem::forget(request);
+            }
+            "bomb ended".into()
+        }
+        // Many header maps with large values.
+        "fields-bomb" => {
+            let value = vec![b'v'; 64 << 10];
+            let mut keep = Vec::new();
+            for i in 0..100_000 {
+                let fields = Fields::new();
+                for j in 0..16 {
+                    let _ = fields.append(&format!("x-h{i}-{j}"), &value);
+                }
+                keep.push(fields);
+            }
+            "bomb ended".into()
+        }
+        // Many long authorities held by many requests.
+        "request-strings-bomb" => {
+            let authority = "a".repeat(512 << 10);
+            let mut keep = Vec::new();
+            for _ in 0..100_000 {
+                let request = OutgoingRequest::new(Fields::new());
+                let _ = request.set_authority(Some(&authority));
+                keep.push(request);
+            }
+            "bomb ended".into()
+        }
+        "random-bomb" => {
+            for _ in 0..10_000 {
+                let bytes = wasip2::random::random::get_random_bytes(1 << 30);
+                std::hint::black_box(bytes);
+            }
+            "random ended".into()
+        }
+        other => format!("unknown attack {other}"),
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn host_attack(mode: &str) -> String {
+    format!("{mode}: not wasm")
+}
+
 /// Everything the guest could observe of its environment, as JSON.
 fn probe() -> String {
     let env: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
@@ -150,6 +241,34 @@ impl Flavor for Hostile {
                 )])
             }
             "probe" => Ok(probe()),
+            "http-body-hang" | "http-response-hang" | "http-body-bomb" | "fields-bomb"
+            | "request-strings-bomb" | "random-bomb" => {
+                let outcome = host_attack(mode);
+                Ok(flavor_kit::serde_json::json!({ "outcome": outcome }).to_string())
+            }
+            "huge-log" => {
+                let n = map.get("bytes").and_then(|b| b.as_u64()).unwrap_or(64 << 20);
+                let line = "\x1b".repeat(usize::try_from(n).unwrap_or(0));
+                host.log(LogLevel::Info, &line);
+                Ok(config.to_string())
+            }
+            "huge-return" => {
+                let n = map.get("bytes").and_then(|b| b.as_u64()).unwrap_or(90 << 20);
+                Ok("r".repeat(usize::try_from(n).unwrap_or(0)))
+            }
+            "lookup-loop" => {
+                let mut answered = 0u64;
+                for _ in 0..1_000_000 {
+                    if host.repository_exists("team/app").is_ok() {
+                        answered += 1;
+                    }
+                }
+                Ok(format!(r#"{{"answered":{answered}}}"#))
+            }
+            "bidi" => Err(vec![ConfigIssue::new(
+                "uri\u{202E}",
+                "evil\u{202E}txt.exe \u{2066}x\u{2069} zero\u{200B}width\u{FEFF}",
+            )]),
             "http" => Ok(http_probe()),
             "lookup" => match host.repository_exists("team/app") {
                 Ok(b) => Ok(format!(r#"{{"exists":{b}}}"#)),
