@@ -73,6 +73,7 @@ fn run(
     let before = rss_bytes();
     let started = Instant::now();
     let (tx, rx) = mpsc::channel();
+    let shown = config.clone();
     std::thread::spawn(move || {
         let out = sandbox
             .validate_config(&flavor, &ctx, &config)
@@ -85,14 +86,18 @@ fn run(
     });
     let out = rx
         .recv_timeout(WALL)
-        .unwrap_or_else(|_| panic!("call did not end within {WALL:?}: {config}"));
+        .unwrap_or_else(|_| panic!("call did not end within {WALL:?}: {shown}"));
     (out, started.elapsed(), peak_bytes().saturating_sub(before))
 }
 
 struct CountingLookup(AtomicUsize);
 
 impl RepositoryLookup for CountingLookup {
-    fn repository_exists(&self, _repository: &str, _timeout: Duration) -> Result<bool, LookupError> {
+    fn repository_exists(
+        &self,
+        _repository: &str,
+        _timeout: Duration,
+    ) -> Result<bool, LookupError> {
         self.0.fetch_add(1, Ordering::SeqCst);
         Ok(true)
     }
@@ -101,13 +106,18 @@ impl RepositoryLookup for CountingLookup {
 #[test]
 fn host_work_a_guest_triggers_is_bounded_and_the_host_recovers() {
     let sandbox = Arc::new(Sandbox::new(SandboxConfig::default()).expect("sandbox"));
-    let builtin = sandbox
-        .load(flavorbox::builtin::components().next().expect("built-in"))
-        .expect("built-in loads");
+    let builtin = flavorbox::builtin::components()
+        .map(|bytes| sandbox.load(bytes).expect("built-in loads"))
+        .find(|f| f.name() == "default")
+        .expect("the default flavor is built in");
     // Warm up (first calls touch code pages), then take the baseline.
     let good = |sandbox: &Sandbox| {
         sandbox
-            .validate_config(&builtin, &ctx(Limits::default(), None), r#"{"uri":"localhost:5000"}"#)
+            .validate_config(
+                &builtin,
+                &ctx(Limits::default(), None),
+                r#"{"uri":"localhost:5000"}"#,
+            )
             .expect("good call")
             .value
             .expect("accepted")
@@ -125,7 +135,10 @@ fn host_work_a_guest_triggers_is_bounded_and_the_host_recovers() {
         );
         match out {
             Ok(text) => assert!(text.contains("body refused"), "{mode}: {text}"),
-            Err(kind) => assert!(matches!(kind, CallErrorKind::Timeout(_)), "{mode}: {kind:?}"),
+            Err(kind) => assert!(
+                matches!(kind, CallErrorKind::Timeout(_)),
+                "{mode}: {kind:?}"
+            ),
         }
         assert!(took < WALL, "{mode} took {took:?}");
     }
@@ -167,7 +180,11 @@ fn host_work_a_guest_triggers_is_bounded_and_the_host_recovers() {
     assert!(took < WALL);
     // The guest itself holds ~128 MiB (the line and its building); the host
     // must not add a copy of it, let alone its escaped form (6x).
-    assert!(growth < 256 * MIB, "huge log: host grew {} MiB", growth / MIB);
+    assert!(
+        growth < 256 * MIB,
+        "huge log: host grew {} MiB",
+        growth / MIB
+    );
     // Below the host-call budget, a long line is kept, truncated first.
     let flavor = sandbox.load(&guest_bytes("guest-hostile")).expect("loads");
     let out = sandbox
@@ -189,7 +206,11 @@ fn host_work_a_guest_triggers_is_bounded_and_the_host_recovers() {
     );
     assert!(matches!(out, Err(CallErrorKind::BadOutput(_))), "{out:?}");
     // The guest's own string is ~90 MiB (plus its growth); a host copy would add 90 more.
-    assert!(growth < 200 * MIB, "huge return: host grew {} MiB", growth / MIB);
+    assert!(
+        growth < 200 * MIB,
+        "huge return: host grew {} MiB",
+        growth / MIB
+    );
 
     // 5. repository-exists in a tight loop: the lookup runs at most 16 times.
     let lookup = Arc::new(CountingLookup(AtomicUsize::new(0)));
@@ -213,7 +234,12 @@ fn host_work_a_guest_triggers_is_bounded_and_the_host_recovers() {
     assert_eq!(accepted["uri"], "localhost:5000");
     let image = Reference::parse("localhost:5000/team/app:1").expect("valid");
     sandbox
-        .prepare_image_push(&builtin, &ctx(Limits::default(), None), r#"{"uri":"localhost:5000"}"#, &image)
+        .prepare_image_push(
+            &builtin,
+            &ctx(Limits::default(), None),
+            r#"{"uri":"localhost:5000"}"#,
+            &image,
+        )
         .expect("good push decision");
     let after = rss_bytes();
     assert!(
@@ -234,7 +260,10 @@ fn guest_text_cannot_hide_bidi_overrides_or_zero_width_characters() {
     let issues = out.value.expect_err("issues");
     for issue in &issues {
         for c in ['\u{202E}', '\u{2066}', '\u{2069}', '\u{200B}', '\u{FEFF}'] {
-            assert!(!issue.field.contains(c) && !issue.message.contains(c), "{issue:?}");
+            assert!(
+                !issue.field.contains(c) && !issue.message.contains(c),
+                "{issue:?}"
+            );
         }
     }
     assert!(issues[0].message.contains("\\u{202e}"), "{issues:?}");

@@ -196,8 +196,17 @@ impl Sandbox {
         if state.limiter.hit() {
             return CallErrorKind::MemoryLimit(state.limiter.max_bytes());
         }
+        // What the host holds for the guest ran into its bounds: the
+        // resource table is full, or a header map is at its size cap.
         if let Some(wasmtime::component::ResourceTableError::Full) =
             find_in_chain::<wasmtime::component::ResourceTableError>(&err)
+        {
+            return CallErrorKind::MemoryLimit(state.limiter.max_bytes());
+        }
+        if let Some(
+            wasmtime_wasi_http::FieldMapError::TotalSizeTooBig
+            | wasmtime_wasi_http::FieldMapError::TooManyFields,
+        ) = find_in_chain::<wasmtime_wasi_http::FieldMapError>(&err)
         {
             return CallErrorKind::MemoryLimit(state.limiter.max_bytes());
         }

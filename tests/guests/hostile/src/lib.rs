@@ -241,19 +241,29 @@ impl Flavor for Hostile {
                 )])
             }
             "probe" => Ok(probe()),
-            "http-body-hang" | "http-response-hang" | "http-body-bomb" | "fields-bomb"
-            | "request-strings-bomb" | "random-bomb" => {
+            "http-body-hang"
+            | "http-response-hang"
+            | "http-body-bomb"
+            | "fields-bomb"
+            | "request-strings-bomb"
+            | "random-bomb" => {
                 let outcome = host_attack(mode);
                 Ok(flavor_kit::serde_json::json!({ "outcome": outcome }).to_string())
             }
             "huge-log" => {
-                let n = map.get("bytes").and_then(|b| b.as_u64()).unwrap_or(64 << 20);
+                let n = map
+                    .get("bytes")
+                    .and_then(|b| b.as_u64())
+                    .unwrap_or(64 << 20);
                 let line = "\x1b".repeat(usize::try_from(n).unwrap_or(0));
                 host.log(LogLevel::Info, &line);
                 Ok(config.to_string())
             }
             "huge-return" => {
-                let n = map.get("bytes").and_then(|b| b.as_u64()).unwrap_or(90 << 20);
+                let n = map
+                    .get("bytes")
+                    .and_then(|b| b.as_u64())
+                    .unwrap_or(90 << 20);
                 Ok("r".repeat(usize::try_from(n).unwrap_or(0)))
             }
             "lookup-loop" => {
