@@ -52,4 +52,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
 else
     say "all system packages present"
 fi
+# cargo-fuzz, for the fuzz smoke run (scripts/fuzz.sh); installed into
+# cargo's bin directory once.
+if cargo fuzz --version >/dev/null 2>&1; then
+    say "cargo-fuzz present"
+else
+    say "installing cargo-fuzz"
+    cargo install cargo-fuzz --locked
+fi
 say "done"
