@@ -22,7 +22,7 @@ mod push;
 mod secrets;
 pub mod wire;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use crate::reference::Reference;
@@ -88,7 +88,7 @@ impl App {
         let store = Store::open(config.home()).await?;
         let sandbox = Sandbox::new(SandboxConfig {
             code_cache_dir: Some(store.code_cache_dir().to_path_buf()),
-            code_cache_key: code_cache_key(config.home())?,
+            code_cache_key: store.code_cache_key(),
             default_limits: config.limits().clone(),
             grants: config.grants(),
             max_component_bytes: config.max_component_bytes(),
@@ -148,32 +148,15 @@ pub struct TenantApp<'a> {
 
 /// Parses and normalises an image reference with Docker's grammar.
 pub fn parse_image(text: &str) -> Result<ImageInfo, AppError> {
-    let reference = Reference::parse(text).map_err(|reason| AppError::BadReference {
-        image: text.to_string(),
-        reason,
-    })?;
-    Ok(ImageInfo::from(&reference))
+    Ok(ImageInfo::from(&parse_reference(text)?))
 }
 
-/// The key that authenticates precompiled code: 32 random bytes in an
-/// owner-only file, made on first use.
-fn code_cache_key(home: &Path) -> Result<[u8; 32], AppError> {
-    let path = home.join("code-cache.key");
-    let internal = |e: std::io::Error| AppError::Internal(format!("{}: {e}", path.display()));
-    if let Ok(bytes) = std::fs::read(&path)
-        && let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice())
-    {
-        return Ok(key);
-    }
-    let mut key = [0u8; 32];
-    getrandom::fill(&mut key).map_err(|e| AppError::Internal(format!("no randomness: {e}")))?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&path).map_err(internal)?;
-    std::io::Write::write_all(&mut file, &key).map_err(internal)?;
-    Ok(key)
+/// The host's parse of an image reference, as an application error.
+fn parse_reference(text: &str) -> Result<Reference, AppError> {
+    Reference::parse(text).map_err(|reason| AppError::BadReference {
+        image: text.to_string(),
+        reason,
+    })
 }
 
 /// Runs blocking work (sandbox calls) off the async runtime.

@@ -9,9 +9,11 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use tokio::sync::mpsc;
 
 use super::lookups::ComponentLookup;
-use super::{AppError, PushProgress, PushReport, PushRequest, TenantApp, blocking};
+use super::{
+    AppError, PushProgress, PushReport, PushRequest, TenantApp, blocking, parse_reference,
+};
 use crate::credentials::Credentials;
-use crate::flavor::{Capability, PushDecision};
+use crate::flavor::PushDecision;
 use crate::reference::{Reference, RegistryUri};
 use crate::sandbox::{LoadedFlavor, RepositoryLookup};
 use crate::store::ComponentRecord;
@@ -116,10 +118,7 @@ impl<'a> TenantApp<'a> {
     /// The host's checks, before any flavor code runs: the reference
     /// parses, lies inside the component's registry, and names a tag.
     async fn check_target(&self, image: &str, component: &str) -> Result<Target, AppError> {
-        let reference = Reference::parse(image).map_err(|reason| AppError::BadReference {
-            image: image.to_string(),
-            reason,
-        })?;
+        let reference = parse_reference(image)?;
         let record = self
             .store
             .get_component(component)
@@ -158,18 +157,13 @@ impl<'a> TenantApp<'a> {
         credentials: Option<Credentials>,
         progress: &Progress,
     ) -> Result<Vec<String>, AppError> {
-        let lookup: Option<Arc<dyn RepositoryLookup>> = flavor
-            .metadata()
-            .capabilities
-            .contains(&Capability::RepositoryExists)
-            .then(|| {
-                Arc::new(ComponentLookup {
-                    api: self.app.registry_api.clone(),
-                    uri: target.uri.clone(),
-                    credentials,
-                }) as Arc<dyn RepositoryLookup>
-            });
-        let ctx = self.call_context(lookup);
+        // Whether the flavor gets to use it is the sandbox's `Grants` to decide.
+        let lookup: Arc<dyn RepositoryLookup> = Arc::new(ComponentLookup {
+            api: self.app.registry_api.clone(),
+            uri: target.uri.clone(),
+            credentials,
+        });
+        let ctx = self.call_context(Some(lookup));
         let sandbox = self.app.sandbox.clone();
         let loaded = flavor.clone();
         let image = target.reference.clone();

@@ -142,7 +142,7 @@ impl Sandbox {
             Ok(bindings) => match run(&bindings, &mut store) {
                 // A guest woken at the deadline from a longer wait may return
                 // before wasm code checks the epoch: it is still too late.
-                Ok(_) if store.data().wasi.wait_capped && self.deadline_passed(&store) => {
+                Ok(_) if store.data().wasi.wait_capped && store.data().host.deadline().passed() => {
                     Err(CallErrorKind::Timeout(limits.timeout))
                 }
                 Ok(value) => Ok(value),
@@ -168,10 +168,6 @@ impl Sandbox {
             }
             Err(kind) => Err(error(kind)),
         }
-    }
-
-    fn deadline_passed(&self, store: &Store<CallState>) -> bool {
-        store.data().host.deadline_passed()
     }
 
     /// Maps a failed call to its kind, using what the store observed.
@@ -223,13 +219,6 @@ impl Sandbox {
             ));
         }
         CallErrorKind::Trap(cause)
-    }
-}
-
-impl HostState {
-    /// Whether the call's deadline has passed.
-    pub(super) fn deadline_passed(&self) -> bool {
-        self.deadline().passed()
     }
 }
 

@@ -89,12 +89,7 @@ pub fn check_names(bytes: &[u8]) -> Result<String, LoadError> {
     let mut version = None;
     for name in &surface.exports {
         if let Some(v) = name.strip_prefix(&export_prefix) {
-            if !world::supported(v) {
-                return Err(LoadError::UnsupportedVersion {
-                    found: clean(&truncate(name, 200)),
-                    supported: world::supported_range(),
-                });
-            }
+            check_version(name, v)?;
             version = Some(v.to_string());
         }
     }
@@ -111,12 +106,7 @@ pub fn check_names(bytes: &[u8]) -> Result<String, LoadError> {
     let host_prefix = format!("{}/host@", world::PACKAGE);
     for name in &surface.imports {
         if let Some(v) = name.strip_prefix(&host_prefix) {
-            if !world::supported(v) {
-                return Err(LoadError::UnsupportedVersion {
-                    found: clean(&truncate(name, 200)),
-                    supported: world::supported_range(),
-                });
-            }
+            check_version(name, v)?;
         } else if !name.starts_with("wasi:") {
             return Err(LoadError::UnknownImport {
                 name: clean(&truncate(name, 200)),
@@ -124,6 +114,17 @@ pub fn check_names(bytes: &[u8]) -> Result<String, LoadError> {
         }
     }
     Ok(version)
+}
+
+/// Refuses an export or import of the flavor package at an unsupported version.
+fn check_version(name: &str, version: &str) -> Result<(), LoadError> {
+    if world::supported(version) {
+        return Ok(());
+    }
+    Err(LoadError::UnsupportedVersion {
+        found: clean(&truncate(name, 200)),
+        supported: world::supported_range(),
+    })
 }
 
 /// Checks, after compiling, that the flavor export is an interface.

@@ -52,7 +52,11 @@ pub struct Store {
     db: backend::Database,
     blobs: Arc<dyn BlobStore>,
     code_cache_dir: PathBuf,
+    code_cache_key: [u8; 32],
 }
+
+/// File name, in the home directory, of the key that authenticates the code cache.
+const CODE_CACHE_KEY_FILE: &str = "code-cache.key";
 
 impl Store {
     /// Opens (creating if needed) the state under `home`: `home/flavorbox.db`,
@@ -75,11 +79,13 @@ impl Store {
         // because no one else can write here: tighten a directory an older
         // flavorbox created with the default mode.
         set_private_dir(&code_cache_dir)?;
+        let code_cache_key = host_key(&home.join(CODE_CACHE_KEY_FILE))?;
         let db = backend::Database::open(home).await?;
         Ok(Store {
             db,
             blobs: Arc::new(BlobDir::new(blob_dir)),
             code_cache_dir,
+            code_cache_key,
         })
     }
 
@@ -104,6 +110,12 @@ impl Store {
         &self.code_cache_dir
     }
 
+    /// The key that authenticates what the code cache holds: 32 random bytes
+    /// made on first open, in an owner-only file only this user can read.
+    pub fn code_cache_key(&self) -> [u8; 32] {
+        self.code_cache_key
+    }
+
     /// Closes every database connection, checkpointing the write-ahead log.
     pub async fn close(&self) {
         self.db.close().await;
@@ -117,6 +129,39 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir).map_err(|e| io_error(dir, e))
+}
+
+/// Reads the 32-byte key at `path`, or makes one: written owner-only to a
+/// temporary file and moved into place without replacing a key another
+/// process made meanwhile (then that one is used).
+fn host_key(path: &Path) -> Result<[u8; 32], StoreError> {
+    let read = |path: &Path| -> Result<Option<[u8; 32]>, StoreError> {
+        match std::fs::read(path) {
+            Ok(bytes) => Ok(<[u8; 32]>::try_from(bytes.as_slice()).ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(path, e)),
+        }
+    };
+    if let Some(key) = read(path)? {
+        return Ok(key);
+    }
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| io_error(path, std::io::Error::other(e.to_string())))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    // NamedTempFile is created 0600.
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io_error(dir, e))?;
+    std::io::Write::write_all(&mut tmp, &key).map_err(|e| io_error(tmp.path(), e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| io_error(tmp.path(), e))?;
+    match tmp.persist_noclobber(path) {
+        Ok(_) => Ok(key),
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => read(path)?
+            .ok_or_else(|| io_error(path, std::io::Error::other(
+                "the key file is not 32 bytes; delete it and the code cache is rebuilt under a new key",
+            ))),
+        Err(e) => Err(io_error(path, e.error)),
+    }
 }
 
 /// Refuses a state directory that another user owns or that group or

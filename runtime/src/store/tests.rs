@@ -1060,3 +1060,22 @@ async fn a_world_writable_home_is_refused_and_left_as_it_was() {
         Err(StoreError::UnsafeDir { .. })
     ));
 }
+
+#[tokio::test]
+async fn the_code_cache_key_is_made_once_owner_only_and_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    let first = Store::open(&home).await.expect("open").code_cache_key();
+    let second = Store::open(&home).await.expect("reopen").code_cache_key();
+    assert_eq!(first, second, "the key survives a restart");
+    assert_ne!(first, [0u8; 32]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = fs::metadata(home.join(CODE_CACHE_KEY_FILE))
+            .expect("key file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "mode {mode:o}");
+    }
+}
