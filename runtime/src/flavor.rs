@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A host capability a flavor may ask for in its metadata.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Capability {
     /// Ask the host whether a repository exists on the component's registry.
@@ -23,7 +23,7 @@ impl std::fmt::Display for Capability {
 }
 
 /// What a flavor says about itself, checked by the host.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FlavorMetadata {
     /// Identifier, unique among built-in and registered flavors.
     pub name: String,
@@ -76,7 +76,7 @@ impl DeclaredMetadata {
 }
 
 /// Severity or source of a flavor's log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     /// `log(trace, ...)`.
@@ -122,7 +122,7 @@ impl std::fmt::Display for LogLevel {
 }
 
 /// A log line a flavor emitted during a call, cleaned and truncated by the host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogLine {
     /// Severity, or `stdout`/`stderr` for captured output.
     pub level: LogLevel,
@@ -131,7 +131,7 @@ pub struct LogLine {
 }
 
 /// One problem a flavor (or the host's base rules) found in a config.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConfigIssue {
     /// Field path, empty for the config as a whole.
     pub field: String,

@@ -17,5 +17,6 @@ pub mod push;
 pub mod reference;
 pub mod registry_api;
 pub mod sandbox;
+pub mod server;
 pub mod store;
 pub mod world;

@@ -25,7 +25,7 @@ impl TenantApp<'_> {
     ) -> CallContext {
         CallContext {
             tenant: self.tenant.name().to_string(),
-            limits: Some(self.app.config.limits().clone()),
+            limits: Some(self.limits.clone()),
             repository_lookup: lookup,
         }
     }
@@ -41,11 +41,13 @@ impl TenantApp<'_> {
             issues,
         };
         let (uri, config) = config::apply_base_rules(config).map_err(invalid)?;
+        self.check_destination(&uri).await?;
         let text = Value::Object(config).to_string();
-        let sandbox = self.app.sandbox.clone();
         let ctx = self.call_context(None);
         let loaded = flavor.clone();
-        let outcome = blocking(move || sandbox.validate_config(&loaded, &ctx, &text)).await??;
+        let outcome = self
+            .sandbox_call(move |sandbox| sandbox.validate_config(&loaded, &ctx, &text))
+            .await??;
         let normalised = outcome.value.map_err(invalid)?;
         let normalised =
             config::check_normalised(&uri, normalised).map_err(|reason| CallError {
@@ -54,6 +56,24 @@ impl TenantApp<'_> {
                 kind: CallErrorKind::BadOutput(reason),
             })?;
         Ok((uri, normalised, outcome.logs))
+    }
+
+    /// On a server whose egress policy restricts addresses, refuses a
+    /// registry the host (and the engine) may not reach, before the flavor
+    /// runs or anything is stored.
+    pub(super) async fn check_destination(&self, uri: &RegistryUri) -> Result<(), AppError> {
+        if !self.app.config.restricts_egress() {
+            return Ok(());
+        }
+        let api = self.app.registry_api.clone();
+        let target = uri.clone();
+        let timeout = self.app.config.egress().timeouts.connect;
+        blocking(move || api.check_destination(&target, timeout))
+            .await?
+            .map_err(|e| AppError::EgressRefused {
+                uri: uri.to_string(),
+                reason: e.to_string(),
+            })
     }
 
     /// Registers a registry component whose config the flavor validated;

@@ -6,8 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use super::AppError;
-use crate::registry_api::EgressPolicy;
+use super::cipher::SecretKey;
+use super::quota::{CallBounds, TenantQuota};
+use crate::registry_api::{AddressFilter, EgressPolicy};
 use crate::sandbox::{Grants, Limits, SandboxConfig};
 
 /// A checked configuration.
@@ -18,6 +22,28 @@ pub struct AppConfig {
     grants: Grants,
     max_component_bytes: usize,
     egress: EgressPolicy,
+    quotas: Quotas,
+    calls: CallBounds,
+    max_loaded_flavors: usize,
+    secrets_key: Option<SecretKey>,
+}
+
+/// Every tenant's quota: a default and named exceptions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quotas {
+    /// What a tenant without an entry of its own gets.
+    pub default: TenantQuota,
+    /// Tenants with a quota of their own.
+    pub tenants: HashMap<String, TenantQuota>,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            default: TenantQuota::unlimited(),
+            tenants: HashMap::new(),
+        }
+    }
 }
 
 impl AppConfig {
@@ -30,6 +56,10 @@ impl AppConfig {
             grants: sandbox.grants,
             max_component_bytes: sandbox.max_component_bytes,
             egress: EgressPolicy::allow_all(),
+            quotas: Quotas::default(),
+            calls: CallBounds::default(),
+            max_loaded_flavors: sandbox.max_loaded_flavors,
+            secrets_key: None,
         }
     }
 
@@ -57,6 +87,60 @@ impl AppConfig {
     pub fn egress(&self) -> &EgressPolicy {
         &self.egress
     }
+
+    /// Whether registry hosts are checked against the egress policy before
+    /// they are stored or pushed to (a shared server's policy).
+    pub fn restricts_egress(&self) -> bool {
+        !matches!(self.egress.addresses, AddressFilter::AllowAll)
+    }
+
+    /// `tenant`'s quota.
+    pub fn quota(&self, tenant: &str) -> &TenantQuota {
+        self.quotas
+            .tenants
+            .get(tenant)
+            .unwrap_or(&self.quotas.default)
+    }
+
+    /// Server-wide bounds on sandbox calls.
+    pub fn calls(&self) -> CallBounds {
+        self.calls
+    }
+
+    /// How many loaded flavors are kept in memory.
+    pub fn max_loaded_flavors(&self) -> usize {
+        self.max_loaded_flavors
+    }
+
+    /// The key secrets are encrypted with at rest, if any.
+    pub fn secrets_key(&self) -> Option<&SecretKey> {
+        self.secrets_key.as_ref()
+    }
+
+    /// The limits of one of `tenant`'s calls: the server's, narrowed by its quota.
+    pub fn tenant_limits(&self, tenant: &str) -> Limits {
+        let quota = self.quota(tenant);
+        let mut limits = self.limits.clone();
+        if let Some(fuel) = quota.fuel {
+            limits.fuel = fuel;
+        }
+        if let Some(timeout) = quota.timeout {
+            limits.timeout = timeout;
+        }
+        if let Some(memory) = quota.memory_bytes {
+            limits.memory_bytes = memory;
+        }
+        limits
+    }
+
+    /// The largest component `tenant` may register.
+    pub fn tenant_component_bytes(&self, tenant: &str) -> usize {
+        self.quota(tenant)
+            .max_component_bytes
+            .map_or(self.max_component_bytes, |q| {
+                q.min(self.max_component_bytes)
+            })
+    }
 }
 
 /// Collects settings; [`AppConfigBuilder::build`] checks them together.
@@ -67,6 +151,10 @@ pub struct AppConfigBuilder {
     grants: Grants,
     max_component_bytes: usize,
     egress: EgressPolicy,
+    quotas: Quotas,
+    calls: CallBounds,
+    max_loaded_flavors: usize,
+    secrets_key: Option<SecretKey>,
 }
 
 impl AppConfigBuilder {
@@ -115,6 +203,30 @@ impl AppConfigBuilder {
         self
     }
 
+    /// Per-tenant quotas.
+    pub fn quotas(mut self, quotas: Quotas) -> Self {
+        self.quotas = quotas;
+        self
+    }
+
+    /// Server-wide bounds on sandbox calls.
+    pub fn calls(mut self, calls: CallBounds) -> Self {
+        self.calls = calls;
+        self
+    }
+
+    /// How many loaded flavors are kept in memory (least recently used go first).
+    pub fn max_loaded_flavors(mut self, n: usize) -> Self {
+        self.max_loaded_flavors = n;
+        self
+    }
+
+    /// Encrypt secrets at rest with this key.
+    pub fn secrets_key(mut self, key: SecretKey) -> Self {
+        self.secrets_key = Some(key);
+        self
+    }
+
     /// Checks the settings together and against the sandbox's ceilings.
     pub fn build(self) -> Result<AppConfig, AppError> {
         let sandbox = SandboxConfig {
@@ -124,12 +236,42 @@ impl AppConfigBuilder {
             ..SandboxConfig::default()
         };
         sandbox.check().map_err(AppError::Config)?;
+        if self.calls.max_concurrent == 0 || self.calls.max_concurrent > 4096 {
+            return Err(AppError::Config(
+                "concurrent sandbox calls must be between 1 and 4096".into(),
+            ));
+        }
+        if self.max_loaded_flavors == 0 {
+            return Err(AppError::Config(
+                "at least one loaded flavor must be kept".into(),
+            ));
+        }
+        let quotas = std::iter::once(("default", &self.quotas.default))
+            .chain(self.quotas.tenants.iter().map(|(k, v)| (k.as_str(), v)));
+        for (tenant, quota) in quotas {
+            let mut limits = self.limits.clone();
+            limits.fuel = quota.fuel.unwrap_or(limits.fuel);
+            limits.timeout = quota.timeout.unwrap_or(limits.timeout);
+            limits.memory_bytes = quota.memory_bytes.unwrap_or(limits.memory_bytes);
+            limits
+                .check(sandbox.max_memory_bytes)
+                .map_err(|e| AppError::Config(format!("quota of tenant `{tenant}`: {e}")))?;
+            if quota.max_concurrent_calls == Some(0) {
+                return Err(AppError::Config(format!(
+                    "quota of tenant `{tenant}`: at least one concurrent call is needed"
+                )));
+            }
+        }
         Ok(AppConfig {
             home: self.home,
             limits: self.limits,
             grants: self.grants,
             max_component_bytes: self.max_component_bytes,
             egress: self.egress,
+            quotas: self.quotas,
+            calls: self.calls,
+            max_loaded_flavors: self.max_loaded_flavors,
+            secrets_key: self.secrets_key,
         })
     }
 }

@@ -31,6 +31,16 @@ pub enum AppError {
     /// A registered flavor may not take a built-in's name.
     #[error("flavor `{0}` is built in; give your flavor another name in its metadata")]
     BuiltinName(String),
+    /// The component calls itself something other than the name it was uploaded under.
+    #[error(
+        "the component calls itself `{name}` in its metadata, not `{path}`: upload it as `{name}`"
+    )]
+    NameMismatch {
+        /// The name in the request.
+        path: String,
+        /// The name in the component's metadata.
+        name: String,
+    },
     /// Built-in flavors cannot be deleted.
     #[error("flavor `{0}` is built in and cannot be deleted")]
     BuiltinDelete(String),
@@ -111,6 +121,43 @@ pub enum AppError {
     /// The push failed.
     #[error(transparent)]
     Push(#[from] PushError),
+    /// A quota of the tenant is reached; retry later or ask for more.
+    #[error("quota reached: {what}; retry in {retry_after_secs} s")]
+    Quota {
+        /// What is exhausted.
+        what: String,
+        /// When trying again may succeed.
+        retry_after_secs: u64,
+    },
+    /// The server is at its bound of concurrent or queued work.
+    #[error(
+        "the server is busy: every sandbox slot and queue place is taken; retry in {retry_after_secs} s"
+    )]
+    Busy {
+        /// When trying again may succeed.
+        retry_after_secs: u64,
+    },
+    /// The egress policy does not let the host reach this registry.
+    #[error(
+        "registry `{uri}` is not reachable under this server's egress policy ({reason}); registries on loopback, link-local or private addresses need the operator's `--allow-registry HOST[:PORT]`"
+    )]
+    EgressRefused {
+        /// The registry uri.
+        uri: String,
+        /// What the policy refused.
+        reason: String,
+    },
+    /// No such push job.
+    #[error("no push job `{0}`")]
+    UnknownJob(String),
+    /// An uploaded image is larger than the tenant may upload.
+    #[error(
+        "the upload is larger than the {max} bytes allowed; push a smaller image or ask the operator for a larger quota"
+    )]
+    UploadTooLarge {
+        /// The bound, in bytes.
+        max: u64,
+    },
     /// The operator's configuration contradicts itself or the sandbox.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -121,4 +168,60 @@ pub enum AppError {
 
 fn list_issues(issues: &[ConfigIssue]) -> String {
     issues.iter().map(|i| format!("\n  - {i}")).collect()
+}
+
+impl AppError {
+    /// A stable, machine-readable code for the kind of failure: the
+    /// server's error bodies and job errors carry it, and the server picks
+    /// the HTTP status from it.
+    pub fn code(&self) -> &'static str {
+        use crate::sandbox::LoadError;
+        use crate::store::StoreError as S;
+        match self {
+            AppError::Load(LoadError::TooLarge { .. }) => "too_large",
+            AppError::Load(_) => "invalid_flavor",
+            AppError::Call(_) => "flavor_failed",
+            AppError::Store(S::NotFound { .. }) => "not_found",
+            AppError::Store(S::AlreadyExists { .. }) => "already_exists",
+            AppError::Store(S::InUse { .. }) => "in_use",
+            AppError::Store(S::Conflict { .. } | S::FlavorReplaced(_)) => "conflict",
+            AppError::Store(S::SecretNotFound(_)) => "unknown_secret",
+            AppError::Store(S::QuotaExceeded { .. }) => "quota_exceeded",
+            AppError::Store(_) => "internal",
+            AppError::InvalidConfig { .. } => "invalid_config",
+            AppError::BuiltinName(_)
+            | AppError::BuiltinDelete(_)
+            | AppError::FlavorExists { .. }
+            | AppError::FlavorChanged(_)
+            | AppError::FlavorReplaced { .. } => "conflict",
+            AppError::UnknownFlavor(_)
+            | AppError::UnknownComponent(_)
+            | AppError::UnknownJob(_) => "not_found",
+            AppError::InvalidName { .. }
+            | AppError::BadReference { .. }
+            | AppError::NameMismatch { .. } => "bad_request",
+            AppError::OutsideRegistry { .. } | AppError::DigestPush(..) => "invalid_target",
+            AppError::Denied { .. } => "denied",
+            AppError::Push(crate::push::PushError::BadArchive(_)) => "bad_archive",
+            AppError::Push(crate::push::PushError::Auth { .. }) => "registry_auth",
+            AppError::Push(_) => "push_failed",
+            AppError::Quota { .. } => "quota_exceeded",
+            AppError::Busy { .. } => "overloaded",
+            AppError::EgressRefused { .. } => "egress_refused",
+            AppError::UploadTooLarge { .. } => "too_large",
+            AppError::Config(_) | AppError::Internal(_) => "internal",
+        }
+    }
+
+    /// Seconds after which a retry may succeed, for errors that say so.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            AppError::Quota {
+                retry_after_secs, ..
+            }
+            | AppError::Busy { retry_after_secs } => Some(*retry_after_secs),
+            AppError::Store(crate::store::StoreError::QuotaExceeded { .. }) => Some(60),
+            _ => None,
+        }
+    }
 }

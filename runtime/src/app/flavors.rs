@@ -41,11 +41,37 @@ impl TenantApp<'_> {
     /// Checks a component against the world, stores it by content hash
     /// (precompiling it) and records it under the name from its metadata.
     pub async fn register_flavor(&self, bytes: Vec<u8>) -> Result<FlavorInfo, AppError> {
-        let sandbox = self.app.sandbox.clone();
+        self.register_flavor_as(bytes, None).await
+    }
+
+    /// [`register_flavor`](Self::register_flavor), refused (before anything
+    /// is stored) unless the component names itself `expected`.
+    pub async fn register_flavor_as(
+        &self,
+        bytes: Vec<u8>,
+        expected: Option<&str>,
+    ) -> Result<FlavorInfo, AppError> {
+        let max = self.app.config.tenant_component_bytes(self.tenant.name());
+        if bytes.len() > max {
+            return Err(AppError::Load(crate::sandbox::LoadError::TooLarge {
+                size: bytes.len(),
+                max,
+            }));
+        }
         let bytes = Arc::new(bytes);
         let to_load = bytes.clone();
-        let flavor = blocking(move || sandbox.load(&to_load)).await??;
+        let flavor = self
+            .sandbox_call(move |sandbox| sandbox.load(&to_load))
+            .await??;
         let name = flavor.name().to_string();
+        if let Some(expected) = expected
+            && expected != name
+        {
+            return Err(AppError::NameMismatch {
+                path: crate::sandbox::clean(&expected.chars().take(200).collect::<String>()),
+                name,
+            });
+        }
         if self.app.builtin(&name).await?.is_some() {
             return Err(AppError::BuiltinName(name));
         }
@@ -58,6 +84,7 @@ impl TenantApp<'_> {
                 sha256: existing.sha256,
             });
         }
+        let _registering = self.app.blob_gc.read().await;
         let sha256 = self.app.store.blobs().put(&bytes)?;
         debug_assert_eq!(sha256, flavor.sha256());
         let record = FlavorRecord {
@@ -113,9 +140,15 @@ impl TenantApp<'_> {
         if self.app.builtin(name).await?.is_some() {
             return Err(AppError::BuiltinDelete(name.to_string()));
         }
+        let record = self
+            .store
+            .get_flavor(name)
+            .await?
+            .ok_or_else(|| AppError::UnknownFlavor(name.to_string()))?;
         match self.store.delete_flavor(name).await {
             Err(StoreError::NotFound { .. }) => Err(AppError::UnknownFlavor(name.to_string())),
-            other => Ok(other?),
+            Err(e) => Err(e.into()),
+            Ok(()) => self.app.collect_blobs(&[record.sha256]).await,
         }
     }
 
@@ -129,9 +162,14 @@ impl TenantApp<'_> {
             .get_flavor(name)
             .await?
             .ok_or_else(|| AppError::UnknownFlavor(name.to_string()))?;
-        let bytes = self.app.store.blobs().get(&record.sha256)?;
-        let sandbox = self.app.sandbox.clone();
-        let loaded = blocking(move || sandbox.load(&bytes)).await??;
+        let loaded = match self.app.sandbox.cached(&record.sha256) {
+            Some(loaded) => loaded,
+            None => {
+                let bytes = self.app.store.blobs().get(&record.sha256)?;
+                self.sandbox_call(move |sandbox| sandbox.load(&bytes))
+                    .await??
+            }
+        };
         // What runs must be what was registered (and shown by `describe`):
         // a flavor whose metadata changed between calls does not get to
         // widen its grants or its name.

@@ -13,12 +13,15 @@
 //! - [`wire`]: inputs and outputs, serde both ways.
 //! - `flavors`, `components`, `secrets`, `push`, `lookups`: the operations.
 
+mod cipher;
 mod components;
 pub mod config;
 mod error;
 mod flavors;
+mod jobs;
 mod lookups;
 mod push;
+pub mod quota;
 mod secrets;
 pub mod wire;
 
@@ -29,12 +32,16 @@ use crate::reference::Reference;
 use crate::sandbox::{LoadedFlavor, Sandbox, SandboxConfig};
 use crate::store::{Store, TenantStore};
 
-pub use self::config::{AppConfig, AppConfigBuilder};
+pub use self::cipher::SecretKey;
+pub use self::config::{AppConfig, AppConfigBuilder, Quotas};
 pub use self::error::AppError;
-pub use self::push::PushUpdate;
+pub use self::jobs::{JOB_INTERRUPTED, new_job_id};
+pub use self::push::{PushSource, PushUpdate};
+pub use self::quota::{Admission, CallBounds, TenantQuota};
 pub use self::wire::{
-    ComponentInfo, CreateSecret, FlavorInfo, ImageInfo, PushProgress, PushReport, PushRequest,
-    RegisterComponent, SecretChange, SecretInfo, UpdateComponent,
+    CheckReport, CheckRequest, ComponentInfo, CreateSecret, FlavorInfo, ImageInfo, JobError,
+    JobInfo, JobStatus, PushProgress, PushReport, PushRequest, RegisterComponent, RegistryBody,
+    SecretBody, SecretChange, SecretInfo, UpdateComponent,
 };
 pub use crate::config::parse_options;
 
@@ -79,6 +86,11 @@ pub struct App {
     registry_api: crate::registry_api::RegistryApi,
     docker: tokio::sync::OnceCell<bollard::Docker>,
     builtins: OnceLock<Vec<Arc<LoadedFlavor>>>,
+    admission: Admission,
+    /// Registrations hold it shared from storing a blob to recording the
+    /// row; collecting an unreferenced blob holds it alone, so a blob is
+    /// never removed between another tenant's put and insert.
+    blob_gc: tokio::sync::RwLock<()>,
 }
 
 impl App {
@@ -86,12 +98,17 @@ impl App {
     /// with precompiled code cached where the store keeps it.
     pub async fn open(config: AppConfig) -> Result<App, AppError> {
         let store = Store::open(config.home()).await?;
+        let calls = config.calls();
         let sandbox = Sandbox::new(SandboxConfig {
             code_cache_dir: Some(store.code_cache_dir().to_path_buf()),
             code_cache_key: store.code_cache_key(),
             default_limits: config.limits().clone(),
             grants: config.grants(),
             max_component_bytes: config.max_component_bytes(),
+            // Every running call holds one admission slot and one instance
+            // slot; loads (one `metadata` call each) take a slot too.
+            max_concurrent_instances: u32::try_from(calls.max_concurrent + 8).unwrap_or(u32::MAX),
+            max_loaded_flavors: config.max_loaded_flavors(),
             ..SandboxConfig::default()
         })
         .map_err(|e| AppError::Config(format!("{e:#}")))?;
@@ -99,10 +116,74 @@ impl App {
             sandbox: Arc::new(sandbox),
             store,
             registry_api: crate::registry_api::RegistryApi::new(config.egress().clone()),
+            admission: Admission::new(calls),
             config,
             docker: tokio::sync::OnceCell::new(),
             builtins: OnceLock::new(),
+            blob_gc: tokio::sync::RwLock::new(()),
         })
+    }
+
+    /// The store (the server's tenants and jobs live there too).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The admission of sandbox calls, for metrics.
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    /// The sandbox, for metrics.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    /// Removes the blob and compiled code of each digest no tenant uses any more.
+    pub async fn collect_blobs(&self, digests: &[String]) -> Result<(), AppError> {
+        let _alone = self.blob_gc.write().await;
+        for sha256 in digests {
+            if !self.store.flavor_blob_in_use(sha256).await? {
+                self.store.blobs().remove(sha256)?;
+                self.sandbox.forget(sha256);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a tenant and everything it owns; what only it used is collected.
+    pub async fn delete_tenant(&self, tenant: &str) -> Result<(), AppError> {
+        let digests = self.store.delete_tenant(tenant).await?;
+        self.admission.forget(tenant);
+        self.collect_blobs(&digests).await
+    }
+
+    /// Loads every tenant's registered flavors once, so a component that no
+    /// longer loads is found (and logged) at start-up rather than on first
+    /// use; a failure never stops the others. Returns (tenant, flavor, error)
+    /// for each failure.
+    pub async fn preload_flavors(&self) -> Vec<(String, String, String)> {
+        let mut failed = Vec::new();
+        let flavors = match self.store.all_flavors().await {
+            Ok(all) => all,
+            Err(e) => return vec![(String::new(), String::new(), e.to_string())],
+        };
+        for (tenant, name, sha256) in flavors.into_iter().take(self.config.max_loaded_flavors()) {
+            let bytes = match self.store.blobs().get(&sha256) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    failed.push((tenant, name, e.to_string()));
+                    continue;
+                }
+            };
+            let sandbox = self.sandbox.clone();
+            match blocking(move || sandbox.load(&bytes)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => failed.push((tenant, name, e.to_string())),
+                Err(e) => failed.push((tenant, name, e.to_string())),
+            }
+        }
+        failed
     }
 
     /// The default state directory: the user's data dir, `flavorbox/` in it.
@@ -122,11 +203,14 @@ impl App {
         &self.config
     }
 
-    /// Operations on behalf of one tenant.
+    /// Operations on behalf of one tenant, within its quota.
     pub fn tenant(&self, tenant: &Tenant) -> TenantApp<'_> {
+        let quota = self.config.quota(tenant.name()).clone();
         TenantApp {
             app: self,
-            store: self.store.tenant(tenant.name()),
+            store: self.store.tenant(tenant.name()).with_quota(quota.rows()),
+            limits: self.config.tenant_limits(tenant.name()),
+            quota,
             tenant: tenant.clone(),
         }
     }
@@ -144,6 +228,42 @@ pub struct TenantApp<'a> {
     app: &'a App,
     store: TenantStore,
     tenant: Tenant,
+    quota: TenantQuota,
+    limits: crate::sandbox::Limits,
+}
+
+impl TenantApp<'_> {
+    /// The tenant acted for.
+    pub fn tenant(&self) -> &Tenant {
+        &self.tenant
+    }
+
+    /// The tenant's quota.
+    pub fn quota(&self) -> &TenantQuota {
+        &self.quota
+    }
+
+    /// Runs sandbox work for this tenant off the async runtime, once
+    /// admission grants it a slot, and charges the CPU time it used.
+    async fn sandbox_call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Sandbox) -> T + Send + 'static,
+    ) -> Result<T, AppError> {
+        let permit = self
+            .app
+            .admission
+            .admit(self.tenant.name(), &self.quota)
+            .await?;
+        let sandbox = self.app.sandbox.clone();
+        let (value, cpu) = blocking(move || {
+            let start = quota::thread_cpu_time();
+            let value = f(&sandbox);
+            (value, quota::thread_cpu_time().saturating_sub(start))
+        })
+        .await?;
+        self.app.admission.charge(&permit, cpu);
+        Ok(value)
+    }
 }
 
 /// Parses and normalises an image reference with Docker's grammar.
@@ -166,6 +286,19 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| AppError::Internal(format!("sandbox task failed: {e}")))
+}
+
+/// Checks a server tenant's name: the rule of every name, and not the
+/// local CLI's tenant, whose state has no token.
+pub fn check_tenant_name(name: &str) -> Result<(), AppError> {
+    check_name("tenant", name)?;
+    if name == Tenant::LOCAL {
+        return Err(AppError::InvalidName {
+            kind: "tenant",
+            name: format!("{name}` is reserved for the local CLI; choose another name and `"),
+        });
+    }
+    Ok(())
 }
 
 /// Checks a component or secret name.

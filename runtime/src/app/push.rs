@@ -10,9 +10,11 @@ use tokio::sync::mpsc;
 
 use super::lookups::ComponentLookup;
 use super::{
-    AppError, PushProgress, PushReport, PushRequest, TenantApp, blocking, parse_reference,
+    AppError, CheckReport, ImageInfo, PushProgress, PushReport, PushRequest, TenantApp,
+    parse_reference,
 };
 use crate::credentials::Credentials;
+use crate::flavor::LogLine;
 use crate::flavor::PushDecision;
 use crate::reference::{Reference, RegistryUri};
 use crate::sandbox::{LoadedFlavor, RepositoryLookup};
@@ -30,6 +32,21 @@ pub enum PushUpdate {
 /// Where progress goes while the push runs.
 type Progress = mpsc::UnboundedSender<PushUpdate>;
 
+/// Where the image to push comes from.
+#[derive(Debug, Clone)]
+pub enum PushSource {
+    /// Already in the Docker engine under the target name (the local CLI).
+    Engine,
+    /// A `docker save` tarball on local disk, loaded under a name private
+    /// to `job` and removed after (the server).
+    Archive {
+        /// The tarball.
+        path: std::path::PathBuf,
+        /// The job id the private name is made from.
+        job: String,
+    },
+}
+
 /// The checked target of a push.
 struct Target {
     reference: Reference,
@@ -40,9 +57,18 @@ struct Target {
 impl<'a> TenantApp<'a> {
     /// Pushes an image to a component's registry; see the module docs.
     pub fn push(&'a self, request: PushRequest) -> BoxStream<'a, PushUpdate> {
+        self.push_from(request, PushSource::Engine)
+    }
+
+    /// Pushes an image from `source`; see the module docs.
+    pub fn push_from(
+        &'a self,
+        request: PushRequest,
+        source: PushSource,
+    ) -> BoxStream<'a, PushUpdate> {
         let (tx, rx) = mpsc::unbounded_channel();
         let work = async move {
-            let result = self.run_push(&request, &tx).await;
+            let result = self.run_push(&request, &source, &tx).await;
             let _ = tx.send(PushUpdate::Done(result));
         };
         let updates = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|u| (u, rx)) });
@@ -70,27 +96,84 @@ impl<'a> TenantApp<'a> {
         ))
     }
 
-    async fn run_push(
+    /// The host's checks and the flavor's decision, without pushing: what
+    /// a push would do. A denial is an answer here, not an error.
+    pub async fn check(&self, component: &str, image: &str) -> Result<CheckReport, AppError> {
+        let target = self.check_target(image, component).await?;
+        let flavor = self.component_flavor(&target, component).await?;
+        let credentials = self.credentials(target.record.secret.as_deref()).await?;
+        let (decision, logs) = self.decide(&flavor, &target, credentials).await?;
+        let image = ImageInfo::from(&target.reference);
+        Ok(match decision {
+            PushDecision::Approve { warnings } => CheckReport {
+                allowed: true,
+                warnings,
+                reason: None,
+                image,
+                logs,
+            },
+            PushDecision::Deny { reason } => CheckReport {
+                allowed: false,
+                warnings: Vec::new(),
+                reason: Some(reason),
+                image,
+                logs,
+            },
+        })
+    }
+
+    /// The component's flavor, refused if it was replaced since the
+    /// component's config was validated.
+    async fn component_flavor(
         &self,
-        request: &PushRequest,
-        progress: &Progress,
-    ) -> Result<PushReport, AppError> {
-        let target = self
-            .check_target(&request.image, &request.component)
-            .await?;
+        target: &Target,
+        component: &str,
+    ) -> Result<Arc<LoadedFlavor>, AppError> {
         let flavor = self.flavor(&target.record.flavor).await?;
         if let Some(validated_by) = &target.record.flavor_sha256
             && validated_by != flavor.sha256()
         {
             return Err(AppError::FlavorReplaced {
                 flavor: target.record.flavor.clone(),
-                component: request.component.clone(),
+                component: component.to_string(),
             });
         }
-        let credentials = self.credentials(target.record.secret.as_deref()).await?;
-        let warnings = self
-            .decide(&flavor, &target, credentials.clone(), progress)
+        Ok(flavor)
+    }
+
+    async fn run_push(
+        &self,
+        request: &PushRequest,
+        source: &PushSource,
+        progress: &Progress,
+    ) -> Result<PushReport, AppError> {
+        let target = self
+            .check_target(&request.image, &request.component)
             .await?;
+        let flavor = self.component_flavor(&target, &request.component).await?;
+        let credentials = self.credentials(target.record.secret.as_deref()).await?;
+        let (decision, logs) = self.decide(&flavor, &target, credentials.clone()).await?;
+        // Reported before the push starts (and on a denial), so a warning
+        // such as "create the repository first" is seen even when the push
+        // then fails.
+        let _ = progress.send(PushUpdate::Progress(PushProgress::Flavor {
+            flavor: flavor.name().to_string(),
+            logs,
+            warnings: match &decision {
+                PushDecision::Approve { warnings } => warnings.clone(),
+                PushDecision::Deny { .. } => Vec::new(),
+            },
+        }));
+        let warnings = match decision {
+            PushDecision::Approve { warnings } => warnings,
+            PushDecision::Deny { reason } => {
+                return Err(AppError::Denied {
+                    flavor: flavor.name().to_string(),
+                    image: target.reference.to_string(),
+                    reason,
+                });
+            }
+        };
         let mut report = PushReport {
             image: target.reference.to_string(),
             digest: None,
@@ -100,17 +183,36 @@ impl<'a> TenantApp<'a> {
         if request.dry_run {
             return Ok(report);
         }
+        // The engine resolves the registry itself: on a server, check the
+        // destination again right before handing it over.
+        self.check_destination(&target.uri).await?;
         let docker = self.app.docker().await?;
         let engine = progress.clone();
-        let outcome = crate::push::push_image(
-            docker,
-            &target.reference,
-            credentials.as_ref(),
-            &mut |event| {
-                let _ = engine.send(PushUpdate::Progress(PushProgress::Engine { event }));
-            },
-        )
-        .await?;
+        let mut on_event = |event| {
+            let _ = engine.send(PushUpdate::Progress(PushProgress::Engine { event }));
+        };
+        let outcome = match source {
+            PushSource::Engine => {
+                crate::push::push_image(
+                    docker,
+                    &target.reference,
+                    credentials.as_ref(),
+                    &mut on_event,
+                )
+                .await?
+            }
+            PushSource::Archive { path, job } => {
+                crate::push::push_archive(
+                    docker,
+                    path,
+                    job,
+                    &target.reference,
+                    credentials.as_ref(),
+                    &mut on_event,
+                )
+                .await?
+            }
+        };
         report.digest = Some(outcome.digest);
         Ok(report)
     }
@@ -146,17 +248,13 @@ impl<'a> TenantApp<'a> {
         })
     }
 
-    /// The flavor's `prepare-image-push`; its warnings on approval. The
-    /// decision is reported before the push starts (and on a denial), so a
-    /// warning such as "create the repository first" is seen even when the
-    /// push then fails.
+    /// The flavor's `prepare-image-push`: its decision and log lines.
     async fn decide(
         &self,
         flavor: &Arc<LoadedFlavor>,
         target: &Target,
         credentials: Option<Credentials>,
-        progress: &Progress,
-    ) -> Result<Vec<String>, AppError> {
+    ) -> Result<(PushDecision, Vec<LogLine>), AppError> {
         // Whether the flavor gets to use it is the sandbox's `Grants` to decide.
         let lookup: Arc<dyn RepositoryLookup> = Arc::new(ComponentLookup {
             api: self.app.registry_api.clone(),
@@ -164,27 +262,12 @@ impl<'a> TenantApp<'a> {
             credentials,
         });
         let ctx = self.call_context(Some(lookup));
-        let sandbox = self.app.sandbox.clone();
         let loaded = flavor.clone();
         let image = target.reference.clone();
         let config = target.record.config_json.clone();
-        let outcome =
-            blocking(move || sandbox.prepare_image_push(&loaded, &ctx, &config, &image)).await??;
-        let _ = progress.send(PushUpdate::Progress(PushProgress::Flavor {
-            flavor: flavor.name().to_string(),
-            logs: outcome.logs,
-            warnings: match &outcome.value {
-                PushDecision::Approve { warnings } => warnings.clone(),
-                PushDecision::Deny { .. } => Vec::new(),
-            },
-        }));
-        match outcome.value {
-            PushDecision::Approve { warnings } => Ok(warnings),
-            PushDecision::Deny { reason } => Err(AppError::Denied {
-                flavor: flavor.name().to_string(),
-                image: target.reference.to_string(),
-                reason,
-            }),
-        }
+        let outcome = self
+            .sandbox_call(move |sandbox| sandbox.prepare_image_push(&loaded, &ctx, &config, &image))
+            .await??;
+        Ok((outcome.value, outcome.logs))
     }
 }

@@ -10,9 +10,13 @@ impl TenantApp<'_> {
     /// Stores a secret (username and password) for registry credentials.
     pub async fn create_secret(&self, secret: CreateSecret) -> Result<(), AppError> {
         check_name("secret", &secret.name)?;
+        let password = match self.app.config.secrets_key() {
+            Some(key) => key.seal(self.tenant.name(), &secret.name, &secret.password)?,
+            None => secret.password,
+        };
         Ok(self
             .store
-            .create_secret(&secret.name, &secret.username, &secret.password)
+            .create_secret(&secret.name, &secret.username, &password)
             .await?)
     }
 
@@ -33,6 +37,7 @@ impl TenantApp<'_> {
 
     /// Deletes a secret; refused while a component uses it.
     pub async fn delete_secret(&self, name: &str) -> Result<(), AppError> {
+        check_name("secret", name)?;
         Ok(self.store.delete_secret(name).await?)
     }
 
@@ -47,9 +52,13 @@ impl TenantApp<'_> {
             .get_secret(name)
             .await?
             .ok_or_else(|| StoreError::SecretNotFound(name.to_string()))?;
+        let password = match self.app.config.secrets_key() {
+            Some(key) => key.open(self.tenant.name(), name, &record.password)?,
+            None => record.password,
+        };
         Ok(Some(Credentials {
             username: record.username,
-            password: record.password,
+            password,
         }))
     }
 }

@@ -4,13 +4,14 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use crate::flavor::{FlavorMetadata, LogLine};
 use crate::push::PushEvent;
 use crate::reference::Reference;
 
 /// A flavor as listed and described.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FlavorInfo {
     /// Its name.
     pub name: String,
@@ -25,7 +26,7 @@ pub struct FlavorInfo {
 }
 
 /// A registry component as listed and described.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ComponentInfo {
     /// Its name.
     pub name: String,
@@ -49,7 +50,7 @@ pub struct ComponentInfo {
 }
 
 /// What may be shown of a secret: everything but the password.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SecretInfo {
     /// Secret name.
     pub name: String,
@@ -60,7 +61,7 @@ pub struct SecretInfo {
 }
 
 /// Register a registry component.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RegisterComponent {
     /// Component name.
     pub name: String,
@@ -76,9 +77,9 @@ pub struct RegisterComponent {
     pub secret: Option<String>,
 }
 
-/// What an update does to a component's secret.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// What an update does to a component's secret. In JSON: the field left
+/// out keeps it, a name sets it, `null` removes it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum SecretChange {
     /// Leave it as it is.
     #[default]
@@ -91,7 +92,7 @@ pub enum SecretChange {
 
 /// Update a registry component: a new uri, config keys (`null` removes a
 /// key), or secret; the merged config is validated again.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
 pub struct UpdateComponent {
     /// New registry URI.
     #[serde(default)]
@@ -99,13 +100,46 @@ pub struct UpdateComponent {
     /// Config keys to set (`null` removes).
     #[serde(default)]
     pub config: Map<String, Value>,
-    /// What to do with the secret.
-    #[serde(default)]
+    /// What to do with the secret: left out keeps it, a name sets it, `null` removes it.
+    #[serde(
+        default,
+        skip_serializing_if = "SecretChange::is_keep",
+        with = "secret_change"
+    )]
+    #[schema(value_type = Option<String>)]
     pub secret: SecretChange,
 }
 
+impl SecretChange {
+    /// Whether the secret is left as it is.
+    pub fn is_keep(&self) -> bool {
+        matches!(self, SecretChange::Keep)
+    }
+}
+
+/// `SecretChange` as an optional, nullable string field.
+mod secret_change {
+    use super::SecretChange;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(change: &SecretChange, s: S) -> Result<S::Ok, S::Error> {
+        match change {
+            SecretChange::Set(name) => s.serialize_some(name),
+            SecretChange::Remove | SecretChange::Keep => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SecretChange, D::Error> {
+        // Present: a name or null. Absent: `default` gives Keep.
+        Ok(match Option::<String>::deserialize(d)? {
+            Some(name) => SecretChange::Set(name),
+            None => SecretChange::Remove,
+        })
+    }
+}
+
 /// Create a secret.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreateSecret {
     /// Secret name.
     pub name: String,
@@ -126,7 +160,7 @@ impl std::fmt::Debug for CreateSecret {
 }
 
 /// Push an image to a component's registry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PushRequest {
     /// The image reference, as the user wrote it.
     pub image: String,
@@ -138,7 +172,7 @@ pub struct PushRequest {
 }
 
 /// What happens during a push, as it happens.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "step", rename_all = "kebab-case")]
 pub enum PushProgress {
     /// The flavor decided (approve or deny); its log lines and warnings.
@@ -158,7 +192,7 @@ pub enum PushProgress {
 }
 
 /// What a push did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PushReport {
     /// The normalised reference pushed.
     pub image: String,
@@ -171,7 +205,7 @@ pub struct PushReport {
 }
 
 /// An image reference as the host parsed and normalised it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ImageInfo {
     /// Registry host with optional port.
     pub domain: String,
@@ -194,5 +228,145 @@ impl From<&Reference> for ImageInfo {
             digest: r.digest().map(str::to_string),
             name: r.name(),
         }
+    }
+}
+
+/// Check an image against a component: the host's checks and the flavor's
+/// decision, without pushing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    /// The image reference, as the user wrote it.
+    pub image: String,
+}
+
+/// The outcome of a check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CheckReport {
+    /// Whether the flavor approves the push.
+    pub allowed: bool,
+    /// The flavor's warnings (on approval).
+    pub warnings: Vec<String>,
+    /// The flavor's reason (on denial).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The reference the host parsed, normalised, with the default tag.
+    pub image: ImageInfo,
+    /// The flavor's log lines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<LogLine>,
+}
+
+/// Where a push job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum JobStatus {
+    /// Accepted, not started.
+    Queued,
+    /// Checking, loading or pushing.
+    Running,
+    /// Pushed; the digest is set.
+    Succeeded,
+    /// Failed; the error is set.
+    Failed,
+}
+
+impl JobStatus {
+    /// The word stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+        }
+    }
+
+    /// Parses what [`as_str`](Self::as_str) wrote.
+    pub fn parse(text: &str) -> Option<JobStatus> {
+        [
+            JobStatus::Queued,
+            JobStatus::Running,
+            JobStatus::Succeeded,
+            JobStatus::Failed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
+    /// Whether the job is over.
+    pub fn is_done(self) -> bool {
+        matches!(self, JobStatus::Succeeded | JobStatus::Failed)
+    }
+}
+
+/// Why a job failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct JobError {
+    /// A stable code (the server's error codes).
+    pub code: String,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+/// A push job as shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobInfo {
+    /// The job id.
+    pub id: String,
+    /// The registry component pushed to.
+    pub registry: String,
+    /// The image as given.
+    pub image: String,
+    /// Where it is.
+    pub status: JobStatus,
+    /// The most recent progress, newest last (bounded).
+    #[serde(default)]
+    pub progress: Vec<PushProgress>,
+    /// The manifest digest the registry reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// The flavor's warnings.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<JobError>,
+    /// When it was accepted.
+    pub created_at: String,
+    /// When it last changed.
+    pub updated_at: String,
+}
+
+/// The body of `PUT /v1/registries/{name}`: a registry component without its name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RegistryBody {
+    /// Flavor name (built-in or registered).
+    pub flavor: String,
+    /// Registry URI.
+    pub uri: String,
+    /// Further config keys, validated by the flavor.
+    #[serde(default)]
+    pub config: Map<String, Value>,
+    /// Secret holding the registry credentials.
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+/// The body of `PUT /v1/secrets/{name}`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SecretBody {
+    /// Registry user name.
+    pub username: String,
+    /// Password or token; stored encrypted, never returned.
+    pub password: String,
+}
+
+impl std::fmt::Debug for SecretBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretBody")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
     }
 }

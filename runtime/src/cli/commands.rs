@@ -7,7 +7,8 @@ use anyhow::{Context, bail};
 
 use super::backend::Backend;
 use super::output::{Progress, print_component, print_flavor, print_json, print_logs, print_table};
-use super::{FlavorCommand, PushArgs, RegistryCommand, SecretCommand};
+use super::remote::{Login, RemoteBackend, normalise_url};
+use super::{FlavorCommand, LoginArgs, PushArgs, RegistryCommand, SecretCommand};
 use crate::app::{
     self, ComponentInfo, CreateSecret, PushProgress, PushRequest, RegisterComponent, SecretChange,
     UpdateComponent,
@@ -264,6 +265,56 @@ pub(crate) async fn push(backend: &impl Backend, args: PushArgs) -> anyhow::Resu
             "dry run: `{}` passed every check for registry `{}`; nothing was pushed",
             report.image, args.registry
         ),
+    }
+    Ok(())
+}
+
+/// `login`: checks the URL and token against the server, then saves them.
+pub(crate) async fn login(home: &std::path::Path, args: LoginArgs) -> anyhow::Result<()> {
+    let token = if args.token_stdin {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read the token from standard input")?;
+        text.trim().to_string()
+    } else {
+        args.token.unwrap_or_default()
+    };
+    if token.is_empty() {
+        bail!("no token: pass --token, --token-stdin or set FLAVORBOX_TOKEN");
+    }
+    let login = Login {
+        url: normalise_url(&args.url)?,
+        token,
+    };
+    RemoteBackend::new(login.clone())
+        .verify()
+        .await
+        .with_context(|| format!("cannot log in to {}", login.url))?;
+    let path = login.save(home)?;
+    eprintln!(
+        "logged in to {}; `flavor`, `registry`, `secret` and `push` now use it (saved in {}; `flavorbox logout` to return to the local state)",
+        login.url,
+        path.display()
+    );
+    Ok(())
+}
+
+/// `logout`: forgets the saved server.
+pub(crate) fn logout(home: &std::path::Path) -> anyhow::Result<()> {
+    let path = home.join(super::remote::LOGIN_FILE);
+    match std::fs::remove_file(&path) {
+        Ok(()) => eprintln!(
+            "logged out; commands use the local state in {}",
+            home.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "not logged in; commands use the local state in {}",
+                home.display()
+            );
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot remove {}", path.display())),
     }
     Ok(())
 }

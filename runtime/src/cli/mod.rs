@@ -8,6 +8,7 @@
 mod backend;
 mod commands;
 mod output;
+mod remote;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,8 +16,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use self::backend::LocalBackend;
-use crate::app::{App, AppConfig, AppError, Tenant};
+use self::backend::{Backend, LocalBackend};
+use self::remote::{Login, RemoteBackend};
+use crate::app::{App, AppConfig, AppConfigBuilder, AppError, Tenant};
 
 /// Container-registry flavors as sandboxed WebAssembly components.
 #[derive(Debug, Parser)]
@@ -60,6 +62,11 @@ pub(crate) struct LimitArgs {
 impl LimitArgs {
     /// The operator's configuration for state in `home`, checked.
     fn config(&self, home: PathBuf) -> Result<AppConfig, AppError> {
+        self.builder(home).build()
+    }
+
+    /// The operator's settings for state in `home`, not yet checked.
+    fn builder(&self, home: PathBuf) -> AppConfigBuilder {
         let mut builder = AppConfig::builder(home).repository_lookup(!self.no_repository_lookup);
         if let Some(fuel) = self.fuel {
             builder = builder.fuel(fuel);
@@ -73,7 +80,7 @@ impl LimitArgs {
         if let Some(mib) = self.max_wasm_mib {
             builder = builder.max_component_mib(mib);
         }
-        builder.build()
+        builder
     }
 }
 
@@ -93,6 +100,41 @@ pub(crate) enum Command {
     Image(ImageCommand),
     /// Push an image to a registry component's registry.
     Push(PushArgs),
+    /// Run the multi-tenant server (see docs/server.md).
+    Serve(ServeArgs),
+    /// Send `flavor`, `registry`, `secret` and `push` to a server from now on.
+    Login(LoginArgs),
+    /// Forget the server: commands use the local state again.
+    Logout,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on (`127.0.0.1:0` picks a free port and prints it).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<std::net::SocketAddr>,
+    /// Let registries at HOST[:PORT] through the egress policy even if they
+    /// resolve to loopback or private addresses. Repeatable.
+    #[arg(long = "allow-registry", value_name = "HOST[:PORT]")]
+    pub(crate) allow_registry: Vec<String>,
+    /// The server's TOML config file (quotas, bounds; see docs/server.md).
+    #[arg(long, env = "FLAVORBOX_SERVER_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Sandbox calls that may run at once (default: twice the cores, at least 4).
+    #[arg(long, value_name = "N")]
+    pub(crate) max_concurrent_calls: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LoginArgs {
+    /// The server's URL, e.g. `http://127.0.0.1:8080`.
+    pub(crate) url: String,
+    /// The tenant's token (visible in the process list; prefer --token-stdin).
+    #[arg(long, env = "FLAVORBOX_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// Read the token from standard input.
+    #[arg(long, conflicts_with = "token")]
+    pub(crate) token_stdin: bool,
 }
 
 #[derive(Debug, Args)]
@@ -246,15 +288,24 @@ pub(crate) struct PushArgs {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FLAVORBOX_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    let serving = matches!(cli.command, Command::Serve(_));
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("FLAVORBOX_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(if serving { "info" } else { "warn" })
+        });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A server's log goes to a collector: one JSON object a line, with the
+    // request span's fields (request id, tenant, flavor).
+    let _ = if serving && !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        builder.json().with_current_span(true).try_init()
+    } else {
+        builder.try_init()
+    };
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(if serving { workers } else { 2 })
         .enable_all()
         .build()
     {
@@ -298,17 +349,48 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(home) => home,
         None => App::default_home()?,
     };
+    match cli.command {
+        Command::Serve(args) => return serve(&cli.limits, home, args).await,
+        Command::Login(args) => return commands::login(&home, args).await,
+        Command::Logout => return commands::logout(&home),
+        _ => {}
+    }
+    if let Some(login) = Login::current(&home)? {
+        return dispatch(&RemoteBackend::new(login), cli.command).await;
+    }
     let config = cli.limits.config(home.clone())?;
     let app = App::open(config)
         .await
         .with_context(|| format!("cannot open the state in {}", home.display()))?;
     let tenant = Tenant::local();
-    let backend = LocalBackend::new(app.tenant(&tenant));
-    match cli.command {
-        Command::Image(_) => Ok(()),
-        Command::Flavor(cmd) => commands::flavor(&backend, cmd).await,
-        Command::Registry(cmd) => commands::registry(&backend, cmd).await,
-        Command::Secret(cmd) => commands::secret(&backend, cmd).await,
-        Command::Push(args) => commands::push(&backend, args).await,
+    dispatch(&LocalBackend::new(app.tenant(&tenant)), cli.command).await
+}
+
+/// Runs a state command through a backend, local or remote.
+async fn dispatch(backend: &impl Backend, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Flavor(cmd) => commands::flavor(backend, cmd).await,
+        Command::Registry(cmd) => commands::registry(backend, cmd).await,
+        Command::Secret(cmd) => commands::secret(backend, cmd).await,
+        Command::Push(args) => commands::push(backend, args).await,
+        Command::Image(_) | Command::Serve(_) | Command::Login(_) | Command::Logout => Ok(()),
     }
+}
+
+/// `serve`: checks every setting, opens the state, runs until SIGTERM.
+async fn serve(limits: &LimitArgs, home: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
+    let flags = crate::server::config::ServeFlags {
+        listen: args.listen,
+        allow_registry: args.allow_registry,
+        config: args.config,
+        max_concurrent_calls: args.max_concurrent_calls,
+    };
+    let (config, options) =
+        crate::server::config::load(limits.builder(home.clone()), &flags, |name| {
+            std::env::var(name).ok()
+        })?;
+    let app = App::open(config)
+        .await
+        .with_context(|| format!("cannot open the state in {}", home.display()))?;
+    crate::server::serve(app, options).await
 }

@@ -132,6 +132,39 @@ impl RegistryApi {
         self.client.policy()
     }
 
+    /// Whether the egress policy lets the host (and the Docker engine, which
+    /// pushes there) reach `registry`: its name is resolved with the same
+    /// bounded resolver and judged by the same address filter as every
+    /// request. Says nothing about whether a registry answers there.
+    pub fn check_destination(
+        &self,
+        registry: &RegistryUri,
+        timeout: Duration,
+    ) -> Result<(), RegistryApiError> {
+        let url = api_url(registry, "v2/")?;
+        let invalid = || RegistryApiError::InvalidDomain {
+            domain: registry.domain().to_string(),
+        };
+        let host = url.host_str().ok_or_else(invalid)?;
+        let port = url.port_or_known_default().ok_or_else(invalid)?;
+        let netloc = format!("{host}:{port}");
+        let refused = |reason: String| RegistryApiError::Refused {
+            domain: registry.domain().to_string(),
+            reason,
+        };
+        let resolved = match netloc.parse::<std::net::SocketAddr>() {
+            Ok(addr) => vec![addr],
+            Err(_) => resolver::ResolverPool::system()
+                .resolve(&netloc, std::time::Instant::now() + timeout)
+                .map_err(|e| refused(format!("cannot resolve {host}: {e}")))?,
+        };
+        self.policy()
+            .addresses
+            .check(host, port, resolved)
+            .map(drop)
+            .map_err(|denied| refused(denied.to_string()))
+    }
+
     /// Whether `repository` exists on `registry`, by GET /v2/<repository>/tags/list.
     ///
     /// 200 is yes and 404 is no; a 401 is answered once with the credentials

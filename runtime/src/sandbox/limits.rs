@@ -125,6 +125,9 @@ pub struct SandboxConfig {
     pub pooling: bool,
     /// Instances that may exist at once (pooling slots).
     pub max_concurrent_instances: u32,
+    /// Loaded flavors kept in memory; the least recently used is dropped
+    /// past this (and loaded again from its precompiled code when called).
+    pub max_loaded_flavors: usize,
     /// Ceiling for any call's memory limit: the size of a pooling memory slot.
     pub max_memory_bytes: usize,
     /// Largest component accepted by `load`, in bytes.
@@ -147,6 +150,7 @@ impl Default for SandboxConfig {
             max_wasm_stack: 512 << 10,
             pooling: true,
             max_concurrent_instances: 64,
+            max_loaded_flavors: 256,
             max_memory_bytes: 1 << 30,
             max_component_bytes: 64 << 20,
             code_cache_dir: None,

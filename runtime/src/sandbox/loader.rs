@@ -173,6 +173,21 @@ impl CodeCache {
             .join(format!("{sha256}-{:016x}.cwasm", hasher.finish()))
     }
 
+    /// Removes the precompiled code of `sha256`, for every engine
+    /// configuration: the component is no longer registered anywhere.
+    pub fn remove(&self, sha256: &str) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let prefix = format!("{sha256}-");
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                // Best effort: a file left behind is only disk, never trusted without its tag.
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
     fn tag(&self, sha256: &str, code: &[u8]) -> [u8; TAG_LEN] {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
             .expect("HMAC accepts keys of any length");

@@ -94,7 +94,41 @@ pub struct Sandbox {
     linker: Linker<CallState>,
     config: SandboxConfig,
     code_cache: Option<CodeCache>,
-    loaded: Mutex<HashMap<String, Arc<LoadedFlavor>>>,
+    loaded: Mutex<Loaded>,
+}
+
+/// Loaded flavors by content hash, least recently used dropped past a bound.
+struct Loaded {
+    map: HashMap<String, (Arc<LoadedFlavor>, u64)>,
+    clock: u64,
+    capacity: usize,
+}
+
+impl Loaded {
+    fn get(&mut self, sha256: &str) -> Option<Arc<LoadedFlavor>> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.map.get_mut(sha256).map(|(flavor, used)| {
+            *used = clock;
+            flavor.clone()
+        })
+    }
+
+    fn insert(&mut self, sha256: String, flavor: Arc<LoadedFlavor>) {
+        self.clock += 1;
+        self.map.insert(sha256, (flavor, self.clock));
+        while self.map.len() > self.capacity.max(1) {
+            let oldest = self
+                .map
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => self.map.remove(&k),
+                None => break,
+            };
+        }
+    }
 }
 
 impl Sandbox {
@@ -117,9 +151,13 @@ impl Sandbox {
         Ok(Sandbox {
             engine,
             linker,
-            config,
+            loaded: Mutex::new(Loaded {
+                map: HashMap::new(),
+                clock: 0,
+                capacity: config.max_loaded_flavors,
+            }),
             code_cache,
-            loaded: Mutex::new(HashMap::new()),
+            config,
         })
     }
 
@@ -197,7 +235,26 @@ impl Sandbox {
         Ok(flavor)
     }
 
-    fn lock_loaded(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LoadedFlavor>>> {
+    /// The loaded flavor with this content hash, if it is in memory.
+    pub fn cached(&self, sha256: &str) -> Option<Arc<LoadedFlavor>> {
+        self.lock_loaded().get(sha256)
+    }
+
+    /// How many loaded flavors are in memory.
+    pub fn loaded_count(&self) -> usize {
+        self.lock_loaded().map.len()
+    }
+
+    /// Drops a component no one references any more: from memory and from
+    /// the code cache.
+    pub fn forget(&self, sha256: &str) {
+        self.lock_loaded().map.remove(sha256);
+        if let Some(cache) = &self.code_cache {
+            cache.remove(sha256);
+        }
+    }
+
+    fn lock_loaded(&self) -> std::sync::MutexGuard<'_, Loaded> {
         // A poisoned map only means another thread panicked mid-insert of an
         // `Arc`; the map itself is still consistent.
         self.loaded.lock().unwrap_or_else(|e| e.into_inner())

@@ -41,6 +41,11 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     /// For the host's own bookkeeping: blobs are shared by every tenant, so
     /// a tenant must never learn the answer.
     fn contains(&self, sha256: &str) -> Result<bool, StoreError>;
+
+    /// Removes the blob named `sha256`; removing a missing blob is not an error.
+    ///
+    /// Only for a digest no tenant references any more ([`Store::flavor_blob_in_use`](super::Store::flavor_blob_in_use)).
+    fn remove(&self, sha256: &str) -> Result<(), StoreError>;
 }
 
 /// A [`BlobStore`] in a local directory, one file per blob, written atomically.
@@ -127,6 +132,15 @@ impl BlobStore for BlobDir {
     fn contains(&self, sha256: &str) -> Result<bool, StoreError> {
         let path = self.path(sha256)?;
         path.try_exists().map_err(|e| io_error(&path, e))
+    }
+
+    fn remove(&self, sha256: &str) -> Result<(), StoreError> {
+        let path = self.path(sha256)?;
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error(&path, e)),
+        }
     }
 }
 

@@ -14,6 +14,8 @@ use super::records::ComponentRecord;
 pub(super) const FLAVOR: &str = "flavor";
 pub(super) const COMPONENT: &str = "registry component";
 pub(super) const SECRET: &str = "secret";
+pub(super) const TENANT: &str = "tenant";
+pub(super) const JOB: &str = "job";
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,16 @@ pub enum StoreError {
         "flavor `{0}` was deleted or replaced while the config was being validated: run the command again"
     )]
     FlavorReplaced(String),
+    /// The tenant already has as many rows of this kind as its quota allows.
+    #[error(
+        "quota reached: at most {max} {kind}s per tenant; delete one first, or ask the operator for a larger quota"
+    )]
+    QuotaExceeded {
+        /// What kind of row.
+        kind: &'static str,
+        /// The quota.
+        max: u64,
+    },
     /// A row changed between reading it and writing it back.
     #[error("{kind} `{name}` was changed by another command meanwhile: run the command again")]
     Conflict {

@@ -14,10 +14,13 @@
 //! ([`StoreError`]), `tenant` (the queries), `timestamp` (the text they
 //! write for times), `sqlite` (everything that knows the database is SQLite,
 //! and what a PostgreSQL backend must provide instead) and `blob` (the
-//! [`BlobStore`] trait and its directory implementation).
+//! [`BlobStore`] trait and its directory implementation), `accounts` (the
+//! server's tenants and blob references across tenants) and `jobs` (push jobs).
 
+mod accounts;
 mod blob;
 mod error;
+mod jobs;
 mod records;
 mod sqlite;
 mod tenant;
@@ -33,7 +36,9 @@ use sqlx::migrate::Migrator;
 
 pub use blob::BlobStore;
 pub use error::StoreError;
-pub use records::{ComponentRecord, FlavorRecord, SecretRecord, SecretSummary};
+pub use records::{
+    ComponentRecord, FlavorRecord, JobRecord, RowQuota, SecretRecord, SecretSummary,
+};
 pub use tenant::TenantStore;
 
 use blob::BlobDir;

@@ -75,3 +75,32 @@ pub struct SecretSummary {
     /// When it was created (RFC 3339 UTC).
     pub created_at: String,
 }
+
+/// A push job: an uploaded image pushed in the background.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecord {
+    /// Job id, unique within the tenant.
+    pub id: String,
+    /// The registry component pushed to.
+    pub component: String,
+    /// The image reference, as given.
+    pub image: String,
+    /// `queued`, `running`, `succeeded` or `failed`.
+    pub status: String,
+    /// Progress, digest, warnings, error: JSON the application layer owns.
+    pub detail_json: String,
+    /// When it was created (RFC 3339 UTC); set by the store.
+    pub created_at: String,
+    /// When it last changed (RFC 3339 UTC); set by the store.
+    pub updated_at: String,
+}
+
+/// Per-tenant bounds the store enforces inside its write transactions, so
+/// two concurrent registrations cannot both squeeze under the quota.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowQuota {
+    /// Most registered flavors.
+    pub max_flavors: Option<u64>,
+    /// Most registry components.
+    pub max_components: Option<u64>,
+}

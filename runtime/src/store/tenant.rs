@@ -11,14 +11,15 @@ use super::blob;
 use super::error::{
     COMPONENT, FLAVOR, SECRET, StoreError, already_exists, component_write_error, not_found,
 };
-use super::records::{ComponentRecord, FlavorRecord, SecretRecord, SecretSummary};
+use super::records::{ComponentRecord, FlavorRecord, RowQuota, SecretRecord, SecretSummary};
 use super::timestamp::now_rfc3339;
 
 /// One tenant's view of the database; every query is filtered by the tenant.
 #[derive(Debug, Clone)]
 pub struct TenantStore {
-    db: Database,
-    tenant: String,
+    pub(super) db: Database,
+    pub(super) tenant: String,
+    quota: RowQuota,
 }
 
 /// Row shapes, in column order.
@@ -69,7 +70,14 @@ impl TenantStore {
         TenantStore {
             db,
             tenant: tenant.to_owned(),
+            quota: RowQuota::default(),
         }
+    }
+
+    /// The same handle, refusing inserts past `quota`.
+    pub fn with_quota(mut self, quota: RowQuota) -> TenantStore {
+        self.quota = quota;
+        self
     }
 
     /// The tenant this handle is scoped to.
@@ -82,6 +90,15 @@ impl TenantStore {
     /// Registers a flavor; the store sets `registered_at`.
     pub async fn insert_flavor(&self, r: &FlavorRecord) -> Result<(), StoreError> {
         blob::validate_digest(&r.sha256)?;
+        let mut tx = self.db.begin_write().await?;
+        require_room(
+            &mut tx,
+            "flavors",
+            &self.tenant,
+            FLAVOR,
+            self.quota.max_flavors,
+        )
+        .await?;
         sqlx::query(
             "INSERT INTO flavors (tenant, name, sha256, metadata_json, registered_at) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -91,9 +108,10 @@ impl TenantStore {
         .bind(&r.sha256)
         .bind(&r.metadata_json)
         .bind(now_rfc3339())
-        .execute(self.db.pool())
+        .execute(&mut *tx)
         .await
         .map_err(|e| already_exists(e, FLAVOR, &r.name))?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -162,6 +180,14 @@ impl TenantStore {
             require_secret(&mut tx, &self.tenant, secret).await?;
         }
         require_flavor_digest(&mut tx, &self.tenant, r).await?;
+        require_room(
+            &mut tx,
+            "components",
+            &self.tenant,
+            COMPONENT,
+            self.quota.max_components,
+        )
+        .await?;
         let now = now_rfc3339();
         sqlx::query(
             "INSERT INTO components \
@@ -382,6 +408,27 @@ async fn names_where(
     let mut names: Vec<String> = rows.into_iter().map(|(n,)| n).collect();
     names.sort();
     Ok(names)
+}
+
+/// Fails with [`StoreError::QuotaExceeded`] when the tenant already has
+/// `max` rows in `table`; run inside the write transaction that inserts.
+async fn require_room(
+    conn: &mut Connection,
+    table: &'static str,
+    tenant: &str,
+    kind: &'static str,
+    max: Option<u64>,
+) -> Result<(), StoreError> {
+    let Some(max) = max else { return Ok(()) };
+    let (count,): (i64,) =
+        sqlx::query_as(&format!("SELECT COUNT(*) FROM {table} WHERE tenant = $1"))
+            .bind(tenant)
+            .fetch_one(conn)
+            .await?;
+    if u64::try_from(count).unwrap_or(0) >= max {
+        return Err(StoreError::QuotaExceeded { kind, max });
+    }
+    Ok(())
 }
 
 /// Fails with [`StoreError::SecretNotFound`] unless the tenant has the secret.

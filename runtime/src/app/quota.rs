@@ -1,0 +1,396 @@
+//! What one tenant may use, and the admission of sandbox calls: a bounded
+//! number run at once (the sandbox's pool is sized from the same number),
+//! each tenant within its own share and CPU-time budget, and a bounded
+//! queue in front. Past a bound a call is refused at once (429 for the
+//! tenant's own quota, 503 when the server is full), never queued without
+//! end.
+//!
+//! Admission state is per process: with several replicas each enforces the
+//! bounds for its own share of the work. Row counts (flavors, components)
+//! are enforced by the store, inside its transactions, for every replica.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::AppError;
+use crate::store::RowQuota;
+
+/// Length of the window a tenant's CPU-time budget is counted over.
+pub const CPU_WINDOW: Duration = Duration::from_secs(60);
+
+/// What one tenant may use. `None` means no bound of the tenant's own (the
+/// server-wide bounds still apply).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantQuota {
+    /// Most registered flavors.
+    pub max_flavors: Option<u64>,
+    /// Most registry components.
+    pub max_components: Option<u64>,
+    /// Largest flavor component, in bytes (at most the server's cap).
+    pub max_component_bytes: Option<usize>,
+    /// Fuel per call (else the server's limit).
+    pub fuel: Option<u64>,
+    /// Deadline per call (else the server's limit).
+    pub timeout: Option<Duration>,
+    /// Memory per call, in bytes (else the server's limit).
+    pub memory_bytes: Option<usize>,
+    /// Sandbox calls of this tenant running at once.
+    pub max_concurrent_calls: Option<usize>,
+    /// Sandbox calls of this tenant waiting for a slot.
+    pub max_queued_calls: Option<usize>,
+    /// CPU time this tenant's sandbox calls may use per minute.
+    pub cpu_per_minute: Option<Duration>,
+    /// Largest image upload (`docker save` tarball), in bytes.
+    pub max_upload_bytes: Option<u64>,
+    /// Push jobs queued or running at once.
+    pub max_jobs: Option<u64>,
+}
+
+impl TenantQuota {
+    /// No bounds of the tenant's own: the local CLI's user.
+    pub fn unlimited() -> TenantQuota {
+        TenantQuota {
+            max_flavors: None,
+            max_components: None,
+            max_component_bytes: None,
+            fuel: None,
+            timeout: None,
+            memory_bytes: None,
+            max_concurrent_calls: None,
+            max_queued_calls: None,
+            cpu_per_minute: None,
+            max_upload_bytes: None,
+            max_jobs: None,
+        }
+    }
+
+    /// The row counts the store enforces.
+    pub fn rows(&self) -> RowQuota {
+        RowQuota {
+            max_flavors: self.max_flavors,
+            max_components: self.max_components,
+        }
+    }
+}
+
+/// Server-wide bounds on sandbox calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallBounds {
+    /// Calls running at once (the sandbox's instance pool has this many slots).
+    pub max_concurrent: usize,
+    /// Calls waiting for a slot; past it, 503.
+    pub max_queued: usize,
+    /// How long a call may wait for a slot before it is refused with 503.
+    pub max_wait: Duration,
+}
+
+impl Default for CallBounds {
+    fn default() -> Self {
+        CallBounds {
+            max_concurrent: 16,
+            max_queued: 256,
+            max_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Counters `/metrics` reads.
+#[derive(Debug, Default)]
+pub struct AdmissionStats {
+    /// Calls admitted.
+    pub admitted: AtomicU64,
+    /// Calls refused: the tenant's concurrency or queue share was full.
+    pub rejected_tenant_busy: AtomicU64,
+    /// Calls refused: the tenant's CPU budget for the minute was spent.
+    pub rejected_cpu: AtomicU64,
+    /// Calls refused: the server's queue was full or the wait too long.
+    pub rejected_overloaded: AtomicU64,
+    /// CPU time charged to calls, in microseconds.
+    pub cpu_micros: AtomicU64,
+}
+
+/// One tenant's share of the sandbox.
+#[derive(Debug)]
+struct TenantGate {
+    calls: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    /// Start of the current CPU window and what was used in it.
+    cpu: Mutex<(Instant, Duration)>,
+}
+
+/// Admission of sandbox calls.
+#[derive(Debug)]
+pub struct Admission {
+    bounds: CallBounds,
+    slots: Arc<Semaphore>,
+    queued: AtomicUsize,
+    tenants: Mutex<HashMap<String, Arc<TenantGate>>>,
+    stats: AdmissionStats,
+}
+
+/// A running call's slot; dropping it frees the slot.
+#[derive(Debug)]
+pub struct CallPermit {
+    _slot: OwnedSemaphorePermit,
+    _tenant: Option<OwnedSemaphorePermit>,
+    gate: Arc<TenantGate>,
+}
+
+/// Decrements a waiting counter when the wait ends, however it ends.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Admission {
+    /// Admission with these bounds.
+    pub fn new(bounds: CallBounds) -> Admission {
+        Admission {
+            bounds,
+            slots: Arc::new(Semaphore::new(bounds.max_concurrent.max(1))),
+            queued: AtomicUsize::new(0),
+            tenants: Mutex::new(HashMap::new()),
+            stats: AdmissionStats::default(),
+        }
+    }
+
+    /// The bounds.
+    pub fn bounds(&self) -> CallBounds {
+        self.bounds
+    }
+
+    /// Calls running now.
+    pub fn running(&self) -> usize {
+        self.bounds.max_concurrent.max(1) - self.slots.available_permits()
+    }
+
+    /// Calls waiting now.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &AdmissionStats {
+        &self.stats
+    }
+
+    /// Forgets a deleted tenant's share.
+    pub fn forget(&self, tenant: &str) {
+        self.lock().remove(tenant);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<TenantGate>>> {
+        self.tenants.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn gate(&self, tenant: &str, quota: &TenantQuota) -> Arc<TenantGate> {
+        self.lock()
+            .entry(tenant.to_string())
+            .or_insert_with(|| {
+                Arc::new(TenantGate {
+                    calls: Arc::new(Semaphore::new(
+                        quota
+                            .max_concurrent_calls
+                            .unwrap_or(Semaphore::MAX_PERMITS)
+                            .clamp(1, Semaphore::MAX_PERMITS),
+                    )),
+                    waiting: AtomicUsize::new(0),
+                    cpu: Mutex::new((Instant::now(), Duration::ZERO)),
+                })
+            })
+            .clone()
+    }
+
+    /// Waits for a slot for one of `tenant`'s calls, within its quota.
+    pub async fn admit(&self, tenant: &str, quota: &TenantQuota) -> Result<CallPermit, AppError> {
+        let gate = self.gate(tenant, quota);
+        if let Some(budget) = quota.cpu_per_minute {
+            let mut cpu = gate.cpu.lock().unwrap_or_else(|e| e.into_inner());
+            let elapsed = cpu.0.elapsed();
+            if elapsed >= CPU_WINDOW {
+                *cpu = (Instant::now(), Duration::ZERO);
+            } else if cpu.1 >= budget {
+                self.stats.rejected_cpu.fetch_add(1, Ordering::Relaxed);
+                return Err(AppError::Quota {
+                    what: format!(
+                        "the CPU time of flavor calls ({} ms per minute) is spent",
+                        budget.as_millis()
+                    ),
+                    retry_after_secs: (CPU_WINDOW - elapsed).as_secs().max(1),
+                });
+            }
+        }
+        let busy = |stats: &AdmissionStats| {
+            stats.rejected_overloaded.fetch_add(1, Ordering::Relaxed);
+            AppError::Busy {
+                retry_after_secs: 1,
+            }
+        };
+        // The tenant's own share first, so a tenant at its bound waits in
+        // its own line and never holds a server-wide slot while it waits.
+        let tenant_permit = match gate.calls.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let max_waiting = quota
+                    .max_queued_calls
+                    .unwrap_or(self.bounds.max_queued)
+                    .min(self.bounds.max_queued);
+                if gate.waiting.fetch_add(1, Ordering::AcqRel) >= max_waiting {
+                    gate.waiting.fetch_sub(1, Ordering::AcqRel);
+                    self.stats
+                        .rejected_tenant_busy
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Err(AppError::Quota {
+                        what: format!(
+                            "too many flavor calls at once (at most {} running and {max_waiting} waiting)",
+                            quota.max_concurrent_calls.unwrap_or(0)
+                        ),
+                        retry_after_secs: 1,
+                    });
+                }
+                let _waiting = Waiting(&gate.waiting);
+                if self.queued.fetch_add(1, Ordering::AcqRel) >= self.bounds.max_queued {
+                    self.queued.fetch_sub(1, Ordering::AcqRel);
+                    return Err(busy(&self.stats));
+                }
+                let _queued = Waiting(&self.queued);
+                match tokio::time::timeout(self.bounds.max_wait, gate.calls.clone().acquire_owned())
+                    .await
+                {
+                    Ok(Ok(permit)) => permit,
+                    _ => return Err(busy(&self.stats)),
+                }
+            }
+        };
+        let slot = match self.slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                if self.queued.fetch_add(1, Ordering::AcqRel) >= self.bounds.max_queued {
+                    self.queued.fetch_sub(1, Ordering::AcqRel);
+                    return Err(busy(&self.stats));
+                }
+                let _queued = Waiting(&self.queued);
+                match tokio::time::timeout(self.bounds.max_wait, self.slots.clone().acquire_owned())
+                    .await
+                {
+                    Ok(Ok(slot)) => slot,
+                    _ => return Err(busy(&self.stats)),
+                }
+            }
+        };
+        self.stats.admitted.fetch_add(1, Ordering::Relaxed);
+        Ok(CallPermit {
+            _slot: slot,
+            _tenant: Some(tenant_permit),
+            gate,
+        })
+    }
+
+    /// Charges a finished call's CPU time to its tenant.
+    pub fn charge(&self, permit: &CallPermit, cpu: Duration) {
+        self.stats.cpu_micros.fetch_add(
+            u64::try_from(cpu.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        let mut used = permit.gate.cpu.lock().unwrap_or_else(|e| e.into_inner());
+        if used.0.elapsed() >= CPU_WINDOW {
+            *used = (Instant::now(), Duration::ZERO);
+        }
+        used.1 += cpu;
+    }
+}
+
+/// CPU time the calling thread has used.
+pub fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID is
+    // supported on every Linux this runs on. On failure `ts` stays zero.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quota(calls: usize, queued: usize) -> TenantQuota {
+        TenantQuota {
+            max_concurrent_calls: Some(calls),
+            max_queued_calls: Some(queued),
+            ..TenantQuota::unlimited()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tenant_past_its_share_is_refused_and_others_are_not() {
+        let admission = Admission::new(CallBounds {
+            max_concurrent: 4,
+            max_queued: 8,
+            max_wait: Duration::from_millis(50),
+        });
+        let hostile = quota(1, 0);
+        let held = admission
+            .admit("hostile", &hostile)
+            .await
+            .expect("first call");
+        let refused = admission
+            .admit("hostile", &hostile)
+            .await
+            .expect_err("second call");
+        assert!(matches!(refused, AppError::Quota { .. }), "{refused}");
+        let good = admission
+            .admit("good", &quota(2, 2))
+            .await
+            .expect("other tenant");
+        assert_eq!(admission.running(), 2);
+        drop((held, good));
+        assert_eq!(admission.running(), 0);
+        assert_eq!(admission.queued(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_server_refuses_with_busy_after_the_wait() {
+        let admission = Admission::new(CallBounds {
+            max_concurrent: 1,
+            max_queued: 1,
+            max_wait: Duration::from_millis(20),
+        });
+        let q = quota(4, 4);
+        let _held = admission.admit("a", &q).await.expect("slot");
+        let waited = admission.admit("b", &q).await.expect_err("no slot");
+        assert!(matches!(waited, AppError::Busy { .. }), "{waited}");
+        assert_eq!(admission.queued(), 0, "the waiter left the queue");
+    }
+
+    #[tokio::test]
+    async fn spent_cpu_budget_is_refused_until_the_window_turns() {
+        let admission = Admission::new(CallBounds::default());
+        let q = TenantQuota {
+            cpu_per_minute: Some(Duration::from_millis(10)),
+            ..TenantQuota::unlimited()
+        };
+        let permit = admission.admit("t", &q).await.expect("budget left");
+        admission.charge(&permit, Duration::from_millis(11));
+        drop(permit);
+        match admission.admit("t", &q).await {
+            Err(AppError::Quota {
+                retry_after_secs, ..
+            }) => assert!((1..=60).contains(&retry_after_secs)),
+            other => panic!("expected a quota refusal, got {other:?}"),
+        }
+        assert!(admission.admit("other", &q).await.is_ok());
+    }
+}

@@ -1,0 +1,151 @@
+//! The one error body of the API, `{"error":{"code","message","issues"?}}`,
+//! and the status of every failure. The status follows from the
+//! application error's stable code, so a job's stored error and an HTTP
+//! error say the same thing. Another tenant's resource is reported exactly
+//! like a missing one: the message names only what the caller asked for.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::app::AppError;
+use crate::flavor::ConfigIssue;
+
+/// The body of every error response.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable code: `bad_request`, `unauthorized`, `not_found`,
+    /// `already_exists`, `conflict`, `in_use`, `too_large`,
+    /// `invalid_config`, `invalid_flavor`, `flavor_failed`,
+    /// `invalid_target`, `unknown_secret`, `egress_refused`,
+    /// `quota_exceeded`, `overloaded`, `internal`, ...
+    pub code: String,
+    /// What is wrong and what to do.
+    pub message: String,
+    /// Config issues with their field paths (`invalid_config` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issues: Option<Vec<ConfigIssue>>,
+}
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with this status, code and message.
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            body: ErrorBody {
+                error: ErrorDetail {
+                    code: code.to_string(),
+                    message: message.into(),
+                    issues: None,
+                },
+            },
+            retry_after: None,
+        }
+    }
+
+    /// 400.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// 401, the same for a missing, malformed or unknown token.
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or invalid bearer token: send `Authorization: Bearer <token>`",
+        )
+    }
+
+    /// 500 (details go to the log, not the caller).
+    pub fn internal(detail: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %detail, "internal error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; the server's log has the details",
+        )
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The code.
+    pub fn code(&self) -> &str {
+        &self.body.error.code
+    }
+}
+
+/// The status of an application error's code.
+pub fn status_of(code: &str) -> StatusCode {
+    match code {
+        "bad_request" | "bad_archive" => StatusCode::BAD_REQUEST,
+        "unauthorized" => StatusCode::UNAUTHORIZED,
+        "denied" => StatusCode::FORBIDDEN,
+        "not_found" => StatusCode::NOT_FOUND,
+        "already_exists" | "conflict" | "in_use" => StatusCode::CONFLICT,
+        "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+        "invalid_config" | "invalid_flavor" | "flavor_failed" | "invalid_target"
+        | "unknown_secret" | "egress_refused" => StatusCode::UNPROCESSABLE_ENTITY,
+        "quota_exceeded" => StatusCode::TOO_MANY_REQUESTS,
+        "overloaded" => StatusCode::SERVICE_UNAVAILABLE,
+        "registry_auth" | "push_failed" => StatusCode::BAD_GATEWAY,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> ApiError {
+        let code = e.code();
+        let status = status_of(code);
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            return ApiError::internal(&e);
+        }
+        let issues = match &e {
+            AppError::InvalidConfig { issues, .. } => Some(issues.clone()),
+            _ => None,
+        };
+        let mut api = ApiError::new(status, code, e.to_string());
+        api.body.error.issues = issues;
+        api.retry_after = e.retry_after_secs();
+        api
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = super::metrics::ErrorCode(self.body.error.code.clone());
+        let mut response = (self.status, Json(self.body)).into_response();
+        response.extensions_mut().insert(code);
+        if let Some(secs) = self.retry_after {
+            if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

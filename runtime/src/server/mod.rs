@@ -1,0 +1,186 @@
+//! `flavorbox serve`: the application layer over HTTP/JSON for many
+//! tenants. Every handler authenticates its caller, then calls the same
+//! [`crate::app`] operations the CLI calls; the server adds what sharing
+//! needs: tokens, quotas and admission, encrypted secrets, egress refusal,
+//! push jobs from uploaded tarballs, metrics and an OpenAPI document.
+//!
+//! - [`config`]: the operator's file and flags, checked into an [`AppConfig`].
+//! - [`auth`]: bearer tokens (tenants, admin).
+//! - [`error`]: the JSON error body and status of every failure.
+//! - [`handlers`]: one function per endpoint, each documented for OpenAPI.
+//! - [`jobs`]: uploads and the background push jobs.
+//! - [`metrics`]: `/metrics` and the request middleware.
+//! - [`openapi`]: `/openapi.json`.
+//!
+//! See `docs/server.md` for the operator's view.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+mod handlers;
+mod jobs;
+mod metrics;
+pub mod openapi;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+
+use crate::app::App;
+
+pub use self::config::ServeOptions;
+
+/// Largest JSON request body.
+const MAX_JSON_BYTES: usize = 1 << 20;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) app: Arc<App>,
+    pub(crate) admin: Arc<auth::AdminToken>,
+    pub(crate) metrics: Arc<metrics::Metrics>,
+    pub(crate) jobs: Arc<jobs::Jobs>,
+    pub(crate) ready: Arc<AtomicBool>,
+    pub(crate) options: Arc<ServeOptions>,
+}
+
+/// The router with every endpoint.
+pub(crate) fn router(state: AppState) -> Router {
+    use handlers as h;
+    Router::new()
+        .route("/v1/tenants", post(h::create_tenant))
+        .route(
+            "/v1/tenants/{name}",
+            axum::routing::delete(h::delete_tenant),
+        )
+        .route("/v1/flavors", get(h::list_flavors).post(h::post_flavor))
+        .route(
+            "/v1/flavors/{name}",
+            put(h::put_flavor)
+                .get(h::get_flavor)
+                .delete(h::delete_flavor),
+        )
+        .route("/v1/secrets", get(h::list_secrets))
+        .route(
+            "/v1/secrets/{name}",
+            put(h::put_secret).delete(h::delete_secret),
+        )
+        .route("/v1/registries", get(h::list_registries))
+        .route(
+            "/v1/registries/{name}",
+            put(h::put_registry)
+                .patch(h::patch_registry)
+                .get(h::get_registry)
+                .delete(h::delete_registry),
+        )
+        .route("/v1/registries/{name}/check", post(h::check))
+        .route("/v1/registries/{name}/push", post(jobs::push))
+        .route("/v1/jobs/{id}", get(jobs::get_job))
+        .route("/healthz", get(h::healthz))
+        .route("/readyz", get(h::readyz))
+        .route("/metrics", get(metrics::render))
+        .route("/openapi.json", get(openapi::document))
+        .fallback(h::not_found)
+        .method_not_allowed_fallback(h::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .with_state(state)
+}
+
+/// Runs the server until SIGTERM or SIGINT, then drains: no new
+/// connections, in-flight requests finish, running push jobs get up to the
+/// drain timeout.
+pub async fn serve(app: App, options: ServeOptions) -> anyhow::Result<()> {
+    let app = Arc::new(app);
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", options.listen))?;
+    let local: SocketAddr = listener.local_addr()?;
+    let interrupted = app
+        .store()
+        .fail_unfinished_jobs(crate::app::JOB_INTERRUPTED)
+        .await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            jobs = interrupted,
+            "marked push jobs a restart interrupted as failed"
+        );
+    }
+    let state = AppState {
+        admin: Arc::new(auth::AdminToken::new(&options.admin_token)),
+        metrics: Arc::new(metrics::Metrics::new(app.clone())),
+        jobs: Arc::new(jobs::Jobs::new(options.max_running_jobs)),
+        ready: Arc::new(AtomicBool::new(false)),
+        options: Arc::new(options),
+        app,
+    };
+    // Built-ins and stored flavors load in the background: the server
+    // answers /healthz at once and /readyz once they are in; a stored
+    // flavor that fails to load is logged and never stops the others.
+    {
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = state
+                .app
+                .tenant(&crate::app::Tenant::local())
+                .list_flavors()
+                .await
+            {
+                tracing::error!(error = %e, "the built-in flavors do not load");
+            }
+            for (tenant, flavor, error) in state.app.preload_flavors().await {
+                tracing::warn!(%tenant, %flavor, %error, "a stored flavor does not load; it fails when called");
+            }
+            state.ready.store(true, Ordering::Release);
+        });
+    }
+    tracing::info!(listen = %local, "flavorbox server listening");
+    // Scripts and tests read the bound address (with --listen 127.0.0.1:0).
+    println!("listening on http://{local}");
+    let drain = state.options.drain_timeout;
+    let jobs = state.jobs.clone();
+    let ready = state.ready.clone();
+    let app = state.app.clone();
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            ready.store(false, Ordering::Release);
+            tracing::info!("shutting down: draining in-flight requests and jobs");
+        })
+        .await?;
+    if !jobs.wait_idle(drain).await {
+        tracing::warn!(
+            timeout = ?drain,
+            "push jobs still running at the end of the drain; they are marked failed at the next start"
+        );
+    }
+    app.store().close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Default drain timeout for push jobs at shutdown.
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(60);

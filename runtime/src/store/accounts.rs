@@ -1,0 +1,112 @@
+//! The server's tenants (a name and the SHA-256 of its bearer token) and the
+//! questions that span tenants: which blobs any tenant still uses, which
+//! jobs a restart interrupted. Tenant-scoped queries stay in `tenant.rs`.
+
+use super::Store;
+use super::error::{StoreError, TENANT, already_exists, not_found};
+use super::timestamp::now_rfc3339;
+
+impl Store {
+    /// Records a tenant with the SHA-256 (hex) of its token.
+    pub async fn create_tenant(&self, name: &str, token_sha256: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO tenants (name, token_sha256, created_at) VALUES ($1, $2, $3)")
+            .bind(name)
+            .bind(token_sha256)
+            .bind(now_rfc3339())
+            .execute(self.db.pool())
+            .await
+            .map_err(|e| already_exists(e, TENANT, name))?;
+        Ok(())
+    }
+
+    /// The tenant whose token hashes to `token_sha256`, if any.
+    pub async fn tenant_for_token(&self, token_sha256: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT name, token_sha256 FROM tenants WHERE token_sha256 = $1")
+                .bind(token_sha256)
+                .fetch_optional(self.db.pool())
+                .await?;
+        // The lookup compares hashes of high-entropy tokens; the equality
+        // the caller relies on is checked again in constant time.
+        Ok(row.and_then(|(name, stored)| {
+            bool::from(subtle::ConstantTimeEq::ct_eq(
+                stored.as_bytes(),
+                token_sha256.as_bytes(),
+            ))
+            .then_some(name)
+        }))
+    }
+
+    /// Whether a tenant called `name` exists.
+    pub async fn tenant_exists(&self, name: &str) -> Result<bool, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT name FROM tenants WHERE name = $1")
+            .bind(name)
+            .fetch_optional(self.db.pool())
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Removes a tenant and every row it owns, in one transaction; returns
+    /// the digests of the flavors it had registered, for blob collection.
+    pub async fn delete_tenant(&self, name: &str) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.db.begin_write().await?;
+        let digests: Vec<(String,)> =
+            sqlx::query_as("SELECT sha256 FROM flavors WHERE tenant = $1")
+                .bind(name)
+                .fetch_all(&mut *tx)
+                .await?;
+        // Components first: they refer to secrets.
+        for table in ["components", "secrets", "flavors", "jobs"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE tenant = $1"))
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let deleted = sqlx::query("DELETE FROM tenants WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(not_found(TENANT, name));
+        }
+        tx.commit().await?;
+        let mut digests: Vec<String> = digests.into_iter().map(|(d,)| d).collect();
+        digests.sort();
+        digests.dedup();
+        Ok(digests)
+    }
+
+    /// Whether any tenant's registered flavor uses the blob `sha256`.
+    pub async fn flavor_blob_in_use(&self, sha256: &str) -> Result<bool, StoreError> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT name FROM flavors WHERE sha256 = $1 LIMIT 1")
+                .bind(sha256)
+                .fetch_optional(self.db.pool())
+                .await?;
+        Ok(row.is_some())
+    }
+
+    /// Every registered flavor's digest, with its tenant and name: for
+    /// checking at start-up that each still loads.
+    pub async fn all_flavors(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        Ok(sqlx::query_as("SELECT tenant, name, sha256 FROM flavors")
+            .fetch_all(self.db.pool())
+            .await?)
+    }
+
+    /// Marks every job still `queued` or `running` as failed with `detail_json`:
+    /// what a single server does at start-up for the jobs its last run was
+    /// doing. Returns how many it marked.
+    pub async fn fail_unfinished_jobs(&self, detail_json: &str) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE jobs SET status = 'failed', detail_json = $1, updated_at = $2 \
+             WHERE status IN ('queued', 'running')",
+        )
+        .bind(detail_json)
+        .bind(now_rfc3339())
+        .execute(self.db.pool())
+        .await?
+        .rows_affected())
+    }
+}
