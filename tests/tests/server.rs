@@ -1,0 +1,742 @@
+//! The real server binary on loopback, driven over HTTP: the whole flow to a
+//! real registry with htpasswd, tenants probing each other, quotas, egress
+//! refusal, a hostile tenant beside a good one, restart and SIGTERM drain.
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use flavorbox_tests::server::{Server, ServerOptions};
+use flavorbox_tests::{guest_bytes, services};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+fn wasm(server: &Server, token: &str, name: &str, bytes: &[u8]) -> flavorbox_tests::server::Answer {
+    server
+        .request(
+            "PUT",
+            &format!("/v1/flavors/{name}"),
+            Some(token),
+            Some(("application/wasm", bytes)),
+        )
+        .expect("PUT flavor")
+}
+
+/// `docker save` of `image` from the test engine into a file.
+fn save(image: &str, to: &std::path::Path) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        services::make_image(image).await.expect("make image");
+        let docker = services::docker().await.expect("engine");
+        let mut out = Vec::new();
+        let mut stream = docker.export_image(image);
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk.expect("export"));
+        }
+        std::fs::write(to, out).expect("write tarball");
+        // The engine must not need the tenant's own tag to push.
+        let _ = docker
+            .remove_image(
+                image,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await;
+    });
+}
+
+fn engine_has(reference: &str) -> bool {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let docker = services::docker().await.expect("engine");
+        docker.inspect_image(reference).await.is_ok()
+    })
+}
+
+fn private_tags() -> Vec<String> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let docker = services::docker().await.expect("engine");
+        let images = docker
+            .list_images(None::<bollard::query_parameters::ListImagesOptions>)
+            .await
+            .expect("list images");
+        images
+            .into_iter()
+            .flat_map(|i| i.repo_tags)
+            .filter(|t| t.starts_with("flavorbox-job/"))
+            .collect()
+    })
+}
+
+fn wait_job(server: &Server, token: &str, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let job = server
+            .get(&format!("/v1/jobs/{id}"), Some(token))
+            .expect("job");
+        assert_eq!(job.status, 200, "{}", job.text);
+        let status = job.body["status"].as_str().unwrap_or_default().to_string();
+        if status == "succeeded" || status == "failed" {
+            return job.body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {id} did not end: {}",
+            job.text
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_whole_flow_pushes_an_uploaded_image_with_the_tenants_secret() {
+    let s = services::services();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &ServerOptions {
+            allow: vec![s.auth_registry.clone()],
+            ..Default::default()
+        },
+    )
+    .expect("server");
+    let token = server.tenant("acme").expect("tenant");
+
+    let answer = wasm(&server, &token, "hostile", &guest_bytes("guest-hostile"));
+    assert_eq!(answer.status, 201, "{}", answer.text);
+    assert_eq!(answer.body["name"], "hostile");
+
+    let secret = server
+        .json(
+            "PUT",
+            "/v1/secrets/reg",
+            Some(&token),
+            &json!({"username": s.auth_user, "password": s.auth_password}),
+        )
+        .unwrap();
+    assert_eq!(secret.status, 201, "{}", secret.text);
+    assert!(
+        !secret.text.contains(&s.auth_password),
+        "the password never comes back"
+    );
+    let listed = server.get("/v1/secrets", Some(&token)).unwrap();
+    assert!(!listed.text.contains(&s.auth_password));
+    let db = std::fs::read(server.home.join("flavorbox.db")).unwrap();
+    assert!(
+        !db.windows(s.auth_password.len())
+            .any(|w| w == s.auth_password.as_bytes()),
+        "the password is encrypted at rest"
+    );
+
+    let registry = server
+        .json(
+            "PUT",
+            "/v1/registries/prod",
+            Some(&token),
+            &json!({"flavor": "hostile", "uri": format!("{}/acme", s.auth_registry), "config": {"mode": "ok"}, "secret": "reg"}),
+        )
+        .unwrap();
+    assert_eq!(registry.status, 201, "{}", registry.text);
+    assert_eq!(registry.body["uri"], format!("{}/acme", s.auth_registry));
+
+    let image = format!("{}/acme/app:v1", s.auth_registry);
+    let check = server
+        .json(
+            "POST",
+            "/v1/registries/prod/check",
+            Some(&token),
+            &json!({"image": image}),
+        )
+        .unwrap();
+    assert_eq!(check.status, 200, "{}", check.text);
+    assert_eq!(check.body["allowed"], true, "{}", check.text);
+    assert_eq!(check.body["image"]["path"], "acme/app");
+    let outside = server
+        .json(
+            "POST",
+            "/v1/registries/prod/check",
+            Some(&token),
+            &json!({"image": format!("{}/other/app:1", s.auth_registry)}),
+        )
+        .unwrap();
+    assert_eq!(outside.status, 422, "{}", outside.text);
+    assert_eq!(outside.body["error"]["code"], "invalid_target");
+
+    let tarball = dir.path().join("app.tar");
+    save(&image, &tarball);
+    assert!(
+        !engine_has(&image),
+        "the tenant's tag is gone before the push"
+    );
+    let bytes = std::fs::read(&tarball).unwrap();
+    let accepted = server
+        .request(
+            "POST",
+            &format!(
+                "/v1/registries/prod/push?image={}",
+                image.replace(':', "%3A").replace('/', "%2F")
+            ),
+            Some(&token),
+            Some(("application/x-tar", &bytes)),
+        )
+        .unwrap();
+    assert_eq!(accepted.status, 202, "{}", accepted.text);
+    let id = accepted.body["id"].as_str().unwrap().to_string();
+    let job = wait_job(&server, &token, &id);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let digest = services::registry_manifest_digest(
+        &s.auth_registry,
+        "acme/app",
+        "v1",
+        Some((&s.auth_user, &s.auth_password)),
+    )
+    .expect("registry digest");
+    assert_eq!(
+        job["digest"],
+        digest.as_str(),
+        "the job reports the registry's digest"
+    );
+    assert!(
+        private_tags().is_empty(),
+        "nothing the job loaded is left: {:?}",
+        private_tags()
+    );
+    assert!(
+        !engine_has(&image),
+        "the target tag is removed after the push"
+    );
+
+    // A job of another tenant is a missing job.
+    let other = server.tenant("other").unwrap();
+    let probe = server.get(&format!("/v1/jobs/{id}"), Some(&other)).unwrap();
+    assert_eq!(probe.status, 404);
+}
+
+#[test]
+fn a_tenant_cannot_see_or_touch_another_tenants_resources() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = "127.0.0.1:5999";
+    let server = Server::start(
+        dir.path(),
+        &ServerOptions {
+            allow: vec![registry.into()],
+            ..Default::default()
+        },
+    )
+    .expect("server");
+    let a = server.tenant("alice").unwrap();
+    let b = server.tenant("bob").unwrap();
+
+    // What bob sees for each name before alice creates it...
+    let probes: Vec<(&str, String, Option<Value>)> = vec![
+        ("GET", "/v1/flavors/hostile".into(), None),
+        ("DELETE", "/v1/flavors/hostile".into(), None),
+        ("DELETE", "/v1/secrets/creds".into(), None),
+        ("GET", "/v1/registries/shared".into(), None),
+        ("DELETE", "/v1/registries/shared".into(), None),
+        (
+            "PATCH",
+            "/v1/registries/shared".into(),
+            Some(json!({"config": {"mode": "ok"}})),
+        ),
+        (
+            "POST",
+            "/v1/registries/shared/check".into(),
+            Some(json!({"image": format!("{registry}/app:1")})),
+        ),
+    ];
+    let ask = |token: &str| -> Vec<(u16, String)> {
+        probes
+            .iter()
+            .map(|(method, path, body)| {
+                let answer = match body {
+                    Some(body) => server.json(method, path, Some(token), body).unwrap(),
+                    None => server.request(method, path, Some(token), None).unwrap(),
+                };
+                (answer.status, answer.text)
+            })
+            .collect()
+    };
+    let before = ask(&b);
+
+    assert_eq!(
+        wasm(&server, &a, "hostile", &guest_bytes("guest-hostile")).status,
+        201
+    );
+    assert_eq!(
+        server
+            .json(
+                "PUT",
+                "/v1/secrets/creds",
+                Some(&a),
+                &json!({"username": "u", "password": "p"})
+            )
+            .unwrap()
+            .status,
+        201
+    );
+    let created = server
+        .json(
+            "PUT",
+            "/v1/registries/shared",
+            Some(&a),
+            &json!({"flavor": "hostile", "uri": registry, "secret": "creds"}),
+        )
+        .unwrap();
+    assert_eq!(created.status, 201, "{}", created.text);
+
+    // ...is exactly what bob sees after: 404 with the same body.
+    let after = ask(&b);
+    assert_eq!(
+        before, after,
+        "another tenant's resource answers like a missing one"
+    );
+    assert!(after.iter().all(|(status, _)| *status == 404), "{after:?}");
+    // Bob's lists stay empty, and a component of bob's cannot use alice's secret.
+    assert_eq!(server.get("/v1/secrets", Some(&b)).unwrap().body, json!([]));
+    assert_eq!(
+        server.get("/v1/registries", Some(&b)).unwrap().body,
+        json!([])
+    );
+    let flavors = server.get("/v1/flavors", Some(&b)).unwrap();
+    assert!(
+        flavors
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["builtin"] == true)
+    );
+    let borrow = server
+        .json(
+            "PUT",
+            "/v1/registries/mine",
+            Some(&b),
+            &json!({"flavor": "default", "uri": registry, "secret": "creds"}),
+        )
+        .unwrap();
+    assert_eq!(borrow.status, 422, "{}", borrow.text);
+    assert_eq!(borrow.body["error"]["code"], "unknown_secret");
+    // Alice's things are intact.
+    assert_eq!(
+        server
+            .get("/v1/registries/shared", Some(&a))
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(
+        server.get("/v1/flavors/hostile", Some(&a)).unwrap().status,
+        200
+    );
+
+    // Tokens: none, malformed, unknown, the admin's on a tenant endpoint,
+    // a tenant's on an admin endpoint: all 401.
+    for token in [
+        None,
+        Some("nonsense"),
+        Some("fbx_0000"),
+        Some(server.admin.as_str()),
+    ] {
+        let answer = server.get("/v1/flavors", token).unwrap();
+        assert_eq!(answer.status, 401, "{token:?}");
+        assert_eq!(answer.body["error"]["code"], "unauthorized");
+    }
+    let as_admin = server
+        .json("POST", "/v1/tenants", Some(&a), &json!({"name": "mallory"}))
+        .unwrap();
+    assert_eq!(as_admin.status, 401);
+    let delete = server
+        .request("DELETE", "/v1/tenants/bob", Some(&a), None)
+        .unwrap();
+    assert_eq!(delete.status, 401);
+
+    // Deleting a tenant removes everything it owned, and its token.
+    let deleted = server
+        .request("DELETE", "/v1/tenants/alice", Some(&server.admin), None)
+        .unwrap();
+    assert_eq!(deleted.status, 204);
+    assert_eq!(server.get("/v1/flavors", Some(&a)).unwrap().status, 401);
+    let again = server.tenant("alice").unwrap();
+    assert_eq!(
+        server.get("/v1/registries", Some(&again)).unwrap().body,
+        json!([])
+    );
+    assert_eq!(
+        server.get("/v1/secrets", Some(&again)).unwrap().body,
+        json!([])
+    );
+}
+
+#[test]
+fn quotas_refuse_with_429_and_413_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &ServerOptions {
+            config: Some("[quotas]\nmax_flavors = 1\nmax_registries = 1\nmax_wasm_mib = 1\nmax_upload_mib = 1\n[tenants.none]\nmax_flavors = 0\n".into()),
+            allow: vec!["127.0.0.1:5998".into()],
+            ..Default::default()
+        },
+    )
+    .expect("server");
+    let token = server.tenant("small").unwrap();
+    assert_eq!(
+        wasm(&server, &token, "hostile", &guest_bytes("guest-hostile")).status,
+        201
+    );
+    let state = |server: &Server| {
+        (
+            server.get("/v1/flavors", Some(&token)).unwrap().text,
+            server.get("/v1/registries", Some(&token)).unwrap().text,
+        )
+    };
+
+    // A tenant whose quota allows no flavor: 429, nothing stored.
+    let none = server.tenant("none").unwrap();
+    let before_none = server.get("/v1/flavors", Some(&none)).unwrap().text;
+    let refused = wasm(&server, &none, "hostile", &guest_bytes("guest-hostile"));
+    assert_eq!(refused.status, 429, "{}", refused.text);
+    assert_eq!(refused.body["error"]["code"], "quota_exceeded");
+    assert!(refused.retry_after.is_some(), "429 carries Retry-After");
+    assert_eq!(
+        server.get("/v1/flavors", Some(&none)).unwrap().text,
+        before_none
+    );
+
+    let first = server
+        .json(
+            "PUT",
+            "/v1/registries/one",
+            Some(&token),
+            &json!({"flavor": "default", "uri": "127.0.0.1:5998"}),
+        )
+        .unwrap();
+    assert_eq!(first.status, 201, "{}", first.text);
+    let before = state(&server);
+    let over = server
+        .json(
+            "PUT",
+            "/v1/registries/two",
+            Some(&token),
+            &json!({"flavor": "default", "uri": "127.0.0.1:5998"}),
+        )
+        .unwrap();
+    assert_eq!(over.status, 429, "{}", over.text);
+    assert_eq!(over.body["error"]["code"], "quota_exceeded");
+    assert!(over.retry_after.is_some(), "429 carries Retry-After");
+    assert_eq!(state(&server), before, "nothing changed");
+
+    // Over the size caps: 413, nothing stored.
+    let big = vec![0u8; (1 << 20) + 10];
+    let too_big = wasm(&server, &token, "big", &big);
+    assert_eq!(too_big.status, 413, "{}", too_big.text);
+    let upload = server
+        .request(
+            "POST",
+            "/v1/registries/one/push?image=127.0.0.1%3A5998%2Fapp%3A1",
+            Some(&token),
+            Some(("application/x-tar", &big)),
+        )
+        .unwrap();
+    assert_eq!(upload.status, 413, "{}", upload.text);
+    assert_eq!(state(&server), before);
+    let uploads: Vec<_> = std::fs::read_dir(server.home.join("uploads"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(
+        uploads.is_empty(),
+        "a refused upload leaves no file: {uploads:?}"
+    );
+}
+
+#[test]
+fn a_loopback_registry_is_refused_without_an_allowlist_entry_and_nothing_reaches_it() {
+    let canary = TcpListener::bind("127.0.0.1:0").unwrap();
+    canary.set_nonblocking(true).unwrap();
+    let port = canary.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &ServerOptions::default()).expect("server");
+    let token = server.tenant("probe").unwrap();
+    for uri in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+        format!("127.1.2.3:{port}/team"),
+        "10.0.0.1:5000".into(),
+        "169.254.169.254".into(),
+    ] {
+        let answer = server
+            .json(
+                "PUT",
+                "/v1/registries/r",
+                Some(&token),
+                &json!({"flavor": "default", "uri": uri}),
+            )
+            .unwrap();
+        assert_eq!(answer.status, 422, "{uri}: {}", answer.text);
+        assert_eq!(answer.body["error"]["code"], "egress_refused", "{uri}");
+    }
+    assert_eq!(
+        server.get("/v1/registries", Some(&token)).unwrap().body,
+        json!([])
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(canary.accept().is_err(), "the canary received a connection");
+}
+
+#[test]
+fn a_hostile_tenant_does_not_starve_a_good_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = "127.0.0.1:5997";
+    let server = Server::start(
+        dir.path(),
+        &ServerOptions {
+            allow: vec![registry.into()],
+            config: Some("[quotas]\ntimeout_ms = 2000\nmemory_mib = 64\nmax_concurrent_calls = 1\nmax_queued_calls = 2\ncpu_ms_per_minute = 3000\n".into()),
+            ..Default::default()
+        },
+    )
+    .expect("server");
+    let good = server.tenant("good").unwrap();
+    let evil = server.tenant("evil").unwrap();
+    assert_eq!(
+        wasm(&server, &evil, "hostile", &guest_bytes("guest-hostile")).status,
+        201
+    );
+    let ok = server
+        .json(
+            "PUT",
+            "/v1/registries/r",
+            Some(&good),
+            &json!({"flavor": "default", "uri": registry}),
+        )
+        .unwrap();
+    assert_eq!(ok.status, 201, "{}", ok.text);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let statuses = Arc::new(Mutex::new(Vec::new()));
+    let attackers: Vec<_> = (0..6)
+        .map(|i| {
+            let url = server.url.clone();
+            let evil = evil.clone();
+            let stop = stop.clone();
+            let statuses = statuses.clone();
+            std::thread::spawn(move || {
+                let mode = if i % 2 == 0 { "loop" } else { "alloc" };
+                while !stop.load(Ordering::Relaxed) {
+                    let answer = ureq::put(&format!("{url}/v1/registries/x{i}"))
+                        .set("Authorization", &format!("Bearer {evil}"))
+                        .timeout(Duration::from_secs(60))
+                        .send_string(&json!({"flavor": "hostile", "uri": "127.0.0.1:5997", "config": {"mode": mode}}).to_string());
+                    let status = match answer {
+                        Ok(r) => r.status(),
+                        Err(ureq::Error::Status(s, _)) => s,
+                        Err(_) => 0,
+                    };
+                    statuses.lock().unwrap().push(status);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut latencies = Vec::new();
+    let served = AtomicUsize::new(0);
+    for _ in 0..60 {
+        let start = Instant::now();
+        let answer = server
+            .json(
+                "POST",
+                "/v1/registries/r/check",
+                Some(&good),
+                &json!({"image": format!("{registry}/app:1")}),
+            )
+            .unwrap();
+        latencies.push(start.elapsed());
+        assert_eq!(
+            answer.status, 200,
+            "the good tenant is served: {}",
+            answer.text
+        );
+        served.fetch_add(1, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for a in attackers {
+        a.join().unwrap();
+    }
+    latencies.sort();
+    let p50 = latencies[latencies.len() / 2];
+    let worst = latencies[latencies.len() - 1];
+    eprintln!("good tenant under attack: p50 {p50:?}, worst {worst:?}");
+    let statuses = statuses.lock().unwrap();
+    assert!(
+        statuses.iter().all(|s| matches!(s, 422 | 429 | 503)),
+        "the attacker only ever gets its own failures or refusals: {statuses:?}"
+    );
+    assert!(
+        statuses.contains(&429),
+        "the attacker hits its quota: {statuses:?}"
+    );
+    // Loose: a call of the good tenant never waits behind the attacker's
+    // 2 s calls (the attacker holds at most its own slot).
+    assert!(
+        worst < Duration::from_secs(2),
+        "worst good latency {worst:?}"
+    );
+    let metrics = server.get("/metrics", None).unwrap().text;
+    assert!(
+        metrics.contains("flavorbox_quota_rejections_total{reason=\"cpu_budget\"}")
+            || metrics.contains("tenant_concurrency"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn state_survives_a_restart_and_sigterm_drains_in_flight_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = "127.0.0.1:5996";
+    let options = ServerOptions {
+        allow: vec![registry.into()],
+        config: Some("[quotas]\ntimeout_ms = 1500\n".into()),
+        ..Default::default()
+    };
+    let mut server = Server::start(dir.path(), &options).expect("server");
+    let token = server.tenant("keep").unwrap();
+    assert_eq!(
+        wasm(&server, &token, "hostile", &guest_bytes("guest-hostile")).status,
+        201
+    );
+    assert_eq!(
+        server
+            .json(
+                "PUT",
+                "/v1/secrets/s",
+                Some(&token),
+                &json!({"username": "u", "password": "p"})
+            )
+            .unwrap()
+            .status,
+        201
+    );
+    assert_eq!(
+        server
+            .json("PUT", "/v1/registries/r", Some(&token), &json!({"flavor": "hostile", "uri": registry, "secret": "s", "config": {"deny": "no"}}))
+            .unwrap()
+            .status,
+        201
+    );
+    let snapshot = |server: &Server| {
+        ["/v1/flavors", "/v1/secrets", "/v1/registries"]
+            .map(|p| server.get(p, Some(&token)).unwrap().text)
+    };
+    let before = snapshot(&server);
+
+    // A slow request (the flavor loops until its 1.5 s deadline) is in
+    // flight when SIGTERM arrives: it still gets its answer.
+    let url = server.url.clone();
+    let slow_token = token.clone();
+    let slow = std::thread::spawn(move || {
+        let answer = ureq::put(&format!("{url}/v1/registries/slow"))
+            .set("Authorization", &format!("Bearer {slow_token}"))
+            .send_string(
+                &json!({"flavor": "hostile", "uri": "127.0.0.1:5996", "config": {"mode": "loop"}})
+                    .to_string(),
+            );
+        match answer {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(s, _)) => s,
+            Err(e) => panic!("the in-flight request was cut: {e}"),
+        }
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    let (status, log) = server.stop().expect("stop");
+    assert!(
+        status.success(),
+        "clean exit after SIGTERM: {status:?}\n{log}"
+    );
+    assert_eq!(slow.join().unwrap(), 422, "the in-flight call was answered");
+    assert!(log.contains("shutting down"), "{log}");
+
+    let server = Server::start_with(
+        dir.path(),
+        server.home.clone(),
+        server.admin.clone(),
+        &options,
+    )
+    .expect("restart");
+    assert_eq!(
+        snapshot(&server),
+        before,
+        "everything is as it was, token included"
+    );
+    let check = server
+        .json(
+            "POST",
+            "/v1/registries/r/check",
+            Some(&token),
+            &json!({"image": format!("{registry}/app:1")}),
+        )
+        .unwrap();
+    assert_eq!(check.status, 200, "{}", check.text);
+    assert_eq!(check.body["allowed"], false);
+    assert_eq!(check.body["reason"], "no");
+}
+
+#[test]
+fn malformed_requests_get_json_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &ServerOptions::default()).expect("server");
+    let token = server.tenant("t").unwrap();
+    for (method, path, body) in [
+        ("PUT", "/v1/secrets/s", "{not json"),
+        ("PUT", "/v1/secrets/s", "{\"username\": 1}"),
+        ("POST", "/v1/registries/r/check", "[]"),
+        (
+            "PUT",
+            "/v1/secrets/bad%20name",
+            "{\"username\":\"u\",\"password\":\"p\"}",
+        ),
+    ] {
+        let answer = server
+            .request(
+                method,
+                path,
+                Some(&token),
+                Some(("application/json", body.as_bytes())),
+            )
+            .unwrap();
+        assert!(
+            matches!(answer.status, 400 | 404),
+            "{method} {path} {body}: {}",
+            answer.text
+        );
+        assert!(
+            answer.body["error"]["message"].is_string(),
+            "{}",
+            answer.text
+        );
+    }
+    let unknown = server.get("/v2/nothing", Some(&token)).unwrap();
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.body["error"]["code"], "not_found");
+    let garbage = wasm(&server, &token, "x", b"\0asm garbage");
+    assert_eq!(garbage.status, 422, "{}", garbage.text);
+    let mismatch = wasm(
+        &server,
+        &token,
+        "not-hostile",
+        &guest_bytes("guest-hostile"),
+    );
+    assert_eq!(mismatch.status, 400, "{}", mismatch.text);
+    assert_eq!(
+        server
+            .get("/v1/flavors/hostile", Some(&token))
+            .unwrap()
+            .status,
+        404,
+        "nothing stored"
+    );
+}
