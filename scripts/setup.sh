@@ -60,4 +60,15 @@ else
     say "installing cargo-fuzz"
     cargo install cargo-fuzz --locked
 fi
+# schemathesis, pinned, in a virtualenv under the cache: the server suite
+# runs it against the server's /openapi.json.
+VENV="${FLAVORBOX_VENV:-$HOME/.cache/flavorbox/venv}"
+SCHEMATHESIS_VERSION=4.32.5
+if [ -x "$VENV/bin/schemathesis" ] && "$VENV/bin/pip" show schemathesis 2>/dev/null | grep -qx "Version: $SCHEMATHESIS_VERSION"; then
+    say "schemathesis $SCHEMATHESIS_VERSION present in $VENV"
+else
+    say "installing schemathesis $SCHEMATHESIS_VERSION into $VENV"
+    python3 -m venv "$VENV"
+    PIP_CACHE_DIR="$HOME/.cache/flavorbox/pip" "$VENV/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
+fi
 say "done"

@@ -134,7 +134,7 @@ pub async fn list_flavors(
 
 #[utoipa::path(put, path = "/v1/flavors/{name}", tag = "flavors",
     params(("name" = String, Path, description = "The name the component gives itself in its metadata")),
-    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component (wasm32-wasip2), size-capped"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The component (wasm32-wasip2), size-capped"),
     security(("tenant" = [])),
     responses(
         (status = 201, description = "Registered", body = FlavorInfo),
@@ -170,7 +170,7 @@ pub async fn put_flavor(
 }
 
 #[utoipa::path(post, path = "/v1/flavors", tag = "flavors",
-    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component (wasm32-wasip2), size-capped; registered under the name in its metadata"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The component (wasm32-wasip2), size-capped; registered under the name in its metadata"),
     security(("tenant" = [])),
     responses(
         (status = 201, description = "Registered (or the same content already was)", body = FlavorInfo),

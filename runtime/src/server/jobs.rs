@@ -70,7 +70,7 @@ pub struct PushQuery {
 
 #[utoipa::path(post, path = "/v1/registries/{name}/push", tag = "registries",
     params(("name" = String, Path, description = "Registry component name"), PushQuery),
-    request_body(content = Vec<u8>, content_type = "application/x-tar",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
         description = "A `docker save` tarball of exactly one image, streamed and size-capped"),
     security(("tenant" = [])),
     responses(
