@@ -31,6 +31,8 @@ pub struct ServerOptions {
     pub config: Option<String>,
     /// Extra arguments after `serve`.
     pub args: Vec<String>,
+    /// Extra environment variables (e.g. `DOCKER_HOST` of the test engine).
+    pub env: Vec<(String, String)>,
 }
 
 /// An HTTP answer.
@@ -94,6 +96,7 @@ impl Server {
             command.arg("--config").arg(path);
         }
         command.args(&options.args);
+        command.envs(options.env.iter().map(|(k, v)| (k, v)));
         let mut child = command.spawn().context("starting flavorbox serve")?;
         let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
         let stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;

@@ -98,6 +98,7 @@ fn the_whole_flow_pushes_an_uploaded_image_with_the_tenants_secret() {
         dir.path(),
         &ServerOptions {
             allow: vec![s.auth_registry.clone()],
+            env: vec![("DOCKER_HOST".into(), s.docker_host.clone())],
             ..Default::default()
         },
     )

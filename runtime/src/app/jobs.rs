@@ -43,7 +43,17 @@ pub fn new_job_id() -> Result<String, AppError> {
 }
 
 fn to_json(detail: &Detail) -> String {
-    serde_json::to_string(detail).unwrap_or_else(|_| "{}".into())
+    match serde_json::to_string(detail) {
+        Ok(text) => text,
+        Err(e) => {
+            // Never silently: a detail that cannot be stored loses the digest.
+            tracing::error!(error = %e, "cannot serialise a job's detail");
+            format!(
+                r#"{{"error":{{"code":"internal","message":"cannot record the job's detail: {}"}}}}"#,
+                e.to_string().replace('"', "'")
+            )
+        }
+    }
 }
 
 impl TenantApp<'_> {

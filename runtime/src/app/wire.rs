@@ -370,3 +370,31 @@ impl std::fmt::Debug for SecretBody {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::push::PushEvent;
+
+    #[test]
+    fn push_progress_round_trips_through_json() {
+        let steps = vec![
+            PushProgress::Engine {
+                event: PushEvent::Status {
+                    status: "loading".into(),
+                },
+            },
+            PushProgress::Engine {
+                event: PushEvent::Layer {
+                    id: "abc".into(),
+                    status: "Pushing".into(),
+                    current: Some(1),
+                    total: Some(2),
+                },
+            },
+        ];
+        let text = serde_json::to_string(&steps).expect("serialises");
+        let back: Vec<PushProgress> = serde_json::from_str(&text).expect("parses");
+        assert_eq!(back, steps);
+    }
+}

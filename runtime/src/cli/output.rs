@@ -128,7 +128,7 @@ impl Progress {
                 current,
                 total,
             } => (id, status, current, total),
-            PushEvent::Status(status) => (String::new(), status, None, None),
+            PushEvent::Status { status } => (String::new(), status, None, None),
         };
         let line = if id.is_empty() {
             status

@@ -20,6 +20,10 @@ use futures_util::StreamExt;
 use crate::credentials::Credentials;
 use crate::reference::Reference;
 
+mod archive;
+
+pub use archive::push_archive;
+
 /// One progress item of a push, as the engine reports it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -37,7 +41,10 @@ pub enum PushEvent {
         total: Option<u64>,
     },
     /// A status line that is not about one layer ("The push refers to repository ...", the digest line).
-    Status(String),
+    Status {
+        /// The engine's status line.
+        status: String,
+    },
 }
 
 /// What a successful push produced.
@@ -102,10 +109,10 @@ pub enum PushError {
         /// The engine's message.
         message: String,
     },
-    /// The push stream ended without a manifest digest.
-    /// TEMP-MERGE
+    /// An uploaded image archive is not one image saved by `docker save`.
     #[error("{0}")]
     BadArchive(String),
+    /// The push stream ended without a manifest digest.
     #[error(
         "the push ended without the registry reporting a manifest digest; the image may not have been stored, retry the push"
     )]
@@ -244,7 +251,7 @@ pub async fn push_image(
                 current: None,
                 total: None,
             },
-            None => PushEvent::Status(status),
+            None => PushEvent::Status { status },
         };
         on_event(event);
     }
@@ -456,15 +463,4 @@ mod tests {
             PushError::Stream { .. }
         ));
     }
-}
-// TEMP-MERGE: replaced by push/archive.rs from the push-archive branch.
-pub async fn push_archive(
-    _docker: &Docker,
-    _archive: &std::path::Path,
-    _job: &str,
-    _target: &Reference,
-    _credentials: Option<&Credentials>,
-    _on_event: &mut (dyn FnMut(PushEvent) + Send),
-) -> Result<PushOutcome, PushError> {
-    Err(PushError::BadArchive("TEMP".into()))
 }
