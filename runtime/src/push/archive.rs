@@ -284,8 +284,8 @@ fn rewrite(input: &Path, private: &str) -> Result<tempfile::NamedTempFile, PushE
             {
                 continue;
             }
-            let mut header = entry.header().clone();
-            builder.append(&mut header, entry).map_err(io)?;
+            let header = entry.header().clone();
+            builder.append(&header, entry).map_err(io)?;
         }
         let mut header = tar::Header::new_gnu();
         header.set_size(manifest.len() as u64);

@@ -136,10 +136,10 @@ impl IntoResponse for ApiError {
         let code = super::metrics::ErrorCode(self.body.error.code.clone());
         let mut response = (self.status, Json(self.body)).into_response();
         response.extensions_mut().insert(code);
-        if let Some(secs) = self.retry_after {
-            if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
+        if let Some(secs) = self.retry_after
+            && let Ok(value) = HeaderValue::from_str(&secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         if self.status == StatusCode::UNAUTHORIZED {
             response

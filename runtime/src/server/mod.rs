@@ -10,7 +10,7 @@
 //! - [`handlers`]: one function per endpoint, each documented for OpenAPI.
 //! - [`jobs`]: uploads and the background push jobs.
 //! - [`metrics`]: `/metrics` and the request middleware.
-//! - [`openapi`]: `/openapi.json`.
+//! - [`openapi`]: the document served at `/openapi.json`.
 //!
 //! See `docs/server.md` for the operator's view.
 
