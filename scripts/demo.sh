@@ -3,7 +3,8 @@
 # Flavorbox (guests included), start a Docker engine (unless one answers) and
 # a registry on 127.0.0.1, make a small image locally, register a registry
 # component, push the image through the `default` flavor, and show the digest
-# (checked against the registry itself with skopeo).
+# (checked against the registry itself with skopeo); then the same through a
+# local `flavorbox serve`, with `flavorbox login` making the CLI its client.
 #
 # Everything it starts is stopped when it ends. State goes to a temporary
 # FLAVORBOX_HOME unless you set one.
@@ -79,3 +80,38 @@ ON_REGISTRY=$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker:/
 echo "== flavorbox reported $DIGEST; the registry serves $ON_REGISTRY"
 [ "$DIGEST" = "$ON_REGISTRY" ] || { echo "digest mismatch" >&2; exit 1; }
 echo "== done: $IMAGE pushed, digest $DIGEST"
+
+# The same workflow against a multi-tenant server: `flavorbox serve` on a
+# loopback port (the demo registry on 127.0.0.1 needs an egress allowlist
+# entry), a tenant made with the admin token, then the CLI logs in and its
+# `registry` and `push` commands go to the server. The push uploads the image
+# as a `docker save` tarball; the server pushes it with its own engine.
+echo "== starting flavorbox serve (state in $WORK/server-home)"
+head -c 32 /dev/urandom >"$WORK/secrets.key"
+chmod 600 "$WORK/secrets.key"
+ADMIN_TOKEN=$(head -c 32 /dev/urandom | base64 | tr -d '\n')
+FLAVORBOX_ADMIN_TOKEN="$ADMIN_TOKEN" FLAVORBOX_SECRETS_KEY_FILE="$WORK/secrets.key" \
+    "$FLAVORBOX" --home "$WORK/server-home" serve --listen 127.0.0.1:0 \
+    --allow-registry "$REGISTRY" >"$WORK/server.out" 2>"$WORK/server.log" &
+PIDS+=($!)
+for _ in $(seq 1 100); do grep -q '^listening on ' "$WORK/server.out" 2>/dev/null && break; sleep 0.2; done
+SERVER=$(sed -n 's/^listening on //p' "$WORK/server.out")
+for _ in $(seq 1 100); do curl -fsS "$SERVER/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+TOKEN=$(curl -fsS -X POST -H "Authorization: Bearer $ADMIN_TOKEN" -d '{"name":"demo"}' "$SERVER/v1/tenants" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+REMOTE_IMAGE="$REGISTRY/demo/remote:1"
+echo "hello from a flavorbox server $(date -u +%FT%TZ)" >"$WORK/rootfs/hello.txt"
+tar -C "$WORK/rootfs" -cf - . | docker import - "$REMOTE_IMAGE" >/dev/null
+
+set -x
+echo "$TOKEN" | "$FLAVORBOX" login "$SERVER" --token-stdin
+"$FLAVORBOX" registry register remote --flavor default --uri "$REGISTRY"
+"$FLAVORBOX" registry list
+"$FLAVORBOX" push "$REMOTE_IMAGE" --registry remote --json | tee "$WORK/remote.json"
+"$FLAVORBOX" logout
+set +x
+DIGEST=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["digest"])' "$WORK/remote.json")
+ON_REGISTRY=$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$REMOTE_IMAGE")
+echo "== the server reported $DIGEST; the registry serves $ON_REGISTRY"
+[ "$DIGEST" = "$ON_REGISTRY" ] || { echo "digest mismatch" >&2; exit 1; }
+echo "== done: $REMOTE_IMAGE pushed through the server, digest $DIGEST"
