@@ -741,3 +741,168 @@ fn malformed_requests_get_json_errors() {
         "nothing stored"
     );
 }
+
+/// Runs the CLI with `home`, returning (success, stdout, stderr).
+fn cli(
+    home: &std::path::Path,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
+    use std::io::Write;
+    let mut command = std::process::Command::new(flavorbox_tests::flavorbox_bin());
+    command
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("FLAVORBOX_SERVER")
+        .env_remove("FLAVORBOX_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("run flavorbox");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_cli_logged_in_to_a_server_runs_the_same_commands_and_pushes() {
+    let s = services::services();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &ServerOptions {
+            allow: vec![s.open_registry.clone()],
+            env: vec![("DOCKER_HOST".into(), s.docker_host.clone())],
+            ..Default::default()
+        },
+    )
+    .expect("server");
+    let token = server.tenant("cli").unwrap();
+    let home = dir.path().join("client");
+    let docker = [("DOCKER_HOST", s.docker_host.as_str())];
+
+    let (ok, _, err) = cli(
+        &home,
+        &["login", &server.url, "--token", "fbx_wrong"],
+        None,
+        &[],
+    );
+    assert!(!ok, "a wrong token is refused at login");
+    assert!(err.contains("bearer token"), "{err}");
+    let (ok, _, err) = cli(
+        &home,
+        &["login", &server.url, "--token-stdin"],
+        Some(&token),
+        &[],
+    );
+    assert!(ok, "{err}");
+
+    let hostile = flavorbox_tests::guest_path("guest-hostile");
+    let (ok, out, err) = cli(
+        &home,
+        &["flavor", "register", hostile.to_str().unwrap()],
+        None,
+        &[],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "hostile");
+    let (ok, _, err) = cli(
+        &home,
+        &[
+            "secret",
+            "create",
+            "s",
+            "--username",
+            "u",
+            "--password-stdin",
+        ],
+        Some("p"),
+        &[],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(
+        &home,
+        &[
+            "registry",
+            "register",
+            "r",
+            "--flavor",
+            "default",
+            "--uri",
+            &s.open_registry,
+        ],
+        None,
+        &[],
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = cli(&home, &["registry", "list", "--json"], None, &[]);
+    assert!(ok, "{err}");
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed[0]["name"], "r");
+    // The server holds it: the tenant sees it over HTTP too.
+    assert_eq!(
+        server.get("/v1/registries/r", Some(&token)).unwrap().status,
+        200
+    );
+    let (ok, _, err) = cli(
+        &home,
+        &["registry", "update", "r", "--uri", "10.0.0.1:5000"],
+        None,
+        &[],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("egress"),
+        "the server's refusal reaches the CLI: {err}"
+    );
+
+    let image = format!("{}/cli/app:1", s.open_registry);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(services::make_image(&image)).expect("image");
+    let (ok, out, err) = cli(
+        &home,
+        &["push", &image, "--registry", "r", "--dry-run"],
+        None,
+        &docker,
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("dry run"), "{out}");
+    let (ok, out, err) = cli(
+        &home,
+        &["push", &image, "--registry", "r", "--json"],
+        None,
+        &docker,
+    );
+    assert!(ok, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let digest =
+        services::registry_manifest_digest(&s.open_registry, "cli/app", "1", None).unwrap();
+    assert_eq!(report["digest"], digest.as_str());
+
+    let (ok, _, err) = cli(&home, &["logout"], None, &[]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = cli(&home, &["registry", "list", "--json"], None, &[]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        json!([]),
+        "back to the local state"
+    );
+}

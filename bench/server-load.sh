@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Load benchmark of `flavorbox serve` on loopback with oha (crates.io, a
+# maintained HTTP load generator, installed into ~/.cache/flavorbox/tools).
+#
+#   bench/server-load.sh [SECONDS] [RATE]
+#
+# Measures, on this machine, requests/s and p50/p99 latency of:
+#   healthz  GET /healthz (no auth, no sandbox: the HTTP baseline)
+#   check    POST /v1/registries/r/check (auth, store, a flavor call)
+#   put      PUT /v1/registries/{name} (auth, flavor validation, a write)
+# each at full speed with one tenant, then `check` at a fixed RATE for a good
+# tenant alone and again while a hostile tenant hammers endless-loop and
+# memory-bomb flavors on 8 connections. Writes bench/results/server-load.json
+# and prints a Markdown table (copied into the README). Only loopback traffic.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_EACH="${1:-10}"
+RATE="${2:-500}"
+TOOLS="$HOME/.cache/flavorbox/tools"
+OHA="$TOOLS/bin/oha"
+if [ ! -x "$OHA" ]; then
+    echo "bench: installing oha into $TOOLS"
+    cargo install oha --locked --root "$TOOLS" --quiet
+fi
+cargo build --release -p flavorbox --bin flavorbox --quiet
+cargo build -p flavorbox-tests --quiet
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+FLAVORBOX="$TARGET_DIR/release/flavorbox"
+HOSTILE=$(ls -t "$TARGET_DIR"/debug/build/flavorbox-tests-*/out/guest-hostile.wasm | head -1)
+
+WORK=$(mktemp -d /tmp/fbx-bench-XXXX)
+SERVER_PID=
+cleanup() {
+    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+    jobs -p | xargs -r kill 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+head -c 32 /dev/urandom >"$WORK/key" && chmod 600 "$WORK/key"
+ADMIN=$(head -c 32 /dev/urandom | base64 | tr -d '\n')
+cat >"$WORK/server.toml" <<TOML
+[quotas]
+max_registries = 100000
+max_concurrent_calls = 2
+max_queued_calls = 64
+cpu_ms_per_minute = 20000
+timeout_ms = 2000
+memory_mib = 64
+[tenants.good]
+max_concurrent_calls = 4
+max_queued_calls = 256
+cpu_ms_per_minute = 600000
+TOML
+FLAVORBOX_ADMIN_TOKEN="$ADMIN" FLAVORBOX_SECRETS_KEY_FILE="$WORK/key" FLAVORBOX_LOG=warn \
+    "$FLAVORBOX" --home "$WORK/home" serve --listen 127.0.0.1:0 --config "$WORK/server.toml" \
+    --allow-registry 127.0.0.1:5000 >"$WORK/out" 2>"$WORK/log" &
+SERVER_PID=$!
+for _ in $(seq 1 200); do grep -q '^listening on ' "$WORK/out" 2>/dev/null && break; sleep 0.1; done
+URL=$(sed -n 's/^listening on //p' "$WORK/out")
+for _ in $(seq 1 200); do curl -fsS "$URL/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+tenant() { curl -fsS -X POST -H "Authorization: Bearer $ADMIN" -d "{\"name\":\"$1\"}" "$URL/v1/tenants" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'; }
+GOOD=$(tenant good)
+EVIL=$(tenant evil)
+curl -fsS -X PUT -H "Authorization: Bearer $GOOD" -d '{"flavor":"default","uri":"127.0.0.1:5000"}' "$URL/v1/registries/r" >/dev/null
+curl -fsS -X PUT -H "Authorization: Bearer $EVIL" --data-binary @"$HOSTILE" "$URL/v1/flavors/hostile" >/dev/null
+
+run() { # name, extra oha args...
+    local name=$1; shift
+    "$OHA" --no-tui --output-format json -z "${SECONDS_EACH}s" "$@" >"$WORK/$name.json"
+}
+CHECK=(-m POST -H "Authorization: Bearer $GOOD" -H "Content-Type: application/json" -d '{"image":"127.0.0.1:5000/team/app:1"}' "$URL/v1/registries/r/check")
+run healthz -c 16 "$URL/healthz"
+run check -c 16 "${CHECK[@]}"
+run put -c 16 -m PUT -H "Authorization: Bearer $GOOD" -d '{"flavor":"default","uri":"127.0.0.1:5000"}' --rand-regex-url "$URL/v1/registries/p[a-z]{12}"
+run alone -c 16 -q "$RATE" "${CHECK[@]}"
+# The attack: endless loops and memory bombs on 8 connections, all along.
+"$OHA" --no-tui --output-format json -z "$((SECONDS_EACH + 2))s" -c 4 -m PUT -H "Authorization: Bearer $EVIL" \
+    -d '{"flavor":"hostile","uri":"127.0.0.1:5000","config":{"mode":"loop"}}' "$URL/v1/registries/x" >"$WORK/attack-loop.json" &
+"$OHA" --no-tui --output-format json -z "$((SECONDS_EACH + 2))s" -c 4 -m PUT -H "Authorization: Bearer $EVIL" \
+    -d '{"flavor":"hostile","uri":"127.0.0.1:5000","config":{"mode":"alloc"}}' "$URL/v1/registries/y" >"$WORK/attack-alloc.json" &
+sleep 1
+run attacked -c 16 -q "$RATE" "${CHECK[@]}"
+wait
+
+mkdir -p bench/results
+python3 - "$WORK" "$RATE" "$SECONDS_EACH" >bench/results/server-load.json <<'PY'
+import json, os, sys, platform
+work, rate, secs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def load(name):
+    d = json.load(open(os.path.join(work, name + ".json")))
+    s, p = d["summary"], d["latencyPercentiles"]
+    codes = d.get("statusCodeDistribution", {})
+    return {"rps": s["requestsPerSec"], "p50_ms": p["p50"] * 1000, "p99_ms": p["p99"] * 1000,
+            "success_rate": s["successRate"], "status": codes}
+out = {name: load(name) for name in ["healthz", "check", "put", "alone", "attacked", "attack-loop", "attack-alloc"]}
+out["good_p99_ratio_under_attack"] = out["attacked"]["p99_ms"] / out["alone"]["p99_ms"]
+out["check_vs_healthz_rps_ratio"] = out["check"]["rps"] / out["healthz"]["rps"]
+out["machine"] = {"cores": os.cpu_count(), "system": platform.platform()}
+out["rate"], out["seconds_each"] = rate, secs
+print(json.dumps(out, indent=2))
+PY
+python3 - <<'PY'
+import json
+d = json.load(open("bench/results/server-load.json"))
+print("| run | requests/s | p50 ms | p99 ms | statuses |")
+print("|---|---:|---:|---:|---|")
+for k, label in [("healthz", "GET /healthz, 16 conns (HTTP baseline)"), ("check", "check, 16 conns"),
+                 ("put", "PUT /v1/registries, 16 conns"), ("alone", f"check at {d['rate']}/s, good tenant alone"),
+                 ("attacked", f"check at {d['rate']}/s, hostile tenant attacking"),
+                 ("attack-loop", "hostile: endless loops (4 conns)"), ("attack-alloc", "hostile: memory bombs (4 conns)")]:
+    r = d[k]
+    print(f"| {label} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['status']} |")
+print()
+print(f"good tenant p99 under attack / alone: {d['good_p99_ratio_under_attack']:.2f}x; check/healthz throughput: {d['check_vs_healthz_rps_ratio']:.2f}")
+PY
