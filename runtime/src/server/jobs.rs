@@ -151,7 +151,10 @@ pub async fn push(
 /// Streams the body to a private file, refusing it once it passes `max`.
 async fn receive(state: &AppState, body: Body, max: u64) -> Result<tempfile::TempPath, ApiError> {
     let dir = state.app.config().home().join("uploads");
-    std::fs::create_dir_all(&dir).map_err(ApiError::internal)?;
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(&dir).map_err(ApiError::internal)?;
     let temp =
         tempfile::NamedTempFile::with_prefix_in("upload-", &dir).map_err(ApiError::internal)?;
     let (file, path) = temp.into_parts();
