@@ -77,11 +77,14 @@ run alone -c 16 -q "$RATE" "${CHECK[@]}"
 # The attack: endless loops and memory bombs on 8 connections, all along.
 "$OHA" --no-tui --output-format json -z "$((SECONDS_EACH + 2))s" -c 4 -m PUT -H "Authorization: Bearer $EVIL" \
     -d '{"flavor":"hostile","uri":"127.0.0.1:5000","config":{"mode":"loop"}}' "$URL/v1/registries/x" >"$WORK/attack-loop.json" &
+ATTACK_LOOP=$!
 "$OHA" --no-tui --output-format json -z "$((SECONDS_EACH + 2))s" -c 4 -m PUT -H "Authorization: Bearer $EVIL" \
     -d '{"flavor":"hostile","uri":"127.0.0.1:5000","config":{"mode":"alloc"}}' "$URL/v1/registries/y" >"$WORK/attack-alloc.json" &
+ATTACK_ALLOC=$!
 sleep 1
 run attacked -c 16 -q "$RATE" "${CHECK[@]}"
-wait
+# Only the attackers: a bare `wait` would also wait for the server.
+wait "$ATTACK_LOOP" "$ATTACK_ALLOC"
 
 mkdir -p bench/results
 python3 - "$WORK" "$RATE" "$SECONDS_EACH" >bench/results/server-load.json <<'PY'
