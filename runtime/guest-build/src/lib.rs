@@ -30,17 +30,18 @@ pub struct Guest<'a> {
 /// which is what a build script should do.
 pub fn build(workspace_root: &Path, guests: &[Guest<'_>], watch: &[PathBuf]) -> Vec<PathBuf> {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
-    for path in watch.iter().chain(guests.iter().map(|g| &g.dir)) {
-        println!("cargo:rerun-if-changed={}", path.display());
+    let lock = workspace_root.join("Cargo.lock");
+    let manifest = workspace_root.join("Cargo.toml");
+    for path in watch
+        .iter()
+        .chain(guests.iter().map(|g| &g.dir))
+        .chain([&lock, &manifest])
+    {
+        println!(
+            "cargo:rerun-if-changed={}",
+            watched(workspace_root, path).display()
+        );
     }
-    println!(
-        "cargo:rerun-if-changed={}",
-        workspace_root.join("Cargo.lock").display()
-    );
-    println!(
-        "cargo:rerun-if-changed={}",
-        workspace_root.join("Cargo.toml").display()
-    );
 
     // <target>/<profile>/build/<pkg>-<hash>/out -> <target>/<profile>/guest-wasm
     let target_dir = out_dir
@@ -97,6 +98,28 @@ pub fn build(workspace_root: &Path, guests: &[Guest<'_>], watch: &[PathBuf]) -> 
     built
 }
 
+/// `path` as cargo should watch it: relative to the package being built when
+/// it lies in the workspace. Cargo resolves a relative path against the
+/// package's current root, so a target directory shared by two checkouts
+/// (`CARGO_TARGET_DIR` outside the clone) never reruns, or skips rerunning,
+/// this build script because of files in the other checkout.
+fn watched(workspace_root: &Path, path: &Path) -> PathBuf {
+    let Some(package_dir) = env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from) else {
+        return path.to_path_buf();
+    };
+    match (
+        path.strip_prefix(workspace_root),
+        package_dir.strip_prefix(workspace_root),
+    ) {
+        (Ok(inside), Ok(package)) => {
+            let mut relative: PathBuf = package.components().map(|_| "..").collect();
+            relative.push(inside);
+            relative
+        }
+        _ => path.to_path_buf(),
+    }
+}
+
 /// Lists the guest packages in `dir`: every subdirectory with a `Cargo.toml`
 /// whose package is a `cdylib`, skipping `skip`.
 pub fn discover(dir: &Path, skip: &[&str]) -> Vec<(String, PathBuf)> {
@@ -146,9 +169,11 @@ pub fn build_dir(workspace_root: &Path, dir: &Path) -> Vec<(String, PathBuf)> {
             dir: dir.clone(),
         })
         .collect();
+    // `dir` itself too: a guest crate added to it must be discovered.
     let watch = [
         workspace_root.join("wit"),
         workspace_root.join("guest-flavors").join("flavor-kit"),
+        dir.to_path_buf(),
     ];
     let built = build(workspace_root, &guests, &watch);
     found
