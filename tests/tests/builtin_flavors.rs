@@ -148,6 +148,7 @@ fn every_builtin_flavor_is_embedded_and_loads() {
             "aws",
             "azure",
             "default",
+            "digitalocean",
             "dockerhub",
             "gcp",
             "github",
@@ -641,6 +642,11 @@ fn flavors_other_than_aws_approve_without_warnings_or_lookups() {
             "azure",
             "myregistry.azurecr.io",
             "myregistry.azurecr.io/team/app:1",
+        ),
+        (
+            "digitalocean",
+            "registry.digitalocean.com/my-registry",
+            "registry.digitalocean.com/my-registry/app:1",
         ),
     ] {
         let lookup = RecordingLookup::new(Ok(false));

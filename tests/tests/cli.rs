@@ -168,6 +168,7 @@ fn flavors_register_list_describe_and_delete_across_restarts() {
             "aws",
             "azure",
             "default",
+            "digitalocean",
             "dockerhub",
             "gcp",
             "github",
@@ -190,7 +191,7 @@ fn flavors_register_list_describe_and_delete_across_restarts() {
     let sha = described["sha256"].as_str().expect("sha256").to_string();
     assert_eq!(sha.len(), 64);
     let listed = user.json(&["flavor", "list"]);
-    assert_eq!(listed.as_array().expect("array").len(), 8);
+    assert_eq!(listed.as_array().expect("array").len(), 9);
     assert!(user.ok(&["flavor", "describe", "hostile"]).contains(&sha));
 
     // The registered component is kept even if the original file goes away.
@@ -254,7 +255,7 @@ fn bad_flavor_files_are_refused_with_the_reason_and_nothing_is_stored() {
             .as_array()
             .expect("array")
             .len(),
-        7
+        8
     );
 }
 

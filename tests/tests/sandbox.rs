@@ -85,6 +85,7 @@ fn every_builtin_flavor_loads_through_the_sandbox() {
             "aws",
             "azure",
             "default",
+            "digitalocean",
             "dockerhub",
             "gcp",
             "github",

@@ -16,16 +16,24 @@ impl Flavor for Default {
             display_name: "Default".into(),
             description: "Any Docker/OCI container registry reachable by URI, such as a local \
                           registry (`localhost:5000`) or a self-hosted one \
-                          (`registry.example.com/team`). Use a specific flavor where one exists \
-                          for its stricter URI checks."
+                          (`registry.example.com/team`), including self-managed GitLab and \
+                          GitHub Enterprise Server registries. Use a specific flavor where one \
+                          exists for its stricter URI checks."
                 .into(),
             docs_url: "https://docs.zenml.io/stacks/stack-components/container-registries/default"
                 .into(),
             logo_url: "https://public-flavor-logos.s3.eu-central-1.amazonaws.com/container_registry/docker.png".into(),
             config_schema: validate::config_schema(
                 "Default container registry",
-                "Registry URI: `host[:port]` with an optional repository path, no scheme or tag.",
-                &["localhost:5000", EXAMPLE],
+                "Registry URI: `host[:port]` with an optional path of lowercase path components \
+                 (letters and digits, optionally separated by `.`, `_`, `__` or `-`), no scheme, \
+                 tag or digest.",
+                &[
+                    "localhost:5000",
+                    EXAMPLE,
+                    "registry.example.com:5050/group/project",
+                    "[::1]:5000",
+                ],
                 &[],
             ),
             capabilities: vec![],
@@ -41,17 +49,31 @@ impl Flavor for Default {
     }
 }
 
-/// Any registry: a port, when given, is a number, and the path is made of
-/// valid image path components.
+/// Any registry: the host has already checked the domain (a domain name or
+/// bracketed IPv6 address, lowercased; flavor_kit::validate::normalize_uri).
+/// Here a port, when given, must be a TCP port (1 to 65535; the Docker
+/// reference grammar only asks for digits,
+/// https://github.com/distribution/reference/blob/main/reference.go, but no
+/// other number can be reached), and every path segment must be a lowercase
+/// path component of the same grammar. Any number of path segments is
+/// accepted: self-hosted registries (GitLab self-managed, GitHub Enterprise
+/// Server's `containers.<hostname>`, Harbor projects, ...) nest freely.
 fn check_uri(uri: &RegistryUri, issues: &mut Vec<ConfigIssue>) {
-    if let Some(port) = uri.port()
-        && (port.is_empty() || !port.bytes().all(|c| c.is_ascii_digit()) || port.len() > 5)
-    {
-        issues.push(ConfigIssue::with_example(
-            "uri",
-            format!("the port `{port}` of `uri` `{}` is not a number", uri.uri),
-            "localhost:5000",
-        ));
+    if let Some(port) = uri.port() {
+        let problem = if port.is_empty() || !port.bytes().all(|c| c.is_ascii_digit()) {
+            Some("is not a number")
+        } else if !port.parse::<u16>().is_ok_and(|p| p != 0) {
+            Some("is not a TCP port (1 to 65535)")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            issues.push(ConfigIssue::with_example(
+                "uri",
+                format!("the port `{port}` of `uri` `{}` {problem}", uri.uri),
+                "localhost:5000",
+            ));
+        }
     }
     validate::check_path_components("uri", uri, EXAMPLE, issues);
 }
@@ -62,46 +84,136 @@ flavor_kit::export_flavor!(Default);
 mod tests {
     use super::*;
     use flavor_kit::NoHost;
-    use flavor_kit::testing::{accepted, assert_issue, image, issues};
+    use flavor_kit::testing::{accepted, assert_issue, assert_metadata, image, issues};
 
     fn validate(config: &str) -> Result<String, Vec<ConfigIssue>> {
         Default::validate_config(&NoHost, config)
     }
 
+    fn validate_uri(uri: &str) -> Result<String, Vec<ConfigIssue>> {
+        validate(&format!(r#"{{"uri":"{uri}"}}"#))
+    }
+
+    /// URIs accepted as they are.
+    const ACCEPTED: &[&str] = &[
+        "localhost:5000",
+        "localhost",
+        "127.0.0.1:5000/ml",
+        "[::1]:5000",
+        "[::1]",
+        "registry.example.com",
+        "registry.example.com/team",
+        "registry.example.com/team/sub",
+        "registry.example.com:5050/group/sub-group/project",
+        "registry.example.com:65535/a.b/c_d/e__f/g---h",
+        // Hosts with a flavor of their own are still plain registries here.
+        "docker.io/me",
+        "ghcr.io/me/nested/path",
+        "containers.github.example.com/my-org",
+    ];
+
+    /// URIs as typed, and the URI they are normalised to.
+    const NORMALISED: &[(&str, &str)] = &[
+        ("index.docker.io/me/", "docker.io/me"),
+        ("Registry.Example.COM/team/", "registry.example.com/team"),
+        ("  localhost:5000  ", "localhost:5000"),
+    ];
+
+    /// URIs refused, with what the message on `uri` must contain.
+    const REFUSED: &[(&str, &[&str])] = &[
+        // Ports.
+        (
+            "localhost:50a0",
+            &["the port `50a0`", "is not a number", "`localhost:5000`"],
+        ),
+        ("localhost:", &["the port ``", "is not a number"]),
+        (
+            "localhost:65536",
+            &["the port `65536`", "is not a TCP port (1 to 65535)"],
+        ),
+        ("localhost:0", &["the port `0`", "is not a TCP port"]),
+        (
+            "localhost:999999",
+            &["the port `999999`", "is not a TCP port"],
+        ),
+        // Upper case in the path.
+        (
+            "registry.example.com/Team",
+            &["path segment `Team`", "`registry.example.com/team`"],
+        ),
+        ("localhost:5000/team/App", &["path segment `App`"]),
+        // Bad path components.
+        ("registry.example.com/-team", &["path segment `-team`"]),
+        ("registry.example.com/team_", &["path segment `team_`"]),
+        ("registry.example.com/te..am", &["path segment `te..am`"]),
+        ("registry.example.com/te___am", &["path segment `te___am`"]),
+        (
+            "registry.example.com/team//app",
+            &["empty path segment (`//`)"],
+        ),
+        (
+            "registry.example.com/team:tag",
+            &["path segment `team:tag`"],
+        ),
+        // Scheme and whitespace.
+        (
+            "https://registry.example.com",
+            &["must not include a scheme (`https://`)"],
+        ),
+        (
+            "registry.example.com/my team",
+            &["must not contain whitespace"],
+        ),
+    ];
+
     #[test]
     fn accepts_any_registry() {
-        for uri in [
-            "localhost:5000",
-            "registry.example.com/team",
-            "registry.example.com/team/sub",
-            "docker.io/me",
-            "[::1]:5000",
-        ] {
-            let c = accepted(validate(&format!(r#"{{"uri":"{uri}"}}"#)));
-            assert_eq!(c["uri"], uri);
+        for uri in ACCEPTED {
+            assert_eq!(accepted(validate_uri(uri))["uri"], *uri, "{uri}");
+        }
+        for (input, uri) in NORMALISED {
+            assert_eq!(accepted(validate_uri(input))["uri"], *uri, "{input}");
         }
     }
 
     #[test]
-    fn normalises_raw_input() {
-        let c = accepted(validate(r#"{"uri":"index.docker.io/me/"}"#));
-        assert_eq!(c["uri"], "docker.io/me");
+    fn refuses_bad_ports_and_paths() {
+        for (uri, needles) in REFUSED {
+            let issues = issues(validate_uri(uri));
+            let mut needles = needles.to_vec();
+            needles.push("An example of a valid URI is: `");
+            assert_issue(&issues, "uri", &needles);
+        }
+        let long = format!("registry.example.com/{}", "a".repeat(256));
+        assert_issue(&issues(validate_uri(&long)), "uri", &["longer than 255"]);
     }
 
     #[test]
-    fn rejects_bad_uris_and_unknown_fields() {
+    fn collects_every_issue() {
         let i = issues(validate(r#"{"uri":"localhost:50a0/Team","user":"x"}"#));
-        assert_issue(&i, "user", &["accepts: uri"]);
+        assert_issue(&i, "user", &["accepts: uri, default_repository"]);
         assert_issue(&i, "uri", &["port", "localhost:5000"]);
         assert_issue(&i, "uri", &["`Team`", EXAMPLE]);
         assert_eq!(i.len(), 3);
         assert_issue(&issues(validate("{}")), "uri", &["required"]);
-        assert_issue(
-            &issues(validate(r#"{"uri":"https://x.io"}"#)),
-            "uri",
-            &["scheme", EXAMPLE],
-        );
         assert_issue(&issues(validate(r#"{"uri":5}"#)), "uri", &["string"]);
+    }
+
+    #[test]
+    fn checks_default_repository() {
+        let c = accepted(validate(
+            r#"{"uri":"localhost:5000","default_repository":"team/app"}"#,
+        ));
+        assert_eq!(c["default_repository"], "team/app");
+        let i = issues(validate(
+            r#"{"uri":"localhost:5000","default_repository":"Team/App"}"#,
+        ));
+        assert_eq!(i.len(), 1, "{i:#?}");
+        assert_issue(
+            &i,
+            "default_repository",
+            &["`Team/App` is not a valid repository name"],
+        );
     }
 
     #[test]
@@ -117,7 +229,12 @@ mod tests {
     #[test]
     fn metadata_is_complete() {
         let m = Default::metadata();
-        flavor_kit::testing::assert_metadata(&m, "default");
+        assert_metadata(&m, "default");
         assert!(m.capabilities.is_empty());
+        let schema: flavor_kit::serde_json::Value =
+            flavor_kit::serde_json::from_str(&m.config_schema).unwrap();
+        for example in schema["properties"]["uri"]["examples"].as_array().unwrap() {
+            accepted(validate_uri(example.as_str().unwrap()));
+        }
     }
 }

@@ -318,6 +318,25 @@ impl ConfigCheck {
         crate::optional_str(&self.map, field, example, &mut self.issues).map(str::to_string)
     }
 
+    /// Checks the optional `default_repository` (ZenML's base config field:
+    /// the repository images go to when none is given, appended to `uri`):
+    /// lowercase path components separated by `/`, as in an image name.
+    pub fn default_repository(&mut self) -> Option<String> {
+        let repository = self.optional_str("default_repository", REPOSITORY_EXAMPLE)?;
+        if is_repository_path(&repository) {
+            return Some(repository);
+        }
+        self.issue(
+            "default_repository",
+            format!(
+                "`default_repository` `{repository}` is not a valid repository name: use \
+                 {PATH_COMPONENT_RULE}, separated by `/`"
+            ),
+            REPOSITORY_EXAMPLE,
+        );
+        None
+    }
+
     /// Records an issue on `field` stating `problem` and showing `example`.
     pub fn issue(&mut self, field: &str, problem: impl AsRef<str>, example: &str) {
         self.issues
@@ -339,18 +358,27 @@ impl ConfigCheck {
     }
 }
 
-/// Validates a config whose only field is `uri`: parses it, rejects unknown
-/// fields, normalises the URI and runs `check` (the flavor's own rules) on
-/// it. The whole `validate-config` of most flavors.
+/// The fields of ZenML's base container-registry config, which every flavor
+/// accepts.
+pub const BASE_FIELDS: &[&str] = &["uri", "default_repository"];
+
+/// An example `default_repository`.
+pub const REPOSITORY_EXAMPLE: &str = "my-team/my-app";
+
+/// Validates a config with ZenML's base fields (`uri`, `default_repository`):
+/// parses it, rejects unknown fields, normalises the URI and runs `check`
+/// (the flavor's own rules) on it. The whole `validate-config` of most
+/// flavors.
 pub fn validate_uri_config(
     config: &str,
     example: &str,
     check: impl FnOnce(&RegistryUri, &mut Vec<ConfigIssue>),
 ) -> Result<String, Vec<ConfigIssue>> {
-    let mut cfg = ConfigCheck::parse(config, &["uri"])?;
+    let mut cfg = ConfigCheck::parse(config, BASE_FIELDS)?;
     if let Some(uri) = cfg.uri(example) {
         check(&uri, &mut cfg.issues);
     }
+    cfg.default_repository();
     cfg.finish()
 }
 
@@ -371,8 +399,8 @@ pub fn approve_push(host: &dyn Host, flavor: &str, image: &ImageReference) -> Pu
 }
 
 /// The JSON Schema (draft 2020-12) of a flavor config: an object with a
-/// required string `uri` (described, with examples) and `extra` optional
-/// properties, no others.
+/// required string `uri` (described, with examples), the optional
+/// `default_repository` and `extra` optional properties, no others.
 pub fn config_schema(
     title: &str,
     uri_description: &str,
@@ -386,6 +414,16 @@ pub fn config_schema(
             "type": "string",
             "description": uri_description,
             "examples": uri_examples,
+        }),
+    );
+    properties.insert(
+        "default_repository".into(),
+        serde_json::json!({
+            "type": "string",
+            "description": "Repository to push images to when none is given (ZenML's \
+                            `default_repository`): lowercase path components separated by `/`, \
+                            appended to `uri`.",
+            "examples": [REPOSITORY_EXAMPLE],
         }),
     );
     for (name, schema) in extra {
@@ -477,7 +515,7 @@ mod tests {
             .unwrap_err();
         let fields: Vec<_> = err.iter().map(|i| i.field.as_str()).collect();
         assert_eq!(fields, ["extra", "uri"]);
-        assert!(err[0].message.contains("accepts: uri"));
+        assert!(err[0].message.contains("accepts: uri, default_repository"));
         assert!(err[1].message.contains("`x.io`"));
         let err = validate_uri_config(r#"{}"#, "x.io", |_, _| {}).unwrap_err();
         assert_eq!(err[0].field, "uri");
@@ -486,10 +524,39 @@ mod tests {
     }
 
     #[test]
+    fn every_config_takes_a_default_repository() {
+        let ok = validate_uri_config(
+            r#"{"uri":"x.io","default_repository":"team/app"}"#,
+            "x.io",
+            |_, _| {},
+        )
+        .unwrap();
+        assert!(ok.contains(r#""default_repository":"team/app""#), "{ok}");
+        for bad in [r#""Team/App""#, r#""team//app""#, r#""/app""#, "7"] {
+            let config = format!(r#"{{"uri":"x.io","default_repository":{bad}}}"#);
+            let err = validate_uri_config(&config, "x.io", |_, _| {}).unwrap_err();
+            assert_eq!(err.len(), 1, "{bad}");
+            assert_eq!(err[0].field, "default_repository");
+            assert!(
+                err[0].message.contains(REPOSITORY_EXAMPLE),
+                "{}",
+                err[0].message
+            );
+        }
+        let null = validate_uri_config(
+            r#"{"uri":"x.io","default_repository":null}"#,
+            "x.io",
+            |_, _| {},
+        );
+        assert!(null.is_ok());
+    }
+
+    #[test]
     fn schema_is_strict() {
         let s: Value = serde_json::from_str(&config_schema("T", "d", &["x.io"], &[])).unwrap();
         assert_eq!(s["additionalProperties"], false);
         assert_eq!(s["required"][0], "uri");
         assert_eq!(s["properties"]["uri"]["examples"][0], "x.io");
+        assert_eq!(s["properties"]["default_repository"]["type"], "string");
     }
 }
