@@ -71,4 +71,16 @@ else
     python3 -m venv "$VENV"
     PIP_CACHE_DIR="$HOME/.cache/flavorbox/pip" "$VENV/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
 fi
+# zenml, pinned, with the `local` extra (its own SQLite store, no server), in
+# a virtualenv of its own: the ZenML suite (tests/tests/zenml.rs) runs ZenML's
+# push path through integrations/zenml against the loopback registry.
+ZENML_VENV="${FLAVORBOX_ZENML_VENV:-$HOME/.cache/flavorbox/zenml-venv}"
+ZENML_VERSION=0.98.0
+if [ -x "$ZENML_VENV/bin/python" ] && "$ZENML_VENV/bin/pip" show zenml 2>/dev/null | grep -qx "Version: $ZENML_VERSION"; then
+    say "zenml $ZENML_VERSION present in $ZENML_VENV"
+else
+    say "installing zenml[local] $ZENML_VERSION into $ZENML_VENV"
+    python3 -m venv "$ZENML_VENV"
+    PIP_CACHE_DIR="$HOME/.cache/flavorbox/pip" "$ZENML_VENV/bin/pip" install --quiet "zenml[local]==$ZENML_VERSION"
+fi
 say "done"

@@ -1,0 +1,120 @@
+"""Drives ZenML's own client through the `flavorbox` container-registry
+flavor, in one process (each `zenml` CLI call pays seconds of imports).
+
+Run by tests/tests/zenml.rs with ZenML's config in a temporary directory and
+`integrations/zenml` on PYTHONPATH. Reads a JSON plan from argv[1] and prints
+one JSON document: what each step returned or raised.
+
+    plan = {
+      "local":  {"uri", "component", "home", "image", "outside", "denied": {"component", "image"}},
+      "server": {"uri", "component", "url", "token", "image"},
+    }
+"""
+
+import json
+import sys
+import traceback
+
+from zenml.client import Client
+from zenml.enums import StackComponentType
+
+REGISTRY = StackComponentType.CONTAINER_REGISTRY
+
+
+def attempt(step):
+    try:
+        return {"ok": step()}
+    except Exception as e:  # noqa: BLE001 - the test asserts on what was raised
+        return {"error": type(e).__name__, "message": str(e), "trace": traceback.format_exc()}
+
+
+def use_registry(client, name, configuration):
+    """Registers a container registry of flavor `flavorbox` and a stack using
+    it, activates the stack, and returns ZenML's own registry object."""
+    client.create_stack_component(
+        name=name, flavor="flavorbox", component_type=REGISTRY, configuration=configuration
+    )
+    client.create_stack(
+        name=f"stack-{name}",
+        components={
+            StackComponentType.ORCHESTRATOR: "default",
+            StackComponentType.ARTIFACT_STORE: "default",
+            REGISTRY: name,
+        },
+    )
+    client.activate_stack(f"stack-{name}")
+    return Client().active_stack.container_registry
+
+
+def main():
+    plan = json.loads(sys.argv[1])
+    out = {}
+    Client.initialize()  # `zenml init` here: .zen/ and ZenML's local SQLite store
+    client = Client()
+    flavor = client.create_flavor(
+        source="flavorbox_zenml.FlavorboxContainerRegistryFlavor",
+        component_type=REGISTRY,
+    )
+    out["flavor"] = {"name": flavor.name, "source": flavor.source}
+
+    # ZenML's pydantic validation of the flavor's config.
+    out["missing_component"] = attempt(
+        lambda: client.create_stack_component(
+            name="no-component",
+            flavor="flavorbox",
+            component_type=REGISTRY,
+            configuration={"uri": plan["local"]["uri"]},
+        ).name
+    )
+    out["bad_component"] = attempt(
+        lambda: client.create_stack_component(
+            name="bad-component",
+            flavor="flavorbox",
+            component_type=REGISTRY,
+            configuration={"uri": plan["local"]["uri"], "component": "not a name!"},
+        ).name
+    )
+
+    local = plan["local"]
+    registry = use_registry(
+        client,
+        "local",
+        {"uri": local["uri"], "component": local["component"], "flavorbox_home": local["home"]},
+    )
+    out["local_type"] = type(registry).__name__
+    out["local_push"] = attempt(lambda: registry.push_image(local["image"]))
+    out["outside_push"] = attempt(lambda: registry.push_image(local["outside"]))
+    out["outside_prepare"] = attempt(lambda: registry.prepare_image_push(local["outside"]))
+
+    denied = local["denied"]
+    strict = use_registry(
+        client,
+        "strict",
+        {"uri": local["uri"], "component": denied["component"], "flavorbox_home": local["home"]},
+    )
+    out["denied_prepare"] = attempt(lambda: strict.prepare_image_push(denied["image"]))
+    out["denied_push"] = attempt(lambda: strict.push_image(denied["image"]))
+
+    server = plan.get("server")
+    if server:
+        # The tenant token lives in a ZenML secret; the component refers to it.
+        client.create_secret(name="flavorbox", values={"token": server["token"]})
+        remote = use_registry(
+            client,
+            "remote",
+            {
+                "uri": server["uri"],
+                "component": server["component"],
+                "server_url": server["url"],
+                "token": "{{flavorbox.token}}",
+            },
+        )
+        stored = client.get_stack_component(REGISTRY, "remote").configuration
+        out["stored_token"] = stored.get("token")
+        out["server_push"] = attempt(lambda: remote.push_image(server["image"]))
+
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,293 @@
+//! ZenML as a client: ZenML 0.98.0 (from PyPI, in the venv scripts/setup.sh
+//! makes) with its own local SQLite store registers the `flavorbox`
+//! container-registry flavor from `integrations/zenml`, and its registry
+//! object pushes through the real `flavorbox` binary, locally and through a
+//! real `flavorbox serve`, to the htpasswd registry on loopback. ZenML never
+//! sees the registry's credentials: Flavorbox holds them.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use flavorbox_tests::server::{Server, ServerOptions};
+use flavorbox_tests::services::{make_image, registry_manifest_digest, registry_tags, services};
+use flavorbox_tests::{flavorbox_bin, guest_path};
+use serde_json::{Value, json};
+
+/// The venv with zenml[local]==0.98.0 (scripts/setup.sh).
+fn zenml_python() -> PathBuf {
+    let venv = std::env::var_os("FLAVORBOX_ZENML_VENV").map_or_else(
+        || {
+            let home = std::env::var_os("HOME").expect("HOME is set");
+            Path::new(&home).join(".cache/flavorbox/zenml-venv")
+        },
+        PathBuf::from,
+    );
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/setup.sh (it installs zenml[local]==0.98.0 there)",
+        python.display()
+    );
+    python
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the repository")
+        .to_path_buf()
+}
+
+/// Runs the local flavorbox CLI on `home`; panics with stderr on failure.
+fn flavorbox(home: &Path, args: &[&str], stdin: Option<&str>) {
+    let mut child = Command::new(flavorbox_bin())
+        .args(args)
+        .env("FLAVORBOX_HOME", home)
+        .env_remove("FLAVORBOX_SERVER")
+        .env_remove("FLAVORBOX_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run flavorbox");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("write stdin");
+    }
+    drop(input);
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "`flavorbox {}`: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+/// The error a step raised, or a panic showing what it returned.
+fn raised<'a>(out: &'a Value, step: &str) -> (&'a str, &'a str) {
+    match (out[step]["error"].as_str(), out[step]["message"].as_str()) {
+        (Some(kind), Some(message)) => (kind, message),
+        _ => panic!("`{step}` should have raised: {}", out[step]),
+    }
+}
+
+/// What a step returned, or a panic showing what it raised.
+fn returned<'a>(out: &'a Value, step: &str) -> &'a Value {
+    let step_out = &out[step];
+    assert!(
+        step_out.get("ok").is_some(),
+        "`{step}` raised {}: {}\n{}",
+        step_out["error"],
+        step_out["message"],
+        step_out["trace"].as_str().unwrap_or_default()
+    );
+    &step_out["ok"]
+}
+
+#[test]
+fn zenml_pushes_through_flavorbox_locally_and_through_a_server() {
+    let s = services();
+    let registry = s.auth_registry.as_str();
+    let auth = Some((s.auth_user.as_str(), s.auth_password.as_str()));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let home = dir.path().join("flavorbox");
+
+    // Flavorbox holds the registry credentials and two components: one with
+    // the default flavor, one whose flavor denies every push.
+    flavorbox(
+        &home,
+        &[
+            "secret",
+            "create",
+            "reg",
+            "--username",
+            &s.auth_user,
+            "--password-stdin",
+        ],
+        Some(&s.auth_password),
+    );
+    let uri = format!("{registry}/zenml");
+    flavorbox(
+        &home,
+        &[
+            "registry", "register", "team", "--flavor", "default", "--uri", &uri, "--secret", "reg",
+        ],
+        None,
+    );
+    let hostile = guest_path("guest-hostile");
+    flavorbox(
+        &home,
+        &["flavor", "register", hostile.to_str().expect("utf-8 path")],
+        None,
+    );
+    flavorbox(
+        &home,
+        &[
+            "registry",
+            "register",
+            "strict",
+            "--flavor",
+            "hostile",
+            "--uri",
+            &uri,
+            "--secret",
+            "reg",
+            "--config",
+            "deny=no pushes on Fridays",
+        ],
+        None,
+    );
+
+    // The same registry behind a server, for a tenant.
+    let server_dir = dir.path().join("server");
+    std::fs::create_dir_all(&server_dir).expect("server dir");
+    let server = Server::start(
+        &server_dir,
+        &ServerOptions {
+            allow: vec![registry.to_string()],
+            env: vec![("DOCKER_HOST".into(), s.docker_host.clone())],
+            ..Default::default()
+        },
+    )
+    .expect("server");
+    let token = server.tenant("ml-team").expect("tenant");
+    let put = |path: &str, body: Value| {
+        let answer = server.json("PUT", path, Some(&token), &body).expect(path);
+        assert!(
+            answer.status < 300,
+            "PUT {path}: {} {}",
+            answer.status,
+            answer.text
+        );
+    };
+    put(
+        "/v1/secrets/reg",
+        json!({"username": s.auth_user, "password": s.auth_password}),
+    );
+    put(
+        "/v1/registries/team",
+        json!({"flavor": "default", "uri": uri, "secret": "reg"}),
+    );
+
+    let image = format!("{uri}/app:1");
+    let outside = format!("{registry}/zenml-evil/app:1");
+    let denied = format!("{uri}/denied:1");
+    let remote = format!("{uri}/remote:1");
+    for name in [&image, &outside, &denied, &remote] {
+        block_on(make_image(name)).expect("make image");
+    }
+
+    let plan = json!({
+        "local": {
+            "uri": uri, "component": "team", "home": home, "image": image, "outside": outside,
+            "denied": {"component": "strict", "image": denied},
+        },
+        "server": {"uri": uri, "component": "team", "url": server.url, "token": token, "image": remote},
+    });
+    let workspace = dir.path().join("project");
+    std::fs::create_dir_all(&workspace).expect("project dir");
+    let bin_dir = flavorbox_bin().parent().expect("bin dir").to_path_buf();
+    let path = std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .expect("PATH");
+    let mut command = Command::new(zenml_python());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("ZENML_") {
+            command.env_remove(key);
+        }
+    }
+    let output = command
+        .arg(repo_root().join("integrations/zenml/tests/drive_zenml.py"))
+        .arg(plan.to_string())
+        .current_dir(&workspace)
+        .env("PYTHONPATH", repo_root().join("integrations/zenml"))
+        .env("PATH", path)
+        .env("DOCKER_HOST", &s.docker_host)
+        .env("FLAVORBOX_HOME", dir.path().join("unused-home"))
+        .env_remove("FLAVORBOX_SERVER")
+        .env_remove("FLAVORBOX_TOKEN")
+        .env("ZENML_CONFIG_PATH", dir.path().join("zenml-config"))
+        .env("ZENML_ANALYTICS_OPT_IN", "false")
+        .env("ZENML_LOGGING_VERBOSITY", "WARN")
+        .env("ZENML_ENABLE_RICH_TRACEBACK", "false")
+        .env("ZENML_DISABLE_INTERACTIVE_INPUT", "true")
+        .env("ZENML_AUTO_OPEN_DASHBOARD", "false")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the ZenML driver");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "ZenML driver failed:\n{stdout}\n{stderr}"
+    );
+    let out: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("driver output is not JSON ({e}):\n{stdout}\n{stderr}"));
+
+    assert_eq!(out["flavor"]["name"], "flavorbox");
+    assert_eq!(out["local_type"], "FlavorboxContainerRegistry");
+    // ZenML's pydantic validation runs the flavor's config class.
+    let (_, message) = raised(&out, "missing_component");
+    assert!(message.contains("component"), "{message}");
+    let (_, message) = raised(&out, "bad_component");
+    assert!(
+        message.contains("not a Flavorbox registry component name"),
+        "{message}"
+    );
+
+    // The push lands; ZenML gets `<repo>@<digest>` with the registry's digest.
+    let digest = registry_manifest_digest(registry, "zenml/app", "1", auth).expect("manifest");
+    assert_eq!(
+        returned(&out, "local_push"),
+        &json!(format!("{uri}/app@{digest}"))
+    );
+
+    // A look-alike repository (ZenML's own prefix check would take it) is
+    // refused before anything is pushed.
+    for step in ["outside_push", "outside_prepare"] {
+        let (kind, message) = raised(&out, step);
+        assert_eq!(kind, "ValueError", "{step}: {message}");
+        assert!(
+            message.contains("does not belong to container registry"),
+            "{message}"
+        );
+    }
+    assert!(
+        registry_tags(registry, "zenml-evil/app", auth).is_err(),
+        "nothing was pushed"
+    );
+
+    // The flavor's denial becomes ZenML's error with the flavor's reason.
+    for step in ["denied_prepare", "denied_push"] {
+        let (kind, message) = raised(&out, step);
+        assert_eq!(kind, "FlavorboxError", "{step}: {message}");
+        assert!(
+            message.contains("no pushes on Fridays"),
+            "{step}: {message}"
+        );
+    }
+    assert!(
+        registry_tags(registry, "zenml/denied", auth).is_err(),
+        "nothing was pushed"
+    );
+
+    // Through the server: the token came from a ZenML secret (the component
+    // stores only the reference) and the server pushed with its own secret.
+    assert_eq!(out["stored_token"], "{{flavorbox.token}}");
+    let digest = registry_manifest_digest(registry, "zenml/remote", "1", auth).expect("manifest");
+    assert_eq!(
+        returned(&out, "server_push"),
+        &json!(format!("{uri}/remote@{digest}"))
+    );
+}
