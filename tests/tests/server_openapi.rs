@@ -60,6 +60,8 @@ fn the_server_keeps_to_its_openapi_document_under_generated_requests() {
             ])
             .args(["--max-examples", "25", "--workers", "2", "--seed", "1"])
             .args(["--phases", "examples,coverage,fuzzing"])
+            // Its cache (`.schemathesis/`) goes to the temp dir, not the checkout.
+            .current_dir(dir.path())
             .env("SCHEMATHESIS_HOOKS", "")
             .env("NO_COLOR", "1")
             .output()
