@@ -314,7 +314,20 @@ impl Flavor for Aws {
         let derived = cfg
             .uri(EXAMPLE)
             .and_then(|uri| check_uri(&uri, &mut cfg.issues));
-        cfg.default_repository();
+        // ECR repository names are 2 to 256 characters (`RepositoryName`,
+        // https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_CreateRepository.html).
+        if let Some(repository) = cfg.default_repository(None)
+            && repository.len() < 2
+        {
+            cfg.issue(
+                "default_repository",
+                format!(
+                    "`default_repository` `{repository}` is too short: Amazon ECR repository \
+                     names have at least 2 characters"
+                ),
+                validate::REPOSITORY_EXAMPLE,
+            );
+        }
 
         match (cfg.optional_str("region", REGION_EXAMPLE), &derived) {
             (Some(given), Some(derived)) if &given != derived => cfg.issue(
@@ -1136,6 +1149,14 @@ mod tests {
             "Property `uri` can not contain a `/`. An example of a valid URI is: `{EXAMPLE}`. \
              `public.ecr.aws` is Amazon ECR Public"
         )));
+    }
+
+    #[test]
+    fn refuses_a_one_character_default_repository() {
+        let i = issues(validate(&format!(
+            r#"{{"uri":"{EXAMPLE}","default_repository":"a"}}"#
+        )));
+        assert_issue(&i, "default_repository", &["too short", "at least 2"]);
     }
 
     #[test]

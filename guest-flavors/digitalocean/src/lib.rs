@@ -58,7 +58,7 @@ fn check_uri(uri: &RegistryUri, issues: &mut Vec<ConfigIssue>) {
         // ZenML's wording, with the host compared whole (ZenML's own prefix
         // test would take `registry.digitalocean.com.evil.example/x`).
         let hint = if uri.host() == HOST {
-            format!(" (without a port: `{}`)", uri.domain)
+            format!(" (without a port: `{HOST}`)")
         } else {
             format!(", not `{}`", uri.domain)
         };
@@ -101,6 +101,16 @@ fn check_uri(uri: &RegistryUri, issues: &mut Vec<ConfigIssue>) {
     };
     // Below the registry, repositories follow the Docker reference grammar;
     // DigitalOcean documents no rule of its own for them.
+    if uri.path().len() > validate::MAX_PATH_LEN {
+        issues.push(ConfigIssue::with_example(
+            "uri",
+            format!(
+                "the path of `uri` is longer than {} characters",
+                validate::MAX_PATH_LEN
+            ),
+            EXAMPLE,
+        ));
+    }
     validate::check_path_components(
         "uri",
         &rest,

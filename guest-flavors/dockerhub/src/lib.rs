@@ -23,6 +23,7 @@ const DOCKER_IO: &str = "docker.io";
 const REGISTRY_1: &str = "registry-1.docker.io";
 
 const EXAMPLE: &str = "docker.io/my-account";
+const REPOSITORY_NAME_EXAMPLE: &str = "my-app";
 
 impl Flavor for DockerHub {
     fn metadata() -> Metadata {
@@ -52,7 +53,27 @@ impl Flavor for DockerHub {
     }
 
     fn validate_config(_host: &dyn Host, config: &str) -> Result<String, Vec<ConfigIssue>> {
-        validate::validate_uri_config(config, EXAMPLE, check_uri)
+        let mut cfg = validate::ConfigCheck::parse(config, validate::BASE_FIELDS)?;
+        let uri = cfg.uri(EXAMPLE);
+        if let Some(uri) = &uri {
+            check_uri(uri, &mut cfg.issues);
+        }
+        // Docker Hub repositories are `<namespace>/<name>`: with the account
+        // in `uri`, the default repository is one name, without `/`.
+        // https://docs.docker.com/docker-hub/repos/create/
+        if let Some(repository) = cfg.default_repository(uri.as_ref())
+            && repository.contains('/')
+        {
+            cfg.issue(
+                "default_repository",
+                format!(
+                    "`default_repository` `{repository}` has a `/`: a Docker Hub repository is \
+                     `<account>/<name>`, and the account is already in `uri`"
+                ),
+                REPOSITORY_NAME_EXAMPLE,
+            );
+        }
+        cfg.finish()
     }
 
     fn prepare_image_push(host: &dyn Host, _config: &str, image: &ImageReference) -> PushDecision {
@@ -383,6 +404,16 @@ mod tests {
             &i,
             "default_repository",
             &["`Team/App` is not a valid repository name"],
+        );
+        // One repository name: the account is already in `uri`.
+        let i = issues(DockerHub::validate_config(
+            &NoHost,
+            r#"{"uri":"docker.io/zenml","default_repository":"team/app"}"#,
+        ));
+        assert_issue(
+            &i,
+            "default_repository",
+            &["has a `/`", REPOSITORY_NAME_EXAMPLE],
         );
     }
 

@@ -11,6 +11,10 @@ use crate::{ConfigIssue, Host, ImageReference, LogLevel, PushDecision};
 
 /// The longest repository path (the name without the domain) Docker accepts.
 pub const MAX_PATH_LEN: usize = 255;
+/// The longest DNS label (RFC 1035).
+pub const MAX_LABEL_LEN: usize = 63;
+/// The longest DNS name (RFC 1035, without the trailing dot).
+pub const MAX_HOST_LEN: usize = 253;
 
 impl ConfigIssue {
     /// An issue with `field` whose message states `problem` and then shows a
@@ -309,6 +313,35 @@ impl ConfigCheck {
             );
             return None;
         }
+        // DNS limits (RFC 1035 section 2.3.4): labels of at most 63
+        // characters, names of at most 253. An IPv6 literal has no labels.
+        let host = parsed.host();
+        if !host.starts_with('[') {
+            if host.len() > MAX_HOST_LEN {
+                self.issue(
+                    "uri",
+                    format!(
+                        "the registry host of `uri` is {} characters long; a DNS name has at \
+                         most {MAX_HOST_LEN}",
+                        host.len()
+                    ),
+                    example,
+                );
+                return None;
+            }
+            if let Some(label) = host.split('.').find(|l| l.len() > MAX_LABEL_LEN) {
+                self.issue(
+                    "uri",
+                    format!(
+                        "the label `{label}` of the registry host is {} characters long; a DNS \
+                         label has at most {MAX_LABEL_LEN}",
+                        label.len()
+                    ),
+                    example,
+                );
+                return None;
+            }
+        }
         self.map.insert("uri".into(), Value::String(uri));
         Some(parsed)
     }
@@ -319,22 +352,40 @@ impl ConfigCheck {
     }
 
     /// Checks the optional `default_repository` (ZenML's base config field:
-    /// the repository images go to when none is given, appended to `uri`):
-    /// lowercase path components separated by `/`, as in an image name.
-    pub fn default_repository(&mut self) -> Option<String> {
+    /// the repository images go to when none is given, appended to `uri` as
+    /// `<uri>/<default_repository>`): lowercase path components separated by
+    /// `/`, and with the uri's path no longer than an image path may be.
+    pub fn default_repository(&mut self, uri: Option<&RegistryUri>) -> Option<String> {
         let repository = self.optional_str("default_repository", REPOSITORY_EXAMPLE)?;
-        if is_repository_path(&repository) {
-            return Some(repository);
+        if !is_repository_path(&repository) {
+            self.issue(
+                "default_repository",
+                format!(
+                    "`default_repository` `{repository}` is not a valid repository name: use \
+                     {PATH_COMPONENT_RULE}, separated by `/`"
+                ),
+                REPOSITORY_EXAMPLE,
+            );
+            return None;
         }
-        self.issue(
-            "default_repository",
-            format!(
-                "`default_repository` `{repository}` is not a valid repository name: use \
-                 {PATH_COMPONENT_RULE}, separated by `/`"
-            ),
-            REPOSITORY_EXAMPLE,
-        );
-        None
+        let prefix = uri.map(RegistryUri::path).unwrap_or_default();
+        let total = if prefix.is_empty() {
+            repository.len()
+        } else {
+            prefix.len() + 1 + repository.len()
+        };
+        if total > MAX_PATH_LEN {
+            self.issue(
+                "default_repository",
+                format!(
+                    "`default_repository` appended to the path of `uri` (`{prefix}/...`) makes an \
+                     image path of {total} characters; Docker allows at most {MAX_PATH_LEN}"
+                ),
+                REPOSITORY_EXAMPLE,
+            );
+            return None;
+        }
+        Some(repository)
     }
 
     /// Records an issue on `field` stating `problem` and showing `example`.
@@ -375,10 +426,11 @@ pub fn validate_uri_config(
     check: impl FnOnce(&RegistryUri, &mut Vec<ConfigIssue>),
 ) -> Result<String, Vec<ConfigIssue>> {
     let mut cfg = ConfigCheck::parse(config, BASE_FIELDS)?;
-    if let Some(uri) = cfg.uri(example) {
-        check(&uri, &mut cfg.issues);
+    let uri = cfg.uri(example);
+    if let Some(uri) = &uri {
+        check(uri, &mut cfg.issues);
     }
-    cfg.default_repository();
+    cfg.default_repository(uri.as_ref());
     cfg.finish()
 }
 
@@ -549,6 +601,19 @@ mod tests {
             |_, _| {},
         );
         assert!(null.is_ok());
+    }
+
+    #[test]
+    fn hosts_keep_to_dns_limits() {
+        let label = format!(r#"{{"uri":"{}.example.com"}}"#, "a".repeat(64));
+        let err = validate_uri_config(&label, "x.io", |_, _| {}).unwrap_err();
+        assert!(err[0].message.contains("at most 63"), "{}", err[0].message);
+        let name = format!(r#"{{"uri":"{}com"}}"#, "abcdefghi.".repeat(26));
+        let err = validate_uri_config(&name, "x.io", |_, _| {}).unwrap_err();
+        assert!(err[0].message.contains("at most 253"), "{}", err[0].message);
+        let ok = format!(r#"{{"uri":"{}.example.com:5000"}}"#, "a".repeat(63));
+        assert!(validate_uri_config(&ok, "x.io", |_, _| {}).is_ok());
+        assert!(validate_uri_config(r#"{"uri":"[::1]:5000"}"#, "x.io", |_, _| {}).is_ok());
     }
 
     #[test]
