@@ -42,7 +42,6 @@ ADMIN=$(head -c 32 /dev/urandom | base64 | tr -d '\n')
 cat >"$WORK/server.toml" <<TOML
 [quotas]
 max_registries = 100000
-max_concurrent_calls = 2
 max_queued_calls = 64
 cpu_ms_per_minute = 20000
 timeout_ms = 2000

@@ -123,8 +123,11 @@ impl QuotaFile {
     }
 }
 
-/// A shared server's default quota: bounded everywhere.
+/// A shared server's default quota: bounded everywhere. A tenant's calls at
+/// once default to half the cores (at least one), so a tenant that spins on
+/// every call it may run never holds all the CPUs.
 pub fn default_quota() -> TenantQuota {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     TenantQuota {
         max_flavors: Some(50),
         max_components: Some(200),
@@ -132,7 +135,7 @@ pub fn default_quota() -> TenantQuota {
         fuel: None,
         timeout: None,
         memory_bytes: None,
-        max_concurrent_calls: Some(2),
+        max_concurrent_calls: Some((cores / 2).max(1)),
         max_queued_calls: Some(16),
         cpu_per_minute: Some(Duration::from_secs(30)),
         max_upload_bytes: Some(2048 * MIB),
