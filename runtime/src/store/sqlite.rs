@@ -119,7 +119,11 @@ impl Database {
 async fn connect(options: SqliteConnectOptions) -> Result<Pool<Db>, StoreError> {
     let mut attempt = 1;
     loop {
-        match SqlitePoolOptions::new().connect_with(options.clone()).await {
+        // No ping before each acquire (sqlx's default): a connection to a
+        // local file does not go stale, and the ping is a second round trip
+        // to the connection's worker thread on every query.
+        let pool = SqlitePoolOptions::new().test_before_acquire(false);
+        match pool.connect_with(options.clone()).await {
             Ok(pool) => return Ok(pool),
             Err(sqlx::Error::Database(e)) if is_busy(e.as_ref()) && attempt < OPEN_ATTEMPTS => {
                 tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
