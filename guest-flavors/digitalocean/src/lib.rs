@@ -94,28 +94,16 @@ fn check_uri(uri: &RegistryUri, issues: &mut Vec<ConfigIssue>) {
             EXAMPLE,
         ));
     }
-    let rest = RegistryUri {
-        uri: uri.uri.clone(),
-        domain: uri.domain.clone(),
-        segments: uri.segments[1..].to_vec(),
-    };
     // Below the registry, repositories follow the Docker reference grammar;
-    // DigitalOcean documents no rule of its own for them.
-    if uri.path().len() > validate::MAX_PATH_LEN {
-        issues.push(ConfigIssue::with_example(
-            "uri",
-            format!(
-                "the path of `uri` is longer than {} characters",
-                validate::MAX_PATH_LEN
-            ),
-            EXAMPLE,
-        ));
-    }
-    validate::check_path_components(
+    // DigitalOcean documents no rule of its own for them. The registry name
+    // counts in the path's length.
+    validate::check_segments(
         "uri",
-        &rest,
+        uri,
+        1,
         "registry.digitalocean.com/my-registry/team",
         issues,
+        validate::path_component,
     );
 }
 

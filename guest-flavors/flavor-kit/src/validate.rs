@@ -211,21 +211,50 @@ pub fn check_path_components(
     example: &str,
     issues: &mut Vec<ConfigIssue>,
 ) -> bool {
+    check_segments(field, uri, 0, example, issues, path_component)
+}
+
+/// [`is_path_component`] as a rule for [`check_segments`].
+pub fn path_component(segment: &str) -> Result<(), String> {
+    if is_path_component(segment) {
+        Ok(())
+    } else {
+        Err(format!(
+            "is not valid in an image name: use {PATH_COMPONENT_RULE}"
+        ))
+    }
+}
+
+/// Records an issue on `field` for every segment of `uri` after the first
+/// `skip` that `rule` refuses (its `Err` completes "path segment `<segment>`
+/// of `<field>` `<uri>` ..."; an empty segment is always refused), and, when
+/// they all pass, one if the whole path is longer than [`MAX_PATH_LEN`].
+/// Returns whether all passed.
+pub fn check_segments(
+    field: &str,
+    uri: &RegistryUri,
+    skip: usize,
+    example: &str,
+    issues: &mut Vec<ConfigIssue>,
+    rule: impl Fn(&str) -> Result<(), String>,
+) -> bool {
     let mut ok = true;
-    for segment in &uri.segments {
-        if !is_path_component(segment) {
-            ok = false;
-            let problem = if segment.is_empty() {
-                format!("`{field}` `{}` has an empty path segment (`//`)", uri.uri)
-            } else {
-                format!(
-                    "path segment `{segment}` of `{field}` `{}` is not valid in an image name: \
-                     use {PATH_COMPONENT_RULE}",
-                    uri.uri
-                )
-            };
-            issues.push(ConfigIssue::with_example(field, problem, example));
-        }
+    for segment in uri.segments.iter().skip(skip) {
+        let problem = if segment.is_empty() {
+            format!("`{field}` `{}` has an empty path segment (`//`)", uri.uri)
+        } else {
+            match rule(segment) {
+                Ok(()) => continue,
+                Err(problem) => {
+                    format!(
+                        "path segment `{segment}` of `{field}` `{}` {problem}",
+                        uri.uri
+                    )
+                }
+            }
+        };
+        ok = false;
+        issues.push(ConfigIssue::with_example(field, problem, example));
     }
     if ok && uri.path().len() > MAX_PATH_LEN {
         ok = false;

@@ -358,23 +358,7 @@ fn check_repository(repository: &str, location: &str, issues: &mut Vec<ConfigIss
 /// Artifact Registry, the repository): each a lowercase path component of an
 /// image name, the whole path at most [`validate::MAX_PATH_LEN`] characters.
 fn check_rest(uri: &RegistryUri, skip: usize, example: &str, issues: &mut Vec<ConfigIssue>) {
-    let rest = RegistryUri {
-        uri: uri.uri.clone(),
-        domain: uri.domain.clone(),
-        segments: uri.segments.get(skip..).unwrap_or_default().to_vec(),
-    };
-    if validate::check_path_components("uri", &rest, example, issues)
-        && uri.path().len() > validate::MAX_PATH_LEN
-    {
-        issues.push(ConfigIssue::with_example(
-            "uri",
-            format!(
-                "the path of `uri` is longer than {} characters",
-                validate::MAX_PATH_LEN
-            ),
-            example,
-        ));
-    }
+    validate::check_segments("uri", uri, skip, example, issues, validate::path_component);
 }
 
 flavor_kit::export_flavor!(Gcp);

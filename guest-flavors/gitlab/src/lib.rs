@@ -116,31 +116,11 @@ fn check_uri(uri: &RegistryUri, issues: &mut Vec<ConfigIssue>) {
     ) {
         return;
     }
-    let mut all_valid = true;
-    for segment in &uri.segments {
-        if let Err(problem) = check_segment(segment) {
-            all_valid = false;
-            let problem = if segment.is_empty() {
-                format!("`uri` `{}` has an empty path segment (`//`)", uri.uri)
-            } else {
-                format!("path segment `{segment}` of `uri` `{}` {problem}", uri.uri)
-            };
-            issues.push(ConfigIssue::with_example("uri", problem, EXAMPLE));
-        }
-    }
-    if all_valid && uri.path().len() > validate::MAX_PATH_LEN {
-        issues.push(ConfigIssue::with_example(
-            "uri",
-            format!(
-                "the path of `uri` is longer than {} characters",
-                validate::MAX_PATH_LEN
-            ),
-            EXAMPLE,
-        ));
-    }
+    validate::check_segments("uri", uri, 0, EXAMPLE, issues, check_segment);
 }
 
-/// One group, subgroup or project path in an image name; `Err` completes
+/// One group, subgroup or project path in an image name (never empty:
+/// [`validate::check_segments`] refuses those); `Err` completes
 /// "path segment `<segment>` of `uri` `<uri>` ...".
 ///
 /// Two rules apply at once:
@@ -157,21 +137,13 @@ fn check_uri(uri: &RegistryUri, issues: &mut Vec<ConfigIssue>) {
 /// Together: lowercase letters and digits separated by single `.`, `_` or
 /// `-`, not ending in `.git` or `.atom`.
 fn check_segment(segment: &str) -> Result<(), String> {
-    if segment.is_empty() {
-        return Err(String::new());
-    }
     if segment.bytes().any(|c| c.is_ascii_uppercase()) {
         return Err(format!(
             "must be lowercase in an image path (`{}`)",
             segment.to_ascii_lowercase()
         ));
     }
-    if !validate::is_path_component(segment) {
-        return Err(format!(
-            "is not valid in an image name: use {}",
-            validate::PATH_COMPONENT_RULE
-        ));
-    }
+    validate::path_component(segment)?;
     let special = |c: u8| matches!(c, b'.' | b'_' | b'-');
     if segment
         .as_bytes()
