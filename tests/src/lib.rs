@@ -51,3 +51,53 @@ pub fn flavorbox_bin() -> PathBuf {
     })
     .clone()
 }
+
+/// Runs a future to completion on a fresh current-thread runtime.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+/// Runs the `flavorbox` CLI on the state in `home`, never logged in through
+/// the environment, with `stdin` written to it and extra `env`; returns
+/// (success, stdout, stderr).
+pub fn run_cli(
+    home: &std::path::Path,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
+    use std::io::Write;
+    let mut command = std::process::Command::new(flavorbox_bin());
+    command
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("FLAVORBOX_SERVER")
+        .env_remove("FLAVORBOX_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("run flavorbox");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write stdin");
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().expect("wait for flavorbox");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use flavorbox_tests::services::{
     dead_registry, make_image, registry_manifest_digest, registry_tags, services,
 };
-use flavorbox_tests::{flavorbox_bin, guest_path};
+use flavorbox_tests::{block_on, flavorbox_bin, guest_path};
 use serde_json::{Value, json};
 
 /// A CLI user with their own state directory.
@@ -113,14 +113,6 @@ impl User {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
 }
 
 fn hostile_wasm() -> String {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flavorbox_tests::server::{Server, ServerOptions};
-use flavorbox_tests::{guest_bytes, services};
+use flavorbox_tests::{guest_bytes, run_cli as cli, services};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
@@ -740,45 +740,6 @@ fn malformed_requests_get_json_errors() {
         404,
         "nothing stored"
     );
-}
-
-/// Runs the CLI with `home`, returning (success, stdout, stderr).
-fn cli(
-    home: &std::path::Path,
-    args: &[&str],
-    stdin: Option<&str>,
-    env: &[(&str, &str)],
-) -> (bool, String, String) {
-    use std::io::Write;
-    let mut command = std::process::Command::new(flavorbox_tests::flavorbox_bin());
-    command
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("FLAVORBOX_SERVER")
-        .env_remove("FLAVORBOX_TOKEN")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let mut child = command.spawn().expect("run flavorbox");
-    if let Some(text) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]

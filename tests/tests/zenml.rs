@@ -5,13 +5,12 @@
 //! real `flavorbox serve`, to the htpasswd registry on loopback. ZenML never
 //! sees the registry's credentials: Flavorbox holds them.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use flavorbox_tests::server::{Server, ServerOptions};
 use flavorbox_tests::services::{make_image, registry_manifest_digest, registry_tags, services};
-use flavorbox_tests::{flavorbox_bin, guest_path};
+use flavorbox_tests::{block_on, flavorbox_bin, guest_path, run_cli};
 use serde_json::{Value, json};
 
 /// The venv with zenml[local]==0.98.0 (scripts/setup.sh).
@@ -41,36 +40,8 @@ fn repo_root() -> PathBuf {
 
 /// Runs the local flavorbox CLI on `home`; panics with stderr on failure.
 fn flavorbox(home: &Path, args: &[&str], stdin: Option<&str>) {
-    let mut child = Command::new(flavorbox_bin())
-        .args(args)
-        .env("FLAVORBOX_HOME", home)
-        .env_remove("FLAVORBOX_SERVER")
-        .env_remove("FLAVORBOX_TOKEN")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run flavorbox");
-    let mut input = child.stdin.take().expect("stdin");
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).expect("write stdin");
-    }
-    drop(input);
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "`flavorbox {}`: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
+    let (ok, _, err) = run_cli(home, args, stdin, &[]);
+    assert!(ok, "`flavorbox {}`: {err}", args.join(" "));
 }
 
 /// The error a step raised, or a panic showing what it returned.
