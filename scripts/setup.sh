@@ -60,27 +60,26 @@ else
     say "installing cargo-fuzz"
     cargo install cargo-fuzz --locked
 fi
-# schemathesis, pinned, in a virtualenv under the cache: the server suite
-# runs it against the server's /openapi.json.
-VENV="${FLAVORBOX_VENV:-$HOME/.cache/flavorbox/venv}"
-SCHEMATHESIS_VERSION=4.32.5
-if [ -x "$VENV/bin/schemathesis" ] && "$VENV/bin/pip" show schemathesis 2>/dev/null | grep -qx "Version: $SCHEMATHESIS_VERSION"; then
-    say "schemathesis $SCHEMATHESIS_VERSION present in $VENV"
-else
-    say "installing schemathesis $SCHEMATHESIS_VERSION into $VENV"
-    python3 -m venv "$VENV"
-    PIP_CACHE_DIR="$HOME/.cache/flavorbox/pip" "$VENV/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
-fi
-# zenml, pinned, with the `local` extra (its own SQLite store, no server), in
-# a virtualenv of its own: the ZenML suite (tests/tests/zenml.rs) runs ZenML's
+# Installs pinned PyPI package PACKAGE==VERSION (with EXTRAS, e.g. `[local]`)
+# into the virtualenv VENV, unless that version is already there.
+pip_venv() {
+    local venv=$1 package=$2 version=$3 extras=${4:-}
+    # sed reads all of `pip show` (a `grep -q` that quits at the match
+    # would kill pip with SIGPIPE, fail the pipeline and reinstall each run).
+    if [ -x "$venv/bin/python" ] &&
+        [ "$("$venv/bin/pip" show "$package" 2>/dev/null | sed -n 's/^Version: //p')" = "$version" ]; then
+        say "$package $version present in $venv"
+    else
+        say "installing $package$extras $version into $venv"
+        python3 -m venv "$venv"
+        PIP_CACHE_DIR="$HOME/.cache/flavorbox/pip" "$venv/bin/pip" install --quiet "$package$extras==$version"
+    fi
+}
+# schemathesis, in a virtualenv under the cache: the server suite runs it
+# against the server's /openapi.json.
+pip_venv "${FLAVORBOX_VENV:-$HOME/.cache/flavorbox/venv}" schemathesis 4.32.5
+# zenml with the `local` extra (its own SQLite store, no server), in a
+# virtualenv of its own: the ZenML suite (tests/tests/zenml.rs) runs ZenML's
 # push path through integrations/zenml against the loopback registry.
-ZENML_VENV="${FLAVORBOX_ZENML_VENV:-$HOME/.cache/flavorbox/zenml-venv}"
-ZENML_VERSION=0.98.0
-if [ -x "$ZENML_VENV/bin/python" ] && "$ZENML_VENV/bin/pip" show zenml 2>/dev/null | grep -qx "Version: $ZENML_VERSION"; then
-    say "zenml $ZENML_VERSION present in $ZENML_VENV"
-else
-    say "installing zenml[local] $ZENML_VERSION into $ZENML_VENV"
-    python3 -m venv "$ZENML_VENV"
-    PIP_CACHE_DIR="$HOME/.cache/flavorbox/pip" "$ZENML_VENV/bin/pip" install --quiet "zenml[local]==$ZENML_VERSION"
-fi
+pip_venv "${FLAVORBOX_ZENML_VENV:-$HOME/.cache/flavorbox/zenml-venv}" zenml 0.98.0 "[local]"
 say "done"
