@@ -77,6 +77,8 @@ pub(crate) async fn flavor(backend: &impl Backend, cmd: FlavorCommand) -> anyhow
             eprintln!("deleted flavor `{name}`");
             Ok(())
         }
+        // Run before any backend is chosen (cli::run): they need no state.
+        FlavorCommand::New(_) | FlavorCommand::Build(_) => Ok(()),
     }
 }
 

@@ -9,6 +9,7 @@ mod backend;
 mod commands;
 mod output;
 mod remote;
+mod scaffold;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -170,6 +171,10 @@ pub(crate) enum FlavorCommand {
         /// Flavor name.
         name: String,
     },
+    /// Create a flavor project in Rust, Python or JavaScript, ready to build.
+    New(scaffold::NewArgs),
+    /// Build the flavor project in a directory; prints the `.wasm` path.
+    Build(scaffold::BuildArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -345,6 +350,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Image(ImageCommand::Parse { reference, out }) = &cli.command {
         return commands::image_parse(reference, out.json);
     }
+    // Authoring commands edit files and run toolchains: no state, no server.
+    let cli = match cli.command {
+        Command::Flavor(FlavorCommand::New(args)) => return scaffold::new(args),
+        Command::Flavor(FlavorCommand::Build(args)) => return scaffold::build(args),
+        command => Cli { command, ..cli },
+    };
     let home = match cli.home {
         Some(home) => home,
         None => App::default_home()?,
