@@ -33,9 +33,10 @@ declare -A PACKAGE_OF=(
     [docker-registry]=docker-registry
     [htpasswd]=apache2-utils
     [skopeo]=skopeo
+    [openssl]=openssl
 )
 missing=()
-for binary in dockerd docker-registry htpasswd skopeo; do
+for binary in dockerd docker-registry htpasswd skopeo openssl; do
     if command -v "$binary" >/dev/null 2>&1 || [ -x "/usr/sbin/$binary" ] || [ -x "/usr/bin/$binary" ]; then
         say "$binary present"
     else
@@ -59,6 +60,20 @@ if cargo fuzz --version >/dev/null 2>&1; then
 else
     say "installing cargo-fuzz"
     cargo install cargo-fuzz --locked
+fi
+# wkg (crates.io, bytecodealliance/wasm-pkg-tools), pinned, for the OCI
+# interop suite (tests/tests/oci.rs): installed once into the tools cache,
+# so reruns and later CI runs on this machine find it and build nothing.
+# A debug build without debug info: it only moves a few small artifacts in
+# the tests, and it compiles in about half the time of a release build.
+WKG_VERSION=0.16.1
+TOOLS="$HOME/.cache/flavorbox/tools"
+if [ -x "$TOOLS/bin/wkg" ] && [ "$("$TOOLS/bin/wkg" --version 2>/dev/null)" = "wkg $WKG_VERSION" ]; then
+    say "wkg $WKG_VERSION present in $TOOLS"
+else
+    say "installing wkg $WKG_VERSION into $TOOLS"
+    (unset CARGO_TARGET_DIR; CARGO_PROFILE_DEV_DEBUG=0 cargo install wkg --version "$WKG_VERSION" \
+        --locked --debug --root "$TOOLS" --quiet)
 fi
 # Installs pinned PyPI package PACKAGE==VERSION (with EXTRAS, e.g. `[local]`)
 # into the virtualenv VENV, unless that version is already there.

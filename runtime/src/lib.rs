@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod flavor;
+pub mod oci;
 pub mod push;
 pub mod reference;
 pub mod registry_api;

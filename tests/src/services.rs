@@ -51,6 +51,9 @@ pub struct Services {
     pub auth_user: String,
     /// That user's password.
     pub auth_password: String,
+    /// The open registry's storage directory (filesystem driver root), for
+    /// tests that tamper with what it serves.
+    pub open_registry_storage: PathBuf,
 }
 
 /// The services, started on first use; panics with what is missing if they cannot start.
@@ -492,6 +495,7 @@ fn start() -> Result<Services> {
         auth_registry,
         auth_user,
         auth_password,
+        open_registry_storage: root.join("registry-open").join("storage"),
     })
 }
 

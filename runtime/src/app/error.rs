@@ -158,12 +158,37 @@ pub enum AppError {
         /// The bound, in bytes.
         max: u64,
     },
+    /// Publishing, pulling or verifying an OCI artifact failed.
+    #[error(transparent)]
+    Oci(#[from] crate::oci::OciError),
+    /// `flavor update` of a flavor that was not registered from a registry.
+    #[error(
+        "flavor `{0}` was not registered from an OCI registry, so it has no tag to follow: register the new version with `flavorbox flavor register`"
+    )]
+    NoOrigin(String),
     /// The operator's configuration contradicts itself or the sandbox.
     #[error("invalid configuration: {0}")]
     Config(String),
     /// A background task failed.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// The code of an OCI failure.
+fn oci_code(error: &crate::oci::OciError) -> &'static str {
+    use crate::oci::OciError as O;
+    match error {
+        O::InvalidSource { .. } => "bad_request",
+        O::NotFound { .. } => "not_found",
+        O::Auth { .. } => "registry_auth",
+        O::WrongMediaType { .. } | O::BadManifest { .. } | O::DigestMismatch { .. } => {
+            "invalid_flavor"
+        }
+        O::TooLarge { .. } => "too_large",
+        O::Refused { .. } => "egress_refused",
+        O::Signature { .. } => "signature_refused",
+        O::Unreachable { .. } | O::Protocol { .. } => "registry_failed",
+    }
 }
 
 fn list_issues(issues: &[ConfigIssue]) -> String {
@@ -209,6 +234,8 @@ impl AppError {
             AppError::Busy { .. } => "overloaded",
             AppError::EgressRefused { .. } => "egress_refused",
             AppError::UploadTooLarge { .. } => "too_large",
+            AppError::Oci(e) => oci_code(e),
+            AppError::NoOrigin(_) => "conflict",
             AppError::Config(_) | AppError::Internal(_) => "internal",
         }
     }

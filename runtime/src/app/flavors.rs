@@ -8,7 +8,7 @@ use super::{App, AppError, FlavorInfo, TenantApp, blocking};
 use crate::builtin;
 use crate::flavor::FlavorMetadata;
 use crate::sandbox::LoadedFlavor;
-use crate::store::{FlavorRecord, StoreError};
+use crate::store::{FlavorOrigin, FlavorRecord, StoreError};
 
 impl App {
     /// Loads every built-in flavor (once per process; compiled code is cached on disk).
@@ -50,6 +50,17 @@ impl TenantApp<'_> {
         &self,
         bytes: Vec<u8>,
         expected: Option<&str>,
+    ) -> Result<FlavorInfo, AppError> {
+        self.register_with_origin(bytes, expected, None).await
+    }
+
+    /// [`register_flavor_as`](Self::register_flavor_as), recording the
+    /// OCI artifact the bytes were pulled from.
+    pub(super) async fn register_with_origin(
+        &self,
+        bytes: Vec<u8>,
+        expected: Option<&str>,
+        origin: Option<FlavorOrigin>,
     ) -> Result<FlavorInfo, AppError> {
         let max = self.app.config.tenant_component_bytes(self.tenant.name());
         if bytes.len() > max {
@@ -94,6 +105,7 @@ impl TenantApp<'_> {
                 .map_err(|e| AppError::Internal(e.to_string()))?,
             // The store stamps the time.
             registered_at: String::new(),
+            origin,
         };
         self.store.insert_flavor(&record).await?;
         let stored = self
@@ -117,6 +129,7 @@ impl TenantApp<'_> {
                 sha256: f.sha256().to_string(),
                 registered_at: None,
                 metadata: f.metadata().clone(),
+                origin: None,
             })
             .collect();
         builtins.sort_by(|a, b| a.name.cmp(&b.name));
@@ -195,7 +208,7 @@ impl TenantApp<'_> {
     }
 }
 
-fn info_from_record(record: FlavorRecord) -> Result<FlavorInfo, AppError> {
+pub(super) fn info_from_record(record: FlavorRecord) -> Result<FlavorInfo, AppError> {
     let metadata: FlavorMetadata = serde_json::from_str(&record.metadata_json)
         .map_err(|e| AppError::Internal(format!("stored metadata of `{}`: {e}", record.name)))?;
     Ok(FlavorInfo {
@@ -204,5 +217,10 @@ fn info_from_record(record: FlavorRecord) -> Result<FlavorInfo, AppError> {
         sha256: record.sha256,
         registered_at: Some(record.registered_at),
         metadata,
+        origin: record.origin.map(|o| super::FlavorOriginInfo {
+            reference: o.reference,
+            digest: o.digest,
+            signed_by: o.key,
+        }),
     })
 }

@@ -16,6 +16,7 @@
 mod cipher;
 mod components;
 pub mod config;
+mod distribution;
 mod error;
 mod flavors;
 mod jobs;
@@ -39,9 +40,10 @@ pub use self::jobs::{JOB_INTERRUPTED, new_job_id};
 pub use self::push::{PushSource, PushUpdate};
 pub use self::quota::{Admission, CallBounds, TenantQuota};
 pub use self::wire::{
-    CheckReport, CheckRequest, ComponentInfo, CreateSecret, FlavorInfo, ImageInfo, JobError,
-    JobInfo, JobStatus, PushProgress, PushReport, PushRequest, RegisterComponent, RegistryBody,
-    SecretBody, SecretChange, SecretInfo, UpdateComponent,
+    CheckReport, CheckRequest, ComponentInfo, CreateSecret, FlavorInfo, FlavorOriginInfo,
+    FlavorUpdate, ImageInfo, JobError, JobInfo, JobStatus, PublishReport, PushProgress, PushReport,
+    PushRequest, RegisterComponent, RegisterFromOci, RegistryBody, SecretBody, SecretChange,
+    SecretInfo, UpdateComponent,
 };
 pub use crate::config::parse_options;
 

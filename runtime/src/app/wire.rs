@@ -23,6 +23,61 @@ pub struct FlavorInfo {
     pub registered_at: Option<String>,
     /// What the flavor says about itself.
     pub metadata: FlavorMetadata,
+    /// The OCI artifact it was registered from (absent for a file or a built-in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<FlavorOriginInfo>,
+}
+
+/// The OCI artifact a flavor was registered from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FlavorOriginInfo {
+    /// The `oci://` source as given.
+    pub reference: String,
+    /// The manifest digest it resolved to.
+    pub digest: String,
+    /// The id (SHA-256 of the public key) whose signature was verified, if one was required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
+}
+
+/// Where to register a flavor from: an OCI artifact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RegisterFromOci {
+    /// `oci://HOST/REPO:TAG[@sha256:…]`.
+    pub source: String,
+    /// The secret holding the registry's credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Registries (`host[:port]`) to reach over plain HTTP; loopback always is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub insecure_registries: Vec<String>,
+    /// PEM public keys (ECDSA P-256) one of which must have signed the
+    /// manifest digest, besides the operator's trusted keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verify_keys: Vec<String>,
+}
+
+/// What `flavor update` found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FlavorUpdate {
+    /// The flavor as it is now.
+    pub flavor: FlavorInfo,
+    /// The digest the flavor had before.
+    pub previous_digest: String,
+    /// Whether the tag had moved (and the flavor was replaced).
+    pub moved: bool,
+    /// Registry components to validate again (`flavorbox registry update NAME`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revalidate: Vec<String>,
+}
+
+/// What `flavor publish` pushed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PublishReport {
+    /// The target, `oci://HOST/REPO:TAG`.
+    pub target: String,
+    /// The manifest digest.
+    pub digest: String,
 }
 
 /// A registry component as listed and described.

@@ -4,14 +4,44 @@
 //! are written once, against the trait.
 
 use crate::app::{
-    ComponentInfo, CreateSecret, FlavorInfo, PushProgress, PushReport, PushRequest,
-    RegisterComponent, SecretInfo, TenantApp, UpdateComponent,
+    ComponentInfo, CreateSecret, FlavorInfo, FlavorUpdate, PublishReport, PushProgress, PushReport,
+    PushRequest, RegisterComponent, RegisterFromOci, SecretInfo, TenantApp, UpdateComponent,
 };
+use crate::oci::SigningKey;
 
 /// The operations the CLI's commands use.
 pub(crate) trait Backend {
     /// Registers a flavor component.
     async fn register_flavor(&self, bytes: Vec<u8>) -> anyhow::Result<FlavorInfo>;
+    /// Registers a flavor pulled from an OCI registry.
+    async fn register_flavor_from_oci(
+        &self,
+        request: RegisterFromOci,
+    ) -> anyhow::Result<FlavorInfo>;
+    /// Publishes a registered flavor to an OCI registry.
+    async fn publish_flavor(
+        &self,
+        name: &str,
+        target: &str,
+        secret: Option<String>,
+        insecure: Vec<String>,
+    ) -> anyhow::Result<PublishReport>;
+    /// Signs an artifact's manifest digest; returns (digest, signature tag).
+    async fn sign_flavor(
+        &self,
+        source: &str,
+        key: &SigningKey,
+        secret: Option<String>,
+        insecure: Vec<String>,
+    ) -> anyhow::Result<(String, String)>;
+    /// Follows the tag a flavor was registered from.
+    async fn update_flavor(
+        &self,
+        name: &str,
+        secret: Option<String>,
+        insecure: Vec<String>,
+        verify_keys: Vec<String>,
+    ) -> anyhow::Result<FlavorUpdate>;
     /// Built-in and registered flavors.
     async fn list_flavors(&self) -> anyhow::Result<Vec<FlavorInfo>>;
     /// One flavor.
@@ -62,6 +92,48 @@ impl<'a> LocalBackend<'a> {
 impl Backend for LocalBackend<'_> {
     async fn register_flavor(&self, bytes: Vec<u8>) -> anyhow::Result<FlavorInfo> {
         Ok(self.app.register_flavor(bytes).await?)
+    }
+    async fn register_flavor_from_oci(
+        &self,
+        request: RegisterFromOci,
+    ) -> anyhow::Result<FlavorInfo> {
+        Ok(self.app.register_flavor_from_oci(request).await?)
+    }
+    async fn publish_flavor(
+        &self,
+        name: &str,
+        target: &str,
+        secret: Option<String>,
+        insecure: Vec<String>,
+    ) -> anyhow::Result<PublishReport> {
+        Ok(self
+            .app
+            .publish_flavor(name, target, secret.as_deref(), insecure)
+            .await?)
+    }
+    async fn sign_flavor(
+        &self,
+        source: &str,
+        key: &SigningKey,
+        secret: Option<String>,
+        insecure: Vec<String>,
+    ) -> anyhow::Result<(String, String)> {
+        Ok(self
+            .app
+            .sign_flavor_artifact(source, key, secret.as_deref(), insecure)
+            .await?)
+    }
+    async fn update_flavor(
+        &self,
+        name: &str,
+        secret: Option<String>,
+        insecure: Vec<String>,
+        verify_keys: Vec<String>,
+    ) -> anyhow::Result<FlavorUpdate> {
+        Ok(self
+            .app
+            .update_flavor(name, secret.as_deref(), insecure, &verify_keys)
+            .await?)
     }
     async fn list_flavors(&self) -> anyhow::Result<Vec<FlavorInfo>> {
         Ok(self.app.list_flavors().await?)

@@ -31,19 +31,101 @@ pub(crate) fn image_parse(text: &str, json_out: bool) -> anyhow::Result<()> {
 /// `flavor ...`.
 pub(crate) async fn flavor(backend: &impl Backend, cmd: FlavorCommand) -> anyhow::Result<()> {
     match cmd {
-        FlavorCommand::Register { file, out } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let info = backend
-                .register_flavor(bytes)
-                .await
-                .with_context(|| format!("cannot register {}", file.display()))?;
+        FlavorCommand::Register {
+            source,
+            oci,
+            verify_key,
+            out,
+        } => {
+            let info = if crate::oci::OciSource::looks_like(&source) {
+                let request = app::RegisterFromOci {
+                    source: source.clone(),
+                    secret: oci.secret,
+                    insecure_registries: oci.insecure_registry,
+                    verify_keys: read_keys(&verify_key)?,
+                };
+                // The error names the source itself.
+                backend
+                    .register_flavor_from_oci(request)
+                    .await
+                    .context("flavor not registered")?
+            } else {
+                if !verify_key.is_empty() || oci.secret.is_some() {
+                    bail!(
+                        "--verify-key and --secret apply to `oci://` sources; `{source}` is a file"
+                    );
+                }
+                let bytes =
+                    std::fs::read(&source).with_context(|| format!("cannot read {source}"))?;
+                backend
+                    .register_flavor(bytes)
+                    .await
+                    .with_context(|| format!("cannot register {source}"))?
+            };
             if out.json {
                 print_json(&info)
             } else {
                 println!("{}", info.name);
                 Ok(())
             }
+        }
+        FlavorCommand::Publish {
+            name,
+            target,
+            oci,
+            out,
+        } => {
+            let report = backend
+                .publish_flavor(&name, &target, oci.secret, oci.insecure_registry)
+                .await
+                .with_context(|| format!("cannot publish flavor `{name}` to {target}"))?;
+            if out.json {
+                return print_json(&report);
+            }
+            eprintln!("published flavor `{name}` to {}", report.target);
+            println!("{}", report.digest);
+            Ok(())
+        }
+        FlavorCommand::Sign { source, key, oci } => {
+            let key = crate::oci::SigningKey::read(&key)?;
+            let (digest, tag) = backend
+                .sign_flavor(&source, &key, oci.secret, oci.insecure_registry)
+                .await
+                .with_context(|| format!("cannot sign {source}"))?;
+            eprintln!(
+                "signed {digest} with key {}; the signature is at tag `{tag}`",
+                key.public().short_id()
+            );
+            println!("{digest}");
+            Ok(())
+        }
+        FlavorCommand::Update {
+            name,
+            oci,
+            verify_key,
+            out,
+        } => {
+            let keys = read_keys(&verify_key)?;
+            let update = backend
+                .update_flavor(&name, oci.secret, oci.insecure_registry, keys)
+                .await
+                .with_context(|| format!("cannot update flavor `{name}`"))?;
+            if out.json {
+                return print_json(&update);
+            }
+            let origin = update.flavor.origin.as_ref();
+            let now = origin.map_or("-", |o| o.digest.as_str());
+            if update.moved {
+                println!("flavor `{name}` moved: {} -> {now}", update.previous_digest);
+                for component in &update.revalidate {
+                    eprintln!(
+                        "registry component `{component}` must be validated again: flavorbox registry update {component}"
+                    );
+                }
+            } else {
+                println!("flavor `{name}` is up to date at {now}");
+            }
+            Ok(())
         }
         FlavorCommand::List { out } => {
             let flavors = backend.list_flavors().await?;
@@ -80,6 +162,20 @@ pub(crate) async fn flavor(backend: &impl Backend, cmd: FlavorCommand) -> anyhow
         // Run before any backend is chosen (cli::run): they need no state.
         FlavorCommand::New(_) | FlavorCommand::Build(_) => Ok(()),
     }
+}
+
+/// Reads PEM public key files for --verify-key.
+fn read_keys(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<String>> {
+    paths
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read key {}", p.display()))?;
+            // Checked here so a bad file is named by its path.
+            crate::oci::PublicKey::from_pem(&text, &p.display().to_string())?;
+            Ok(text)
+        })
+        .collect()
 }
 
 /// `registry ...`.

@@ -147,10 +147,52 @@ pub(crate) struct JsonFlag {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum FlavorCommand {
-    /// Check a `.wasm` component against the flavor world, store it and precompile it.
+    /// Check a `.wasm` component (a file, or pulled from `oci://...`)
+    /// against the flavor world, store it and precompile it.
     Register {
-        /// The flavor component (built for wasm32-wasip2).
-        file: PathBuf,
+        /// The flavor component (built for wasm32-wasip2): a file, or
+        /// `oci://HOST/REPO:TAG[@sha256:...]` in a registry.
+        source: String,
+        #[command(flatten)]
+        oci: OciArgs,
+        /// A PEM public key (cosign.pub) one of whose signatures the
+        /// artifact must carry, besides the operator's trusted keys. Repeatable.
+        #[arg(long = "verify-key", value_name = "KEY.pub")]
+        verify_key: Vec<PathBuf>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Push a registered flavor to a registry as a Wasm OCI artifact; prints the manifest digest.
+    Publish {
+        /// Flavor name.
+        name: String,
+        /// Where to: `oci://HOST/REPO:TAG`.
+        target: String,
+        #[command(flatten)]
+        oci: OciArgs,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Sign a published flavor's manifest digest the way `cosign sign --key` does.
+    Sign {
+        /// The artifact: `oci://HOST/REPO:TAG` or `...@sha256:...`.
+        source: String,
+        /// An unencrypted PEM ECDSA P-256 private key
+        /// (`openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`).
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        #[command(flatten)]
+        oci: OciArgs,
+    },
+    /// Resolve the tag a flavor was registered from again; if it moved, verify and register the new artifact.
+    Update {
+        /// Flavor name.
+        name: String,
+        #[command(flatten)]
+        oci: OciArgs,
+        /// A PEM public key the new artifact must be signed with. Repeatable.
+        #[arg(long = "verify-key", value_name = "KEY.pub")]
+        verify_key: Vec<PathBuf>,
         #[command(flatten)]
         out: JsonFlag,
     },
@@ -175,6 +217,17 @@ pub(crate) enum FlavorCommand {
     New(scaffold::NewArgs),
     /// Build the flavor project in a directory; prints the `.wasm` path.
     Build(scaffold::BuildArgs),
+}
+
+/// How to reach an OCI registry.
+#[derive(Debug, Args)]
+pub(crate) struct OciArgs {
+    /// Secret holding the registry's credentials.
+    #[arg(long)]
+    pub(crate) secret: Option<String>,
+    /// Reach HOST[:PORT] over plain HTTP (loopback registries always are). Repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub(crate) insecure_registry: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

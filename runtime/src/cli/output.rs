@@ -62,6 +62,13 @@ pub(crate) fn print_flavor(f: &FlavorInfo) -> anyhow::Result<()> {
     if let Some(at) = &f.registered_at {
         println!("registered at: {at}");
     }
+    if let Some(origin) = &f.origin {
+        println!("origin:        {}", origin.reference);
+        println!("origin digest: {}", origin.digest);
+        if let Some(key) = &origin.signed_by {
+            println!("signed by key: {key}");
+        }
+    }
     println!("wit version:   {}", m.wit_version);
     println!("description:   {}", m.description);
     println!("docs:          {}", m.docs_url);

@@ -16,10 +16,14 @@ use serde::{Deserialize, Serialize};
 
 use super::backend::Backend;
 use crate::app::{
-    CheckReport, CheckRequest, ComponentInfo, CreateSecret, FlavorInfo, JobInfo, JobStatus,
-    PushProgress, PushReport, PushRequest, RegisterComponent, RegistryBody, SecretBody, SecretInfo,
-    UpdateComponent,
+    CheckReport, CheckRequest, ComponentInfo, CreateSecret, FlavorInfo, FlavorUpdate, JobInfo,
+    JobStatus, PublishReport, PushProgress, PushReport, PushRequest, RegisterComponent,
+    RegisterFromOci, RegistryBody, SecretBody, SecretInfo, UpdateComponent,
 };
+use crate::oci::SigningKey;
+
+/// What a server does not do for a tenant yet.
+const LOCAL_ONLY: &str = "`flavor publish`, `flavor sign` and `flavor update` run on local state only: run `flavorbox logout` first (a server registers `oci://` sources with `flavor register`)";
 
 /// File, in the state directory, that remembers the server after `login`.
 pub(crate) const LOGIN_FILE: &str = "server.json";
@@ -258,6 +262,40 @@ impl Backend for RemoteBackend {
             Body::Bytes(bytes, "application/wasm"),
         )
         .await
+    }
+    async fn register_flavor_from_oci(
+        &self,
+        request: RegisterFromOci,
+    ) -> anyhow::Result<FlavorInfo> {
+        self.call("POST", "/v1/flavors/oci".into(), Body::json(&request)?)
+            .await
+    }
+    async fn publish_flavor(
+        &self,
+        _name: &str,
+        _target: &str,
+        _secret: Option<String>,
+        _insecure: Vec<String>,
+    ) -> anyhow::Result<PublishReport> {
+        anyhow::bail!(LOCAL_ONLY)
+    }
+    async fn sign_flavor(
+        &self,
+        _source: &str,
+        _key: &SigningKey,
+        _secret: Option<String>,
+        _insecure: Vec<String>,
+    ) -> anyhow::Result<(String, String)> {
+        anyhow::bail!(LOCAL_ONLY)
+    }
+    async fn update_flavor(
+        &self,
+        _name: &str,
+        _secret: Option<String>,
+        _insecure: Vec<String>,
+        _verify_keys: Vec<String>,
+    ) -> anyhow::Result<FlavorUpdate> {
+        anyhow::bail!(LOCAL_ONLY)
     }
     async fn list_flavors(&self) -> anyhow::Result<Vec<FlavorInfo>> {
         self.call("GET", "/v1/flavors".into(), Body::None).await

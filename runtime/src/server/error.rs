@@ -105,10 +105,12 @@ pub fn status_of(code: &str) -> StatusCode {
         "already_exists" | "conflict" | "in_use" => StatusCode::CONFLICT,
         "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         "invalid_config" | "invalid_flavor" | "flavor_failed" | "invalid_target"
-        | "unknown_secret" | "egress_refused" => StatusCode::UNPROCESSABLE_ENTITY,
+        | "unknown_secret" | "egress_refused" | "signature_refused" => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         "quota_exceeded" => StatusCode::TOO_MANY_REQUESTS,
         "overloaded" => StatusCode::SERVICE_UNAVAILABLE,
-        "registry_auth" | "push_failed" => StatusCode::BAD_GATEWAY,
+        "registry_auth" | "push_failed" | "registry_failed" => StatusCode::BAD_GATEWAY,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -37,7 +37,7 @@ use sqlx::migrate::Migrator;
 pub use blob::BlobStore;
 pub use error::StoreError;
 pub use records::{
-    ComponentRecord, FlavorRecord, JobRecord, RowQuota, SecretRecord, SecretSummary,
+    ComponentRecord, FlavorOrigin, FlavorRecord, JobRecord, RowQuota, SecretRecord, SecretSummary,
 };
 pub use tenant::TenantStore;
 

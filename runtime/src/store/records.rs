@@ -16,6 +16,19 @@ pub struct FlavorRecord {
     pub metadata_json: String,
     /// When it was registered (RFC 3339 UTC); set by the store on insert.
     pub registered_at: String,
+    /// Where it was pulled from; `None` for a flavor registered from a file.
+    pub origin: Option<FlavorOrigin>,
+}
+
+/// The OCI artifact a flavor was registered from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlavorOrigin {
+    /// The `oci://` source as given (a tag, a digest or both).
+    pub reference: String,
+    /// The manifest digest it resolved to when pulled.
+    pub digest: String,
+    /// The id of the key whose signature was verified, if one was required.
+    pub key: Option<String>,
 }
 
 /// A registry component: a flavor bound to a registry URI and config.

@@ -11,7 +11,9 @@ use super::blob;
 use super::error::{
     COMPONENT, FLAVOR, SECRET, StoreError, already_exists, component_write_error, not_found,
 };
-use super::records::{ComponentRecord, FlavorRecord, RowQuota, SecretRecord, SecretSummary};
+use super::records::{
+    ComponentRecord, FlavorOrigin, FlavorRecord, RowQuota, SecretRecord, SecretSummary,
+};
 use super::timestamp::now_rfc3339;
 
 /// One tenant's view of the database; every query is filtered by the tenant.
@@ -23,7 +25,19 @@ pub struct TenantStore {
 }
 
 /// Row shapes, in column order.
-type FlavorRow = (String, String, String, String);
+type FlavorRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// The columns of a [`FlavorRow`], in order.
+const FLAVOR_COLUMNS: &str =
+    "name, sha256, metadata_json, registered_at, origin_reference, origin_digest, origin_key";
 type ComponentRow = (
     String,
     String,
@@ -36,12 +50,23 @@ type ComponentRow = (
     i64,
 );
 
-fn flavor_from_row((name, sha256, metadata_json, registered_at): FlavorRow) -> FlavorRecord {
+fn flavor_from_row(
+    (name, sha256, metadata_json, registered_at, reference, digest, key): FlavorRow,
+) -> FlavorRecord {
+    let origin = match (reference, digest) {
+        (Some(reference), Some(digest)) => Some(FlavorOrigin {
+            reference,
+            digest,
+            key,
+        }),
+        _ => None,
+    };
     FlavorRecord {
         name,
         sha256,
         metadata_json,
         registered_at,
+        origin,
     }
 }
 
@@ -100,14 +125,18 @@ impl TenantStore {
         )
         .await?;
         sqlx::query(
-            "INSERT INTO flavors (tenant, name, sha256, metadata_json, registered_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO flavors (tenant, name, sha256, metadata_json, registered_at, \
+             origin_reference, origin_digest, origin_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&self.tenant)
         .bind(&r.name)
         .bind(&r.sha256)
         .bind(&r.metadata_json)
         .bind(now_rfc3339())
+        .bind(r.origin.as_ref().map(|o| &o.reference))
+        .bind(r.origin.as_ref().map(|o| &o.digest))
+        .bind(r.origin.as_ref().and_then(|o| o.key.as_ref()))
         .execute(&mut *tx)
         .await
         .map_err(|e| already_exists(e, FLAVOR, &r.name))?;
@@ -117,10 +146,9 @@ impl TenantStore {
 
     /// The registered flavor called `name`, if any.
     pub async fn get_flavor(&self, name: &str) -> Result<Option<FlavorRecord>, StoreError> {
-        let row: Option<FlavorRow> = sqlx::query_as(
-            "SELECT name, sha256, metadata_json, registered_at FROM flavors \
-             WHERE tenant = $1 AND name = $2",
-        )
+        let row: Option<FlavorRow> = sqlx::query_as(&format!(
+            "SELECT {FLAVOR_COLUMNS} FROM flavors WHERE tenant = $1 AND name = $2"
+        ))
         .bind(&self.tenant)
         .bind(name)
         .fetch_optional(self.db.pool())
@@ -130,9 +158,9 @@ impl TenantStore {
 
     /// All registered flavors, ordered by name.
     pub async fn list_flavors(&self) -> Result<Vec<FlavorRecord>, StoreError> {
-        let rows: Vec<FlavorRow> = sqlx::query_as(
-            "SELECT name, sha256, metadata_json, registered_at FROM flavors WHERE tenant = $1",
-        )
+        let rows: Vec<FlavorRow> = sqlx::query_as(&format!(
+            "SELECT {FLAVOR_COLUMNS} FROM flavors WHERE tenant = $1"
+        ))
         .bind(&self.tenant)
         .fetch_all(self.db.pool())
         .await?;
@@ -141,6 +169,46 @@ impl TenantStore {
         // text differently, and the order should not depend on the database.
         flavors.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(flavors)
+    }
+
+    /// Replaces the content of flavor `r.name` (registered from an OCI
+    /// source whose tag moved): content, metadata and origin, if it still
+    /// has the content `expected_sha256`; else a conflict. Returns the
+    /// registry components that were validated by the old content (they
+    /// must be validated again before they push).
+    pub async fn replace_flavor(
+        &self,
+        r: &FlavorRecord,
+        expected_sha256: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        blob::validate_digest(&r.sha256)?;
+        let mut tx = self.db.begin_write().await?;
+        let changed = sqlx::query(
+            "UPDATE flavors SET sha256 = $1, metadata_json = $2, registered_at = $3, \
+             origin_reference = $4, origin_digest = $5, origin_key = $6 \
+             WHERE tenant = $7 AND name = $8 AND sha256 = $9",
+        )
+        .bind(&r.sha256)
+        .bind(&r.metadata_json)
+        .bind(now_rfc3339())
+        .bind(r.origin.as_ref().map(|o| &o.reference))
+        .bind(r.origin.as_ref().map(|o| &o.digest))
+        .bind(r.origin.as_ref().and_then(|o| o.key.as_ref()))
+        .bind(&self.tenant)
+        .bind(&r.name)
+        .bind(expected_sha256)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            return Err(StoreError::Conflict {
+                kind: FLAVOR,
+                name: r.name.clone(),
+            });
+        }
+        let by = names_where(&mut tx, &self.tenant, "flavor", &r.name).await?;
+        tx.commit().await?;
+        Ok(by)
     }
 
     /// Unregisters a flavor, refusing while a registry component uses it.

@@ -33,6 +33,7 @@ fn flavor(name: &str) -> FlavorRecord {
         sha256: DIGEST.to_owned(),
         metadata_json: format!(r#"{{"name":"{name}"}}"#),
         registered_at: String::new(),
+        origin: None,
     }
 }
 
@@ -1008,6 +1009,7 @@ async fn a_component_must_name_the_flavor_content_that_validated_it() {
         sha256: sha.clone(),
         metadata_json: "{}".to_owned(),
         registered_at: String::new(),
+        origin: None,
     })
     .await
     .unwrap();
@@ -1078,4 +1080,56 @@ async fn the_code_cache_key_is_made_once_owner_only_and_kept() {
             .mode();
         assert_eq!(mode & 0o077, 0, "mode {mode:o}");
     }
+}
+
+#[tokio::test]
+async fn a_flavor_keeps_its_origin_and_is_replaced_only_from_the_content_read() {
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("default");
+    let mut record = flavor("pulled");
+    record.origin = Some(crate::store::FlavorOrigin {
+        reference: "oci://127.0.0.1:5000/acme:1".to_owned(),
+        digest: format!("sha256:{}", "c".repeat(64)),
+        key: None,
+    });
+    t.insert_flavor(&record).await.unwrap();
+    let stored = t.get_flavor("pulled").await.unwrap().unwrap();
+    assert_eq!(stored.origin, record.origin);
+    assert_eq!(
+        t.get_flavor("pulled").await.unwrap().unwrap().sha256,
+        DIGEST
+    );
+
+    let mut moved = record.clone();
+    moved.sha256 = "d".repeat(64);
+    if let Some(origin) = moved.origin.as_mut() {
+        origin.digest = format!("sha256:{}", "e".repeat(64));
+        origin.key = Some("sha256:key".to_owned());
+    }
+    // Replacing from content the row no longer has is a conflict.
+    let stale = t.replace_flavor(&moved, &"f".repeat(64)).await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { .. })),
+        "{stale:?}"
+    );
+    assert_eq!(
+        t.get_flavor("pulled").await.unwrap().unwrap().sha256,
+        DIGEST
+    );
+    t.insert_component(&component("prod", "pulled", None))
+        .await
+        .unwrap();
+    let users = t.replace_flavor(&moved, DIGEST).await.unwrap();
+    assert_eq!(users, vec!["prod".to_owned()]);
+    let now = t.get_flavor("pulled").await.unwrap().unwrap();
+    assert_eq!((now.sha256, now.origin), (moved.sha256, moved.origin));
+    // Another tenant sees none of it.
+    assert!(
+        store
+            .tenant("other")
+            .get_flavor("pulled")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -1,0 +1,678 @@
+//! Flavors as OCI artifacts, end to end: the real `flavorbox` binary
+//! publishes to and registers from the real CNCF registries on 127.0.0.1
+//! (one open, one behind htpasswd), signs and verifies with keys `openssl`
+//! makes for the test, and interoperates with `wkg`, a tool no one here wrote.
+//!
+//! Every refusal is checked for its exact message and for leaving the state
+//! as it was: the flavor list and the blob directory are compared before
+//! and after.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use flavorbox::oci::layout::{self, Artifact, Descriptor, Manifest};
+use flavorbox::oci::{OciClient, OciOptions, OciSource};
+use flavorbox_tests::services::services;
+use flavorbox_tests::{block_on, guest_bytes, run_cli};
+use serde_json::Value;
+
+/// A CLI user with their own state directory.
+struct User {
+    home: tempfile::TempDir,
+}
+
+impl User {
+    fn new() -> User {
+        User {
+            home: tempfile::tempdir().expect("temp home"),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        run_cli(self.home.path(), args, None, &[])
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(ok, "`flavorbox {}` failed: {err}", args.join(" "));
+        out
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        let out = self.ok(&args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+    }
+
+    /// Runs a command that must fail; returns stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(
+            !ok,
+            "`flavorbox {}` should fail; stdout: {out}",
+            args.join(" ")
+        );
+        err
+    }
+
+    /// Runs a command that must fail and leave the state exactly as it was;
+    /// returns stderr.
+    fn refused(&self, args: &[&str]) -> String {
+        let before = self.state();
+        let err = self.fails(args);
+        assert_eq!(
+            self.state(),
+            before,
+            "`{}` changed the state",
+            args.join(" ")
+        );
+        err
+    }
+
+    fn secret(&self, name: &str, user: &str, password: &str) {
+        let (ok, _, err) = run_cli(
+            self.home.path(),
+            &[
+                "secret",
+                "create",
+                name,
+                "--username",
+                user,
+                "--password-stdin",
+            ],
+            Some(&format!("{password}\n")),
+            &[],
+        );
+        assert!(ok, "{err}");
+    }
+
+    /// What a refusal must not change: the registered flavors (with their
+    /// origins) and the blob directory's files.
+    fn state(&self) -> (Value, Vec<String>) {
+        let flavors = self.json(&["flavor", "list"]);
+        let mut blobs: Vec<String> = std::fs::read_dir(self.home.path().join("blobs/sha256"))
+            .map(|dir| {
+                dir.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        blobs.sort();
+        (flavors, blobs)
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> String {
+        let path = self.home.path().join(name);
+        std::fs::write(&path, bytes).expect("write file");
+        path.display().to_string()
+    }
+}
+
+/// A repository name no other test uses.
+fn repo(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "oci-{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// The hostile test guest (a valid flavor named `hostile`) with a custom
+/// section of `pad` bytes marked `tag`: same flavor, different content, so
+/// each test has blobs of its own in the shared registry.
+fn flavor_bytes(tag: &str, pad: usize) -> Vec<u8> {
+    let mut bytes = guest_bytes("guest-hostile");
+    let name = format!("flavorbox-test-{tag}");
+    let mut body = leb128(name.len());
+    body.extend_from_slice(name.as_bytes());
+    body.extend(std::iter::repeat_n(0x5a, pad));
+    bytes.push(0); // custom section
+    bytes.extend(leb128(body.len()));
+    bytes.extend(body);
+    bytes
+}
+
+fn leb128(mut n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    layout::sha256_digest(bytes)
+        .trim_start_matches("sha256:")
+        .to_string()
+}
+
+/// A user with flavor `hostile` (content `bytes`) registered from a file.
+fn publisher(bytes: &[u8]) -> User {
+    let user = User::new();
+    let file = user.write("flavor.wasm", bytes);
+    user.ok(&["flavor", "register", &file]);
+    user
+}
+
+/// Publishes as `user`, returns the printed manifest digest.
+fn publish(user: &User, target: &str, extra: &[&str]) -> String {
+    let mut args = vec!["flavor", "publish", "hostile", target];
+    args.extend_from_slice(extra);
+    let digest = user.ok(&args).trim().to_string();
+    assert!(layout::is_sha256_digest(&digest), "{digest}");
+    digest
+}
+
+#[test]
+fn published_flavor_registers_by_tag_and_by_digest_with_its_origin() {
+    let registry = &services().open_registry;
+    let bytes = flavor_bytes("roundtrip", 16);
+    let alice = publisher(&bytes);
+    let source = format!("oci://{registry}/{}:1.0", repo("roundtrip"));
+    let digest = publish(&alice, &source, &[]);
+    // Reproducible: the same flavor publishes to the same digest.
+    assert_eq!(publish(&alice, &source, &[]), digest);
+
+    let bob = User::new();
+    assert_eq!(bob.ok(&["flavor", "register", &source]).trim(), "hostile");
+    let info = bob.json(&["flavor", "describe", "hostile"]);
+    assert_eq!(info["sha256"], sha256_hex(&bytes));
+    assert_eq!(info["origin"]["reference"], source.as_str());
+    assert_eq!(info["origin"]["digest"], digest.as_str());
+    let text = bob.ok(&["flavor", "describe", "hostile"]);
+    assert!(text.contains(&format!("origin:        {source}")), "{text}");
+    assert!(text.contains(&format!("origin digest: {digest}")), "{text}");
+    // The pulled flavor runs like a registered file.
+    bob.ok(&[
+        "registry",
+        "register",
+        "r",
+        "--flavor",
+        "hostile",
+        "--uri",
+        "127.0.0.1:1/team",
+    ]);
+
+    let carol = User::new();
+    let pinned = format!("{source}@{digest}");
+    carol.ok(&["flavor", "register", &pinned]);
+    let info = carol.json(&["flavor", "describe", "hostile"]);
+    assert_eq!(info["origin"]["reference"], pinned.as_str());
+    assert_eq!(info["sha256"], sha256_hex(&bytes));
+    // A digest never moves.
+    let out = carol.ok(&["flavor", "update", "hostile"]);
+    assert_eq!(
+        out.trim(),
+        format!("flavor `hostile` is up to date at {digest}")
+    );
+
+    // A digest the tag does not have is refused before anything is stored.
+    let dave = User::new();
+    let other = format!("sha256:{}", "0".repeat(64));
+    let err = dave.refused(&["flavor", "register", &format!("{source}@{other}")]);
+    assert!(err.contains("was not found in the registry"), "{err}");
+}
+
+#[test]
+fn the_htpasswd_registry_takes_credentials_from_a_secret_and_refuses_wrong_ones() {
+    let s = services();
+    let source = format!("oci://{}/{}:1", s.auth_registry, repo("auth"));
+    let alice = publisher(&flavor_bytes("auth", 16));
+    alice.secret("hub", &s.auth_user, &s.auth_password);
+    let err = alice.fails(&["flavor", "publish", "hostile", &source]);
+    assert!(
+        err.contains(&format!(
+            "registry {} refused the credentials",
+            s.auth_registry
+        )),
+        "{err}"
+    );
+    let digest = publish(&alice, &source, &["--secret", "hub"]);
+
+    let bob = User::new();
+    bob.secret("wrong", &s.auth_user, "not-the-password");
+    let err = bob.refused(&["flavor", "register", &source, "--secret", "wrong"]);
+    assert!(
+        err.contains(&format!(
+            "registry {} refused the credentials",
+            s.auth_registry
+        )) && err.contains("check the username and password of the secret"),
+        "{err}"
+    );
+    let err = bob.refused(&["flavor", "register", &source]);
+    assert!(err.contains("refused the credentials"), "{err}");
+    bob.secret("hub", &s.auth_user, &s.auth_password);
+    bob.ok(&["flavor", "register", &source, "--secret", "hub"]);
+    assert_eq!(
+        bob.json(&["flavor", "describe", "hostile"])["origin"]["digest"],
+        digest.as_str()
+    );
+}
+
+#[test]
+fn a_missing_tag_a_bad_source_and_plain_http_elsewhere_are_refused_with_what_to_do() {
+    let registry = &services().open_registry;
+    let user = User::new();
+    let missing = format!("oci://{registry}/{}:nope", repo("missing"));
+    let err = user.refused(&["flavor", "register", &missing]);
+    assert!(
+        err.contains(&format!("{missing} was not found in the registry"))
+            && err.contains("publish it first"),
+        "{err}"
+    );
+    let err = user.refused(&["flavor", "register", &format!("oci://{registry}/untagged")]);
+    assert!(err.contains("name a tag or a digest"), "{err}");
+    let err = user.refused(&["flavor", "register", "oci://flavor:1"]);
+    assert!(err.contains("name the registry host"), "{err}");
+    // A registry that is not loopback is spoken to over TLS only: 0.0.0.0
+    // reaches this machine's registry, which answers plain HTTP, so the TLS
+    // handshake fails and the error says how to allow plain HTTP.
+    let port = registry.rsplit(':').next().expect("port");
+    let elsewhere = format!("0.0.0.0:{port}");
+    let bytes = flavor_bytes("tls", 16);
+    let target = format!("oci://{registry}/{}:1", repo("tls"));
+    publish(&publisher(&bytes), &target, &[]);
+    let via = target.replace(registry.as_str(), &elsewhere);
+    let err = user.refused(&["flavor", "register", &via]);
+    assert!(
+        err.contains(&format!("registry {elsewhere} is unreachable"))
+            && err.contains("name it with --insecure-registry HOST[:PORT]"),
+        "{err}"
+    );
+    user.ok(&[
+        "flavor",
+        "register",
+        &via,
+        "--insecure-registry",
+        &elsewhere,
+    ]);
+}
+
+/// Pushes `artifact` to `target` with the library's client (a registry
+/// others may have written to, as far as the CLI is concerned).
+fn push_raw(target: &str, artifact: &Artifact) -> String {
+    let source = OciSource::parse(target).expect("target");
+    block_on(async {
+        OciClient::new(Default::default())
+            .push_artifact(&source, artifact, &OciOptions::default())
+            .await
+    })
+    .expect("raw push")
+}
+
+#[test]
+fn a_wrong_media_type_and_a_tampered_blob_are_refused_and_nothing_is_stored() {
+    let s = services();
+    let user = User::new();
+
+    // An image layer where the component should be.
+    let mut artifact = layout::wasm_artifact(&flavor_bytes("mediatype", 16), "x.wasm");
+    artifact.manifest.layers[0].media_type = "application/vnd.oci.image.layer.v1.tar".into();
+    let target = format!("oci://{}/{}:1", s.open_registry, repo("mediatype"));
+    push_raw(&target, &artifact);
+    let err = user.refused(&["flavor", "register", &target]);
+    assert!(
+        err.contains(&format!(
+            "{target} is not a Wasm component artifact: its layer has media type `application/vnd.oci.image.layer.v1.tar`, expected `application/wasm`"
+        )),
+        "{err}"
+    );
+    // A container image's config.
+    let mut artifact = layout::wasm_artifact(&flavor_bytes("config", 16), "x.wasm");
+    artifact.manifest.config =
+        Descriptor::of("application/vnd.oci.image.config.v1+json", &artifact.config);
+    let target = format!("oci://{}/{}:1", s.open_registry, repo("config"));
+    push_raw(&target, &artifact);
+    let err = user.refused(&["flavor", "register", &target]);
+    assert!(err.contains("its config has media type `application/vnd.oci.image.config.v1+json`, expected `application/vnd.wasm.config.v0+json`"), "{err}");
+
+    // A published flavor whose layer is changed on the registry's disk.
+    let bytes = flavor_bytes(&repo("tamper"), 64);
+    let alice = publisher(&bytes);
+    let target = format!("oci://{}/{}:1", s.open_registry, repo("tamper"));
+    publish(&alice, &target, &[]);
+    let hex = sha256_hex(&bytes);
+    let blob = s
+        .open_registry_storage
+        .join("docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(&hex)
+        .join("data");
+    let mut tampered = std::fs::read(&blob).expect("the layer on the registry's disk");
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0xff;
+    std::fs::write(&blob, &tampered).expect("tamper");
+    let err = user.refused(&["flavor", "register", &target]);
+    assert!(
+        err.contains(&format!(
+            "{target}: the layer the registry served does not match its digest (expected sha256:{hex}, got sha256:{})",
+            sha256_hex(&tampered)
+        )) && err.contains("nothing was stored"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_oversized_artifact_is_refused_before_it_is_downloaded() {
+    let registry = &services().open_registry;
+    let bytes = flavor_bytes("large", 1536 * 1024);
+    let alice = publisher(&bytes);
+    let target = format!("oci://{registry}/{}:1", repo("large"));
+    publish(&alice, &target, &[]);
+    let bob = User::new();
+    let err = bob.refused(&["--max-wasm-mib", "1", "flavor", "register", &target]);
+    assert!(
+        err.contains(&format!(
+            "{target}: the component is {} bytes, more than the limit of 1048576 bytes; nothing was stored",
+            bytes.len()
+        )),
+        "{err}"
+    );
+
+    // A manifest that understates the layer's size: the download stops at
+    // the declared size, and what arrived is not the content named.
+    let mut artifact = layout::wasm_artifact(&flavor_bytes("liar", 4096), "x.wasm");
+    artifact.manifest.layers[0].size = 100;
+    let liar = format!("oci://{registry}/{}:1", repo("liar"));
+    push_raw_lenient(&liar, &artifact);
+    let err = bob.refused(&["flavor", "register", &liar]);
+    assert!(
+        err.contains("the layer the registry served does not match its digest")
+            && err.contains("more than the 100 bytes declared"),
+        "{err}"
+    );
+}
+
+/// Pushes an artifact whose manifest may lie about sizes (the registry
+/// accepts a manifest naming blobs it has, whatever sizes it claims, or
+/// refuses it: then the test has nothing to check and says so).
+fn push_raw_lenient(target: &str, artifact: &Artifact) {
+    let source = OciSource::parse(target).expect("target");
+    let result = block_on(async {
+        OciClient::new(Default::default())
+            .push_artifact(&source, artifact, &OciOptions::default())
+            .await
+    });
+    result.unwrap_or_else(|e| panic!("the registry refused a manifest with a wrong size: {e}"));
+}
+
+/// Makes an ECDSA P-256 key pair with openssl; returns (private, public) paths.
+fn keypair(dir: &Path, name: &str) -> (String, String) {
+    let private = dir.join(format!("{name}.key"));
+    let public = dir.join(format!("{name}.pub"));
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl is installed (scripts/setup.sh installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let (private_s, public_s) = (private.display().to_string(), public.display().to_string());
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        &private_s,
+    ]);
+    run(&["pkey", "-in", &private_s, "-pubout", "-out", &public_s]);
+    (private_s, public_s)
+}
+
+#[test]
+fn a_required_signature_must_come_from_a_trusted_key_before_anything_is_stored() {
+    let registry = &services().open_registry;
+    let keys = tempfile::tempdir().expect("key dir");
+    let (trusted_key, trusted_pub) = keypair(keys.path(), "trusted");
+    let (other_key, _) = keypair(keys.path(), "other");
+    let alice = publisher(&flavor_bytes("signed", 16));
+    let target = format!("oci://{registry}/{}:1", repo("signed"));
+    let digest = publish(&alice, &target, &[]);
+    let bob = User::new();
+
+    let tag = format!("sha256-{}.sig", digest.trim_start_matches("sha256:"));
+    let err = bob.refused(&["flavor", "register", &target, "--verify-key", &trusted_pub]);
+    assert!(
+        err.contains(&format!(
+            "no signature found for {digest} (looked for tag `{tag}`)"
+        )) && err.contains("nothing was stored"),
+        "{err}"
+    );
+
+    let signed = alice.ok(&["flavor", "sign", &target, "--key", &other_key]);
+    assert_eq!(signed.trim(), digest);
+    let err = bob.refused(&["flavor", "register", &target, "--verify-key", &trusted_pub]);
+    assert!(
+        err.contains(&format!(
+            "no valid signature for {digest} from a trusted key"
+        )) && err.contains("the signature does not verify with key"),
+        "{err}"
+    );
+
+    // A signature layer whose signature is not even DER.
+    let payload = flavorbox::oci::signature::payload("x", &digest);
+    let garbage = layout::signature_artifact(&payload, "bm90IGEgc2lnbmF0dXJl");
+    push_raw(
+        &format!("oci://{registry}/{}:{tag}", target_repo(&target)),
+        &garbage,
+    );
+    let err = bob.refused(&["flavor", "register", &target, "--verify-key", &trusted_pub]);
+    assert!(
+        err.contains("the signature is not an ASN.1 DER ECDSA signature"),
+        "{err}"
+    );
+
+    alice.ok(&["flavor", "sign", &target, "--key", &trusted_key]);
+    bob.ok(&["flavor", "register", &target, "--verify-key", &trusted_pub]);
+    let info = bob.json(&["flavor", "describe", "hostile"]);
+    let key_id = info["origin"]["signed_by"]
+        .as_str()
+        .expect("signed_by")
+        .to_string();
+    assert!(key_id.starts_with("sha256:"), "{info}");
+
+    // The operator's trusted keys apply without --verify-key.
+    let carol = User::new();
+    let dir = carol.home.path().join("trusted-keys");
+    std::fs::create_dir_all(&dir).expect("trusted-keys");
+    std::fs::copy(&trusted_pub, dir.join("team.pub")).expect("copy key");
+    let unsigned = publisher(&flavor_bytes("unsigned", 16));
+    let unsigned_target = format!("oci://{registry}/{}:1", repo("unsigned"));
+    publish(&unsigned, &unsigned_target, &[]);
+    let err = carol.refused(&["flavor", "register", &unsigned_target]);
+    assert!(err.contains("no signature found for"), "{err}");
+    carol.ok(&["flavor", "register", &target]);
+    assert_eq!(
+        carol.json(&["flavor", "describe", "hostile"])["origin"]["signed_by"],
+        key_id.as_str()
+    );
+}
+
+/// `HOST/REPO` of an `oci://HOST/REPO:TAG` target, without the tag.
+fn target_repo(target: &str) -> String {
+    let source = OciSource::parse(target).expect("target");
+    source.repository().to_string()
+}
+
+#[test]
+fn update_follows_a_moved_tag_and_reports_it() {
+    let registry = &services().open_registry;
+    let v1 = flavor_bytes("update-1", 16);
+    let v2 = flavor_bytes("update-2", 16);
+    let target = format!("oci://{registry}/{}:stable", repo("update"));
+    let d1 = publish(&publisher(&v1), &target, &[]);
+    let user = User::new();
+    user.ok(&["flavor", "register", &target]);
+    user.ok(&[
+        "registry",
+        "register",
+        "r",
+        "--flavor",
+        "hostile",
+        "--uri",
+        "127.0.0.1:1/team",
+    ]);
+    assert_eq!(
+        user.ok(&["flavor", "update", "hostile"]).trim(),
+        format!("flavor `hostile` is up to date at {d1}")
+    );
+
+    let d2 = publish(&publisher(&v2), &target, &[]);
+    assert_ne!(d1, d2);
+    let (ok, out, err) = user.run(&["flavor", "update", "hostile"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), format!("flavor `hostile` moved: {d1} -> {d2}"));
+    assert!(
+        err.contains("registry component `r` must be validated again"),
+        "{err}"
+    );
+    let info = user.json(&["flavor", "describe", "hostile"]);
+    assert_eq!(info["sha256"], sha256_hex(&v2));
+    assert_eq!(info["origin"]["digest"], d2.as_str());
+    assert_eq!(info["origin"]["reference"], target.as_str());
+
+    let file_user = publisher(&v1);
+    let err = file_user.refused(&["flavor", "update", "hostile"]);
+    assert!(
+        err.contains("was not registered from an OCI registry"),
+        "{err}"
+    );
+}
+
+/// The `wkg` binary setup.sh installs (or `FLAVORBOX_WKG`).
+fn wkg() -> PathBuf {
+    let path = std::env::var_os("FLAVORBOX_WKG")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".cache/flavorbox/tools/bin/wkg"))
+        })
+        .expect("HOME is set");
+    assert!(
+        path.is_file(),
+        "wkg is not installed at {}: run scripts/setup.sh, which installs it with `cargo install wkg` into ~/.cache/flavorbox/tools",
+        path.display()
+    );
+    path
+}
+
+fn run_wkg(args: &[&str]) -> String {
+    let home = tempfile::tempdir().expect("wkg home");
+    let out = Command::new(wkg())
+        .args(args)
+        // No credential helpers or config of the machine's user.
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path())
+        .env("DOCKER_CONFIG", home.path())
+        .output()
+        .expect("run wkg");
+    assert!(
+        out.status.success(),
+        "wkg {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn flavors_travel_both_ways_between_flavorbox_and_wkg() {
+    let s = services();
+    let registry = &s.open_registry;
+
+    // wkg pushes, Flavorbox registers.
+    let bytes = flavor_bytes("from-wkg", 16);
+    let user = User::new();
+    let file = user.write("from-wkg.wasm", &bytes);
+    let reference = format!("{registry}/{}:1", repo("from-wkg"));
+    run_wkg(&["oci", "push", "--insecure", registry, &reference, &file]);
+    user.ok(&["flavor", "register", &format!("oci://{reference}")]);
+    assert_eq!(
+        user.json(&["flavor", "describe", "hostile"])["sha256"],
+        sha256_hex(&bytes)
+    );
+
+    // Flavorbox publishes, wkg pulls the same bytes.
+    let bytes = flavor_bytes("to-wkg", 16);
+    let alice = publisher(&bytes);
+    let reference = format!("{registry}/{}:1", repo("to-wkg"));
+    publish(&alice, &format!("oci://{reference}"), &[]);
+    let out = alice.home.path().join("pulled.wasm");
+    run_wkg(&[
+        "oci",
+        "pull",
+        "--insecure",
+        registry,
+        &reference,
+        "-o",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(
+        std::fs::read(&out).expect("pulled"),
+        bytes,
+        "wkg pulled other bytes"
+    );
+
+    // And through the htpasswd registry, with credentials on both sides.
+    let reference = format!("{}/{}:1", s.auth_registry, repo("wkg-auth"));
+    alice.secret("hub", &s.auth_user, &s.auth_password);
+    publish(&alice, &format!("oci://{reference}"), &["--secret", "hub"]);
+    let out = alice.home.path().join("pulled-auth.wasm");
+    run_wkg(&[
+        "oci",
+        "pull",
+        "--insecure",
+        &s.auth_registry,
+        "-u",
+        &s.auth_user,
+        "-p",
+        &s.auth_password,
+        &reference,
+        "-o",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(std::fs::read(&out).expect("pulled"), bytes);
+}
+
+/// The manifest of a published flavor is the CNCF Wasm layout, read back raw.
+#[test]
+fn a_published_manifest_is_the_wasm_artifact_layout() {
+    let registry = &services().open_registry;
+    let bytes = flavor_bytes("layout", 16);
+    let target = format!("oci://{registry}/{}:1", repo("layout"));
+    let digest = publish(&publisher(&bytes), &target, &[]);
+    let source = OciSource::parse(&target).expect("target");
+    let url = format!("http://{registry}/v2/{}/manifests/1", source.repository());
+    let body = ureq::get(&url)
+        .set("Accept", layout::MANIFEST_MEDIA_TYPE)
+        .call()
+        .expect("manifest")
+        .into_string()
+        .expect("text");
+    assert_eq!(layout::sha256_digest(body.as_bytes()), digest);
+    let manifest: Manifest = serde_json::from_str(&body).expect("manifest JSON");
+    assert_eq!(
+        manifest.config.media_type,
+        "application/vnd.wasm.config.v0+json"
+    );
+    assert_eq!(manifest.layers.len(), 1);
+    assert_eq!(manifest.layers[0].media_type, "application/wasm");
+    assert_eq!(
+        manifest.layers[0].digest,
+        format!("sha256:{}", sha256_hex(&bytes))
+    );
+}
