@@ -676,3 +676,81 @@ fn a_published_manifest_is_the_wasm_artifact_layout() {
         format!("sha256:{}", sha256_hex(&bytes))
     );
 }
+
+#[test]
+fn a_server_tenant_registers_from_a_registry_under_its_egress_policy_and_quota() {
+    use flavorbox_tests::server::{Server, ServerOptions};
+    let registry = &services().open_registry;
+    let small = flavor_bytes("server", 16);
+    let large = flavor_bytes("server-large", 1536 * 1024);
+    let target = format!("oci://{registry}/{}:1", repo("server"));
+    let large_target = format!("oci://{registry}/{}:1", repo("server-large"));
+    publish(&publisher(&small), &target, &[]);
+    publish(&publisher(&large), &large_target, &[]);
+    let as_tenant = |server: &Server, token: &str| {
+        vec![
+            ("FLAVORBOX_SERVER".to_string(), server.url.clone()),
+            ("FLAVORBOX_TOKEN".to_string(), token.to_string()),
+        ]
+    };
+    let cli = |home: &Path, env: &[(String, String)], args: &[&str]| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        run_cli(home, args, None, &env)
+    };
+    let home = tempfile::tempdir().expect("client home");
+
+    // The default policy refuses a loopback registry before connecting.
+    let dir = tempfile::tempdir().expect("server dir");
+    let strict = Server::start(dir.path(), &ServerOptions::default()).expect("server");
+    let env = as_tenant(&strict, &strict.tenant("acme").expect("tenant"));
+    let before = cli(home.path(), &env, &["flavor", "list", "--json"]);
+    let (ok, _, err) = cli(home.path(), &env, &["flavor", "register", &target]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "registry {registry} is refused by the egress policy"
+        )) && err.contains("loopback"),
+        "{err}"
+    );
+    assert_eq!(
+        cli(home.path(), &env, &["flavor", "list", "--json"]),
+        before
+    );
+
+    // Allowlisted, the tenant registers it; the tenant's size quota holds.
+    let dir = tempfile::tempdir().expect("server dir");
+    let options = ServerOptions {
+        allow: vec![registry.clone()],
+        config: Some("[quotas]\nmax_wasm_mib = 1\n".into()),
+        ..ServerOptions::default()
+    };
+    let open = Server::start(dir.path(), &options).expect("server");
+    let env = as_tenant(&open, &open.tenant("acme").expect("tenant"));
+    let (ok, out, err) = cli(
+        home.path(),
+        &env,
+        &["flavor", "register", &target, "--json"],
+    );
+    assert!(ok, "{err}");
+    let info: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(info["origin"]["reference"], target.as_str());
+    assert_eq!(info["sha256"], sha256_hex(&small));
+    let before = cli(home.path(), &env, &["flavor", "list", "--json"]);
+    let (ok, _, err) = cli(home.path(), &env, &["flavor", "register", &large_target]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "the component is {} bytes, more than the limit of 1048576 bytes",
+            large.len()
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        cli(home.path(), &env, &["flavor", "list", "--json"]),
+        before
+    );
+    // Another tenant sees none of it.
+    let other = as_tenant(&open, &open.tenant("other").expect("tenant"));
+    let (ok, _, _) = cli(home.path(), &other, &["flavor", "describe", "hostile"]);
+    assert!(!ok);
+}

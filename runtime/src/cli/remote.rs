@@ -267,7 +267,7 @@ impl Backend for RemoteBackend {
         &self,
         request: RegisterFromOci,
     ) -> anyhow::Result<FlavorInfo> {
-        self.call("POST", "/v1/flavors/oci".into(), Body::json(&request)?)
+        self.call("POST", "/v1/flavors".into(), Body::json(&request)?)
             .await
     }
     async fn publish_flavor(

@@ -15,7 +15,7 @@ use super::auth::{Admin, Authenticated, new_token};
 use super::error::{ApiError, ErrorBody};
 use crate::app::{
     AppError, CheckReport, CheckRequest, ComponentInfo, CreateSecret, FlavorInfo,
-    RegisterComponent, RegistryBody, SecretBody, SecretInfo, UpdateComponent,
+    RegisterComponent, RegisterFromOci, RegistryBody, SecretBody, SecretInfo, UpdateComponent,
 };
 
 /// A JSON body: malformed or mistyped JSON is a 400 with the parser's
@@ -170,7 +170,11 @@ pub async fn put_flavor(
 }
 
 #[utoipa::path(post, path = "/v1/flavors", tag = "flavors",
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The component (wasm32-wasip2), size-capped; registered under the name in its metadata"),
+    request_body(description = "The component (wasm32-wasip2), size-capped; or, as JSON, an `oci://` source to pull it from (under the tenant's size limit and the server's egress policy). Registered under the name in its metadata",
+        content(
+            (Vec<u8> = "application/octet-stream"),
+            (RegisterFromOci = "application/json"),
+        )),
     security(("tenant" = [])),
     responses(
         (status = 201, description = "Registered (or the same content already was)", body = FlavorInfo),
@@ -182,8 +186,26 @@ pub async fn put_flavor(
 pub async fn post_flavor(
     State(state): State<AppState>,
     Authenticated(tenant): Authenticated,
+    headers: axum::http::HeaderMap,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    if json {
+        let bytes = axum::body::to_bytes(body, super::MAX_JSON_BYTES)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
+        let request: RegisterFromOci = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+        let info = state
+            .app
+            .tenant(&tenant)
+            .register_flavor_from_oci(request)
+            .await?;
+        return Ok((StatusCode::CREATED, Json(info)).into_response());
+    }
     let max = state.app.config().tenant_component_bytes(tenant.name());
     let bytes = axum::body::to_bytes(body, max.saturating_add(1))
         .await
