@@ -754,3 +754,28 @@ fn a_server_tenant_registers_from_a_registry_under_its_egress_policy_and_quota()
     let (ok, _, _) = cli(home.path(), &other, &["flavor", "describe", "hostile"]);
     assert!(!ok);
 }
+
+/// The author guide's "Publish your flavor" section shows the commands this
+/// suite runs, so the two cannot drift apart unnoticed.
+#[test]
+fn the_author_guide_shows_the_commands_this_suite_runs() {
+    let guide = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/writing-a-flavor.md"),
+    )
+    .expect("the author guide");
+    let section = guide
+        .split("## Publish your flavor")
+        .nth(1)
+        .expect("the guide has a `Publish your flavor` section");
+    for shown in [
+        "flavorbox flavor publish acme oci://registry.example.com/flavors/acme:1.0 --secret hub",
+        "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out acme.key",
+        "openssl pkey -in acme.key -pubout -out acme.pub",
+        "flavorbox flavor sign oci://registry.example.com/flavors/acme:1.0 --key acme.key",
+        "flavorbox flavor register oci://registry.example.com/flavors/acme:1.0 --verify-key acme.pub",
+        "flavorbox flavor update acme",
+        "--insecure-registry HOST[:PORT]",
+    ] {
+        assert!(section.contains(shown), "the section lacks `{shown}`");
+    }
+}
