@@ -236,7 +236,9 @@ impl OciClient {
                 .insecure
                 .iter()
                 .any(|host| host.eq_ignore_ascii_case(&registry));
-        let client = Client::new(ClientConfig {
+        // `try_from`, not `new`: `new` falls back to a default client (HTTPS
+        // everywhere, no timeouts) when the configuration does not build.
+        let client = Client::try_from(ClientConfig {
             protocol: match plain_http {
                 true => ClientProtocol::HttpsExcept(vec![registry.clone()]),
                 false => ClientProtocol::Https,
@@ -247,7 +249,11 @@ impl OciClient {
             // A Wasm artifact is one manifest, never an index to resolve.
             platform_resolver: None,
             ..ClientConfig::default()
-        });
+        })
+        .map_err(|e| OciError::Protocol {
+            registry: registry.clone(),
+            message: format!("cannot build the HTTP client: {e}"),
+        })?;
         let auth = match &options.credentials {
             Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
             None => RegistryAuth::Anonymous,
