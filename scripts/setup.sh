@@ -72,7 +72,7 @@ if [ -x "$TOOLS/bin/wkg" ] && [ "$("$TOOLS/bin/wkg" --version 2>/dev/null)" = "w
     say "wkg $WKG_VERSION present in $TOOLS"
 else
     say "installing wkg $WKG_VERSION into $TOOLS"
-    (unset CARGO_TARGET_DIR; CARGO_PROFILE_DEV_DEBUG=0 cargo install wkg --version "$WKG_VERSION" \
+    (unset CARGO_TARGET_DIR; CARGO_INCREMENTAL=0 CARGO_PROFILE_DEV_DEBUG=0 cargo install wkg --version "$WKG_VERSION" \
         --locked --debug --root "$TOOLS" --quiet)
 fi
 # Installs pinned PyPI package PACKAGE==VERSION (with EXTRAS, e.g. `[local]`)

@@ -255,6 +255,13 @@ fn the_htpasswd_registry_takes_credentials_from_a_secret_and_refuses_wrong_ones(
         bob.json(&["flavor", "describe", "hostile"])["origin"]["digest"],
         digest.as_str()
     );
+    let carol = User::new();
+    carol.secret("hub", &s.auth_user, &s.auth_password);
+    let pinned = format!("{source}@{digest}");
+    carol.ok(&["flavor", "register", &pinned, "--secret", "hub"]);
+    let info = carol.json(&["flavor", "describe", "hostile"]);
+    assert_eq!(info["origin"]["reference"], pinned.as_str());
+    assert_eq!(info["origin"]["digest"], digest.as_str());
 }
 
 #[test]
