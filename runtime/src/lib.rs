@@ -5,9 +5,11 @@
 //! Dependencies point inward: `reference` and `config` are pure; `sandbox`
 //! (with `world`, `flavor`, `builtin`) knows nothing of the store, the push or
 //! the edges; `store` knows nothing of wasm; `push` and `registry_api` know
-//! nothing of flavors and take parsed references, never strings. `app` composes them, and `cli` is an edge over `app`.
+//! nothing of flavors and take parsed references, never strings. `app` composes them, and `cli` is an edge over `app`; `bench` measures
+//! the sandbox against native baselines.
 
 pub mod app;
+pub mod bench;
 pub mod builtin;
 pub mod cli;
 pub mod config;

@@ -104,14 +104,7 @@ impl App {
         let sandbox = Sandbox::new(SandboxConfig {
             code_cache_dir: Some(store.code_cache_dir().to_path_buf()),
             code_cache_key: store.code_cache_key(),
-            default_limits: config.limits().clone(),
-            grants: config.grants(),
-            max_component_bytes: config.max_component_bytes(),
-            // Every running call holds one admission slot and one instance
-            // slot; loads (one `metadata` call each) take a slot too.
-            max_concurrent_instances: u32::try_from(calls.max_concurrent + 8).unwrap_or(u32::MAX),
-            max_loaded_flavors: config.max_loaded_flavors(),
-            ..SandboxConfig::default()
+            ..Self::sandbox_config(&config)
         })
         .map_err(|e| AppError::Config(format!("{e:#}")))?;
         Ok(App {
@@ -124,6 +117,22 @@ impl App {
             builtins: OnceLock::new(),
             blob_gc: tokio::sync::RwLock::new(()),
         })
+    }
+
+    /// The sandbox settings the configuration asks for, without a code cache
+    /// (the store provides one; the benchmark uses its own).
+    pub fn sandbox_config(config: &AppConfig) -> SandboxConfig {
+        let calls = config.calls();
+        SandboxConfig {
+            default_limits: config.limits().clone(),
+            grants: config.grants(),
+            max_component_bytes: config.max_component_bytes(),
+            // Every running call holds one admission slot and one instance
+            // slot; loads (one `metadata` call each) take a slot too.
+            max_concurrent_instances: u32::try_from(calls.max_concurrent + 8).unwrap_or(u32::MAX),
+            max_loaded_flavors: config.max_loaded_flavors(),
+            ..SandboxConfig::default()
+        }
     }
 
     /// The store (the server's tenants and jobs live there too).

@@ -6,6 +6,7 @@
 //! non-zero exit code.
 
 mod backend;
+mod bench;
 mod commands;
 mod output;
 mod remote;
@@ -107,6 +108,25 @@ pub(crate) enum Command {
     Login(LoginArgs),
     /// Forget the server: commands use the local state again.
     Logout,
+    /// Measure what an isolated flavor call costs, against the same logic
+    /// called natively and run in a process per call (docs/performance.md).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// A built-in flavor, or one registered in the local state.
+    #[arg(long, default_value = "default", value_name = "NAME")]
+    pub(crate) flavor: String,
+    /// The config to validate (JSON); default: the schema's first examples.
+    #[arg(long, value_name = "JSON")]
+    pub(crate) config: Option<String>,
+    /// Also measure memory per loaded flavor, 1/100/1000 flavors loaded,
+    /// and 100 B / 10 KB / 1 MB configs.
+    #[arg(long)]
+    pub(crate) scale: bool,
+    #[command(flatten)]
+    pub(crate) out: JsonFlag,
 }
 
 #[derive(Debug, Args)]
@@ -417,6 +437,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => return serve(&cli.limits, home, args).await,
         Command::Login(args) => return commands::login(&home, args).await,
         Command::Logout => return commands::logout(&home),
+        Command::Bench(args) => return bench::bench(&cli.limits, home, args).await,
         _ => {}
     }
     if let Some(login) = Login::current(&home)? {
@@ -437,7 +458,11 @@ async fn dispatch(backend: &impl Backend, command: Command) -> anyhow::Result<()
         Command::Registry(cmd) => commands::registry(backend, cmd).await,
         Command::Secret(cmd) => commands::secret(backend, cmd).await,
         Command::Push(args) => commands::push(backend, args).await,
-        Command::Image(_) | Command::Serve(_) | Command::Login(_) | Command::Logout => Ok(()),
+        Command::Image(_)
+        | Command::Serve(_)
+        | Command::Login(_)
+        | Command::Logout
+        | Command::Bench(_) => Ok(()),
     }
 }
 

@@ -69,7 +69,7 @@ impl Sandbox {
     }
 
     /// The store for one call, with its limits set.
-    fn new_store(
+    pub(super) fn new_store(
         &self,
         flavor: &LoadedFlavor,
         ctx: &CallContext,

@@ -17,6 +17,10 @@ use crate::world::v0_1;
 /// of the wall-clock deadline inside wasm code.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
+/// Bytes of each table kept resident in a freed pool slot: flavors' tables
+/// are a few entries.
+const TABLE_KEEP_RESIDENT: usize = 64 << 10;
+
 /// Builds the engine.
 pub fn engine(config: &SandboxConfig) -> wasmtime::Result<Engine> {
     let mut wasm = Config::new();
@@ -49,6 +53,15 @@ pub fn engine(config: &SandboxConfig) -> wasmtime::Result<Engine> {
         pool.max_memory_size(config.max_memory_bytes);
         pool.max_core_instance_size(4 << 20);
         pool.max_component_instance_size(4 << 20);
+        // A freed slot keeps the pages a call touched, reset in place (only
+        // the dirty ones, found with Linux's PAGEMAP_SCAN where the kernel has
+        // it), instead of handing them back with madvise and faulting them in
+        // again on the next call: page faults, their zeroing and the TLB
+        // shootdowns of madvise were most of an isolated call and what made
+        // a second thread lower throughput (docs/performance.md).
+        pool.linear_memory_keep_resident(config.keep_resident_bytes);
+        pool.table_keep_resident(TABLE_KEEP_RESIDENT);
+        pool.pagemap_scan(wasmtime::Enabled::Auto);
         wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     Engine::new(&wasm)

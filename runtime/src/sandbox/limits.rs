@@ -130,6 +130,10 @@ pub struct SandboxConfig {
     pub max_loaded_flavors: usize,
     /// Ceiling for any call's memory limit: the size of a pooling memory slot.
     pub max_memory_bytes: usize,
+    /// Bytes of a freed pooling memory slot kept resident (the pages a call
+    /// dirtied are reset in place rather than returned to the kernel): about
+    /// what a small guest touches in one call.
+    pub keep_resident_bytes: usize,
     /// Largest component accepted by `load`, in bytes.
     pub max_component_bytes: usize,
     /// Directory for precompiled code, keyed by content hash; none: compile in memory.
@@ -152,6 +156,7 @@ impl Default for SandboxConfig {
             max_concurrent_instances: 64,
             max_loaded_flavors: 256,
             max_memory_bytes: 1 << 30,
+            keep_resident_bytes: 1 << 20,
             max_component_bytes: 64 << 20,
             code_cache_dir: None,
             code_cache_key: [0; 32],

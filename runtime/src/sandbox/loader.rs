@@ -166,7 +166,7 @@ impl CodeCache {
         CodeCache { dir, key }
     }
 
-    fn path(&self, engine: &Engine, sha256: &str) -> PathBuf {
+    pub(super) fn path(&self, engine: &Engine, sha256: &str) -> PathBuf {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         self.dir
@@ -238,6 +238,16 @@ impl CodeCache {
             tracing::debug!(path = %path.display(), "cannot cache precompiled code: {e}");
         }
     }
+}
+
+/// Code this process precompiled with this engine a moment ago (see
+/// `Sandbox::precompile`), never code read from anywhere else.
+pub fn deserialize_own(engine: &Engine, code: &[u8]) -> Result<Component, LoadError> {
+    // SAFETY: the caller passes what `Engine::precompile_component` returned
+    // in this process for this engine; wasmtime also checks the version and
+    // configuration embedded in it.
+    unsafe { Component::deserialize(engine, code) }
+        .map_err(|e| LoadError::Invalid(first_line(&format!("{e:#}"))))
 }
 
 /// Compiles a component, or takes verified precompiled code from the cache.

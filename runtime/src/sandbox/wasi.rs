@@ -33,9 +33,12 @@ const WASI_CLOCKS: &str = "wasi:clocks/monotonic-clock@0.2.12";
 /// Most bytes one `get-random-bytes` call may ask for.
 pub const MAX_RANDOM_BYTES: u64 = 64 << 10;
 
-/// The WASI state of one call.
+/// The WASI state of one call. The context itself is built on the guest's
+/// first WASI call: most flavor calls make none, and building one (seeding
+/// its random generators among other things) was a measurable share of an
+/// isolated call.
 pub struct WasiState {
-    ctx: WasiCtx,
+    ctx: Option<WasiCtx>,
     stdout: CappedPipe,
     stderr: CappedPipe,
     clock: CallClock,
@@ -47,28 +50,29 @@ pub struct WasiState {
 impl WasiState {
     /// An empty context for a call starting at `started`.
     pub fn new(started: Instant, deadline: Deadline, max_stdio_bytes: usize) -> Self {
-        let stdout = CappedPipe::new(max_stdio_bytes);
-        let stderr = CappedPipe::new(max_stdio_bytes);
-        let ctx = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
+        WasiState {
+            ctx: None,
+            stdout: CappedPipe::new(max_stdio_bytes),
+            stderr: CappedPipe::new(max_stdio_bytes),
+            clock: CallClock(started),
+            deadline,
+            wait_capped: false,
+        }
+    }
+
+    fn build(&self) -> WasiCtx {
+        WasiCtxBuilder::new()
+            .stdout(self.stdout.clone())
+            .stderr(self.stderr.clone())
             .wall_clock(FrozenWallClock)
-            .monotonic_clock(CallClock(started))
+            .monotonic_clock(self.clock)
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             // One `get-random-bytes` call makes the host allocate what it
             // asks for (64 MiB by default): a flavor needs a few bytes.
             .max_random_size(MAX_RANDOM_BYTES)
-            .build();
-        WasiState {
-            ctx,
-            stdout,
-            stderr,
-            clock: CallClock(started),
-            deadline,
-            wait_capped: false,
-        }
+            .build()
     }
 
     /// What the guest wrote to stdout and stderr (each up to the cap).
@@ -80,8 +84,11 @@ impl WasiState {
 impl WasiState {
     /// The view WASI's host functions work on.
     pub fn view<'a>(&'a mut self, table: &'a mut ResourceTable) -> WasiCtxView<'a> {
+        if self.ctx.is_none() {
+            self.ctx = Some(self.build());
+        }
         WasiCtxView {
-            ctx: &mut self.ctx,
+            ctx: self.ctx.as_mut().expect("built above"),
             table,
         }
     }
