@@ -8,3 +8,26 @@ include!(concat!(env!("OUT_DIR"), "/builtins.rs"));
 pub fn components() -> impl Iterator<Item = &'static [u8]> {
     BUILTIN_COMPONENTS.iter().map(|(_, bytes)| *bytes)
 }
+
+/// The component bytes of the built-in flavor named `name` (each lives in
+/// the package `flavor-<name>`; a test holds the names to their metadata).
+pub fn component(name: &str) -> Option<&'static [u8]> {
+    BUILTIN_COMPONENTS
+        .iter()
+        .find(|(package, _)| package.strip_prefix("flavor-") == Some(name))
+        .map(|(_, bytes)| *bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn each_builtin_is_found_under_the_name_its_metadata_gives() {
+        let sandbox = crate::sandbox::Sandbox::new(Default::default()).expect("sandbox");
+        for (package, bytes) in super::BUILTIN_COMPONENTS {
+            let flavor = sandbox.load(bytes).expect("loads");
+            assert_eq!(Some(flavor.name()), package.strip_prefix("flavor-"));
+            assert_eq!(super::component(flavor.name()), Some(*bytes));
+        }
+        assert_eq!(super::component("nope"), None);
+    }
+}

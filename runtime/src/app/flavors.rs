@@ -27,13 +27,18 @@ impl App {
         Ok(loaded)
     }
 
-    /// The built-in flavor named `name`, if there is one.
+    /// The built-in flavor named `name`, if there is one. Only that one is
+    /// loaded (a compile in a fresh home, the code cache after), not all of
+    /// them: a command needs one flavor.
     pub(super) async fn builtin(&self, name: &str) -> Result<Option<Arc<LoadedFlavor>>, AppError> {
-        Ok(self
-            .builtins()
-            .await?
-            .into_iter()
-            .find(|f| f.name() == name))
+        if let Some(all) = self.builtins.get() {
+            return Ok(all.iter().find(|f| f.name() == name).cloned());
+        }
+        let Some(bytes) = builtin::component(name) else {
+            return Ok(None);
+        };
+        let sandbox = self.sandbox.clone();
+        Ok(Some(blocking(move || sandbox.load(bytes)).await??))
     }
 }
 
