@@ -25,6 +25,7 @@ pub struct AppConfig {
     quotas: Quotas,
     calls: CallBounds,
     max_loaded_flavors: usize,
+    pooling: bool,
     secrets_key: Option<SecretKey>,
 }
 
@@ -59,6 +60,7 @@ impl AppConfig {
             quotas: Quotas::default(),
             calls: CallBounds::default(),
             max_loaded_flavors: sandbox.max_loaded_flavors,
+            pooling: sandbox.pooling,
             secrets_key: None,
         }
     }
@@ -112,6 +114,11 @@ impl AppConfig {
         self.max_loaded_flavors
     }
 
+    /// Whether the sandbox pools instance slots.
+    pub fn pooling(&self) -> bool {
+        self.pooling
+    }
+
     /// The key secrets are encrypted with at rest, if any.
     pub fn secrets_key(&self) -> Option<&SecretKey> {
         self.secrets_key.as_ref()
@@ -154,6 +161,7 @@ pub struct AppConfigBuilder {
     quotas: Quotas,
     calls: CallBounds,
     max_loaded_flavors: usize,
+    pooling: bool,
     secrets_key: Option<SecretKey>,
 }
 
@@ -180,6 +188,15 @@ impl AppConfigBuilder {
     /// Every per-call limit at once.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Whether the sandbox pools instance slots (the default, for a
+    /// long-running host). A one-shot command makes a handful of instances:
+    /// setting a pool up (hundreds of `mprotect`s, then unmapping it) cost
+    /// it more than it saved (docs/performance.md).
+    pub fn pooling(mut self, pooling: bool) -> Self {
+        self.pooling = pooling;
         self
     }
 
@@ -271,6 +288,7 @@ impl AppConfigBuilder {
             quotas: self.quotas,
             calls: self.calls,
             max_loaded_flavors: self.max_loaded_flavors,
+            pooling: self.pooling,
             secrets_key: self.secrets_key,
         })
     }

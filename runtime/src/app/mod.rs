@@ -131,6 +131,7 @@ impl App {
             // slot; loads (one `metadata` call each) take a slot too.
             max_concurrent_instances: u32::try_from(calls.max_concurrent + 8).unwrap_or(u32::MAX),
             max_loaded_flavors: config.max_loaded_flavors(),
+            pooling: config.pooling(),
             ..SandboxConfig::default()
         }
     }

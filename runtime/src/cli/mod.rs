@@ -443,7 +443,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(login) = Login::current(&home)? {
         return dispatch(&RemoteBackend::new(login), cli.command).await;
     }
-    let config = cli.limits.config(home.clone())?;
+    // One command, a few sandbox calls: no instance pool to set up.
+    let config = cli.limits.builder(home.clone()).pooling(false).build()?;
     let app = App::open(config)
         .await
         .with_context(|| format!("cannot open the state in {}", home.display()))?;
