@@ -37,7 +37,17 @@ pub fn flavorbox_bin() -> PathBuf {
         let target_dir = profile_dir.parent().expect("<target>/<profile>");
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut build = std::process::Command::new(cargo);
-        build.args(["build", "--quiet", "-p", "flavorbox", "--bin", "flavorbox"]);
+        // With the process-per-call baseline `flavorbox bench` runs beside it.
+        build.args([
+            "build",
+            "--quiet",
+            "-p",
+            "flavorbox",
+            "--bin",
+            "flavorbox",
+            "--bin",
+            "flavorbox-native-flavor",
+        ]);
         if profile_dir.ends_with("release") {
             build.arg("--release");
         }
