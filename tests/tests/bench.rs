@@ -67,8 +67,14 @@ fn bench_json_prints_exactly_its_keys_each_measured() {
     let native = measured(report, "native_call_p50_us");
     let process = measured(report, "process_call_p50_us");
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * a.abs().max(b.abs());
-    assert!(close(measured(report, "sandbox_over_native"), isolated / native));
-    assert!(close(measured(report, "process_over_sandbox"), process / isolated));
+    assert!(close(
+        measured(report, "sandbox_over_native"),
+        isolated / native
+    ));
+    assert!(close(
+        measured(report, "process_over_sandbox"),
+        process / isolated
+    ));
 }
 
 #[test]
@@ -77,5 +83,8 @@ fn bench_of_an_unknown_flavor_names_the_choices() {
     let (ok, stdout, stderr) = run_cli(home.path(), &["bench", "--flavor", "nope"], None, &[]);
     assert!(!ok, "{stdout}");
     assert!(stderr.contains("no flavor named `nope`"), "{stderr}");
-    assert!(stderr.contains("default") && stderr.contains("flavor list"), "{stderr}");
+    assert!(
+        stderr.contains("default") && stderr.contains("flavor list"),
+        "{stderr}"
+    );
 }
