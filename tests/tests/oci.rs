@@ -17,6 +17,12 @@ use flavorbox_tests::services::services;
 use flavorbox_tests::{block_on, guest_bytes, run_cli};
 use serde_json::Value;
 
+/// Every fresh state directory compiles the built-in flavors and the test
+/// flavor, many at once while this suite runs: a flavor call's wall-clock
+/// limit is raised so a loaded machine does not turn this suite's
+/// registrations into timeouts (no test here is about the limit).
+const UNHURRIED: (&str, &str) = ("FLAVORBOX_TIMEOUT_MS", "120000");
+
 /// A CLI user with their own state directory.
 struct User {
     home: tempfile::TempDir,
@@ -30,7 +36,7 @@ impl User {
     }
 
     fn run(&self, args: &[&str]) -> (bool, String, String) {
-        run_cli(self.home.path(), args, None, &[])
+        run_cli(self.home.path(), args, None, &[UNHURRIED])
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -83,7 +89,7 @@ impl User {
                 "--password-stdin",
             ],
             Some(&format!("{password}\n")),
-            &[],
+            &[UNHURRIED],
         );
         assert!(ok, "{err}");
     }
@@ -701,14 +707,21 @@ fn a_server_tenant_registers_from_a_registry_under_its_egress_policy_and_quota()
         ]
     };
     let cli = |home: &Path, env: &[(String, String)], args: &[&str]| {
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut env: Vec<(&str, &str)> =
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        env.push(UNHURRIED);
         run_cli(home, args, None, &env)
     };
     let home = tempfile::tempdir().expect("client home");
 
     // The default policy refuses a loopback registry before connecting.
     let dir = tempfile::tempdir().expect("server dir");
-    let strict = Server::start(dir.path(), &ServerOptions::default()).expect("server");
+    let unhurried = vec!["--timeout-ms".to_string(), UNHURRIED.1.to_string()];
+    let strict_options = ServerOptions {
+        args: unhurried.clone(),
+        ..ServerOptions::default()
+    };
+    let strict = Server::start(dir.path(), &strict_options).expect("server");
     let env = as_tenant(&strict, &strict.tenant("acme").expect("tenant"));
     let before = cli(home.path(), &env, &["flavor", "list", "--json"]);
     let (ok, _, err) = cli(home.path(), &env, &["flavor", "register", &target]);
@@ -729,6 +742,7 @@ fn a_server_tenant_registers_from_a_registry_under_its_egress_policy_and_quota()
     let options = ServerOptions {
         allow: vec![registry.clone()],
         config: Some("[quotas]\nmax_wasm_mib = 1\n".into()),
+        args: unhurried,
         ..ServerOptions::default()
     };
     let open = Server::start(dir.path(), &options).expect("server");
