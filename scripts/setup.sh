@@ -97,4 +97,26 @@ pip_venv "${FLAVORBOX_VENV:-$HOME/.cache/flavorbox/venv}" schemathesis 4.32.5
 # virtualenv of its own: the ZenML suite (tests/tests/zenml.rs) runs ZenML's
 # push path through integrations/zenml against the loopback registry.
 pip_venv "${FLAVORBOX_ZENML_VENV:-$HOME/.cache/flavorbox/zenml-venv}" zenml 0.98.0 "[local]"
+# componentize-py, in a virtualenv of its own: `flavorbox flavor build` and
+# the suites build Python flavors with it (tests/src/polyglot.rs).
+pip_venv "$HOME/.cache/flavorbox/componentize-py-venv" componentize-py 0.25.1
+# componentize-js into a local npm prefix, for JavaScript flavors. It runs on
+# the machine's Node.js (20 here).
+componentize_js_version=0.23.0
+npm_prefix="$HOME/.cache/flavorbox/npm"
+npm_package="$npm_prefix/node_modules/@bytecodealliance/componentize-js/package.json"
+if ! command -v npm >/dev/null 2>&1; then
+    say "npm missing: installing Debian's nodejs and npm"
+    "${SUDO[@]}" apt-get update
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm
+fi
+if [ -f "$npm_package" ] &&
+    [ "$(sed -n 's/^ *"version": "\(.*\)",$/\1/p' "$npm_package" | head -n 1)" = "$componentize_js_version" ]; then
+    say "componentize-js $componentize_js_version present in $npm_prefix"
+else
+    say "installing @bytecodealliance/componentize-js $componentize_js_version into $npm_prefix"
+    mkdir -p "$npm_prefix"
+    npm install --prefix "$npm_prefix" --no-audit --no-fund --loglevel=error \
+        "@bytecodealliance/componentize-js@$componentize_js_version"
+fi
 say "done"

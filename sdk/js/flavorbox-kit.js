@@ -131,23 +131,52 @@ export function exportFlavor(logic, witHost) {
       try {
         result = logic.validateConfig(host, config);
       } catch (e) {
-        // componentize-js turns a thrown value into `err(payload)`.
-        if (e instanceof Invalid) throw e.issues.map((i) => issue(i.field, i.message));
-        throw e;
+        if (e instanceof Invalid) {
+          return { tag: 'err', val: e.issues.map((i) => issue(String(i.field), String(i.message))) };
+        }
+        // The engine running out of memory or stack: let the call fail (the
+        // host reports the memory limit it enforced, or an empty rejection).
+        if (!(e instanceof Error) || e.name === 'InternalError') throw e;
+        // componentize-js cannot fail the call with a thrown error here (it
+        // becomes an empty rejection): fail closed, with the message.
+        return { tag: 'err', val: [issue('', `the flavor failed: ${report(e)}`)] };
       }
-      return typeof result === 'string' ? result : stringifySorted(result);
+      return { tag: 'ok', val: typeof result === 'string' ? result : stringifySorted(result) };
     },
     prepareImagePush(config, image) {
-      const decision = logic.prepareImagePush(host, config, {
-        domain: image.domain,
-        path: image.path,
-        tag: image.tag,
-        digest: image.digest,
-        name: image.name,
-      });
-      return decision ?? approve([]);
+      try {
+        const decision = logic.prepareImagePush(host, config, {
+          domain: image.domain,
+          path: image.path,
+          tag: image.tag,
+          digest: image.digest,
+          name: image.name,
+        });
+        return decision ?? approve([]);
+      } catch (e) {
+        // Fail closed: no push when the flavor could not decide.
+        return deny(`the flavor failed: ${report(e)}`);
+      }
     },
   };
+}
+
+/**
+ * Writes an exception that escaped the flavor to stderr (the stack too) and
+ * returns its first line, bounded; the host escapes what it shows.
+ */
+function report(e) {
+  let line;
+  let text;
+  try {
+    line = e instanceof Error ? `${e.name}: ${e.message}` : `uncaught ${String(e)}`;
+    text = e instanceof Error && e.stack ? `${line}\n${e.stack}` : line;
+  } catch {
+    line = 'uncaught exception';
+    text = line;
+  }
+  console.error(text.length > 8192 ? `${text.slice(0, 8192)}...` : text);
+  return line.length > 1024 ? `${line.slice(0, 1024)}...` : line;
 }
 
 /** JSON text of `value` with object keys sorted, like the Rust kit's output. */

@@ -213,6 +213,26 @@ def export(flavor_class: type) -> type:
 
     class Exported:
         def metadata(self) -> Any:
+            try:
+                return self._metadata()
+            except BaseException as e:  # noqa: BLE001 - see _die
+                _die(e)
+
+        def validate_config(self, config: str) -> str:
+            try:
+                return self._validate_config(config)
+            except Err:
+                raise
+            except BaseException as e:  # noqa: BLE001 - see _die
+                _die(e)
+
+        def prepare_image_push(self, config: str, image: Any) -> Any:
+            try:
+                return self._prepare_image_push(config, image)
+            except BaseException as e:  # noqa: BLE001 - see _die
+                _die(e)
+
+        def _metadata(self) -> Any:
             m = logic.metadata()
             caps = [w.Capability.REPOSITORY_EXISTS for c in m.capabilities if c == REPOSITORY_EXISTS]
             return w.FlavorMetadata(
@@ -220,7 +240,7 @@ def export(flavor_class: type) -> type:
                 m.config_schema, caps,
             )
 
-        def validate_config(self, config: str) -> str:
+        def _validate_config(self, config: str) -> str:
             try:
                 result = logic.validate_config(wasm_host, config)
             except Invalid as invalid:
@@ -229,7 +249,7 @@ def export(flavor_class: type) -> type:
                 return result
             return json.dumps(result, separators=(",", ":"), sort_keys=True)
 
-        def prepare_image_push(self, config: str, image: Any) -> Any:
+        def _prepare_image_push(self, config: str, image: Any) -> Any:
             image = Image(image.domain, image.path, image.tag, image.digest, image.name)
             decision = logic.prepare_image_push(wasm_host, config, image)
             if isinstance(decision, Deny):
@@ -238,6 +258,30 @@ def export(flavor_class: type) -> type:
 
     Exported.__name__ = "Flavor"
     return Exported
+
+
+def _die(error: BaseException) -> None:
+    """Traps the call with the message of an exception that escaped the flavor:
+    the traceback goes to stderr with its last line (``ValueError: ...``) last,
+    then the call aborts (abort() is `unreachable` in WASI). componentize-py
+    itself would only print that *an* exception was raised; the host shows the
+    guest's last stderr line, bounded and escaped, with the trap."""
+    import os
+    import sys
+
+    try:
+        try:
+            import traceback
+
+            lines = traceback.format_exception(type(error), error, error.__traceback__, limit=8)
+            sys.stderr.write("".join(lines[:-1])[-8192:])
+        except BaseException:  # noqa: BLE001 - the last line matters more
+            pass
+        last = f"{type(error).__name__}: {error}".replace("\n", " ")
+        sys.stderr.write(f"uncaught {last[:1024]}\n")
+        sys.stderr.flush()
+    finally:
+        os.abort()
 
 
 # --- config parsing ----------------------------------------------------------

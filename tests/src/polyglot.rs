@@ -33,7 +33,10 @@ impl Lang {
     /// The helper copied next to the flavor's sources.
     fn kit(self) -> (&'static str, PathBuf) {
         match self {
-            Lang::Python => ("flavorbox_kit.py", repo().join("sdk/python/flavorbox_kit.py")),
+            Lang::Python => (
+                "flavorbox_kit.py",
+                repo().join("sdk/python/flavorbox_kit.py"),
+            ),
             Lang::Js => ("flavorbox-kit.js", repo().join("sdk/js/flavorbox-kit.js")),
         }
     }

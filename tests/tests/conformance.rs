@@ -48,7 +48,10 @@ use Case::{Accept, Approve, Refuse};
 
 fn default_table() -> Vec<Case> {
     vec![
-        Accept(r#"{"uri":"localhost:5000"}"#, json!({"uri":"localhost:5000"})),
+        Accept(
+            r#"{"uri":"localhost:5000"}"#,
+            json!({"uri":"localhost:5000"}),
+        ),
         Accept(
             r#"{"uri":"Registry.Example.COM/team/"}"#,
             json!({"uri":"registry.example.com/team"}),
@@ -75,7 +78,10 @@ fn default_table() -> Vec<Case> {
         Refuse(r#"{"uri":"https://registry.example.com"}"#, &["uri"]),
         Refuse(r#"{"uri":"registry.example.com/my team"}"#, &["uri"]),
         Refuse(r#"{"uri":"registry.example.com/team//app"}"#, &["uri"]),
-        Refuse(r#"{"uri":"registry.example.com/te..am/-x"}"#, &["uri", "uri"]),
+        Refuse(
+            r#"{"uri":"registry.example.com/te..am/-x"}"#,
+            &["uri", "uri"],
+        ),
         Refuse("{}", &["uri"]),
         Refuse("[]", &[""]),
         Refuse(r#"{"uri":5}"#, &["uri"]),
@@ -104,7 +110,10 @@ fn default_table() -> Vec<Case> {
 fn github_table() -> Vec<Case> {
     vec![
         Accept(r#"{"uri":"ghcr.io/zenml"}"#, json!({"uri":"ghcr.io/zenml"})),
-        Accept(r#"{"uri":"GHCR.io/zenml/"}"#, json!({"uri":"ghcr.io/zenml"})),
+        Accept(
+            r#"{"uri":"GHCR.io/zenml/"}"#,
+            json!({"uri":"ghcr.io/zenml"}),
+        ),
         Accept(
             r#"{"uri":"containers.octocorp.ghe.com/my-organization"}"#,
             json!({"uri":"containers.octocorp.ghe.com/my-organization"}),
@@ -174,7 +183,10 @@ fn aws_table() -> Vec<Case> {
             r#"{"uri":"715803424592.dkr.ecr.us-east-1.amazonaws.com.evil.com"}"#,
             &["uri"],
         ),
-        Refuse(r#"{"uri":"12345.dkr.ecr.us-east-1.amazonaws.com"}"#, &["uri"]),
+        Refuse(
+            r#"{"uri":"12345.dkr.ecr.us-east-1.amazonaws.com"}"#,
+            &["uri"],
+        ),
         Refuse(
             r#"{"uri":"715803424592.dkr.ecr-fips.eu-west-1.amazonaws.com"}"#,
             &["uri"],
@@ -327,7 +339,10 @@ fn check_expected(case: &Case, got: &Answer, who: &str) {
         }
         (Refuse(config, fields), Answer::Refused(issues)) => {
             let got: Vec<&str> = issues.iter().map(|(f, _)| f.as_str()).collect();
-            assert_eq!(&got, fields, "{who}: fields of the issues of {config}: {issues:#?}");
+            assert_eq!(
+                &got, fields,
+                "{who}: fields of the issues of {config}: {issues:#?}"
+            );
             assert!(
                 issues.iter().all(|(_, m)| !m.is_empty()),
                 "{who}: {issues:?}"
