@@ -61,19 +61,12 @@ else
     say "installing cargo-fuzz"
     cargo install cargo-fuzz --locked
 fi
-# wkg (crates.io, bytecodealliance/wasm-pkg-tools), pinned, for the OCI
-# interop suite (tests/tests/oci.rs): installed once into the tools cache,
-# so reruns and later CI runs on this machine find it and build nothing.
-# A debug build without debug info: it only moves a few small artifacts in
-# the tests, and it compiles in about half the time of a release build.
-WKG_VERSION=0.16.1
-TOOLS="$HOME/.cache/flavorbox/tools"
-if [ -x "$TOOLS/bin/wkg" ] && [ "$("$TOOLS/bin/wkg" --version 2>/dev/null)" = "wkg $WKG_VERSION" ]; then
-    say "wkg $WKG_VERSION present in $TOOLS"
+# wkg, for the OCI interop suite: scripts/install-wkg.sh (CI starts it early,
+# in the background, and this waits for it).
+if [ "${FLAVORBOX_SETUP_SKIP_WKG:-}" = 1 ]; then
+    say "wkg: left to the install already running (scripts/install-wkg.sh)"
 else
-    say "installing wkg $WKG_VERSION into $TOOLS"
-    (unset CARGO_TARGET_DIR; CARGO_INCREMENTAL=0 CARGO_PROFILE_DEV_DEBUG=0 cargo install wkg --version "$WKG_VERSION" \
-        --locked --debug --root "$TOOLS" --quiet)
+    bash "$(dirname "$0")/install-wkg.sh"
 fi
 # Installs pinned PyPI package PACKAGE==VERSION (with EXTRAS, e.g. `[local]`)
 # into the virtualenv VENV, unless that version is already there.
