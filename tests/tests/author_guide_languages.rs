@@ -244,6 +244,10 @@ fn flavor_new_writes_the_sdk_examples_with_the_helper_and_the_wit() {
             "rust",
             &[
                 ("Cargo.toml", "examples/flavor-example/Cargo.toml"),
+                (
+                    ".cargo/config.toml",
+                    "examples/flavor-example/.cargo/config.toml",
+                ),
                 ("wit/flavor.wit", "wit/flavor.wit"),
             ],
         ),
