@@ -27,8 +27,7 @@ const WORLD: &str = "container-registry-flavor";
 const WIT: &str = include_str!("../../../wit/flavor.wit");
 const RUST_CARGO_TOML: &str = include_str!("../../../examples/flavor-example/Cargo.toml");
 const RUST_LIB: &str = include_str!("../../../examples/flavor-example/src/lib.rs");
-const RUST_CARGO_CONFIG: &str =
-    include_str!("../../../examples/flavor-example/.cargo/config.toml");
+const RUST_CARGO_CONFIG: &str = include_str!("../../../examples/flavor-example/.cargo/config.toml");
 const PY_KIT: &str = include_str!("../../../sdk/python/flavorbox_kit.py");
 const PY_APP: &str = include_str!("../../../sdk/python/example/src/app.py");
 const PY_TEST: &str = include_str!("../../../sdk/python/example/src/test_app.py");
