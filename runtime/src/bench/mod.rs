@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::reference::Reference;
 use crate::sandbox::{CallContext, LoadedFlavor, Sandbox, SandboxConfig, Validation};
@@ -181,7 +180,7 @@ pub fn run(
 
     let isolated_p50 = percentile_us(&isolated, 50);
     let scale = if scale {
-        Some(measure_scale(target, &cached, &config_json, &verdict)?)
+        Some(measure_scale(target, &cached, &config_json, &push_config)?)
     } else {
         None
     };
@@ -365,7 +364,7 @@ fn measure_scale(
     target: &Target,
     config: &SandboxConfig,
     config_json: &str,
-    verdict: &Validation,
+    normalised: &str,
 ) -> anyhow::Result<Scale> {
     let config = SandboxConfig {
         code_cache_dir: None,
@@ -408,13 +407,9 @@ fn measure_scale(
     let per_flavor = |a: u64, b: u64| b.saturating_sub(a) as f64 / SCALE_FLAVORS as f64;
 
     let flavor = &loaded[0];
-    let base = match verdict {
-        Ok(map) => serde_json::to_string(map)?,
-        Err(_) => config_json.to_string(),
-    };
     let mut sized = Vec::new();
     for (size, budget) in [(100, 400), (10_000, 400), (1_000_000, 1500)] {
-        let padded = pad_config(&base, size);
+        let padded = pad_config(normalised, size);
         let times = sample(Duration::from_millis(budget), 20_000, || {
             validate(&sandbox, flavor, &padded).map(drop)
         })?;
@@ -523,18 +518,10 @@ pub fn process_exe() -> Option<PathBuf> {
 
 /// The built-in flavor named `name` as a benchmark target.
 pub fn builtin_target(name: &str) -> Option<Target> {
-    crate::builtin::BUILTIN_COMPONENTS
-        .iter()
-        .find(|(package, _)| package.strip_prefix("flavor-") == Some(name))
-        .map(|(_, bytes)| Target {
-            name: name.to_string(),
-            bytes: bytes.to_vec(),
-            native: native::validate_fn(name),
-            config: None,
-        })
-}
-
-/// The content hash of a component, hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+    crate::builtin::component(name).map(|bytes| Target {
+        name: name.to_string(),
+        bytes: bytes.to_vec(),
+        native: native::validate_fn(name),
+        config: None,
+    })
 }

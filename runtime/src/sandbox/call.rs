@@ -110,8 +110,7 @@ impl Sandbox {
         store
             .set_fuel(limits.fuel)
             .map_err(|e| CallErrorKind::Instantiate(format!("{e:#}")))?;
-        let ticks = limits.timeout.as_nanos() / super::engine::EPOCH_TICK.as_nanos() + 1;
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        store.set_epoch_deadline(super::engine::epoch_ticks(limits.timeout));
         store.epoch_deadline_trap();
         // What the guest may hand the host in one host call (arguments of
         // imports, the export's results): bounded by the output cap plus

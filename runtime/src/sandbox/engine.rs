@@ -17,6 +17,11 @@ use crate::world::v0_1;
 /// of the wall-clock deadline inside wasm code.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
+/// The epoch deadline, in ticks, of a call that may run for `timeout`.
+pub fn epoch_ticks(timeout: Duration) -> u64 {
+    u64::try_from(timeout.as_nanos() / EPOCH_TICK.as_nanos() + 1).unwrap_or(u64::MAX)
+}
+
 /// Bytes of each table kept resident in a freed pool slot: flavors' tables
 /// are a few entries.
 const TABLE_KEEP_RESIDENT: usize = 64 << 10;

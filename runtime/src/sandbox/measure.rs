@@ -34,8 +34,7 @@ impl Sandbox {
             .pre
             .instantiate(&mut store)
             .map_err(|e| error(CallErrorKind::Instantiate(first_line(&format!("{e:#}")))))?;
-        let ticks = limits.timeout.as_nanos() / super::engine::EPOCH_TICK.as_nanos() + 1;
-        let ticks = u64::try_from(ticks).unwrap_or(u64::MAX);
+        let ticks = super::engine::epoch_ticks(limits.timeout);
         let mut times = Vec::with_capacity(n);
         let mut last = None;
         for _ in 0..n.max(1) {
