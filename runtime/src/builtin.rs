@@ -18,6 +18,15 @@ pub fn component(name: &str) -> Option<&'static [u8]> {
         .map(|(_, bytes)| *bytes)
 }
 
+/// The SHA-256 (lowercase hex) of every built-in flavor's component: the
+/// compiled code a sweep keeps although no stored flavor names it.
+pub fn digests() -> std::collections::HashSet<String> {
+    use sha2::Digest as _;
+    components()
+        .map(|bytes| hex::encode(sha2::Sha256::digest(bytes)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -162,11 +162,9 @@ impl TenantApp<'_> {
                 name: flavor.name().to_string(),
             });
         }
-        let _registering = self.app.blob_gc.read().await;
-        let sha256 = self.app.store.blobs().put(&bytes)?;
         let replacement = FlavorRecord {
             name: name.to_string(),
-            sha256,
+            sha256: flavor.sha256().to_string(),
             metadata_json: serde_json::to_string(flavor.metadata())
                 .map_err(|e| AppError::Internal(e.to_string()))?,
             registered_at: String::new(),
@@ -178,9 +176,8 @@ impl TenantApp<'_> {
         };
         let revalidate = self
             .store
-            .replace_flavor(&replacement, &record.sha256)
+            .replace_flavor(&replacement, &record.sha256, Some(bytes.as_slice()))
             .await?;
-        drop(_registering);
         self.app
             .collect_blobs(std::slice::from_ref(&record.sha256))
             .await?;

@@ -212,6 +212,8 @@ impl AppError {
             AppError::Store(S::Conflict { .. } | S::FlavorReplaced(_)) => "conflict",
             AppError::Store(S::SecretNotFound(_)) => "unknown_secret",
             AppError::Store(S::QuotaExceeded { .. }) => "quota_exceeded",
+            AppError::Store(S::NoSpace { .. }) => "insufficient_storage",
+            AppError::Store(S::ReadOnly { .. } | S::DatabaseGone { .. }) => "unavailable",
             AppError::Store(_) => "internal",
             AppError::InvalidConfig { .. } => "invalid_config",
             AppError::BuiltinName(_)

@@ -91,28 +91,35 @@ impl TenantApp<'_> {
         if self.app.builtin(&name).await?.is_some() {
             return Err(AppError::BuiltinName(name));
         }
-        if let Some(existing) = self.store.get_flavor(&name).await? {
-            if existing.sha256 == flavor.sha256() {
-                return info_from_record(existing);
-            }
-            return Err(AppError::FlavorExists {
-                name,
-                sha256: existing.sha256,
-            });
-        }
-        let _registering = self.app.blob_gc.read().await;
-        let sha256 = self.app.store.blobs().put(&bytes)?;
-        debug_assert_eq!(sha256, flavor.sha256());
         let record = FlavorRecord {
             name: name.clone(),
-            sha256,
+            sha256: flavor.sha256().to_string(),
             metadata_json: serde_json::to_string(flavor.metadata())
                 .map_err(|e| AppError::Internal(e.to_string()))?,
             // The store stamps the time.
             registered_at: String::new(),
             origin,
         };
-        self.store.insert_flavor(&record).await?;
+        // The blob is stored in the same transaction as the row; the same
+        // bytes again (also from a concurrent identical upload) are no
+        // change, and repair a damaged blob.
+        match self
+            .store
+            .insert_flavor(&record, Some(bytes.as_slice()))
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::AlreadyExists { .. }) => {
+                let sha256 = self
+                    .store
+                    .get_flavor(&name)
+                    .await?
+                    .map(|existing| existing.sha256)
+                    .unwrap_or_default();
+                return Err(AppError::FlavorExists { name, sha256 });
+            }
+            Err(e) => return Err(e.into()),
+        }
         let stored = self
             .store
             .get_flavor(&name)

@@ -29,6 +29,7 @@ pub mod wire;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
+use crate::builtin;
 use crate::reference::Reference;
 use crate::sandbox::{LoadedFlavor, Sandbox, SandboxConfig};
 use crate::store::{Store, TenantStore};
@@ -89,10 +90,6 @@ pub struct App {
     docker: tokio::sync::OnceCell<bollard::Docker>,
     builtins: OnceLock<Vec<Arc<LoadedFlavor>>>,
     admission: Admission,
-    /// Registrations hold it shared from storing a blob to recording the
-    /// row; collecting an unreferenced blob holds it alone, so a blob is
-    /// never removed between another tenant's put and insert.
-    blob_gc: tokio::sync::RwLock<()>,
 }
 
 impl App {
@@ -102,12 +99,14 @@ impl App {
         let store = Store::open(config.home()).await?;
         let calls = config.calls();
         let sandbox = Sandbox::new(SandboxConfig {
-            code_cache_dir: Some(store.code_cache_dir().to_path_buf()),
+            // A read-only home's cache is used if it is there, never made.
+            code_cache_dir: (!store.is_read_only() || store.code_cache_dir().is_dir())
+                .then(|| store.code_cache_dir().to_path_buf()),
             code_cache_key: store.code_cache_key(),
             ..Self::sandbox_config(&config)
         })
         .map_err(|e| AppError::Config(format!("{e:#}")))?;
-        Ok(App {
+        let app = App {
             sandbox: Arc::new(sandbox),
             store,
             registry_api: crate::registry_api::RegistryApi::new(config.egress().clone()),
@@ -115,8 +114,34 @@ impl App {
             config,
             docker: tokio::sync::OnceCell::new(),
             builtins: OnceLock::new(),
-            blob_gc: tokio::sync::RwLock::new(()),
-        })
+        };
+        // What a killed process left behind goes before anything else runs;
+        // a sweep that fails never stops the command.
+        if let Err(e) = app.sweep().await {
+            tracing::warn!(error = %e, "sweeping leftovers of earlier runs failed");
+        }
+        Ok(app)
+    }
+
+    /// Removes what killed processes left in the state directory (temporary
+    /// files, blobs and compiled code nothing uses), logging what went.
+    /// Runs at every open; the server runs it periodically too. Nothing on
+    /// a read-only home.
+    pub async fn sweep(&self) -> Result<crate::store::SweepReport, AppError> {
+        if self.store.is_read_only() {
+            return Ok(crate::store::SweepReport::default());
+        }
+        let report = self.store.sweep(builtin::digests).await?;
+        if !report.is_empty() {
+            tracing::info!(
+                temp_files = report.temp_files,
+                orphan_blobs = report.orphan_blobs,
+                orphan_code = report.orphan_code,
+                bytes = report.bytes,
+                "swept leftovers of earlier runs"
+            );
+        }
+        Ok(report)
     }
 
     /// The sandbox settings the configuration asks for, without a code cache
@@ -151,12 +176,12 @@ impl App {
         &self.sandbox
     }
 
-    /// Removes the blob and compiled code of each digest no tenant uses any more.
+    /// Removes the blob and compiled code of each digest no tenant uses
+    /// any more (decided under the database's write lock, so no
+    /// registration in any process loses its blob).
     pub async fn collect_blobs(&self, digests: &[String]) -> Result<(), AppError> {
-        let _alone = self.blob_gc.write().await;
         for sha256 in digests {
-            if !self.store.flavor_blob_in_use(sha256).await? {
-                self.store.blobs().remove(sha256)?;
+            if self.store.collect_blob(sha256).await? {
                 self.sandbox.forget(sha256);
             }
         }

@@ -449,7 +449,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot open the state in {}", home.display()))?;
     let tenant = Tenant::local();
-    dispatch(&LocalBackend::new(app.tenant(&tenant)), cli.command).await
+    dispatch(&LocalBackend::new(app.tenant(&tenant)), cli.command)
+        .await
+        .map_err(|e| name_the_home(e, &home))
+}
+
+/// A full disk or a read-only file system reported without a path names
+/// the state directory: the database's errors do not know it.
+fn name_the_home(error: anyhow::Error, home: &std::path::Path) -> anyhow::Error {
+    use crate::store::StoreError;
+    let store_error = error.chain().find_map(|cause| {
+        cause
+            .downcast_ref::<crate::app::AppError>()
+            .and_then(|e| match e {
+                crate::app::AppError::Store(s) => Some(s),
+                _ => None,
+            })
+            .or_else(|| cause.downcast_ref::<StoreError>())
+    });
+    match store_error {
+        Some(StoreError::NoSpace { path: None }) => anyhow::Error::new(StoreError::NoSpace {
+            path: Some(home.to_path_buf()),
+        }),
+        Some(StoreError::ReadOnly { path: None }) => anyhow::Error::new(StoreError::ReadOnly {
+            path: Some(home.to_path_buf()),
+        }),
+        _ => error,
+    }
 }
 
 /// Runs a state command through a backend, local or remote.

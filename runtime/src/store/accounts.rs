@@ -13,7 +13,7 @@ impl Store {
             .bind(name)
             .bind(token_sha256)
             .bind(now_rfc3339())
-            .execute(self.db.pool())
+            .execute(self.db.pool()?)
             .await
             .map_err(|e| already_exists(e, TENANT, name))?;
         Ok(())
@@ -24,7 +24,7 @@ impl Store {
         let row: Option<(String, String)> =
             sqlx::query_as("SELECT name, token_sha256 FROM tenants WHERE token_sha256 = $1")
                 .bind(token_sha256)
-                .fetch_optional(self.db.pool())
+                .fetch_optional(self.db.pool()?)
                 .await?;
         // The lookup compares hashes of high-entropy tokens; the equality
         // the caller relies on is checked again in constant time.
@@ -41,7 +41,7 @@ impl Store {
     pub async fn tenant_exists(&self, name: &str) -> Result<bool, StoreError> {
         let row: Option<(String,)> = sqlx::query_as("SELECT name FROM tenants WHERE name = $1")
             .bind(name)
-            .fetch_optional(self.db.pool())
+            .fetch_optional(self.db.pool()?)
             .await?;
         Ok(row.is_some())
     }
@@ -77,35 +77,61 @@ impl Store {
         Ok(digests)
     }
 
-    /// Whether any tenant's registered flavor uses the blob `sha256`.
-    pub async fn flavor_blob_in_use(&self, sha256: &str) -> Result<bool, StoreError> {
-        let row: Option<(String,)> =
+    /// Removes the blob `sha256` if no tenant's flavor uses it; whether it did.
+    ///
+    /// Decided and done under the database's write lock, which every
+    /// registration holds from storing its blob to committing its row (in
+    /// this process or any other): a blob is never removed between another
+    /// registration's put and its insert.
+    pub async fn collect_blob(&self, sha256: &str) -> Result<bool, StoreError> {
+        let mut tx = self.db.begin_write().await?;
+        let used: Option<(String,)> =
             sqlx::query_as("SELECT name FROM flavors WHERE sha256 = $1 LIMIT 1")
                 .bind(sha256)
-                .fetch_optional(self.db.pool())
+                .fetch_optional(&mut *tx)
                 .await?;
-        Ok(row.is_some())
+        if used.is_some() {
+            tx.commit().await?;
+            return Ok(false);
+        }
+        self.blobs().remove(sha256)?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The digest of every blob some tenant's flavor uses.
+    pub(super) async fn referenced_blobs(
+        &self,
+        conn: Option<&mut super::backend::Connection>,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let query = sqlx::query_as::<_, (String,)>("SELECT DISTINCT sha256 FROM flavors");
+        let rows = match conn {
+            Some(conn) => query.fetch_all(conn).await?,
+            None => query.fetch_all(self.db.pool()?).await?,
+        };
+        Ok(rows.into_iter().map(|(d,)| d).collect())
     }
 
     /// Every registered flavor's digest, with its tenant and name: for
     /// checking at start-up that each still loads.
     pub async fn all_flavors(&self) -> Result<Vec<(String, String, String)>, StoreError> {
         Ok(sqlx::query_as("SELECT tenant, name, sha256 FROM flavors")
-            .fetch_all(self.db.pool())
+            .fetch_all(self.db.pool()?)
             .await?)
     }
 
-    /// Marks every job still `queued` or `running` as failed with `detail_json`:
-    /// what a single server does at start-up for the jobs its last run was
-    /// doing. Returns how many it marked.
+    /// Marks every job still `queued` or `running` as `interrupted` with
+    /// `detail_json`: what a single server does at start-up for the jobs its
+    /// last run was doing, and at the end of its drain for the jobs it could
+    /// not finish. Returns how many it marked.
     pub async fn fail_unfinished_jobs(&self, detail_json: &str) -> Result<u64, StoreError> {
         Ok(sqlx::query(
-            "UPDATE jobs SET status = 'failed', detail_json = $1, updated_at = $2 \
+            "UPDATE jobs SET status = 'interrupted', detail_json = $1, updated_at = $2 \
              WHERE status IN ('queued', 'running')",
         )
         .bind(detail_json)
         .bind(now_rfc3339())
-        .execute(self.db.pool())
+        .execute(self.db.pool()?)
         .await?
         .rows_affected())
     }

@@ -95,9 +95,42 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The disk holding the state is full: nothing was written.
+    #[error("no space left on device{}: free space and retry", for_path(.path))]
+    NoSpace {
+        /// The file or directory the write was for, when the store knows it
+        /// (the edges name the state directory otherwise).
+        path: Option<PathBuf>,
+    },
+    /// The state directory is on a read-only file system, or the database
+    /// was opened read-only: it can be listed and described, not changed.
+    #[error("{} is read-only: the state can be read (list, describe) but not changed; use a writable --home to change it", read_only_what(.path))]
+    ReadOnly {
+        /// The file or directory, when the store knows it.
+        path: Option<PathBuf>,
+    },
+    /// The database file was removed or replaced under a running process:
+    /// writing on would write to a file no later start sees.
+    #[error("the database `{}` was removed or replaced while in use: nothing more is written to it; restore it from a backup and restart", path.display())]
+    DatabaseGone {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// The state directory holds the remains of a database that is gone
+    /// (its blobs, its identity marker), or a database that is not its own:
+    /// opening on would silently start empty.
+    #[error("refusing to create an empty database at `{}`: {reason}; restore the database from a backup, or move `{}` aside to start with empty state", db.display(), home.display())]
+    StateMismatch {
+        /// The state directory.
+        home: PathBuf,
+        /// The database file.
+        db: PathBuf,
+        /// What was found.
+        reason: String,
+    },
     /// The database refused or failed a query.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// The database schema could not be brought up to date.
     #[error(
         "cannot migrate the database schema: {0}; if the database was written by a newer flavorbox, use that version"
@@ -116,6 +149,76 @@ pub enum StoreError {
     InvalidDigest(String),
 }
 
+/// " for `PATH`", or nothing.
+fn for_path(path: &Option<PathBuf>) -> String {
+    path.as_ref()
+        .map(|p| format!(" for `{}`", p.display()))
+        .unwrap_or_default()
+}
+
+/// What is read-only: the path, or the state directory.
+fn read_only_what(path: &Option<PathBuf>) -> String {
+    path.as_ref().map_or_else(
+        || "the state directory".to_string(),
+        |p| format!("`{}`", p.display()),
+    )
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// A database error, told apart by what the caller can do about it: a
+    /// full disk and a read-only file system have errors of their own.
+    fn from(e: sqlx::Error) -> StoreError {
+        if let sqlx::Error::Database(db) = &e
+            && let Some(code) = db.code().and_then(|c| c.parse::<u32>().ok())
+        {
+            match code {
+                c if c & 0xff == SQLITE_FULL => return StoreError::NoSpace { path: None },
+                c if c & 0xff == SQLITE_READONLY => return StoreError::ReadOnly { path: None },
+                // The I/O errors a full disk causes: a write, a sync, a
+                // truncate, growing the WAL index.
+                c if c & 0xff == SQLITE_IOERR && DISK_FULL_IOERRS.contains(&(c >> 8)) => {
+                    return StoreError::NoSpace { path: None };
+                }
+                _ => {}
+            }
+        }
+        if let sqlx::Error::Io(io) = &e
+            && let Some(mapped) = classify_io(io, None)
+        {
+            return mapped;
+        }
+        StoreError::Database(e)
+    }
+}
+
+/// SQLite's primary result codes the store tells apart.
+const SQLITE_READONLY: u32 = 8;
+const SQLITE_IOERR: u32 = 10;
+const SQLITE_FULL: u32 = 13;
+/// Extended SQLITE_IOERR codes (`code >> 8`) a full disk gives: WRITE,
+/// FSYNC, TRUNCATE, DIR_FSYNC, SHMSIZE, SHMMAP.
+const DISK_FULL_IOERRS: [u32; 6] = [3, 4, 6, 5, 19, 21];
+
+/// A full disk (ENOSPC, EDQUOT) or a read-only file system (EROFS) as the
+/// store's own error for `path`; `None` for any other I/O error.
+fn classify_io(e: &std::io::Error, path: Option<&Path>) -> Option<StoreError> {
+    const ENOSPC: i32 = 28;
+    const EROFS: i32 = 30;
+    const EDQUOT: i32 = 122;
+    let path = path.map(Path::to_path_buf);
+    match e.raw_os_error() {
+        Some(ENOSPC | EDQUOT) => Some(StoreError::NoSpace { path }),
+        Some(EROFS) => Some(StoreError::ReadOnly { path }),
+        _ => match e.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                Some(StoreError::NoSpace { path })
+            }
+            std::io::ErrorKind::ReadOnlyFilesystem => Some(StoreError::ReadOnly { path }),
+            _ => None,
+        },
+    }
+}
+
 /// Formats names as "`a`, `b`".
 fn quoted_list(names: &[String]) -> String {
     names
@@ -126,7 +229,13 @@ fn quoted_list(names: &[String]) -> String {
 }
 
 /// Wraps an I/O error with the path it concerns.
+///
+/// A full disk or a read-only file system becomes [`StoreError::NoSpace`]
+/// or [`StoreError::ReadOnly`], so callers can say what to do.
 pub(super) fn io_error(path: &Path, source: std::io::Error) -> StoreError {
+    if let Some(mapped) = classify_io(&source, Some(path)) {
+        return mapped;
+    }
     StoreError::Io {
         path: path.to_owned(),
         source,

@@ -22,7 +22,7 @@ impl TenantStore {
         .bind(&r.status)
         .bind(&r.detail_json)
         .bind(&now)
-        .execute(self.db.pool())
+        .execute(self.db.pool()?)
         .await
         .map_err(|e| already_exists(e, JOB, &r.id))?;
         Ok(())
@@ -44,7 +44,7 @@ impl TenantStore {
         .bind(status)
         .bind(detail_json)
         .bind(now_rfc3339())
-        .execute(self.db.pool())
+        .execute(self.db.pool()?)
         .await?
         .rows_affected();
         if updated == 0 {
@@ -61,7 +61,7 @@ impl TenantStore {
         )
         .bind(&self.tenant)
         .bind(id)
-        .fetch_optional(self.db.pool())
+        .fetch_optional(self.db.pool()?)
         .await?;
         Ok(row.map(
             |(id, component, image, status, detail_json, created_at, updated_at)| JobRecord {
@@ -82,7 +82,7 @@ impl TenantStore {
             "SELECT COUNT(*) FROM jobs WHERE tenant = $1 AND status IN ('queued', 'running')",
         )
         .bind(&self.tenant)
-        .fetch_one(self.db.pool())
+        .fetch_one(self.db.pool()?)
         .await?;
         Ok(u64::try_from(count).unwrap_or(0))
     }

@@ -23,6 +23,7 @@ mod error;
 mod jobs;
 mod records;
 mod sqlite;
+mod state;
 mod tenant;
 #[cfg(test)]
 mod tests;
@@ -39,6 +40,7 @@ pub use error::StoreError;
 pub use records::{
     ComponentRecord, FlavorOrigin, FlavorRecord, JobRecord, RowQuota, SecretRecord, SecretSummary,
 };
+pub use state::{SweepReport, temp_prefix};
 pub use tenant::TenantStore;
 
 use blob::BlobDir;
@@ -56,8 +58,11 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 pub struct Store {
     db: backend::Database,
     blobs: Arc<dyn BlobStore>,
+    home: PathBuf,
+    blob_dir: PathBuf,
     code_cache_dir: PathBuf,
     code_cache_key: [u8; 32],
+    read_only: bool,
 }
 
 /// File name, in the home directory, of the key that authenticates the code cache.
@@ -70,7 +75,18 @@ impl Store {
     /// A newly created `home` gets mode 0700 and the database 0600 (its
     /// `-wal` and `-shm` files inherit that mode from SQLite), the code cache
     /// 0700 even if it existed; migrations run before this returns.
+    ///
+    /// A home this user cannot write to (a read-only file system, a
+    /// backup) is opened read-only instead, changing nothing in it: it can
+    /// be listed and described, and every write fails with
+    /// [`StoreError::ReadOnly`]. A home whose database is gone but whose
+    /// marker or blobs remain is refused ([`StoreError::StateMismatch`])
+    /// rather than silently started empty. A damaged code-cache key is
+    /// replaced, and the code it guarded dropped.
     pub async fn open(home: &Path) -> Result<Store, StoreError> {
+        if home.is_dir() && !writable(home) {
+            return Store::open_read_only(home).await;
+        }
         create_private_dir(home)?;
         check_private_dir(home)?;
         let blob_dir = home.join("blobs").join("sha256");
@@ -84,19 +100,71 @@ impl Store {
         // because no one else can write here: tighten a directory an older
         // flavorbox created with the default mode.
         set_private_dir(&code_cache_dir)?;
-        let code_cache_key = host_key(&home.join(CODE_CACHE_KEY_FILE))?;
+        let code_cache_key = host_key(&home.join(CODE_CACHE_KEY_FILE), &code_cache_dir)?;
+        if !home.join(backend::DB_FILE).exists() {
+            state::refuse_orphaned_state(home, &blob_dir)?;
+        }
         let db = backend::Database::open(home).await?;
+        state::check_identity(&db, home).await?;
         Ok(Store {
             db,
-            blobs: Arc::new(BlobDir::new(blob_dir)),
+            blobs: Arc::new(BlobDir::new(blob_dir.clone())),
+            home: home.to_path_buf(),
+            blob_dir,
             code_cache_dir,
             code_cache_key,
+            read_only: false,
         })
+    }
+
+    /// Opens a home this user cannot write to, changing nothing in it.
+    async fn open_read_only(home: &Path) -> Result<Store, StoreError> {
+        check_private_dir(home)?;
+        if !home.join(backend::DB_FILE).exists() {
+            return Err(StoreError::ReadOnly {
+                path: Some(home.to_path_buf()),
+            });
+        }
+        let db = backend::Database::open_read_only(home).await?;
+        let blob_dir = home.join("blobs").join("sha256");
+        // Code compiled here is not cached (nothing can be written): an
+        // existing cache is used only under its own intact key.
+        let code_cache_key = match std::fs::read(home.join(CODE_CACHE_KEY_FILE)) {
+            Ok(bytes) if bytes.len() == 32 => <[u8; 32]>::try_from(bytes.as_slice())
+                .map_err(|_| StoreError::ReadOnly { path: None })?,
+            _ => {
+                let mut key = [0u8; 32];
+                getrandom::fill(&mut key)
+                    .map_err(|e| io_error(home, std::io::Error::other(e.to_string())))?;
+                key
+            }
+        };
+        Ok(Store {
+            db,
+            blobs: Arc::new(BlobDir::new(blob_dir.clone())),
+            home: home.to_path_buf(),
+            blob_dir,
+            code_cache_dir: home.join("cache").join("code"),
+            code_cache_key,
+            read_only: true,
+        })
+    }
+
+    /// Whether the state was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Whether the database file is still the one opened: an error
+    /// ([`StoreError::DatabaseGone`]) once it was removed or replaced. A
+    /// `stat`, cheap enough for every readiness probe.
+    pub fn check_database(&self) -> Result<(), StoreError> {
+        self.db.check()
     }
 
     /// A handle that reads and writes only `tenant`'s rows.
     pub fn tenant(&self, tenant: &str) -> TenantStore {
-        TenantStore::new(self.db.clone(), tenant)
+        TenantStore::new(self.db.clone(), tenant, self.blobs.clone())
     }
 
     /// The content-addressed blobs (`.wasm` components), shared by every tenant.
@@ -139,22 +207,46 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
 /// Reads the 32-byte key at `path`, or makes one: written owner-only to a
 /// temporary file and moved into place without replacing a key another
 /// process made meanwhile (then that one is used).
-fn host_key(path: &Path) -> Result<[u8; 32], StoreError> {
-    let read = |path: &Path| -> Result<Option<[u8; 32]>, StoreError> {
+///
+/// A key file of the wrong length (truncated by a full disk or a kill) is
+/// replaced, and the compiled code in `code_dir` it guarded is dropped: it
+/// would never verify under the new key, and is never trusted without it.
+fn host_key(path: &Path, code_dir: &Path) -> Result<[u8; 32], StoreError> {
+    let read = |path: &Path| -> Result<Option<Vec<u8>>, StoreError> {
         match std::fs::read(path) {
-            Ok(bytes) => Ok(<[u8; 32]>::try_from(bytes.as_slice()).ok()),
+            Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_error(path, e)),
         }
     };
-    if let Some(key) = read(path)? {
-        return Ok(key);
+    if let Some(bytes) = read(path)? {
+        if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
+            return Ok(key);
+        }
+        tracing::warn!(
+            path = %path.display(),
+            len = bytes.len(),
+            "the code-cache key is damaged: replacing it and dropping the compiled code it guarded"
+        );
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(path, e)),
+        }
+        if let Ok(entries) = std::fs::read_dir(code_dir) {
+            for entry in entries.flatten() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
     let mut key = [0u8; 32];
     getrandom::fill(&mut key).map_err(|e| io_error(path, std::io::Error::other(e.to_string())))?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    // NamedTempFile is created 0600.
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io_error(dir, e))?;
+    // Created 0600, named so that a sweep knows a dead writer's leftover.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&temp_prefix())
+        .tempfile_in(dir)
+        .map_err(|e| io_error(dir, e))?;
     std::io::Write::write_all(&mut tmp, &key).map_err(|e| io_error(tmp.path(), e))?;
     tmp.as_file()
         .sync_all()
@@ -162,11 +254,23 @@ fn host_key(path: &Path) -> Result<[u8; 32], StoreError> {
     match tmp.persist_noclobber(path) {
         Ok(_) => Ok(key),
         Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => read(path)?
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok())
             .ok_or_else(|| io_error(path, std::io::Error::other(
-                "the key file is not 32 bytes; delete it and the code cache is rebuilt under a new key",
+                "another process wrote a key file that is not 32 bytes; run the command again",
             ))),
         Err(e) => Err(io_error(path, e.error)),
     }
+}
+
+/// Whether this user may create files in `dir` (false on a read-only file
+/// system, even for root).
+fn writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `path` is a valid NUL-terminated string for the call.
+    unsafe { libc::access(path.as_ptr(), libc::W_OK) == 0 }
 }
 
 /// Refuses a state directory that another user owns or that group or

@@ -24,12 +24,14 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::ErrorKind;
-use std::path::Path;
+use std::ops::{Deref, DerefMut};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use sqlx::Pool;
 use sqlx::migrate::MigrateError;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Pool, Transaction};
 
 use super::MIGRATOR;
 use super::error::{StoreError, io_error};
@@ -41,7 +43,7 @@ pub(super) type Db = sqlx::Sqlite;
 pub(super) type Connection = sqlx::SqliteConnection;
 
 /// File name of the database inside the home directory.
-const DB_FILE: &str = "flavorbox.db";
+pub(super) const DB_FILE: &str = "flavorbox.db";
 
 /// How long a statement waits for another process's write lock before failing.
 /// Writes are short; this only has to outlast a neighbour's transaction.
@@ -54,6 +56,11 @@ const OPEN_ATTEMPTS: u32 = 5;
 #[derive(Debug, Clone)]
 pub(super) struct Database {
     pool: Pool<Db>,
+    /// The database file.
+    path: PathBuf,
+    /// Device and inode of the file opened: a file removed or replaced
+    /// under the process is told apart from the one it writes to.
+    identity: (u64, u64),
 }
 
 impl Database {
@@ -64,6 +71,7 @@ impl Database {
     pub(super) async fn open(home: &Path) -> Result<Database, StoreError> {
         let db = home.join(DB_FILE);
         create_private_file(&db)?;
+        let identity = file_identity(&db)?;
         let options = SqliteConnectOptions::new()
             .filename(&db)
             .create_if_missing(true)
@@ -87,12 +95,65 @@ impl Database {
                 set_private(&side)?;
             }
         }
-        Ok(Database { pool })
+        Ok(Database {
+            pool,
+            path: db,
+            identity,
+        })
     }
 
-    /// The connection pool, for single statements outside a transaction.
-    pub(super) fn pool(&self) -> &Pool<Db> {
-        &self.pool
+    /// Opens an existing `home/flavorbox.db` for reading only, changing
+    /// nothing in `home` (a read-only file system, a backup mounted
+    /// read-only): no migration runs, and every write fails with
+    /// [`StoreError::ReadOnly`].
+    pub(super) async fn open_read_only(home: &Path) -> Result<Database, StoreError> {
+        let db = home.join(DB_FILE);
+        let identity = file_identity(&db)?;
+        // A WAL database whose log is still there (a process was killed)
+        // is read through its log; without one (a clean close removes it)
+        // SQLite could not create the log's index on a read-only file
+        // system, so the file is read as immutable.
+        let has_log = home.join(format!("{DB_FILE}-wal")).exists();
+        let options = SqliteConnectOptions::new()
+            .filename(&db)
+            .read_only(true)
+            .immutable(!has_log)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = connect(options).await?;
+        let (applied,): (Option<i64>,) =
+            sqlx::query_as("SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_one(&pool)
+                .await?;
+        let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        if applied.unwrap_or(0) < latest {
+            pool.close().await;
+            return Err(StoreError::ReadOnly { path: Some(db) });
+        }
+        Ok(Database {
+            pool,
+            path: db,
+            identity,
+        })
+    }
+
+    /// The connection pool, for single statements outside a transaction;
+    /// refused once the database file was removed or replaced.
+    pub(super) fn pool(&self) -> Result<&Pool<Db>, StoreError> {
+        self.check()?;
+        Ok(&self.pool)
+    }
+
+    /// Whether the file at the database's path is still the one opened: a
+    /// process that wrote on after the file was deleted (or replaced by
+    /// another) would acknowledge writes no later start sees.
+    pub(super) fn check(&self) -> Result<(), StoreError> {
+        match file_identity(&self.path) {
+            Ok(identity) if identity == self.identity => Ok(()),
+            Ok(_) | Err(StoreError::Io { .. }) => Err(StoreError::DatabaseGone {
+                path: self.path.clone(),
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     /// Starts a write transaction that holds the write lock from its first
@@ -103,14 +164,75 @@ impl Database {
     /// wrote in between; `BEGIN IMMEDIATE` waits for the lock up front (under
     /// the busy timeout) instead. On PostgreSQL this is
     /// `BEGIN ISOLATION LEVEL SERIALIZABLE`.
-    pub(super) async fn begin_write(&self) -> Result<Transaction<'static, Db>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    ///
+    /// The transaction is a [`WriteTx`]: a connection whose transaction did
+    /// not commit is closed, never returned to the pool.
+    pub(super) async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        self.check()?;
+        let mut conn = self.pool.acquire().await?;
+        if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+            conn.close_on_drop();
+            return Err(e.into());
+        }
+        Ok(WriteTx { conn, done: false })
     }
 
     /// Closes every connection, checkpointing the write-ahead log.
     pub(super) async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// A write transaction on a pooled connection.
+///
+/// sqlx's own transaction counts its depth beside SQLite's: when a COMMIT
+/// fails (a full disk), SQLite has already rolled back, sqlx's ROLLBACK on
+/// drop then fails too, and the connection went back to the pool still
+/// counted as inside a transaction, failing every later write on it until
+/// the pool retired it. This one keeps no count: a transaction that did not
+/// commit closes its connection (SQLite rolls back on close), so whatever
+/// went wrong, no later write inherits it.
+pub(super) struct WriteTx {
+    conn: PoolConnection<Db>,
+    done: bool,
+}
+
+impl WriteTx {
+    /// Commits; on failure the connection is closed.
+    pub(super) async fn commit(mut self) -> Result<(), StoreError> {
+        sqlx::query("COMMIT").execute(&mut *self.conn).await?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        if !self.done {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+impl Deref for WriteTx {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+/// Device and inode of `file`.
+fn file_identity(file: &Path) -> Result<(u64, u64), StoreError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = fs::metadata(file).map_err(|e| io_error(file, e))?;
+    Ok((meta.dev(), meta.ino()))
 }
 
 /// Opens the pool. Switching a fresh database to WAL needs a lock that

@@ -6,8 +6,10 @@
 //! Rust, timestamps written by the host. The database is named only through
 //! the backend's `Db`, `Connection` and `Database`.
 
+use std::sync::Arc;
+
 use super::backend::{Connection, Database};
-use super::blob;
+use super::blob::{self, BlobStore};
 use super::error::{
     COMPONENT, FLAVOR, SECRET, StoreError, already_exists, component_write_error, not_found,
 };
@@ -22,6 +24,7 @@ pub struct TenantStore {
     pub(super) db: Database,
     pub(super) tenant: String,
     quota: RowQuota,
+    blobs: Arc<dyn BlobStore>,
 }
 
 /// Row shapes, in column order.
@@ -91,11 +94,12 @@ const COMPONENT_COLUMNS: &str =
 
 impl TenantStore {
     /// A handle on `db` scoped to `tenant`.
-    pub(super) fn new(db: Database, tenant: &str) -> TenantStore {
+    pub(super) fn new(db: Database, tenant: &str, blobs: Arc<dyn BlobStore>) -> TenantStore {
         TenantStore {
             db,
             tenant: tenant.to_owned(),
             quota: RowQuota::default(),
+            blobs,
         }
     }
 
@@ -112,10 +116,44 @@ impl TenantStore {
 
     // ----- flavors -----
 
-    /// Registers a flavor; the store sets `registered_at`.
-    pub async fn insert_flavor(&self, r: &FlavorRecord) -> Result<(), StoreError> {
+    /// Registers a flavor and stores its `content` (whose SHA-256 must be
+    /// `r.sha256`); the store sets `registered_at`. Returns `false` when the
+    /// tenant already has this flavor with this content: nothing changes
+    /// but the blob, which is checked and rewritten if it was damaged.
+    ///
+    /// The blob is written inside the write transaction, so a blob
+    /// collection (which holds the same lock, in any process) never runs
+    /// between storing the blob and recording the row that keeps it.
+    /// `content` is `None` only where the blob is stored otherwise (tests
+    /// of the rows alone). A name taken by other content is
+    /// [`StoreError::AlreadyExists`].
+    pub async fn insert_flavor(
+        &self,
+        r: &FlavorRecord,
+        content: Option<&[u8]>,
+    ) -> Result<bool, StoreError> {
         blob::validate_digest(&r.sha256)?;
         let mut tx = self.db.begin_write().await?;
+        let existing: Option<(String,)> =
+            sqlx::query_as("SELECT sha256 FROM flavors WHERE tenant = $1 AND name = $2")
+                .bind(&self.tenant)
+                .bind(&r.name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match existing {
+            Some((sha256,)) if sha256 == r.sha256 => {
+                self.put_blob(r, content)?;
+                tx.commit().await?;
+                return Ok(false);
+            }
+            Some(_) => {
+                return Err(StoreError::AlreadyExists {
+                    kind: FLAVOR,
+                    name: r.name.clone(),
+                });
+            }
+            None => {}
+        }
         require_room(
             &mut tx,
             "flavors",
@@ -124,6 +162,7 @@ impl TenantStore {
             self.quota.max_flavors,
         )
         .await?;
+        self.put_blob(r, content)?;
         sqlx::query(
             "INSERT INTO flavors (tenant, name, sha256, metadata_json, registered_at, \
              origin_reference, origin_digest, origin_key) \
@@ -141,6 +180,19 @@ impl TenantStore {
         .await
         .map_err(|e| already_exists(e, FLAVOR, &r.name))?;
         tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Stores `content` as the blob of `r` (checking an existing copy and
+    /// replacing a damaged one), refusing content that is not `r.sha256`.
+    fn put_blob(&self, r: &FlavorRecord, content: Option<&[u8]>) -> Result<(), StoreError> {
+        let Some(content) = content else {
+            return Ok(());
+        };
+        let stored = self.blobs.put(content)?;
+        if stored != r.sha256 {
+            return Err(StoreError::InvalidDigest(r.sha256.clone()));
+        }
         Ok(())
     }
 
@@ -151,7 +203,7 @@ impl TenantStore {
         ))
         .bind(&self.tenant)
         .bind(name)
-        .fetch_optional(self.db.pool())
+        .fetch_optional(self.db.pool()?)
         .await?;
         Ok(row.map(flavor_from_row))
     }
@@ -162,7 +214,7 @@ impl TenantStore {
             "SELECT {FLAVOR_COLUMNS} FROM flavors WHERE tenant = $1"
         ))
         .bind(&self.tenant)
-        .fetch_all(self.db.pool())
+        .fetch_all(self.db.pool()?)
         .await?;
         let mut flavors: Vec<_> = rows.into_iter().map(flavor_from_row).collect();
         // Sorted here rather than by ORDER BY: SQLite and PostgreSQL collate
@@ -176,13 +228,17 @@ impl TenantStore {
     /// has the content `expected_sha256`; else a conflict. Returns the
     /// registry components that were validated by the old content (they
     /// must be validated again before they push).
+    ///
+    /// `content` is stored as in [`insert_flavor`](Self::insert_flavor).
     pub async fn replace_flavor(
         &self,
         r: &FlavorRecord,
         expected_sha256: &str,
+        content: Option<&[u8]>,
     ) -> Result<Vec<String>, StoreError> {
         blob::validate_digest(&r.sha256)?;
         let mut tx = self.db.begin_write().await?;
+        self.put_blob(r, content)?;
         let changed = sqlx::query(
             "UPDATE flavors SET sha256 = $1, metadata_json = $2, registered_at = $3, \
              origin_reference = $4, origin_digest = $5, origin_key = $6 \
@@ -337,7 +393,7 @@ impl TenantStore {
         ))
         .bind(&self.tenant)
         .bind(name)
-        .fetch_optional(self.db.pool())
+        .fetch_optional(self.db.pool()?)
         .await?;
         Ok(row.map(component_from_row))
     }
@@ -348,7 +404,7 @@ impl TenantStore {
             "SELECT {COMPONENT_COLUMNS} FROM components WHERE tenant = $1"
         ))
         .bind(&self.tenant)
-        .fetch_all(self.db.pool())
+        .fetch_all(self.db.pool()?)
         .await?;
         let mut components: Vec<_> = rows.into_iter().map(component_from_row).collect();
         components.sort_by(|a, b| a.name.cmp(&b.name));
@@ -360,7 +416,7 @@ impl TenantStore {
         let deleted = sqlx::query("DELETE FROM components WHERE tenant = $1 AND name = $2")
             .bind(&self.tenant)
             .bind(name)
-            .execute(self.db.pool())
+            .execute(self.db.pool()?)
             .await?
             .rows_affected();
         if deleted == 0 {
@@ -371,7 +427,7 @@ impl TenantStore {
 
     /// Names of the registry components that use `flavor`, sorted.
     pub async fn components_using_flavor(&self, flavor: &str) -> Result<Vec<String>, StoreError> {
-        let mut conn = self.db.pool().acquire().await?;
+        let mut conn = self.db.pool()?.acquire().await?;
         names_where(&mut conn, &self.tenant, "flavor", flavor).await
     }
 
@@ -393,7 +449,7 @@ impl TenantStore {
         .bind(username)
         .bind(password)
         .bind(now_rfc3339())
-        .execute(self.db.pool())
+        .execute(self.db.pool()?)
         .await
         .map_err(|e| already_exists(e, SECRET, name))?;
         Ok(())
@@ -406,7 +462,7 @@ impl TenantStore {
         )
         .bind(&self.tenant)
         .bind(name)
-        .fetch_optional(self.db.pool())
+        .fetch_optional(self.db.pool()?)
         .await?;
         Ok(row.map(|(name, username, password)| SecretRecord {
             name,
@@ -420,7 +476,7 @@ impl TenantStore {
         let rows: Vec<(String, String, String)> =
             sqlx::query_as("SELECT name, username, created_at FROM secrets WHERE tenant = $1")
                 .bind(&self.tenant)
-                .fetch_all(self.db.pool())
+                .fetch_all(self.db.pool()?)
                 .await?;
         let mut secrets: Vec<_> = rows
             .into_iter()

@@ -63,7 +63,7 @@ fn mode(path: &Path) -> u32 {
 async fn flavor_round_trips_and_gets_a_registration_time() {
     let (_dir, store) = open_temp().await;
     let t = store.tenant("default");
-    t.insert_flavor(&flavor("aws")).await.unwrap();
+    t.insert_flavor(&flavor("aws"), None).await.unwrap();
     let got = t.get_flavor("aws").await.unwrap().expect("flavor");
     assert_eq!(got.name, "aws");
     assert_eq!(got.sha256, DIGEST);
@@ -78,7 +78,7 @@ async fn flavors_are_listed_by_name() {
     let (_dir, store) = open_temp().await;
     let t = store.tenant("default");
     for name in ["gcp", "Azure", "aws"] {
-        t.insert_flavor(&flavor(name)).await.unwrap();
+        t.insert_flavor(&flavor(name), None).await.unwrap();
     }
     let names: Vec<_> = t
         .list_flavors()
@@ -94,8 +94,12 @@ async fn flavors_are_listed_by_name() {
 async fn registering_a_taken_flavor_name_is_already_exists() {
     let (_dir, store) = open_temp().await;
     let t = store.tenant("default");
-    t.insert_flavor(&flavor("aws")).await.unwrap();
-    let err = t.insert_flavor(&flavor("aws")).await.unwrap_err();
+    assert!(t.insert_flavor(&flavor("aws"), None).await.unwrap());
+    // The same content again is no change; other content under the name is refused.
+    assert!(!t.insert_flavor(&flavor("aws"), None).await.unwrap());
+    let mut other = flavor("aws");
+    other.sha256 = "b".repeat(64);
+    let err = t.insert_flavor(&other, None).await.unwrap_err();
     assert!(
         matches!(&err, StoreError::AlreadyExists { kind: "flavor", name } if name == "aws"),
         "{err:?}"
@@ -108,7 +112,11 @@ async fn flavor_with_a_malformed_digest_is_refused() {
     let (_dir, store) = open_temp().await;
     let mut f = flavor("aws");
     f.sha256 = "../../etc/passwd".to_owned();
-    let err = store.tenant("default").insert_flavor(&f).await.unwrap_err();
+    let err = store
+        .tenant("default")
+        .insert_flavor(&f, None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::InvalidDigest(_)), "{err:?}");
 }
 
@@ -145,7 +153,7 @@ async fn deleting_a_builtin_flavor_name_in_use_is_not_found_not_in_use() {
 async fn flavor_in_use_is_not_deleted_and_both_rows_stay() {
     let (_dir, store) = open_temp().await;
     let t = store.tenant("default");
-    t.insert_flavor(&flavor("aws")).await.unwrap();
+    t.insert_flavor(&flavor("aws"), None).await.unwrap();
     t.insert_component(&component("prod", "aws", None))
         .await
         .unwrap();
@@ -466,7 +474,7 @@ async fn tenants_cannot_see_or_change_each_others_rows() {
     let a = store.tenant("a");
     let b = store.tenant("b");
     assert_eq!(a.tenant(), "a");
-    b.insert_flavor(&flavor("aws")).await.unwrap();
+    b.insert_flavor(&flavor("aws"), None).await.unwrap();
     b.create_secret("creds", "bob", "b-secret").await.unwrap();
     b.insert_component(&component("prod", "aws", Some("creds")))
         .await
@@ -507,7 +515,7 @@ async fn tenants_cannot_see_or_change_each_others_rows() {
     assert!(matches!(err, StoreError::SecretNotFound(_)), "{err:?}");
 
     // Names may repeat across tenants, with separate contents.
-    a.insert_flavor(&flavor("aws")).await.unwrap();
+    a.insert_flavor(&flavor("aws"), None).await.unwrap();
     a.create_secret("creds", "alice", "a-secret").await.unwrap();
     a.insert_component(&component("prod", "aws", None))
         .await
@@ -549,7 +557,7 @@ async fn data_survives_closing_and_reopening() {
     let sha256 = {
         let store = Store::open(&home).await.unwrap();
         let t = store.tenant("default");
-        t.insert_flavor(&flavor("aws")).await.unwrap();
+        t.insert_flavor(&flavor("aws"), None).await.unwrap();
         t.create_secret("creds", "bob", "pw").await.unwrap();
         t.insert_component(&component("prod", "aws", Some("creds")))
             .await
@@ -614,7 +622,7 @@ async fn home_is_0700_and_database_files_are_0600() {
     let store = Store::open(&home).await.unwrap();
     let t = store.tenant("default");
     t.create_secret("creds", "bob", "pw").await.unwrap();
-    t.insert_flavor(&flavor("aws")).await.unwrap();
+    t.insert_flavor(&flavor("aws"), None).await.unwrap();
 
     assert_eq!(mode(&home), 0o700);
     assert_eq!(mode(&home.join("blobs")), 0o700);
@@ -796,7 +804,7 @@ async fn numbered_placeholders_bind_by_number_in_sqlite() {
     let row: (String, String, String) = sqlx::query_as("SELECT $2, $1, $2")
         .bind("one")
         .bind("two")
-        .fetch_one(store.db.pool())
+        .fetch_one(store.db.pool().unwrap())
         .await
         .unwrap();
     assert_eq!(row, ("two".into(), "one".into(), "two".into()));
@@ -831,7 +839,7 @@ async fn database_itself_refuses_a_component_naming_a_missing_secret() {
          (tenant, name, flavor, uri, config_json, secret, created_at, updated_at) \
          VALUES ('t', 'c', 'f', 'u', '{}', 'missing', 'now', 'now')",
     )
-    .execute(store.db.pool())
+    .execute(store.db.pool().unwrap())
     .await
     .unwrap_err();
     let err = component_write_error(err, &component("c", "f", Some("missing")));
@@ -932,7 +940,7 @@ async fn update_refused_after_the_write_rolls_the_write_back() {
     // matches must then leave the row, version included, as it was.
     let (_dir, store) = open_temp().await;
     let t = store.tenant("default");
-    t.insert_flavor(&flavor("aws")).await.unwrap();
+    t.insert_flavor(&flavor("aws"), None).await.unwrap();
     let mut c = component("prod", "aws", None);
     c.flavor_sha256 = Some(DIGEST.to_owned());
     t.insert_component(&c).await.unwrap();
@@ -1004,13 +1012,16 @@ async fn a_component_must_name_the_flavor_content_that_validated_it() {
     let (_dir, store) = open_temp().await;
     let t = store.tenant("default");
     let sha = "a".repeat(64);
-    t.insert_flavor(&FlavorRecord {
-        name: "mine".to_owned(),
-        sha256: sha.clone(),
-        metadata_json: "{}".to_owned(),
-        registered_at: String::new(),
-        origin: None,
-    })
+    t.insert_flavor(
+        &FlavorRecord {
+            name: "mine".to_owned(),
+            sha256: sha.clone(),
+            metadata_json: "{}".to_owned(),
+            registered_at: String::new(),
+            origin: None,
+        },
+        None,
+    )
     .await
     .unwrap();
     let mut c = component("prod", "mine", None);
@@ -1092,7 +1103,7 @@ async fn a_flavor_keeps_its_origin_and_is_replaced_only_from_the_content_read() 
         digest: format!("sha256:{}", "c".repeat(64)),
         key: None,
     });
-    t.insert_flavor(&record).await.unwrap();
+    t.insert_flavor(&record, None).await.unwrap();
     let stored = t.get_flavor("pulled").await.unwrap().unwrap();
     assert_eq!(stored.origin, record.origin);
     assert_eq!(
@@ -1107,7 +1118,7 @@ async fn a_flavor_keeps_its_origin_and_is_replaced_only_from_the_content_read() 
         origin.key = Some("sha256:key".to_owned());
     }
     // Replacing from content the row no longer has is a conflict.
-    let stale = t.replace_flavor(&moved, &"f".repeat(64)).await;
+    let stale = t.replace_flavor(&moved, &"f".repeat(64), None).await;
     assert!(
         matches!(stale, Err(StoreError::Conflict { .. })),
         "{stale:?}"
@@ -1119,7 +1130,7 @@ async fn a_flavor_keeps_its_origin_and_is_replaced_only_from_the_content_read() 
     t.insert_component(&component("prod", "pulled", None))
         .await
         .unwrap();
-    let users = t.replace_flavor(&moved, DIGEST).await.unwrap();
+    let users = t.replace_flavor(&moved, DIGEST, None).await.unwrap();
     assert_eq!(users, vec!["prod".to_owned()]);
     let now = t.get_flavor("pulled").await.unwrap().unwrap();
     assert_eq!((now.sha256, now.origin), (moved.sha256, moved.origin));
@@ -1132,4 +1143,236 @@ async fn a_flavor_keeps_its_origin_and_is_replaced_only_from_the_content_read() 
             .unwrap()
             .is_none()
     );
+}
+
+// ----- faults: identity, key, sweep, blob lifetime -----
+
+/// A flavor record for `content`, under `name`.
+fn flavor_of(name: &str, content: &[u8]) -> FlavorRecord {
+    use sha2::Digest as _;
+    FlavorRecord {
+        sha256: hex::encode(sha2::Sha256::digest(content)),
+        ..flavor(name)
+    }
+}
+
+#[tokio::test]
+async fn a_home_whose_database_is_gone_is_refused_not_started_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let store = Store::open(&home).await.unwrap();
+    store
+        .tenant("default")
+        .insert_flavor(&flavor_of("mine", b"wasm"), Some(b"wasm"))
+        .await
+        .unwrap();
+    store.close().await;
+    let listing = |home: &Path| {
+        let mut names: Vec<_> = fs::read_dir(home.join("blobs/sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let blobs_before = listing(&home);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = fs::remove_file(home.join(format!("flavorbox.db{suffix}")));
+    }
+    let err = Store::open(&home).await.unwrap_err();
+    assert!(matches!(err, StoreError::StateMismatch { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("refusing to create an empty database"),
+        "{err}"
+    );
+    assert!(
+        !home.join("flavorbox.db").exists(),
+        "no empty database made"
+    );
+    assert_eq!(listing(&home), blobs_before);
+    // Without the marker, the blobs alone say so too.
+    fs::remove_file(home.join("state-id")).unwrap();
+    let err = Store::open(&home).await.unwrap_err();
+    assert!(err.to_string().contains("1 stored flavor blob"), "{err}");
+}
+
+#[tokio::test]
+async fn a_database_of_another_home_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    Store::open(&a).await.unwrap().close().await;
+    Store::open(&b).await.unwrap().close().await;
+    // The whole database of `a` (with its log, if one is left) replaces b's.
+    for suffix in ["", "-wal", "-shm"] {
+        let name = format!("flavorbox.db{suffix}");
+        let _ = fs::remove_file(b.join(&name));
+        if a.join(&name).exists() {
+            fs::copy(a.join(&name), b.join(&name)).unwrap();
+        }
+    }
+    let err = Store::open(&b).await.unwrap_err();
+    assert!(err.to_string().contains("is not this directory's"), "{err}");
+}
+
+#[tokio::test]
+async fn a_database_removed_under_the_store_refuses_reads_and_writes() {
+    let (dir, store) = open_temp().await;
+    let t = store.tenant("default");
+    t.create_secret("before", "u", "p").await.unwrap();
+    store.check_database().unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = fs::remove_file(dir.path().join(format!("home/flavorbox.db{suffix}")));
+    }
+    assert!(matches!(
+        store.check_database(),
+        Err(StoreError::DatabaseGone { .. })
+    ));
+    let err = t.create_secret("after", "u", "p").await.unwrap_err();
+    assert!(matches!(err, StoreError::DatabaseGone { .. }), "{err:?}");
+    let err = t
+        .insert_flavor(&flavor_of("x", b"x"), Some(b"x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::DatabaseGone { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_damaged_code_cache_key_is_replaced_and_its_cache_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let first = Store::open(&home).await.unwrap();
+    let key = first.code_cache_key();
+    first.close().await;
+    fs::write(home.join("cache/code/old.cwasm"), b"code").unwrap();
+    fs::write(home.join("code-cache.key"), b"short").unwrap();
+    let store = Store::open(&home).await.unwrap();
+    assert_ne!(store.code_cache_key(), key);
+    assert_eq!(fs::read(home.join("code-cache.key")).unwrap().len(), 32);
+    assert_eq!(
+        fs::read(home.join("code-cache.key")).unwrap(),
+        store.code_cache_key()
+    );
+    assert!(!home.join("cache/code/old.cwasm").exists());
+}
+
+#[tokio::test]
+async fn registering_the_same_content_again_repairs_its_blob() {
+    let (dir, store) = open_temp().await;
+    let t = store.tenant("default");
+    let record = flavor_of("mine", b"the component");
+    assert!(
+        t.insert_flavor(&record, Some(b"the component"))
+            .await
+            .unwrap()
+    );
+    let file = blob_dir(&dir).path(&record.sha256).unwrap();
+    fs::write(&file, b"the c0mponent").unwrap();
+    assert!(matches!(
+        store.blobs().get(&record.sha256),
+        Err(StoreError::CorruptBlob { .. })
+    ));
+    assert!(
+        !t.insert_flavor(&record, Some(b"the component"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.blobs().get(&record.sha256).unwrap(), b"the component");
+}
+
+#[tokio::test]
+async fn identical_concurrent_registrations_all_succeed_once() {
+    let (_dir, store) = open_temp().await;
+    let record = flavor_of("mine", b"same bytes");
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let t = store.tenant("default");
+            let record = record.clone();
+            tokio::spawn(async move { t.insert_flavor(&record, Some(b"same bytes")).await })
+        })
+        .collect();
+    let mut inserted = 0;
+    for task in tasks {
+        if task.await.unwrap().unwrap() {
+            inserted += 1;
+        }
+    }
+    assert_eq!(inserted, 1);
+    assert_eq!(
+        store.tenant("default").list_flavors().await.unwrap().len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_blob_is_collected_only_when_no_flavor_uses_it() {
+    let (_dir, store) = open_temp().await;
+    let (a, b) = (store.tenant("a"), store.tenant("b"));
+    let record = flavor_of("mine", b"shared");
+    a.insert_flavor(&record, Some(b"shared")).await.unwrap();
+    b.insert_flavor(&record, Some(b"shared")).await.unwrap();
+    a.delete_flavor("mine").await.unwrap();
+    assert!(!store.collect_blob(&record.sha256).await.unwrap());
+    assert_eq!(store.blobs().get(&record.sha256).unwrap(), b"shared");
+    b.delete_flavor("mine").await.unwrap();
+    assert!(store.collect_blob(&record.sha256).await.unwrap());
+    assert!(!store.blobs().contains(&record.sha256).unwrap());
+}
+
+#[tokio::test]
+async fn a_sweep_removes_what_dead_writers_left_and_keeps_what_is_used() {
+    let (dir, store) = open_temp().await;
+    let home = dir.path().join("home");
+    let used = flavor_of("mine", b"used");
+    store
+        .tenant("default")
+        .insert_flavor(&used, Some(b"used"))
+        .await
+        .unwrap();
+    let orphan = store.blobs().put(b"orphan").unwrap();
+    let blobs = home.join("blobs/sha256");
+    let code = home.join("cache/code");
+    // A pid no process has (above the kernel's pid_max).
+    let dead = ".tmp-99999999-1";
+    fs::write(blobs.join(dead), b"half a blob").unwrap();
+    fs::write(code.join(format!("{dead}abc")), b"half the code").unwrap();
+    fs::write(home.join(format!("{dead}key")), b"half a key").unwrap();
+    let live = format!("{}live", super::temp_prefix());
+    fs::write(code.join(&live), b"being written").unwrap();
+    let builtin = "b".repeat(64);
+    for sha in [&used.sha256, &orphan, &builtin] {
+        fs::write(code.join(format!("{sha}-0123456789abcdef.cwasm")), b"code").unwrap();
+    }
+    let report = store
+        .sweep(|| [builtin.clone()].into_iter().collect())
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.temp_files, report.orphan_blobs, report.orphan_code),
+        (3, 1, 1),
+        "{report:?}"
+    );
+    let left = |dir: &Path| {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(left(&blobs), std::slice::from_ref(&used.sha256));
+    let mut code_left = vec![
+        format!("{}-0123456789abcdef.cwasm", builtin),
+        format!("{}-0123456789abcdef.cwasm", used.sha256),
+        live,
+    ];
+    code_left.sort();
+    assert_eq!(left(&code), code_left);
+    assert!(!home.join(format!("{dead}key")).exists());
+    // Nothing left: a second sweep removes nothing.
+    let again = store
+        .sweep(|| [builtin.clone()].into_iter().collect())
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
 }
