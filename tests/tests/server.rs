@@ -78,7 +78,7 @@ fn wait_job(server: &Server, token: &str, id: &str) -> Value {
             .expect("job");
         assert_eq!(job.status, 200, "{}", job.text);
         let status = job.body["status"].as_str().unwrap_or_default().to_string();
-        if status == "succeeded" || status == "failed" {
+        if matches!(status.as_str(), "succeeded" | "failed" | "interrupted") {
             return job.body;
         }
         assert!(
@@ -199,8 +199,10 @@ fn the_whole_flow_pushes_an_uploaded_image_with_the_tenants_secret() {
         digest.as_str(),
         "the job reports the registry's digest"
     );
+    // Only this job's tag: other tests share the engine.
+    let own = format!("flavorbox-job/{id}:");
     assert!(
-        private_tags().is_empty(),
+        !private_tags().iter().any(|t| t.starts_with(&own)),
         "nothing the job loaded is left: {:?}",
         private_tags()
     );
@@ -866,4 +868,251 @@ fn the_cli_logged_in_to_a_server_runs_the_same_commands_and_pushes() {
         json!([]),
         "back to the local state"
     );
+}
+
+/// A tenant with a registry component `r` on a loopback registry no one
+/// listens on (nothing here reaches it: the uploads never complete).
+fn tenant_with_registry(server: &Server) -> String {
+    let token = server.tenant("slow").unwrap();
+    let registry = server
+        .json(
+            "PUT",
+            "/v1/registries/r",
+            Some(&token),
+            &json!({"flavor": "default", "uri": "127.0.0.1:5996"}),
+        )
+        .unwrap();
+    assert_eq!(registry.status, 201, "{}", registry.text);
+    token
+}
+
+/// Opens a connection and sends `head` (and nothing more).
+fn half_request(server: &Server, head: &str) -> std::net::TcpStream {
+    use std::io::Write as _;
+    let address = server.url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream.write_all(head.as_bytes()).expect("send");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+}
+
+/// The head of a push whose body says it is 10 MB long.
+fn stalled_push_head(token: &str) -> String {
+    format!(
+        "POST /v1/registries/r/push?image=127.0.0.1%3A5996%2Fapp%3A1 HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/x-tar\r\ncontent-length: 10000000\r\n\r\n{}",
+        "x".repeat(4096)
+    )
+}
+
+/// Reads until the server closes; what it sent and how long it took.
+fn read_until_closed(stream: &mut std::net::TcpStream) -> (String, Duration) {
+    use std::io::Read as _;
+    let start = Instant::now();
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    (String::from_utf8_lossy(&out).into_owned(), start.elapsed())
+}
+
+fn upload_files(server: &Server) -> Vec<String> {
+    std::fs::read_dir(server.home.join("uploads"))
+        .map(|dir| {
+            dir.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn wait_for_upload(server: &Server) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while upload_files(server).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the upload never reached the disk"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn half_sent_headers_and_a_stalled_upload_are_cut_off_and_the_server_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &ServerOptions {
+            allow: vec!["127.0.0.1:5996".into()],
+            config: Some("header_timeout_secs = 1\nbody_timeout_secs = 1\n".into()),
+            ..Default::default()
+        },
+    )
+    .expect("server");
+    let token = tenant_with_registry(&server);
+
+    // Half the headers, no token needed: closed after the header timeout,
+    // without an answer.
+    let mut half = half_request(&server, "GET /v1/flavors HTTP/1.1\r\nhost: x\r\n");
+    let (answer, took) = read_until_closed(&mut half);
+    assert!(answer.is_empty(), "no answer to half a request: {answer}");
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(5),
+        "closed after the 1 s header timeout: {took:?}"
+    );
+
+    // Half an upload: a 408 once the body stalls, and its file is gone.
+    let mut upload = half_request(&server, &stalled_push_head(&token));
+    let (answer, took) = read_until_closed(&mut upload);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"request_timeout\""), "{answer}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        upload_files(&server).is_empty(),
+        "the stalled upload's file is removed: {:?}",
+        upload_files(&server)
+    );
+    assert_eq!(
+        server.get("/v1/registries/r", Some(&token)).unwrap().status,
+        200,
+        "the server carries on"
+    );
+}
+
+#[test]
+fn sigterm_exits_within_the_drain_timeout_despite_stalled_clients_and_removes_the_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(
+        dir.path(),
+        &ServerOptions {
+            allow: vec!["127.0.0.1:5996".into()],
+            config: Some("drain_timeout_secs = 2\n".into()),
+            ..Default::default()
+        },
+    )
+    .expect("server");
+    let token = tenant_with_registry(&server);
+    // Neither would end on its own before the default 10 s header and 30 s
+    // body timeouts.
+    let mut half_headers = half_request(&server, "GET /healthz HTTP/1.1\r\nhost: x\r\n");
+    let mut half_upload = half_request(&server, &stalled_push_head(&token));
+    wait_for_upload(&server);
+
+    let start = Instant::now();
+    let (status, log) = server.stop().expect("stop");
+    let took = start.elapsed();
+    assert!(status.success(), "exit 0 after SIGTERM: {status:?}\n{log}");
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(6),
+        "stopped at the 2 s drain deadline, not before and not much after: {took:?}\n{log}"
+    );
+    assert!(
+        log.contains("closing connections still open at the end of the drain"),
+        "{log}"
+    );
+    assert!(
+        upload_files(&server).is_empty(),
+        "the half upload's file is removed: {:?}",
+        upload_files(&server)
+    );
+    for stream in [&mut half_headers, &mut half_upload] {
+        let (_, waited) = read_until_closed(stream);
+        assert!(waited < Duration::from_secs(1), "the connection is closed");
+    }
+}
+
+#[test]
+fn a_start_removes_what_killed_pushes_left_and_only_its_own_engine_tags() {
+    let s = services::services();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    // What a kill -9 mid-push leaves: the upload, its rewrite, the job's
+    // engine mark and its private tag. Beside it, another server's tag.
+    let uploads = home.join("uploads");
+    std::fs::create_dir_all(&uploads).unwrap();
+    std::fs::write(uploads.join("upload-AbC123"), b"half a tarball").unwrap();
+    std::fs::write(uploads.join("load-upload-AbC123-XyZ789"), b"half a rewrite").unwrap();
+    let ours = format!("{:032x}", std::process::id() as u128 * 7919 + 1);
+    let theirs = format!("{:032x}", std::process::id() as u128 * 7919 + 2);
+    std::fs::create_dir_all(home.join("engine-jobs")).unwrap();
+    std::fs::write(home.join("engine-jobs").join(&ours), b"").unwrap();
+    let ours_tag = format!("flavorbox-job/{ours}:loaded");
+    let theirs_tag = format!("flavorbox-job/{theirs}:loaded");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        services::make_image(&ours_tag).await.expect("our tag");
+        services::make_image(&theirs_tag).await.expect("their tag");
+    });
+
+    let mut server = Server::start_with(
+        dir.path(),
+        home.clone(),
+        format!("admin-{}", "x".repeat(40)),
+        &ServerOptions {
+            env: vec![("DOCKER_HOST".into(), s.docker_host.clone())],
+            ..Default::default()
+        },
+    )
+    .expect("server");
+    assert!(
+        upload_files(&server).is_empty(),
+        "{:?}",
+        upload_files(&server)
+    );
+    assert!(!engine_has(&ours_tag), "the killed job's tag is removed");
+    assert!(
+        !home.join("engine-jobs").join(&ours).exists(),
+        "and its mark with it"
+    );
+    assert!(
+        engine_has(&theirs_tag),
+        "a tag this server never marked is not its to remove"
+    );
+    let (status, log) = server.stop().expect("stop");
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("removed the uploads of interrupted pushes")
+            && log.contains("removed the image tags of interrupted push jobs"),
+        "{log}"
+    );
+    rt.block_on(async {
+        let docker = services::docker().await.expect("engine");
+        let _ = docker
+            .remove_image(
+                &theirs_tag,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await;
+    });
+}
+
+#[test]
+fn a_start_with_an_engine_that_never_answers_is_not_held_up_by_engine_marks() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let mark = home
+        .join("engine-jobs")
+        .join("0123456789abcdef0123456789abcdef");
+    std::fs::create_dir_all(mark.parent().unwrap()).unwrap();
+    std::fs::write(&mark, b"").unwrap();
+    // A socket that takes connections into its backlog and never answers.
+    let socket = dir.path().join("silent-engine.sock");
+    let _silent = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let mut server = Server::start_with(
+        dir.path(),
+        home.clone(),
+        format!("admin-{}", "x".repeat(40)),
+        &ServerOptions {
+            env: vec![("DOCKER_HOST".into(), format!("unix://{}", socket.display()))],
+            ..Default::default()
+        },
+    )
+    .expect("the server starts although the engine never answers");
+    let (status, log) = server.stop().expect("stop");
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("the Docker engine did not answer in time"),
+        "{log}"
+    );
+    assert!(mark.exists(), "the mark waits for a start with an engine");
 }

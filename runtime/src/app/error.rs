@@ -211,7 +211,9 @@ impl AppError {
             AppError::Store(S::InUse { .. }) => "in_use",
             AppError::Store(S::Conflict { .. } | S::FlavorReplaced(_)) => "conflict",
             AppError::Store(S::SecretNotFound(_)) => "unknown_secret",
-            AppError::Store(S::QuotaExceeded { .. }) => "quota_exceeded",
+            AppError::Store(S::QuotaExceeded { .. } | S::BytesQuotaExceeded { .. }) => {
+                "quota_exceeded"
+            }
             AppError::Store(S::NoSpace { .. }) => "insufficient_storage",
             AppError::Store(S::ReadOnly { .. } | S::DatabaseGone { .. }) => "unavailable",
             AppError::Store(_) => "internal",
@@ -249,7 +251,10 @@ impl AppError {
                 retry_after_secs, ..
             }
             | AppError::Busy { retry_after_secs } => Some(*retry_after_secs),
-            AppError::Store(crate::store::StoreError::QuotaExceeded { .. }) => Some(60),
+            AppError::Store(
+                crate::store::StoreError::QuotaExceeded { .. }
+                | crate::store::StoreError::BytesQuotaExceeded { .. },
+            ) => Some(60),
             _ => None,
         }
     }

@@ -32,8 +32,10 @@ struct Detail {
     error: Option<JobError>,
 }
 
-/// The detail a server stores for the jobs a restart interrupted.
-pub const JOB_INTERRUPTED: &str = r#"{"error":{"code":"interrupted","message":"the server restarted while this job ran; push again"}}"#;
+/// The detail a server stores beside status `interrupted`: for the jobs
+/// it did not finish before it stopped (found at the next start after a
+/// kill, or marked at the end of a drain).
+pub const JOB_INTERRUPTED: &str = r#"{"error":{"code":"interrupted","message":"the server stopped before this job finished: push again"}}"#;
 
 /// A new job id: 128 random bits, hex.
 pub fn new_job_id() -> Result<String, AppError> {
@@ -64,25 +66,32 @@ impl TenantApp<'_> {
         component: &str,
         image: &str,
     ) -> Result<JobInfo, AppError> {
-        if let Some(max) = self.quota.max_jobs
-            && self.store.active_jobs().await? >= max
-        {
-            return Err(AppError::Quota {
-                what: format!("at most {max} push jobs may be queued or running at once"),
-                retry_after_secs: 5,
-            });
+        // The slot is reserved in the transaction that counts: concurrent
+        // pushes never exceed the quota.
+        let inserted = self
+            .store
+            .insert_job(
+                &JobRecord {
+                    id: id.to_string(),
+                    component: component.to_string(),
+                    image: image.to_string(),
+                    status: JobStatus::Queued.as_str().to_string(),
+                    detail_json: to_json(&Detail::default()),
+                    created_at: String::new(),
+                    updated_at: String::new(),
+                },
+                self.quota.max_jobs,
+            )
+            .await;
+        match inserted {
+            Err(crate::store::StoreError::QuotaExceeded { max, .. }) => {
+                return Err(AppError::Quota {
+                    what: format!("at most {max} push jobs may be queued or running at once"),
+                    retry_after_secs: 5,
+                });
+            }
+            other => other?,
         }
-        self.store
-            .insert_job(&JobRecord {
-                id: id.to_string(),
-                component: component.to_string(),
-                image: image.to_string(),
-                status: JobStatus::Queued.as_str().to_string(),
-                detail_json: to_json(&Detail::default()),
-                created_at: String::new(),
-                updated_at: String::new(),
-            })
-            .await?;
         self.job(id).await
     }
 
@@ -106,6 +115,18 @@ impl TenantApp<'_> {
             created_at: record.created_at,
             updated_at: record.updated_at,
         })
+    }
+
+    /// Marks a recorded job `interrupted` without running it: the server is
+    /// stopping and starts no new push.
+    pub async fn interrupt_job(&self, id: &str) {
+        if let Err(e) = self
+            .store
+            .update_job(id, JobStatus::Interrupted.as_str(), JOB_INTERRUPTED)
+            .await
+        {
+            tracing::error!(tenant = %self.tenant, job = id, error = %e, "cannot mark a job interrupted");
+        }
     }
 
     /// Runs a recorded job to its end: checks, the flavor's decision, the

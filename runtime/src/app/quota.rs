@@ -48,6 +48,10 @@ pub struct TenantQuota {
     pub max_upload_bytes: Option<u64>,
     /// Push jobs queued or running at once.
     pub max_jobs: Option<u64>,
+    /// Most secrets.
+    pub max_secrets: Option<u64>,
+    /// Most bytes a tenant's secrets hold in all.
+    pub max_secret_bytes: Option<u64>,
 }
 
 impl TenantQuota {
@@ -65,6 +69,8 @@ impl TenantQuota {
             cpu_per_minute: None,
             max_upload_bytes: None,
             max_jobs: None,
+            max_secrets: None,
+            max_secret_bytes: None,
         }
     }
 
@@ -73,6 +79,8 @@ impl TenantQuota {
         RowQuota {
             max_flavors: self.max_flavors,
             max_components: self.max_components,
+            max_secrets: self.max_secrets,
+            max_secret_bytes: self.max_secret_bytes,
         }
     }
 }

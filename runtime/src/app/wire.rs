@@ -324,6 +324,9 @@ pub enum JobStatus {
     Succeeded,
     /// Failed; the error is set.
     Failed,
+    /// The server stopped before the job ended; the error (`interrupted`)
+    /// says to push again.
+    Interrupted,
 }
 
 impl JobStatus {
@@ -334,6 +337,7 @@ impl JobStatus {
             JobStatus::Running => "running",
             JobStatus::Succeeded => "succeeded",
             JobStatus::Failed => "failed",
+            JobStatus::Interrupted => "interrupted",
         }
     }
 
@@ -344,6 +348,7 @@ impl JobStatus {
             JobStatus::Running,
             JobStatus::Succeeded,
             JobStatus::Failed,
+            JobStatus::Interrupted,
         ]
         .into_iter()
         .find(|s| s.as_str() == text)
@@ -351,7 +356,10 @@ impl JobStatus {
 
     /// Whether the job is over.
     pub fn is_done(self) -> bool {
-        matches!(self, JobStatus::Succeeded | JobStatus::Failed)
+        matches!(
+            self,
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Interrupted
+        )
     }
 }
 

@@ -393,13 +393,18 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let code = match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", render_error(&e));
             ExitCode::FAILURE
         }
-    }
+    };
+    // Dropping the runtime would wait without bound for blocking tasks (a
+    // sandbox call runs to its own deadline): a server's exit stays bounded
+    // by its drain.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }
 
 /// The error and its causes on one line, leaving out a cause whose text an

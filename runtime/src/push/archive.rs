@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Component, Path};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bollard::Docker;
@@ -56,10 +57,14 @@ pub async fn push_archive(
         )));
     }
     let target = target(target_ref)?;
-    let private = format!("flavorbox-job/{job}:loaded");
+    let private = job_tag(job);
     let input = archive.to_path_buf();
     let name = private.clone();
-    let rewritten = tokio::task::spawn_blocking(move || rewrite(&input, &name))
+    // A push dropped mid-rewrite (its job aborted at shutdown) stops the
+    // rewrite at its next read, instead of copying an archive nobody awaits.
+    let cancel = Arc::new(AtomicBool::new(false));
+    let _cancel_on_drop = CancelOnDrop(cancel.clone());
+    let rewritten = tokio::task::spawn_blocking(move || rewrite(&input, &name, &cancel))
         .await
         .map_err(|e| PushError::Stream {
             message: format!("the archive task failed: {e}"),
@@ -120,6 +125,12 @@ async fn tag_and_push(
     let pushed = push_image(docker, target_ref, credentials, on_event).await;
     remove_tag(docker, &full).await;
     pushed
+}
+
+/// The name a job's uploaded image is loaded under in the engine, private
+/// to the job: what the server's sweep removes after a kill.
+pub fn job_tag(job: &str) -> String {
+    format!("flavorbox-job/{job}:loaded")
 }
 
 /// One async lock per target name in this process.
@@ -217,9 +228,46 @@ fn safe_path(path: &Path) -> bool {
         .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
+/// Sets its flag when dropped.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A reader that fails once `cancel` is set.
+struct Cancellable<R> {
+    inner: R,
+    cancel: Arc<AtomicBool>,
+}
+
+impl<R: Read> Read for Cancellable<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.cancel.load(Ordering::Relaxed) {
+            // Not `Interrupted`: readers retry that.
+            return Err(std::io::Error::other("the push was cancelled"));
+        }
+        self.inner.read(buf)
+    }
+}
+
 /// The archive's entries, copied to a new temporary tarball with
 /// `manifest.json` retagged to `private` and the tag-naming files dropped.
-fn rewrite(input: &Path, private: &str) -> Result<tempfile::NamedTempFile, PushError> {
+/// The copy is `load-<input's name>-*` beside the input, so whoever holds
+/// the input can tell its rewrite from litter. Fails once `cancel` is set.
+fn rewrite(
+    input: &Path,
+    private: &str,
+    cancel: &Arc<AtomicBool>,
+) -> Result<tempfile::NamedTempFile, PushError> {
+    let open = |path: &Path| {
+        std::fs::File::open(path).map(|inner| Cancellable {
+            inner,
+            cancel: cancel.clone(),
+        })
+    };
     let io = |e: std::io::Error| {
         bad(format!(
             "the upload is not a readable tar archive: {e}; upload the output of `docker save IMAGE`"
@@ -228,7 +276,7 @@ fn rewrite(input: &Path, private: &str) -> Result<tempfile::NamedTempFile, PushE
     // First pass: the manifest.
     let mut manifest = None;
     {
-        let file = std::fs::File::open(input).map_err(io)?;
+        let file = open(input).map_err(io)?;
         let mut tar = tar::Archive::new(file);
         for entry in tar.entries().map_err(io)? {
             let mut entry = entry.map_err(io)?;
@@ -272,10 +320,14 @@ fn rewrite(input: &Path, private: &str) -> Result<tempfile::NamedTempFile, PushE
 
     // Second pass: copy everything else unchanged.
     let dir = input.parent().unwrap_or(Path::new("."));
-    let out = tempfile::NamedTempFile::with_prefix_in("load-", dir).map_err(io)?;
+    let prefix = match input.file_name().and_then(|n| n.to_str()) {
+        Some(name) => format!("load-{name}-"),
+        None => "load-".to_string(),
+    };
+    let out = tempfile::NamedTempFile::with_prefix_in(prefix, dir).map_err(io)?;
     {
         let mut builder = tar::Builder::new(out.as_file());
-        let file = std::fs::File::open(input).map_err(io)?;
+        let file = open(input).map_err(io)?;
         let mut tar = tar::Archive::new(file);
         for entry in tar.entries().map_err(io)? {
             let entry = entry.map_err(io)?;
@@ -321,6 +373,10 @@ mod tests {
         out
     }
 
+    fn no_cancel() -> Arc<AtomicBool> {
+        Arc::new(AtomicBool::new(false))
+    }
+
     fn names(path: &Path) -> Vec<String> {
         let mut tar = tar::Archive::new(std::fs::File::open(path).unwrap());
         tar.entries()
@@ -339,7 +395,14 @@ mod tests {
             ("repositories", br#"{"victim":{"latest":"abc"}}"#),
             ("index.json", b"{}"),
         ]);
-        let out = rewrite(input.path(), "flavorbox-job/abcdefgh:loaded").expect("rewritten");
+        let out = rewrite(input.path(), "flavorbox-job/abcdefgh:loaded", &no_cancel())
+            .expect("rewritten");
+        let input_name = input.path().file_name().unwrap().to_str().unwrap();
+        let out_name = out.path().file_name().unwrap().to_str().unwrap();
+        assert!(
+            out_name.starts_with(&format!("load-{input_name}-")),
+            "the rewrite names its input: {out_name}"
+        );
         let got = names(out.path());
         assert_eq!(got, ["c.json", "l/layer.tar", "manifest.json"]);
         let mut tar = tar::Archive::new(std::fs::File::open(out.path()).unwrap());
@@ -374,12 +437,34 @@ mod tests {
             ),
         ] {
             let input = tarball(&files);
-            let err = rewrite(input.path(), "flavorbox-job/abcdefgh:loaded").expect_err(needle);
+            let err = rewrite(input.path(), "flavorbox-job/abcdefgh:loaded", &no_cancel())
+                .expect_err(needle);
             assert!(err.to_string().contains(needle), "{err}");
         }
         let garbage = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(garbage.path(), b"\x00\x01 not a tar at all").unwrap();
-        let err = rewrite(garbage.path(), "flavorbox-job/abcdefgh:loaded").expect_err("garbage");
+        let err = rewrite(
+            garbage.path(),
+            "flavorbox-job/abcdefgh:loaded",
+            &no_cancel(),
+        )
+        .expect_err("garbage");
         assert!(matches!(err, PushError::BadArchive(_)), "{err}");
+    }
+
+    #[test]
+    fn a_cancelled_rewrite_stops_at_its_next_read() {
+        let input = tarball(&[
+            ("c.json", b"{}"),
+            (
+                "manifest.json",
+                br#"[{"Config":"c.json","RepoTags":[],"Layers":[]}]"#,
+            ),
+        ]);
+        let cancel = no_cancel();
+        cancel.store(true, Ordering::Relaxed);
+        let err =
+            rewrite(input.path(), "flavorbox-job/abcdefgh:loaded", &cancel).expect_err("cancelled");
+        assert!(err.to_string().contains("cancelled"), "{err}");
     }
 }

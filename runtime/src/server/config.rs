@@ -9,6 +9,12 @@
 //! max_concurrent_calls = 8              # sandbox calls at once (pool size)
 //! max_queued_calls = 64                 # waiting calls; past it, 503
 //! max_running_jobs = 2                  # push jobs at once
+//! drain_timeout_secs = 60               # in-flight requests and jobs at SIGTERM
+//! header_timeout_secs = 10              # a request's headers must arrive within
+//! idle_timeout_secs = 60                # a connection with no request is closed after
+//! body_timeout_secs = 30                # longest pause between chunks of a body
+//! max_connections = 1024                # open connections; past it, 503 and close
+//! sweep_interval_secs = 600             # removal of dead uploads
 //!
 //! [quotas]                              # every tenant's default
 //! max_flavors = 50
@@ -21,7 +27,9 @@
 //! max_queued_calls = 16
 //! cpu_ms_per_minute = 30000
 //! max_upload_mib = 2048
-//! max_jobs = 4
+//! max_jobs = 4                          # push jobs queued or running; past it, 429
+//! max_secrets = 100
+//! max_secret_kib = 256                  # all of a tenant's secrets together
 //!
 //! [tenants.acme]                        # one tenant's exceptions
 //! max_flavors = 200
@@ -53,11 +61,51 @@ pub struct ServeOptions {
     pub admin_token: String,
     /// Push jobs running at once.
     pub max_running_jobs: usize,
-    /// How long running jobs get at shutdown.
+    /// How long in-flight requests and running jobs get at shutdown.
     pub drain_timeout: Duration,
     /// Largest upload for a tenant without a quota of its own.
     pub max_upload_bytes: u64,
+    /// Bounds of the HTTP edge: what a slow or silent client may hold.
+    pub edge: EdgeLimits,
+    /// How often dead uploads (and the state's leftovers) are swept.
+    pub sweep_interval: Duration,
 }
+
+/// What one client connection may hold, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EdgeLimits {
+    /// A connection that starts a request (or has just been accepted) must
+    /// have sent the request's complete headers within this.
+    pub header_timeout: Duration,
+    /// A connection with no request in progress is closed after this.
+    pub idle_timeout: Duration,
+    /// A request body that delivers nothing for this long ends with 408.
+    pub body_timeout: Duration,
+    /// Connections open at once; one past it is answered 503 and closed.
+    pub max_connections: usize,
+}
+
+impl Default for EdgeLimits {
+    fn default() -> EdgeLimits {
+        EdgeLimits {
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// Default time for a request's headers to arrive.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time a keep-alive connection may sit between requests.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default longest pause inside a request body.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default bound on open connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default period of the upload sweep.
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(600);
 
 /// The file's shape.
 #[derive(Debug, Default, Deserialize)]
@@ -72,6 +120,11 @@ pub struct ServerFile {
     max_loaded_flavors: Option<usize>,
     max_running_jobs: Option<usize>,
     drain_timeout_secs: Option<u64>,
+    header_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    body_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
+    sweep_interval_secs: Option<u64>,
     #[serde(default)]
     quotas: QuotaFile,
     #[serde(default)]
@@ -93,6 +146,8 @@ pub struct QuotaFile {
     cpu_ms_per_minute: Option<u64>,
     max_upload_mib: Option<u64>,
     max_jobs: Option<u64>,
+    max_secrets: Option<u64>,
+    max_secret_kib: Option<u64>,
 }
 
 const MIB: u64 = 1 << 20;
@@ -119,6 +174,11 @@ impl QuotaFile {
                 .map(|m| m.saturating_mul(MIB))
                 .or(base.max_upload_bytes),
             max_jobs: self.max_jobs.or(base.max_jobs),
+            max_secrets: self.max_secrets.or(base.max_secrets),
+            max_secret_bytes: self
+                .max_secret_kib
+                .map(|k| k.saturating_mul(1024))
+                .or(base.max_secret_bytes),
         }
     }
 }
@@ -140,6 +200,8 @@ pub fn default_quota() -> TenantQuota {
         cpu_per_minute: Some(Duration::from_secs(30)),
         max_upload_bytes: Some(2048 * MIB),
         max_jobs: Some(4),
+        max_secrets: Some(100),
+        max_secret_bytes: Some(256 << 10),
     }
 }
 
@@ -228,12 +290,87 @@ pub fn load(
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
         admin_token,
         max_running_jobs: file.max_running_jobs.unwrap_or(2).max(1),
-        drain_timeout: file
-            .drain_timeout_secs
-            .map_or(super::DEFAULT_DRAIN, Duration::from_secs),
+        drain_timeout: seconds(
+            "drain_timeout_secs",
+            file.drain_timeout_secs,
+            0..=3600,
+            super::DEFAULT_DRAIN,
+            "how long in-flight requests and push jobs get at SIGTERM; 0 stops at once",
+        )?,
         max_upload_bytes: 2048 * MIB,
+        edge: EdgeLimits {
+            header_timeout: seconds(
+                "header_timeout_secs",
+                file.header_timeout_secs,
+                1..=600,
+                DEFAULT_HEADER_TIMEOUT,
+                "the time a client has to send a request's headers",
+            )?,
+            idle_timeout: seconds(
+                "idle_timeout_secs",
+                file.idle_timeout_secs,
+                1..=3600,
+                DEFAULT_IDLE_TIMEOUT,
+                "how long a keep-alive connection may sit between requests",
+            )?,
+            body_timeout: seconds(
+                "body_timeout_secs",
+                file.body_timeout_secs,
+                1..=3600,
+                DEFAULT_BODY_TIMEOUT,
+                "the longest pause allowed inside a request body",
+            )?,
+            max_connections: bounded(
+                "max_connections",
+                file.max_connections,
+                1..=1_000_000,
+                DEFAULT_MAX_CONNECTIONS,
+                "client connections open at once",
+            )?,
+        },
+        sweep_interval: seconds(
+            "sweep_interval_secs",
+            file.sweep_interval_secs,
+            10..=7 * 86_400,
+            DEFAULT_SWEEP_INTERVAL,
+            "how often dead uploads are removed",
+        )?,
     };
     Ok((config, options))
+}
+
+/// A count from the file, its default when absent; out of `range` is an
+/// error naming the key, the range and what the key means.
+fn bounded<T>(
+    key: &str,
+    value: Option<T>,
+    range: std::ops::RangeInclusive<T>,
+    default: T,
+    meaning: &str,
+) -> anyhow::Result<T>
+where
+    T: PartialOrd + std::fmt::Display + Copy,
+{
+    match value {
+        None => Ok(default),
+        Some(v) if range.contains(&v) => Ok(v),
+        Some(v) => anyhow::bail!(
+            "invalid server config: `{key} = {v}` is out of range; use {} to {} ({meaning}; default {default})",
+            range.start(),
+            range.end()
+        ),
+    }
+}
+
+/// A duration in whole seconds from the file (see [`bounded`]).
+fn seconds(
+    key: &str,
+    value: Option<u64>,
+    range: std::ops::RangeInclusive<u64>,
+    default: Duration,
+    meaning: &str,
+) -> anyhow::Result<Duration> {
+    bounded(key, value, range, default.as_secs(), meaning).map(Duration::from_secs)
 }
 
 #[cfg(test)]
@@ -286,6 +423,53 @@ mod tests {
         );
         assert!(app.restricts_egress());
         assert_eq!(options.listen.port(), 8080);
+        assert_eq!(options.edge, EdgeLimits::default(), "the edge's defaults");
+        assert_eq!(options.sweep_interval, DEFAULT_SWEEP_INTERVAL);
+    }
+
+    #[test]
+    fn edge_limits_come_from_the_file_and_out_of_range_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = key_file(dir.path());
+        let load_text = |text: &str| {
+            let path = dir.path().join("edge.toml");
+            std::fs::write(&path, text).unwrap();
+            let flags = ServeFlags {
+                config: Some(path),
+                ..ServeFlags::default()
+            };
+            load(
+                crate::app::AppConfig::builder(dir.path().join("home")),
+                &flags,
+                env_with(&key),
+            )
+        };
+        let (_, options) = load_text(
+            "drain_timeout_secs = 2\nheader_timeout_secs = 1\nidle_timeout_secs = 5\nbody_timeout_secs = 3\nmax_connections = 7\nsweep_interval_secs = 60\n",
+        )
+        .expect("valid");
+        assert_eq!(options.drain_timeout, Duration::from_secs(2));
+        assert_eq!(
+            options.edge,
+            EdgeLimits {
+                header_timeout: Duration::from_secs(1),
+                idle_timeout: Duration::from_secs(5),
+                body_timeout: Duration::from_secs(3),
+                max_connections: 7,
+            }
+        );
+        assert_eq!(options.sweep_interval, Duration::from_secs(60));
+        for (text, key) in [
+            ("header_timeout_secs = 0", "header_timeout_secs"),
+            ("idle_timeout_secs = 0", "idle_timeout_secs"),
+            ("body_timeout_secs = 99999", "body_timeout_secs"),
+            ("max_connections = 0", "max_connections"),
+            ("drain_timeout_secs = 86400", "drain_timeout_secs"),
+            ("sweep_interval_secs = 1", "sweep_interval_secs"),
+        ] {
+            let err = load_text(text).expect_err(text).to_string();
+            assert!(err.contains(key) && err.contains("out of range"), "{err}");
+        }
     }
 
     #[test]

@@ -27,7 +27,8 @@ pub struct ErrorDetail {
     /// `already_exists`, `conflict`, `in_use`, `too_large`,
     /// `invalid_config`, `invalid_flavor`, `flavor_failed`,
     /// `invalid_target`, `unknown_secret`, `egress_refused`,
-    /// `quota_exceeded`, `overloaded`, `internal`, ...
+    /// `quota_exceeded`, `overloaded`, `request_timeout`,
+    /// `insufficient_storage`, `unavailable`, `internal`, ...
     pub code: String,
     /// What is wrong and what to do.
     pub message: String,
@@ -84,6 +85,24 @@ impl ApiError {
         )
     }
 
+    /// 408: a request body delivered nothing for `timeout`.
+    pub fn body_timeout(timeout: std::time::Duration) -> ApiError {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request body stalled: nothing arrived for {} s; send it without pauses and retry",
+                timeout.as_secs()
+            ),
+        )
+    }
+
+    /// This error with a `Retry-After` of `secs`.
+    pub fn with_retry_after(mut self, secs: u64) -> ApiError {
+        self.retry_after = Some(secs);
+        self
+    }
+
     /// The status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -92,6 +111,11 @@ impl ApiError {
     /// The code.
     pub fn code(&self) -> &str {
         &self.body.error.code
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.body.error.message
     }
 }
 
@@ -108,12 +132,19 @@ pub fn status_of(code: &str) -> StatusCode {
         | "unknown_secret" | "egress_refused" | "signature_refused" => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
+        "request_timeout" => StatusCode::REQUEST_TIMEOUT,
         "quota_exceeded" => StatusCode::TOO_MANY_REQUESTS,
-        "overloaded" => StatusCode::SERVICE_UNAVAILABLE,
+        "overloaded" | "unavailable" | "interrupted" => StatusCode::SERVICE_UNAVAILABLE,
+        "insufficient_storage" => StatusCode::INSUFFICIENT_STORAGE,
         "registry_auth" | "push_failed" | "registry_failed" => StatusCode::BAD_GATEWAY,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
+
+/// Seconds a client should wait before retrying after an `unavailable`
+/// state (the database removed or replaced): long enough for an operator
+/// or an orchestrator watching `/readyz` to act.
+const UNAVAILABLE_RETRY_SECS: u64 = 30;
 
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> ApiError {
@@ -128,7 +159,9 @@ impl From<AppError> for ApiError {
         };
         let mut api = ApiError::new(status, code, e.to_string());
         api.body.error.issues = issues;
-        api.retry_after = e.retry_after_secs();
+        api.retry_after = e
+            .retry_after_secs()
+            .or((code == "unavailable").then_some(UNAVAILABLE_RETRY_SECS));
         api
     }
 }
@@ -143,11 +176,64 @@ impl IntoResponse for ApiError {
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body is not coming: the connection is done.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_of_the_api_has_its_status_and_an_unknown_one_is_a_500() {
+        for (code, status) in [
+            ("bad_request", 400),
+            ("bad_archive", 400),
+            ("unauthorized", 401),
+            ("denied", 403),
+            ("not_found", 404),
+            ("request_timeout", 408),
+            ("already_exists", 409),
+            ("conflict", 409),
+            ("in_use", 409),
+            ("too_large", 413),
+            ("invalid_config", 422),
+            ("invalid_flavor", 422),
+            ("flavor_failed", 422),
+            ("invalid_target", 422),
+            ("unknown_secret", 422),
+            ("egress_refused", 422),
+            ("signature_refused", 422),
+            ("quota_exceeded", 429),
+            ("registry_auth", 502),
+            ("push_failed", 502),
+            ("registry_failed", 502),
+            ("overloaded", 503),
+            ("unavailable", 503),
+            ("interrupted", 503),
+            ("insufficient_storage", 507),
+            ("internal", 500),
+            ("no_such_code", 500),
+        ] {
+            assert_eq!(status_of(code).as_u16(), status, "{code}");
+        }
+    }
+
+    #[test]
+    fn a_stalled_body_is_a_408_that_closes_the_connection() {
+        let response = ApiError::body_timeout(std::time::Duration::from_secs(30)).into_response();
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(response.headers()[header::CONNECTION], "close");
     }
 }

@@ -27,7 +27,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            if super::connections::is_body_timeout(&e) {
+                ApiError::body_timeout(state.options.edge.body_timeout)
+            } else if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "too_large",
@@ -66,7 +68,8 @@ pub struct TenantCreated {
 /// `/healthz` and `/readyz`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Health {
-    /// `ok`, `loading` or `draining`.
+    /// `ok`; `unavailable` (readyz) while loading, draining, or when the
+    /// database file is gone or replaced.
     pub status: String,
 }
 
@@ -140,9 +143,11 @@ pub async fn list_flavors(
         (status = 201, description = "Registered", body = FlavorInfo),
         (status = 200, description = "The same content was already registered", body = FlavorInfo),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 408, description = "The body stalled", body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
         (status = 503, body = ErrorBody),
+        (status = 507, description = "The server's disk is full", body = ErrorBody),
     ))]
 pub async fn put_flavor(
     State(state): State<AppState>,
@@ -154,7 +159,7 @@ pub async fn put_flavor(
     let max = state.app.config().tenant_component_bytes(tenant.name());
     let bytes = axum::body::to_bytes(body, max.saturating_add(1))
         .await
-        .map_err(|_| too_large_component(max))?;
+        .map_err(|e| unreadable_component(&state, &e, max))?;
     if bytes.len() > max {
         return Err(too_large_component(max));
     }
@@ -179,9 +184,11 @@ pub async fn put_flavor(
     responses(
         (status = 201, description = "Registered (or the same content already was)", body = FlavorInfo),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 408, description = "The body stalled", body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
         (status = 503, body = ErrorBody),
+        (status = 507, description = "The server's disk is full", body = ErrorBody),
     ))]
 pub async fn post_flavor(
     State(state): State<AppState>,
@@ -196,7 +203,13 @@ pub async fn post_flavor(
     if json {
         let bytes = axum::body::to_bytes(body, super::MAX_JSON_BYTES)
             .await
-            .map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
+            .map_err(|e| {
+                if super::connections::is_body_timeout(&e) {
+                    ApiError::body_timeout(state.options.edge.body_timeout)
+                } else {
+                    ApiError::bad_request(format!("cannot read the body: {e}"))
+                }
+            })?;
         let request: RegisterFromOci = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
         let info = state
@@ -209,7 +222,7 @@ pub async fn post_flavor(
     let max = state.app.config().tenant_component_bytes(tenant.name());
     let bytes = axum::body::to_bytes(body, max.saturating_add(1))
         .await
-        .map_err(|_| too_large_component(max))?;
+        .map_err(|e| unreadable_component(&state, &e, max))?;
     if bytes.len() > max {
         return Err(too_large_component(max));
     }
@@ -219,6 +232,16 @@ pub async fn post_flavor(
         .register_flavor(bytes.to_vec())
         .await?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+/// A component body that could not be read: it stalled (408) or passed
+/// `max` (413).
+fn unreadable_component(state: &AppState, e: &axum::Error, max: usize) -> ApiError {
+    if super::connections::is_body_timeout(e) {
+        ApiError::body_timeout(state.options.edge.body_timeout)
+    } else {
+        too_large_component(max)
+    }
 }
 
 fn too_large_component(max: usize) -> ApiError {
@@ -463,11 +486,26 @@ pub async fn healthz() -> Json<Health> {
 
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
-        (status = 200, description = "Flavors are loaded; serving", body = Health),
-        (status = 503, description = "Still loading, or draining", body = Health),
+        (status = 200, description = "Flavors are loaded and the database is in place; serving", body = Health),
+        (status = 503, description = "Still loading, draining, or the database file is gone or replaced", body = Health),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    if state.ready.load(std::sync::atomic::Ordering::Acquire) {
+    let ready = state.ready.load(std::sync::atomic::Ordering::Acquire);
+    // Probes come every few seconds: the log says when this changes.
+    static DATABASE_GONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let database = match state.app.store().check_database() {
+        Ok(()) => {
+            DATABASE_GONE.store(false, std::sync::atomic::Ordering::Relaxed);
+            true
+        }
+        Err(e) => {
+            if !DATABASE_GONE.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::error!(error = %e, "not ready: the database");
+            }
+            false
+        }
+    };
+    if ready && database {
         Json(Health {
             status: "ok".into(),
         })

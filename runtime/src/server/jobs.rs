@@ -1,11 +1,20 @@
 //! `POST /v1/registries/{name}/push` and `GET /v1/jobs/{id}`: the upload is
-//! streamed to a private file (size-capped as it arrives), recorded as a
-//! job, and pushed in the background by a bounded number of workers. The
-//! job loads the tarball under a name private to it, pushes, and removes
-//! what it loaded; its status lives in the store.
+//! streamed to a private file (size-capped as it arrives, each chunk within
+//! the edge's body timeout), recorded as a job, and pushed in the background
+//! by a bounded number of workers. The job loads the tarball under a name
+//! private to it, pushes, and removes what it loaded; its status lives in
+//! the store.
+//!
+//! At shutdown no job starts a push: one still waiting for a worker is
+//! marked `interrupted`. Running jobs get the drain; what is left is aborted
+//! and marked `interrupted` too. The uploads a live job or request holds are
+//! known here, so the periodic sweep ([`super::sweep`]) removes only dead ones.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path as FsPath, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Json;
@@ -16,33 +25,72 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
 use utoipa::IntoParams;
 
 use super::AppState;
 use super::auth::Authenticated;
 use super::error::{ApiError, ErrorBody};
-use crate::app::{AppError, JobInfo, PushRequest};
+use crate::app::{App, AppError, JobInfo, PushRequest, Tenant};
 
-/// The background workers.
+/// Directory of `home` that uploads are streamed to.
+pub(crate) const UPLOADS_DIR: &str = "uploads";
+/// Directory of `home` holding one empty file per job whose private image
+/// tag may be in the engine (written before the push, removed after its
+/// clean-up): what a kill leaves there is swept at the next start.
+pub(crate) const ENGINE_MARKS_DIR: &str = "engine-jobs";
+
+/// The background workers, and the uploads live requests and jobs hold.
 pub(crate) struct Jobs {
     workers: Arc<Semaphore>,
     running: AtomicUsize,
     idle: Notify,
+    stopping: watch::Sender<bool>,
+    tasks: Mutex<JoinSet<()>>,
+    live: Mutex<HashSet<OsString>>,
+    uploads: PathBuf,
+    engine_marks: PathBuf,
 }
 
 impl Jobs {
-    pub(crate) fn new(workers: usize) -> Jobs {
+    pub(crate) fn new(workers: usize, home: &FsPath) -> Jobs {
         Jobs {
             workers: Arc::new(Semaphore::new(workers.max(1))),
             running: AtomicUsize::new(0),
             idle: Notify::new(),
+            stopping: watch::Sender::new(false),
+            tasks: Mutex::new(JoinSet::new()),
+            live: Mutex::new(HashSet::new()),
+            uploads: home.join(UPLOADS_DIR),
+            engine_marks: home.join(ENGINE_MARKS_DIR),
         }
+    }
+
+    /// Where uploads are streamed to.
+    pub(crate) fn uploads_dir(&self) -> &FsPath {
+        &self.uploads
+    }
+
+    /// Where the engine marks of jobs are.
+    pub(crate) fn engine_marks_dir(&self) -> &FsPath {
+        &self.engine_marks
     }
 
     /// Jobs accepted and not finished.
     pub(crate) fn running(&self) -> usize {
         self.running.load(Ordering::Acquire)
+    }
+
+    /// Shutdown began: no job starts a push from now on, and the ones
+    /// waiting for a worker are marked `interrupted` at once.
+    pub(crate) fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Whether shutdown began.
+    pub(crate) fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
     }
 
     /// Waits until no job runs, at most `timeout`; whether they all ended.
@@ -58,6 +106,178 @@ impl Jobs {
         };
         tokio::time::timeout(timeout, wait).await.is_ok()
     }
+
+    /// Aborts every job task still running and waits, at most `within`,
+    /// until they are dropped (their uploads removed); how many it aborted.
+    pub(crate) async fn abort_all(&self, within: Duration) -> usize {
+        let mut tasks = std::mem::take(&mut *lock(&self.tasks));
+        tasks.abort_all();
+        let mut aborted = 0;
+        let _ = tokio::time::timeout(within, async {
+            while let Some(joined) = tasks.join_next().await {
+                if joined.is_err_and(|e| e.is_cancelled()) {
+                    aborted += 1;
+                }
+            }
+        })
+        .await;
+        aborted
+    }
+
+    /// Whether the upload file `name` (or a rewrite of it, `load-NAME-*`)
+    /// belongs to a live request or job.
+    pub(crate) fn is_live(&self, name: &OsStr) -> bool {
+        let live = lock(&self.live);
+        if live.contains(name) {
+            return true;
+        }
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("load-")) else {
+            return false;
+        };
+        live.iter().any(|held| {
+            held.to_str().is_some_and(|held| {
+                rest.strip_prefix(held)
+                    .is_some_and(|tail| tail.starts_with('-'))
+            })
+        })
+    }
+
+    /// Runs recorded job `job` in the background once a worker is free,
+    /// unless shutdown begins first: then it is marked `interrupted`.
+    fn start(
+        self: &Arc<Self>,
+        app: Arc<App>,
+        tenant: Tenant,
+        job: String,
+        request: PushRequest,
+        upload: Upload,
+    ) {
+        let jobs = self.clone();
+        let running = Running::start(jobs.clone());
+        self.spawn(async move {
+            let _running = running;
+            let mut stopping = jobs.stopping.subscribe();
+            let worker = tokio::select! {
+                worker = jobs.workers.clone().acquire_owned() => worker.ok(),
+                _ = stopping.wait_for(|stop| *stop) => None,
+            };
+            let tenant_app = app.tenant(&tenant);
+            match worker {
+                Some(_worker) if !jobs.is_stopping() => {
+                    let mark = jobs.mark_engine(&job);
+                    tenant_app.run_job(&job, request, upload.path()).await;
+                    // The push cleaned up its tags: nothing for a later start.
+                    if let Some(mark) = mark {
+                        let _ = std::fs::remove_file(mark);
+                    }
+                }
+                _ => {
+                    tracing::info!(tenant = %tenant.name(), job, "shutting down: a queued push job is marked interrupted");
+                    tenant_app.interrupt_job(&job).await;
+                }
+            }
+            drop(upload);
+        });
+    }
+
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut tasks = lock(&self.tasks);
+        // Reap what ended, so the set holds only live tasks.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(task);
+    }
+
+    /// Records that `job`'s private image may be in the engine from now on.
+    fn mark_engine(&self, job: &str) -> Option<PathBuf> {
+        let made = private_dir(&self.engine_marks);
+        let path = self.engine_marks.join(job);
+        match made.and_then(|()| std::fs::write(&path, b"")) {
+            Ok(()) => Some(path),
+            Err(e) => {
+                tracing::warn!(job, error = %e, "cannot record a job's engine mark; a kill during its push leaves its image tag behind");
+                None
+            }
+        }
+    }
+}
+
+/// A std mutex, poisoned or not (the data stays consistent: every critical
+/// section is one set or map operation).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Creates `dir` (and parents), private to the server's user.
+pub(crate) fn private_dir(dir: &FsPath) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// An upload on disk, live for the sweep until dropped; dropping removes it.
+pub(crate) struct Upload {
+    path: Option<tempfile::TempPath>,
+    name: OsString,
+    jobs: Arc<Jobs>,
+}
+
+impl Upload {
+    pub(crate) fn new(path: tempfile::TempPath, jobs: Arc<Jobs>) -> Upload {
+        let name = path
+            .file_name()
+            .map(OsStr::to_os_string)
+            .unwrap_or_default();
+        lock(&jobs.live).insert(name.clone());
+        Upload {
+            path: Some(path),
+            name,
+            jobs,
+        }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.path
+            .as_ref()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        // The file goes first: the sweep never sees it unheld and present.
+        drop(self.path.take());
+        lock(&self.jobs.live).remove(&self.name);
+    }
+}
+
+/// Counts a job as running until dropped (ended or aborted).
+struct Running(Arc<Jobs>);
+
+impl Running {
+    fn start(jobs: Arc<Jobs>) -> Running {
+        jobs.running.fetch_add(1, Ordering::AcqRel);
+        Running(jobs)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// The answer to a push while the server stops.
+fn stopping() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "the server is shutting down and starts no new push: push again once it is back",
+    )
+    .with_retry_after(5)
 }
 
 /// Query of a push.
@@ -71,14 +291,17 @@ pub struct PushQuery {
 #[utoipa::path(post, path = "/v1/registries/{name}/push", tag = "registries",
     params(("name" = String, Path, description = "Registry component name"), PushQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream",
-        description = "A `docker save` tarball of exactly one image, streamed and size-capped"),
+        description = "A `docker save` tarball of exactly one image, streamed and size-capped; a pause longer than the server's body timeout ends it with 408"),
     security(("tenant" = [])),
     responses(
         (status = 202, description = "Accepted; poll the job", body = JobInfo),
         (status = 400, description = "Bad reference or query", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 408, description = "The upload stalled", body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody),
+        (status = 429, body = ErrorBody),
+        (status = 503, description = "Overloaded, shutting down, or the state is unavailable", body = ErrorBody),
+        (status = 507, description = "The server's disk is full", body = ErrorBody),
     ))]
 pub async fn push(
     State(state): State<AppState>,
@@ -90,6 +313,9 @@ pub async fn push(
     let Query(query) = query.map_err(|e| {
         ApiError::bad_request(format!("{e}; pass the image as `?image=REGISTRY/REPO:TAG`"))
     })?;
+    if state.jobs.is_stopping() {
+        return Err(stopping());
+    }
     let app = state.app.tenant(&tenant);
     // Cheap refusals before the upload: the reference parses, the
     // component exists, the job quota has room.
@@ -116,6 +342,10 @@ pub async fn push(
         .max_upload_bytes
         .unwrap_or(state.options.max_upload_bytes);
     let upload = receive(&state, body, max).await?;
+    // A drain that began during the upload starts no job for it.
+    if state.jobs.is_stopping() {
+        return Err(stopping());
+    }
     let id = crate::app::new_job_id()?;
     let info = app.create_job(&id, &name, &query.image).await?;
     let request = PushRequest {
@@ -123,24 +353,9 @@ pub async fn push(
         component: name,
         dry_run: false,
     };
-    state.jobs.running.fetch_add(1, Ordering::AcqRel);
-    let worker_state = state.clone();
-    let job = id.clone();
-    tokio::spawn(async move {
-        let jobs = worker_state.jobs.clone();
-        if let Ok(_worker) = jobs.workers.clone().acquire_owned().await {
-            let path = upload.to_path_buf();
-            worker_state
-                .app
-                .tenant(&tenant)
-                .run_job(&job, request, path)
-                .await;
-        }
-        drop(upload);
-        if jobs.running.fetch_sub(1, Ordering::AcqRel) == 1 {
-            jobs.idle.notify_waiters();
-        }
-    });
+    state
+        .jobs
+        .start(state.app.clone(), tenant, id.clone(), request, upload);
     let mut response = (StatusCode::ACCEPTED, Json(info)).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/jobs/{id}")) {
         response.headers_mut().insert(header::LOCATION, location);
@@ -148,35 +363,65 @@ pub async fn push(
     Ok(response)
 }
 
-/// Streams the body to a private file, refusing it once it passes `max`.
-async fn receive(state: &AppState, body: Body, max: u64) -> Result<tempfile::TempPath, ApiError> {
-    let dir = state.app.config().home().join("uploads");
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(&dir).map_err(ApiError::internal)?;
-    let temp =
-        tempfile::NamedTempFile::with_prefix_in("upload-", &dir).map_err(ApiError::internal)?;
+/// Streams the body to a private file, refusing it once it passes `max`; a
+/// stalled body is a 408, a full disk a 507, and either way the file goes.
+async fn receive(state: &AppState, body: Body, max: u64) -> Result<Upload, ApiError> {
+    let dir = state.jobs.uploads_dir().to_path_buf();
+    let disk = |e: std::io::Error| write_error(&dir, e);
+    private_dir(&dir).map_err(disk)?;
+    let temp = tempfile::NamedTempFile::with_prefix_in("upload-", &dir).map_err(disk)?;
     let (file, path) = temp.into_parts();
+    let upload = Upload::new(path, state.jobs.clone());
     let mut file = tokio::fs::File::from_std(file);
     let mut received: u64 = 0;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::bad_request(format!("the upload broke off: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            if super::connections::is_body_timeout(&e) {
+                ApiError::body_timeout(state.options.edge.body_timeout)
+            } else {
+                ApiError::bad_request(format!("the upload broke off: {e}"))
+            }
+        })?;
         received = received.saturating_add(chunk.len() as u64);
         if received > max {
             return Err(AppError::UploadTooLarge { max }.into());
         }
-        file.write_all(&chunk).await.map_err(ApiError::internal)?;
+        file.write_all(&chunk).await.map_err(disk)?;
     }
-    file.flush().await.map_err(ApiError::internal)?;
+    file.flush().await.map_err(disk)?;
     if received == 0 {
         return Err(ApiError::bad_request(
             "the body is empty: send a `docker save` tarball",
         ));
     }
-    Ok(path)
+    Ok(upload)
+}
+
+/// Whether an I/O error means the disk (or the user's quota) is full.
+pub(crate) fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+        || matches!(
+            e.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        )
+}
+
+/// A failed write of an upload into `dir`: 507 when the disk is full.
+fn write_error(dir: &FsPath, e: std::io::Error) -> ApiError {
+    if is_disk_full(&e) {
+        tracing::warn!(dir = %dir.display(), error = %e, "an upload does not fit on the disk");
+        ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "insufficient_storage",
+            format!(
+                "the server's uploads directory `{}` is out of space: free space and retry",
+                dir.display()
+            ),
+        )
+    } else {
+        ApiError::internal(format!("writing an upload to {}: {e}", dir.display()))
+    }
 }
 
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "registries",
@@ -192,4 +437,80 @@ pub async fn get_job(
     Path(id): Path<String>,
 ) -> Result<Json<JobInfo>, ApiError> {
     Ok(Json(state.app.tenant(&tenant).job(&id).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_or_quota_is_a_507_naming_the_uploads_directory() {
+        let dir = FsPath::new("/srv/flavorbox/uploads");
+        for e in [
+            std::io::Error::from_raw_os_error(libc::ENOSPC),
+            std::io::Error::from_raw_os_error(libc::EDQUOT),
+            std::io::Error::from(std::io::ErrorKind::StorageFull),
+        ] {
+            assert!(is_disk_full(&e), "{e}");
+            let api = write_error(dir, e);
+            assert_eq!(api.status(), StatusCode::INSUFFICIENT_STORAGE);
+            assert_eq!(api.code(), "insufficient_storage");
+            assert!(
+                api.message().contains("/srv/flavorbox/uploads")
+                    && api.message().contains("free space and retry"),
+                "{}",
+                api.message()
+            );
+        }
+        let other = write_error(dir, std::io::Error::from_raw_os_error(libc::EACCES));
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[tokio::test]
+    async fn a_queued_job_is_marked_interrupted_at_shutdown_and_never_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let config = crate::app::AppConfig::builder(home.clone())
+            .build()
+            .expect("config");
+        let app = Arc::new(App::open(config).await.expect("app"));
+        let jobs = Arc::new(Jobs::new(1, &home));
+        // The only worker is busy: the job waits in the queue.
+        let busy = jobs.workers.clone().acquire_owned().await.unwrap();
+        let tenant = Tenant::local();
+        let id = crate::app::new_job_id().unwrap();
+        app.tenant(&tenant)
+            .create_job(&id, "r", "127.0.0.1:5996/app:1")
+            .await
+            .expect("job");
+        private_dir(jobs.uploads_dir()).unwrap();
+        let file = jobs.uploads_dir().join("upload-queued");
+        std::fs::write(&file, b"tarball").unwrap();
+        let upload = Upload::new(
+            tempfile::TempPath::try_from_path(&file).unwrap(),
+            jobs.clone(),
+        );
+        let request = PushRequest {
+            image: "127.0.0.1:5996/app:1".into(),
+            component: "r".into(),
+            dry_run: false,
+        };
+        jobs.start(app.clone(), tenant.clone(), id.clone(), request, upload);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(jobs.running(), 1);
+        jobs.stop();
+        assert!(
+            jobs.wait_idle(Duration::from_secs(5)).await,
+            "the queued job ends at once"
+        );
+        drop(busy);
+        let info = app.tenant(&tenant).job(&id).await.unwrap();
+        assert_eq!(info.status, crate::app::JobStatus::Interrupted);
+        assert_eq!(info.error.map(|e| e.code), Some("interrupted".into()));
+        assert!(!file.exists(), "its upload is removed");
+        assert!(
+            !jobs.engine_marks_dir().exists(),
+            "it never came near the engine"
+        );
+    }
 }

@@ -46,6 +46,7 @@ pub(crate) struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     errors: Family<CodeLabels, Counter>,
+    edge: super::connections::EdgeMetrics,
 }
 
 /// Reads the application's own gauges and counters at scrape time.
@@ -155,13 +156,35 @@ impl Metrics {
             "Error responses, by error code",
             errors.clone(),
         );
+        let edge = super::connections::EdgeMetrics::default();
+        registry.register(
+            "flavorbox_http_connections",
+            "HTTP connections open now",
+            edge.open.clone(),
+        );
+        registry.register(
+            "flavorbox_http_connections_refused",
+            "HTTP connections refused past max_connections",
+            edge.refused.clone(),
+        );
+        registry.register(
+            "flavorbox_http_connections_stalled",
+            "HTTP connections closed for sending nothing in time, by phase (headers, idle)",
+            edge.stalled.clone(),
+        );
         registry.register_collector(Box::new(AppCollector(app)));
         Metrics {
             registry,
             requests,
             latency,
             errors,
+            edge,
         }
+    }
+
+    /// The edge's counters, for the accept loop.
+    pub(crate) fn edge(&self) -> super::connections::EdgeMetrics {
+        self.edge.clone()
     }
 }
 

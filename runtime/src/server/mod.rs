@@ -5,22 +5,27 @@
 //! push jobs from uploaded tarballs, metrics and an OpenAPI document.
 //!
 //! - [`config`]: the operator's file and flags, checked into an [`AppConfig`].
+//! - [`connections`]: the accept loop, per-connection time bounds, the
+//!   connection cap and the bounded drain at shutdown.
 //! - [`auth`]: bearer tokens (tenants, admin).
 //! - [`error`]: the JSON error body and status of every failure.
 //! - [`handlers`]: one function per endpoint, each documented for OpenAPI.
 //! - [`jobs`]: uploads and the background push jobs.
 //! - [`metrics`]: `/metrics` and the request middleware.
 //! - [`openapi`]: the document served at `/openapi.json`.
+//! - [`sweep`]: what killed pushes leave behind, and the periodic sweep.
 //!
 //! See `docs/server.md` for the operator's view.
 
 pub mod auth;
 pub mod config;
+mod connections;
 pub mod error;
 mod handlers;
 mod jobs;
 mod metrics;
 pub mod openapi;
+mod sweep;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -95,9 +100,18 @@ pub(crate) fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// How long the start waits for a Docker engine to clean up after killed
+/// pushes; without one in time the server starts anyway.
+const ENGINE_WAIT: Duration = Duration::from_secs(3);
+/// What the shutdown may take past the drain deadline: dropping what is
+/// left, marking unfinished jobs, untagging their images, closing the store.
+const AFTER_DRAIN: Duration = Duration::from_secs(5);
+
 /// Runs the server until SIGTERM or SIGINT, then drains: no new
-/// connections, in-flight requests finish, running push jobs get up to the
-/// drain timeout.
+/// connections, `/readyz` answers 503, no new push starts, in-flight
+/// requests and running jobs get up to the drain timeout; what is left
+/// then is dropped (jobs marked `interrupted`) and the process exits, at
+/// most [`AFTER_DRAIN`] after the drain timeout.
 pub async fn serve(app: App, options: ServeOptions) -> anyhow::Result<()> {
     let app = Arc::new(app);
     let listener = tokio::net::TcpListener::bind(options.listen)
@@ -111,17 +125,25 @@ pub async fn serve(app: App, options: ServeOptions) -> anyhow::Result<()> {
     if interrupted > 0 {
         tracing::warn!(
             jobs = interrupted,
-            "marked push jobs a restart interrupted as failed"
+            "marked the push jobs the last run did not finish as interrupted"
         );
     }
+    warn_if_few_descriptors(options.edge.max_connections);
     let state = AppState {
         admin: Arc::new(auth::AdminToken::new(&options.admin_token)),
         metrics: Arc::new(metrics::Metrics::new(app.clone())),
-        jobs: Arc::new(jobs::Jobs::new(options.max_running_jobs)),
+        jobs: Arc::new(jobs::Jobs::new(
+            options.max_running_jobs,
+            app.config().home(),
+        )),
         ready: Arc::new(AtomicBool::new(false)),
         options: Arc::new(options),
         app,
     };
+    // The state's own leftovers went when the App opened; the pushes' go
+    // now, before any request can start a new one.
+    sweep::at_start(&state.jobs, ENGINE_WAIT).await;
+    sweep::spawn_periodic(state.clone());
     // Built-ins and stored flavors load in the background: the server
     // answers /healthz at once and /readyz once they are in; a stored
     // flavor that fails to load is logged and never stops the others.
@@ -139,32 +161,101 @@ pub async fn serve(app: App, options: ServeOptions) -> anyhow::Result<()> {
             for (tenant, flavor, error) in state.app.preload_flavors().await {
                 tracing::warn!(%tenant, %flavor, %error, "a stored flavor does not load; it fails when called");
             }
-            state.ready.store(true, Ordering::Release);
+            if !state.jobs.is_stopping() {
+                state.ready.store(true, Ordering::Release);
+            }
         });
     }
     tracing::info!(listen = %local, "flavorbox server listening");
     // Scripts and tests read the bound address (with --listen 127.0.0.1:0).
     println!("listening on http://{local}");
     let drain = state.options.drain_timeout;
-    let jobs = state.jobs.clone();
-    let ready = state.ready.clone();
-    let app = state.app.clone();
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
+    let stop = {
+        let state = state.clone();
+        async move {
             shutdown_signal().await;
-            ready.store(false, Ordering::Release);
-            tracing::info!("shutting down: draining in-flight requests and jobs");
-        })
-        .await?;
-    if !jobs.wait_idle(drain).await {
+            let deadline = tokio::time::Instant::now() + drain;
+            state.ready.store(false, Ordering::Release);
+            state.jobs.stop();
+            tracing::info!(
+                timeout = ?drain,
+                "shutting down: draining in-flight requests and jobs"
+            );
+            deadline
+        }
+    };
+    let deadline = connections::serve(
+        listener,
+        router(state.clone()),
+        state.options.edge,
+        state.metrics.edge(),
+        stop,
+    )
+    .await;
+    let last = deadline + AFTER_DRAIN;
+    let jobs = state.jobs.clone();
+    let app = state.app.clone();
+    let idle = jobs
+        .wait_idle(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        .await;
+    if !idle {
+        let aborted = jobs
+            .abort_all(last.saturating_duration_since(tokio::time::Instant::now()) / 4)
+            .await;
         tracing::warn!(
+            jobs = aborted,
             timeout = ?drain,
-            "push jobs still running at the end of the drain; they are marked failed at the next start"
+            "push jobs still running at the end of the drain were stopped"
         );
+        match tokio::time::timeout_at(
+            last,
+            app.store()
+                .fail_unfinished_jobs(crate::app::JOB_INTERRUPTED),
+        )
+        .await
+        {
+            Ok(Ok(marked)) => {
+                tracing::info!(jobs = marked, "marked unfinished push jobs interrupted")
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot mark unfinished push jobs interrupted; the next start does")
+            }
+            Err(_) => tracing::error!(
+                "the store did not answer in time; the next start marks unfinished push jobs interrupted"
+            ),
+        }
+        let engine = sweep::engine_tags(jobs.engine_marks_dir(), ENGINE_WAIT);
+        let _ = tokio::time::timeout_at(last, engine).await;
     }
-    app.store().close().await;
+    if tokio::time::timeout_at(last, app.store().close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the store did not close in time");
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Warns when the process may not open `max_connections` sockets besides
+/// its files.
+fn warn_if_few_descriptors(max_connections: usize) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct it is handed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return;
+    }
+    let needed = (max_connections as libc::rlim_t).saturating_add(256);
+    if limit.rlim_cur != libc::RLIM_INFINITY && limit.rlim_cur < needed {
+        tracing::warn!(
+            open_files = limit.rlim_cur,
+            max_connections,
+            "the open-file limit is below max_connections + 256: raise it (`ulimit -n {needed}`) or lower max_connections, or accepts fail under load"
+        );
+    }
 }
 
 async fn shutdown_signal() {
@@ -182,5 +273,5 @@ async fn shutdown_signal() {
     }
 }
 
-/// Default drain timeout for push jobs at shutdown.
+/// Default drain timeout for in-flight requests and push jobs at shutdown.
 pub const DEFAULT_DRAIN: Duration = Duration::from_secs(60);

@@ -69,6 +69,16 @@ pub enum StoreError {
         /// The quota.
         max: u64,
     },
+    /// The tenant's rows of this kind would hold more bytes than its quota allows.
+    #[error(
+        "quota reached: a tenant's {kind}s may hold at most {max} bytes in all; delete one first, or ask the operator for a larger quota"
+    )]
+    BytesQuotaExceeded {
+        /// What kind of row.
+        kind: &'static str,
+        /// The quota, in bytes.
+        max: u64,
+    },
     /// A row changed between reading it and writing it back.
     #[error("{kind} `{name}` was changed by another command meanwhile: run the command again")]
     Conflict {

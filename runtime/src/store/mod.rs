@@ -37,6 +37,7 @@ use sqlx::migrate::Migrator;
 
 pub use blob::BlobStore;
 pub use error::StoreError;
+pub use jobs::{JOB_HISTORY, JobHistory};
 pub use records::{
     ComponentRecord, FlavorOrigin, FlavorRecord, JobRecord, RowQuota, SecretRecord, SecretSummary,
 };

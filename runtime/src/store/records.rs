@@ -116,4 +116,9 @@ pub struct RowQuota {
     pub max_flavors: Option<u64>,
     /// Most registry components.
     pub max_components: Option<u64>,
+    /// Most secrets.
+    pub max_secrets: Option<u64>,
+    /// Most bytes all of a tenant's secrets may hold (username and stored
+    /// password together).
+    pub max_secret_bytes: Option<u64>,
 }

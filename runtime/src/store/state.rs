@@ -75,22 +75,37 @@ pub(super) fn refuse_orphaned_state(home: &Path, blob_dir: &Path) -> Result<(), 
 /// between only leaves a marker to write again); a database with another
 /// identity than the marker is refused.
 pub(super) async fn check_identity(db: &Database, home: &Path) -> Result<(), StoreError> {
-    let mut random = [0u8; 16];
-    getrandom::fill(&mut random)
-        .map_err(|e| io_error(home, std::io::Error::other(e.to_string())))?;
-    // Two processes opening a new home at once: the first insert wins and
-    // both read its identity.
-    sqlx::query(
-        "INSERT INTO state_identity (singleton, id, created_at) VALUES (1, $1, $2) \
-         ON CONFLICT (singleton) DO NOTHING",
-    )
-    .bind(hex::encode(random))
-    .bind(now_rfc3339())
-    .execute(db.pool()?)
-    .await?;
-    let (id,): (String,) = sqlx::query_as("SELECT id FROM state_identity WHERE singleton = 1")
-        .fetch_one(db.pool()?)
-        .await?;
+    let read = || async {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT id FROM state_identity WHERE singleton = 1")
+                .fetch_optional(db.pool()?)
+                .await?;
+        Ok::<_, StoreError>(row.map(|(id,)| id))
+    };
+    // Read first: an open that finds its identity writes nothing.
+    let id = match read().await? {
+        Some(id) => id,
+        None => {
+            let mut random = [0u8; 16];
+            getrandom::fill(&mut random)
+                .map_err(|e| io_error(home, std::io::Error::other(e.to_string())))?;
+            // Two processes opening a new home at once: the first insert
+            // wins and both read its identity.
+            sqlx::query(
+                "INSERT INTO state_identity (singleton, id, created_at) VALUES (1, $1, $2) \
+                 ON CONFLICT (singleton) DO NOTHING",
+            )
+            .bind(hex::encode(random))
+            .bind(now_rfc3339())
+            .execute(db.pool()?)
+            .await?;
+            read().await?.ok_or_else(|| StoreError::StateMismatch {
+                home: home.to_path_buf(),
+                db: home.join(DB_FILE),
+                reason: "the database recorded no identity".into(),
+            })?
+        }
+    };
     let marker = home.join(MARKER_FILE);
     match fs::read_to_string(&marker) {
         Ok(text) if text.trim() == id => Ok(()),

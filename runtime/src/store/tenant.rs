@@ -25,6 +25,7 @@ pub struct TenantStore {
     pub(super) tenant: String,
     quota: RowQuota,
     blobs: Arc<dyn BlobStore>,
+    pub(super) job_history: super::jobs::JobHistory,
 }
 
 /// Row shapes, in column order.
@@ -100,7 +101,14 @@ impl TenantStore {
             tenant: tenant.to_owned(),
             quota: RowQuota::default(),
             blobs,
+            job_history: super::jobs::JOB_HISTORY,
         }
+    }
+
+    /// The same handle, keeping `history` of finished jobs.
+    pub fn with_job_history(mut self, history: super::jobs::JobHistory) -> TenantStore {
+        self.job_history = history;
+        self
     }
 
     /// The same handle, refusing inserts past `quota`.
@@ -440,6 +448,28 @@ impl TenantStore {
         username: &str,
         password: &str,
     ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write().await?;
+        require_room(
+            &mut tx,
+            "secrets",
+            &self.tenant,
+            SECRET,
+            self.quota.max_secrets,
+        )
+        .await?;
+        if let Some(max) = self.quota.max_secret_bytes {
+            let (held,): (i64,) = sqlx::query_as(
+                "SELECT COALESCE(SUM(LENGTH(username) + LENGTH(password)), 0) FROM secrets \
+                 WHERE tenant = $1",
+            )
+            .bind(&self.tenant)
+            .fetch_one(&mut *tx)
+            .await?;
+            let adding = (username.len() + password.len()) as u64;
+            if u64::try_from(held).unwrap_or(0).saturating_add(adding) > max {
+                return Err(StoreError::BytesQuotaExceeded { kind: SECRET, max });
+            }
+        }
         sqlx::query(
             "INSERT INTO secrets (tenant, name, username, password, created_at) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -449,9 +479,10 @@ impl TenantStore {
         .bind(username)
         .bind(password)
         .bind(now_rfc3339())
-        .execute(self.db.pool()?)
+        .execute(&mut *tx)
         .await
         .map_err(|e| already_exists(e, SECRET, name))?;
+        tx.commit().await?;
         Ok(())
     }
 

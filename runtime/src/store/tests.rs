@@ -1376,3 +1376,114 @@ async fn a_sweep_removes_what_dead_writers_left_and_keeps_what_is_used() {
         .unwrap();
     assert!(again.is_empty(), "{again:?}");
 }
+
+// ----- jobs -----
+
+fn job(id: &str) -> JobRecord {
+    JobRecord {
+        id: id.to_owned(),
+        component: "prod".to_owned(),
+        image: "registry.example.com/team/app:1".to_owned(),
+        status: "queued".to_owned(),
+        detail_json: "{}".to_owned(),
+        created_at: String::new(),
+        updated_at: String::new(),
+    }
+}
+
+#[tokio::test]
+async fn concurrent_jobs_never_exceed_the_quota() {
+    let (_dir, store) = open_temp().await;
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let t = store.tenant("acme");
+            tokio::spawn(async move { t.insert_job(&job(&format!("job{i:02}")), Some(4)).await })
+        })
+        .collect();
+    let mut accepted = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => accepted += 1,
+            Err(StoreError::QuotaExceeded { max: 4, .. }) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(accepted, 4);
+    assert_eq!(store.tenant("acme").active_jobs().await.unwrap(), 4);
+    // Another tenant has its own slots.
+    store
+        .tenant("other")
+        .insert_job(&job("elsewhere"), Some(4))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn finished_job_history_is_pruned_to_its_bounds() {
+    let (_dir, store) = open_temp().await;
+    let keep = 10;
+    let t = store.tenant("acme").with_job_history(JobHistory {
+        max_count: keep,
+        ..JOB_HISTORY
+    });
+    // An old finished job, a running one and more finished ones than kept.
+    t.insert_job(&job("ancient"), None).await.unwrap();
+    t.update_job("ancient", "succeeded", "{}").await.unwrap();
+    sqlx::query("UPDATE jobs SET created_at = '2000-01-01T00:00:00.000Z' WHERE id = 'ancient'")
+        .execute(store.db.pool().unwrap())
+        .await
+        .unwrap();
+    t.insert_job(&job("running"), None).await.unwrap();
+    t.update_job("running", "running", "{}").await.unwrap();
+    for i in 0..keep + 5 {
+        let id = format!("done{i:05}");
+        t.insert_job(&job(&id), None).await.unwrap();
+        t.update_job(&id, "failed", "{}").await.unwrap();
+    }
+    t.insert_job(&job("last"), None).await.unwrap();
+    assert!(t.get_job("ancient").await.unwrap().is_none());
+    assert!(t.get_job("running").await.unwrap().is_some());
+    assert!(t.get_job("last").await.unwrap().is_some());
+    let (finished,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM jobs WHERE tenant = 'acme' AND status NOT IN ('queued', 'running')",
+    )
+    .fetch_one(store.db.pool().unwrap())
+    .await
+    .unwrap();
+    assert_eq!(u64::try_from(finished).unwrap(), keep);
+}
+
+#[tokio::test]
+async fn secrets_are_bounded_by_count_and_bytes() {
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("acme").with_quota(RowQuota {
+        max_secrets: Some(2),
+        max_secret_bytes: Some(100),
+        ..RowQuota::default()
+    });
+    t.create_secret("a", "user", "p".repeat(40).as_str())
+        .await
+        .unwrap();
+    let err = t
+        .create_secret("big", "user", "p".repeat(60).as_str())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::BytesQuotaExceeded { max: 100, .. }),
+        "{err:?}"
+    );
+    t.create_secret("b", "user", "small").await.unwrap();
+    let err = t.create_secret("c", "user", "small").await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::QuotaExceeded { max: 2, .. }),
+        "{err:?}"
+    );
+    let names: Vec<_> = t
+        .list_secrets()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+}
