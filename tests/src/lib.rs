@@ -1,6 +1,7 @@
 //! Support for the end-to-end suites: the guests built from `tests/guests/`
 //! and the real services (Docker daemon, registries) the push tests need.
 
+pub mod faults;
 pub mod polyglot;
 pub mod server;
 pub mod services;
