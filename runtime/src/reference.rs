@@ -505,6 +505,16 @@ impl RegistryUri {
         self.contains_path(repository.as_str())
     }
 
+    /// Segment-aware containment of a namespace path (`None`: the whole
+    /// registry), for callers that compare registry hosts their own way
+    /// (the egress allowlist compares resolved hosts and ports).
+    pub fn contains_namespace(&self, path: Option<&str>) -> bool {
+        match path {
+            Some(path) => self.contains_path(path),
+            None => self.path.is_none(),
+        }
+    }
+
     /// Whether `path` is this uri's namespace path or below it, segment by segment.
     fn contains_path(&self, path: &str) -> bool {
         match &self.path {
@@ -1574,6 +1584,25 @@ mod tests {
             let image = Reference::parse(&format!("{}/{path}:1", u.domain())).expect("valid");
             assert_eq!(u.contains(&image), *want, "{uri} ∋ {image}");
             assert_eq!(image.path(), repository.as_str(), "{uri} {path}");
+        }
+    }
+
+    #[test]
+    fn namespace_containment_is_by_segment_and_the_whole_registry_is_only_in_a_pathless_uri() {
+        let cases: &[(&str, Option<&str>, bool)] = &[
+            ("registry.io:5000/team-a", Some("team-a"), true),
+            ("registry.io:5000/team-a", Some("team-a/sub"), true),
+            ("registry.io:5000/team-a", Some("team-a-evil"), false),
+            ("registry.io:5000/team-a", Some("team-ab/x"), false),
+            ("registry.io:5000/team-a", Some("team"), false),
+            ("registry.io:5000/team-a", None, false),
+            ("registry.io:5000/team-a/sub", Some("team-a"), false),
+            ("registry.io:5000", Some("team-a"), true),
+            ("registry.io:5000", None, true),
+        ];
+        for (uri, path, want) in cases {
+            let u = RegistryUri::parse(uri).expect("valid uri");
+            assert_eq!(u.contains_namespace(*path), *want, "{uri} ∋ {path:?}");
         }
     }
 

@@ -491,6 +491,133 @@ fn a_loopback_registry_is_refused_without_an_allowlist_entry_and_nothing_reaches
 }
 
 #[test]
+fn a_registry_path_bound_to_one_tenant_is_neither_reachable_nor_overlappable_by_another() {
+    // Registration checks the uri only: nothing connects to the canary.
+    let canary = TcpListener::bind("127.0.0.1:0").unwrap();
+    canary.set_nonblocking(true).unwrap();
+    let registry = format!("127.0.0.1:{}", canary.local_addr().unwrap().port());
+    let team_a = format!("{registry}/team-a");
+    let bound = format!("[tenants.acme]\nallow_registry = [\"{team_a}\"]\n");
+    let put = |server: &Server, token: &str, name: &str, uri: &str| {
+        server
+            .json(
+                "PUT",
+                &format!("/v1/registries/{name}"),
+                Some(token),
+                &json!({"flavor": "default", "uri": uri}),
+            )
+            .unwrap()
+    };
+    let refused_for_egress = |answer: &flavorbox_tests::server::Answer, uri: &str| {
+        assert_eq!(answer.status, 422, "{uri}: {}", answer.text);
+        assert_eq!(answer.body["error"]["code"], "egress_refused", "{uri}");
+    };
+
+    // Only acme's table allowlists the registry, and only under team-a.
+    let dir = tempfile::tempdir().unwrap();
+    let options = ServerOptions {
+        config: Some(bound.clone()),
+        ..Default::default()
+    };
+    let mut server = Server::start(dir.path(), &options).expect("server");
+    let a = server.tenant("acme").unwrap();
+    let b = server.tenant("globex").unwrap();
+    let mine = put(&server, &a, "app", &team_a);
+    assert_eq!(mine.status, 201, "{}", mine.text);
+    for outside in [
+        format!("{registry}/team-a-evil"),
+        format!("{registry}/team-b"),
+        registry.clone(),
+    ] {
+        refused_for_egress(&put(&server, &a, "outside", &outside), &outside);
+    }
+    for uri in [team_a.clone(), format!("{team_a}/sub"), registry.clone()] {
+        refused_for_egress(&put(&server, &b, "theirs", &uri), &uri);
+    }
+    let (_, log) = server.stop().expect("stop");
+    assert!(!log.contains("has no path"), "no path-less entry: {log}");
+
+    // A server-wide entry without a path: every tenant reaches the
+    // registry (with a warning at start), but no one overlaps acme's path.
+    let options = ServerOptions {
+        config: Some(format!("allow_registry = [\"{registry}\"]\n{bound}")),
+        ..Default::default()
+    };
+    let mut server = Server::start_with(
+        dir.path(),
+        server.home.clone(),
+        server.admin.clone(),
+        &options,
+    )
+    .expect("restart");
+    for uri in [team_a.clone(), format!("{team_a}/sub"), registry.clone()] {
+        let answer = put(&server, &b, "theirs", &uri);
+        assert_eq!(answer.status, 409, "{uri}: {}", answer.text);
+        assert_eq!(answer.body["error"]["code"], "conflict", "{uri}");
+        let message = answer.body["error"]["message"].as_str().unwrap_or("");
+        assert!(
+            message.contains(&format!("`{uri}` overlaps a path another tenant uses"))
+                && message.contains("ask the operator")
+                && !message.contains("acme"),
+            "names the conflict, not the other tenant: {message}"
+        );
+    }
+    let team_b = format!("{registry}/team-b");
+    let theirs = put(&server, &b, "theirs", &team_b);
+    assert_eq!(theirs.status, 201, "{}", theirs.text);
+    let evil = format!("{registry}/team-a-evil");
+    assert_eq!(put(&server, &b, "evil", &evil).status, 201, "segment-aware");
+    // Moving a component onto the other tenant's path is refused like registering it.
+    let moved = server
+        .json(
+            "PATCH",
+            "/v1/registries/theirs",
+            Some(&b),
+            &json!({"uri": format!("{team_a}/x")}),
+        )
+        .unwrap();
+    assert_eq!(moved.status, 409, "{}", moved.text);
+    let listed = server.get("/v1/registries/theirs", Some(&b)).unwrap();
+    assert_eq!(listed.body["uri"], team_b.as_str(), "{}", listed.text);
+    // Nor may acme now widen its own component over globex's paths.
+    let widened = server
+        .json(
+            "PATCH",
+            "/v1/registries/app",
+            Some(&a),
+            &json!({"uri": registry}),
+        )
+        .unwrap();
+    assert_eq!(widened.status, 409, "{}", widened.text);
+    let (_, log) = server.stop().expect("stop");
+    assert!(
+        log.contains("has no path") && log.contains("[tenants."),
+        "the path-less entry is warned about, with how to bind it: {log}"
+    );
+
+    // The operator may allow tenants to share paths.
+    let options = ServerOptions {
+        config: Some(format!(
+            "allow_registry = [\"{registry}\"]\nallow_shared_registry_paths = true\n{bound}"
+        )),
+        ..Default::default()
+    };
+    let server = Server::start_with(
+        dir.path(),
+        server.home.clone(),
+        server.admin.clone(),
+        &options,
+    )
+    .expect("restart");
+    for (name, uri) in [("shared", team_a.clone()), ("whole", registry.clone())] {
+        let answer = put(&server, &b, name, &uri);
+        assert_eq!(answer.status, 201, "{uri}: {}", answer.text);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(canary.accept().is_err(), "the canary received a connection");
+}
+
+#[test]
 fn a_hostile_tenant_does_not_starve_a_good_one() {
     let dir = tempfile::tempdir().unwrap();
     let registry = "127.0.0.1:5997";
@@ -1115,4 +1242,194 @@ fn a_start_with_an_engine_that_never_answers_is_not_held_up_by_engine_marks() {
         "{log}"
     );
     assert!(mark.exists(), "the mark waits for a start with an engine");
+}
+
+/// Reads one answer: its head and as much body as its `content-length`
+/// says (or until the server closes); what it sent and how long it took.
+fn read_answer(stream: &mut std::net::TcpStream) -> (String, Duration) {
+    use std::io::Read as _;
+    let start = Instant::now();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&out).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if body.len() >= length {
+                return (text, start.elapsed());
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return (text, start.elapsed()),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// The head of a push of `image` (URL-encoded) with a 10 MB body that
+/// never comes.
+fn push_head_without_body(token: &str, image: &str) -> String {
+    format!(
+        "POST /v1/registries/r/push?image={image} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/x-tar\r\ncontent-length: 10000000\r\n\r\n"
+    )
+}
+
+#[test]
+fn a_push_outside_the_registry_is_refused_before_any_byte_of_its_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &ServerOptions {
+            allow: vec!["127.0.0.1:5996".into()],
+            ..Default::default()
+        },
+    )
+    .expect("server");
+    let token = tenant_with_registry(&server);
+    // `r` is `127.0.0.1:5996`; the image is on another registry. The body
+    // never comes: the answer must not wait for it (the body timeout is
+    // 30 s).
+    for image in [
+        "127.0.0.1%3A5997%2Fapp%3A1",
+        "docker.io%2Flibrary%2Fapp%3A1",
+    ] {
+        let mut push = half_request(&server, &push_head_without_body(&token, image));
+        let (answer, took) = read_answer(&mut push);
+        assert!(answer.starts_with("HTTP/1.1 422"), "{image}: {answer}");
+        assert!(answer.contains("\"invalid_target\""), "{answer}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    }
+    assert!(
+        upload_files(&server).is_empty(),
+        "nothing was received: {:?}",
+        upload_files(&server)
+    );
+}
+
+#[test]
+fn a_tenants_uploads_in_flight_and_on_disk_are_bounded_before_the_body_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &ServerOptions {
+            allow: vec!["127.0.0.1:5996".into(), "127.0.0.1:5995".into()],
+            config: Some(
+                "[quotas]\nmax_uploads_in_flight = 1\n[tenants.roomy]\nmax_uploads_in_flight = 4\nmax_upload_disk_mib = 16\n"
+                    .into(),
+            ),
+            ..Default::default()
+        },
+    )
+    .expect("server");
+    let token = tenant_with_registry(&server);
+
+    // One upload in flight (stalled, 10 MB declared): the second gets 429
+    // at once, without its body being read.
+    let first = half_request(&server, &stalled_push_head(&token));
+    wait_for_upload(&server);
+    let mut second = half_request(&server, &stalled_push_head(&token));
+    let (answer, took) = read_answer(&mut second);
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.contains("\"quota_exceeded\""), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after:"),
+        "{answer}"
+    );
+    assert!(answer.contains("at most 1 uploads"), "{answer}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert_eq!(upload_files(&server).len(), 1, "the second wrote nothing");
+
+    // The first ends (the client goes away): its place is given back.
+    let gone = |server: &Server| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !upload_files(server).is_empty() {
+            assert!(Instant::now() < deadline, "the broken upload stays");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    drop(first);
+    gone(&server);
+    let again = half_request(&server, &stalled_push_head(&token));
+    wait_for_upload(&server);
+    drop(again);
+    gone(&server);
+
+    // Room for four uploads but 16 MiB: a second 10 MB upload does not
+    // fit beside the first, whose declared length already counts.
+    let roomy = server.tenant("roomy").unwrap();
+    let registry = server
+        .json(
+            "PUT",
+            "/v1/registries/r",
+            Some(&roomy),
+            &json!({"flavor": "default", "uri": "127.0.0.1:5995"}),
+        )
+        .unwrap();
+    assert_eq!(registry.status, 201, "{}", registry.text);
+    let roomy_head = stalled_push_head(&roomy).replace("5996", "5995");
+    let first = half_request(&server, &roomy_head);
+    wait_for_upload(&server);
+    let mut second = half_request(&server, &roomy_head);
+    let (answer, took) = read_answer(&mut second);
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.contains("16 MiB on disk"), "{answer}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    drop(first);
+}
+
+#[test]
+fn metrics_require_the_operators_token_when_one_is_set_and_an_open_one_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics_token = format!("metrics-{}", "m".repeat(40));
+    let mut server = Server::start(
+        dir.path(),
+        &ServerOptions {
+            env: vec![("FLAVORBOX_METRICS_TOKEN".into(), metrics_token.clone())],
+            ..Default::default()
+        },
+    )
+    .expect("server");
+    let tenant = server.tenant("curious").unwrap();
+    for (who, token) in [
+        ("nobody", None),
+        ("a tenant", Some(tenant.as_str())),
+        ("the admin", Some(server.admin.as_str())),
+        (
+            "a wrong token",
+            Some("metrics-wrong-wrong-wrong-wrong-wrong"),
+        ),
+    ] {
+        let answer = server.get("/metrics", token).unwrap();
+        assert_eq!(answer.status, 401, "{who}: {}", answer.text);
+        assert_eq!(answer.body["error"]["code"], "unauthorized", "{who}");
+        assert!(
+            !answer.text.contains("flavorbox_"),
+            "{who}: {}",
+            answer.text
+        );
+    }
+    let answer = server.get("/metrics", Some(&metrics_token)).unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert!(
+        answer.text.contains("flavorbox_http_requests"),
+        "{}",
+        answer.text
+    );
+    let (_, log) = server.stop().unwrap();
+    assert!(!log.contains("/metrics has no token"), "{log}");
+    assert!(!log.contains(&metrics_token), "the token is never logged");
+
+    let open_dir = tempfile::tempdir().unwrap();
+    let mut open = Server::start(open_dir.path(), &ServerOptions::default()).expect("server");
+    assert_eq!(open.get("/metrics", None).unwrap().status, 200, "open");
+    let (_, log) = open.stop().unwrap();
+    assert!(
+        log.contains("/metrics has no token") && log.contains("every tenant"),
+        "{log}"
+    );
 }

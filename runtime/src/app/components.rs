@@ -13,6 +13,7 @@ use super::{
 use crate::config;
 use crate::flavor::LogLine;
 use crate::reference::RegistryUri;
+use crate::registry_api::egress;
 use crate::sandbox::{CallContext, CallError, CallErrorKind, LoadedFlavor};
 use crate::store::{ComponentRecord, StoreError};
 
@@ -59,13 +60,14 @@ impl TenantApp<'_> {
     }
 
     /// On a server whose egress policy restricts addresses, refuses a
-    /// registry the host (and the engine) may not reach, before the flavor
-    /// runs or anything is stored.
+    /// registry the host (and the engine) may not reach under this tenant's
+    /// policy (a path outside the allowlist entries that name its registry
+    /// included), before the flavor runs or anything is stored.
     pub(super) async fn check_destination(&self, uri: &RegistryUri) -> Result<(), AppError> {
         if !self.app.config.restricts_egress() {
             return Ok(());
         }
-        let api = self.app.registry_api.clone();
+        let api = self.registry_api.clone();
         let target = uri.clone();
         let timeout = self.app.config.egress().timeouts.connect;
         blocking(move || api.check_destination(&target, timeout))
@@ -74,6 +76,29 @@ impl TenantApp<'_> {
                 uri: uri.to_string(),
                 reason: e.to_string(),
             })
+    }
+
+    /// The test the store runs, in the write's transaction, on each of the
+    /// other tenants' component uris: whether it overlaps `uri` (one
+    /// contains the other) on the same registry. Only for a registry this
+    /// tenant reaches through an allowlist entry, where two tenants sharing
+    /// a path could push into each other's namespace; a public registry's
+    /// namespaces are its own to guard, and the operator may allow sharing
+    /// (`allow_shared_registry_paths`).
+    fn overlap_guard(&self, uri: &RegistryUri) -> Option<OverlapGuard> {
+        let config = &self.app.config;
+        if !config.restricts_egress()
+            || config.shares_registry_paths()
+            || !self.registry_api.allowlisted(uri)
+        {
+            return None;
+        }
+        let uri = uri.clone();
+        Some(Box::new(move |other: &str| {
+            // A stored uri passed this grammar when it was written; one that
+            // no longer parses cannot be pushed to either (`check_target`).
+            RegistryUri::parse(other).is_ok_and(|other| egress::overlap(&uri, &other))
+        }))
     }
 
     /// Registers a registry component whose config the flavor validated;
@@ -98,7 +123,10 @@ impl TenantApp<'_> {
             updated_at: String::new(),
             version: 0,
         };
-        self.store.insert_component(&record).await?;
+        let guard = self.overlap_guard(&uri);
+        self.store
+            .insert_component_guarded(&record, guard.as_deref())
+            .await?;
         let mut info = self.describe_component(&request.name).await?;
         info.logs = logs;
         Ok(info)
@@ -143,7 +171,10 @@ impl TenantApp<'_> {
             flavor_sha256: self.registered_digest(&loaded).await?,
             ..existing
         };
-        self.store.update_component(&record).await?;
+        let guard = self.overlap_guard(&uri);
+        self.store
+            .update_component_guarded(&record, guard.as_deref())
+            .await?;
         let mut info = self.describe_component(name).await?;
         info.logs = logs;
         Ok(info)
@@ -177,6 +208,9 @@ impl TenantApp<'_> {
         }
     }
 }
+
+/// A test of another tenant's component uri; `true` refuses the write.
+type OverlapGuard = Box<dyn Fn(&str) -> bool + Send + Sync>;
 
 fn component_info(record: ComponentRecord) -> Result<ComponentInfo, AppError> {
     let is_local = RegistryUri::parse(&record.uri)

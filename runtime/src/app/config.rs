@@ -3,6 +3,7 @@
 //! cap. A contradiction is refused with a message when the configuration is
 //! built, never clamped silently later.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use std::collections::HashMap;
 use super::AppError;
 use super::cipher::SecretKey;
 use super::quota::{CallBounds, TenantQuota};
-use crate::registry_api::{AddressFilter, EgressPolicy};
+use crate::registry_api::{AddressFilter, AllowedHost, EgressPolicy};
 use crate::sandbox::{Grants, Limits, SandboxConfig};
 
 /// A checked configuration.
@@ -22,6 +23,8 @@ pub struct AppConfig {
     grants: Grants,
     max_component_bytes: usize,
     egress: EgressPolicy,
+    tenant_allow: HashMap<String, Vec<AllowedHost>>,
+    shared_registry_paths: bool,
     quotas: Quotas,
     calls: CallBounds,
     max_loaded_flavors: usize,
@@ -57,6 +60,8 @@ impl AppConfig {
             grants: sandbox.grants,
             max_component_bytes: sandbox.max_component_bytes,
             egress: EgressPolicy::allow_all(),
+            tenant_allow: HashMap::new(),
+            shared_registry_paths: false,
             quotas: Quotas::default(),
             calls: CallBounds::default(),
             max_loaded_flavors: sandbox.max_loaded_flavors,
@@ -94,6 +99,22 @@ impl AppConfig {
     /// they are stored or pushed to (a shared server's policy).
     pub fn restricts_egress(&self) -> bool {
         !matches!(self.egress.addresses, AddressFilter::AllowAll)
+    }
+
+    /// Where `tenant`'s registry requests may go: the server-wide policy
+    /// with the allowlist entries bound to the tenant added (borrowed when
+    /// it has none of its own).
+    pub fn egress_for(&self, tenant: &str) -> Cow<'_, EgressPolicy> {
+        match self.tenant_allow.get(tenant) {
+            Some(own) if !own.is_empty() => Cow::Owned(self.egress.with_allowed(own)),
+            _ => Cow::Borrowed(&self.egress),
+        }
+    }
+
+    /// Whether tenants may register components whose paths overlap on an
+    /// allow-listed registry (the operator's `allow_shared_registry_paths`).
+    pub fn shares_registry_paths(&self) -> bool {
+        self.shared_registry_paths
     }
 
     /// `tenant`'s quota.
@@ -158,6 +179,8 @@ pub struct AppConfigBuilder {
     grants: Grants,
     max_component_bytes: usize,
     egress: EgressPolicy,
+    tenant_allow: HashMap<String, Vec<AllowedHost>>,
+    shared_registry_paths: bool,
     quotas: Quotas,
     calls: CallBounds,
     max_loaded_flavors: usize,
@@ -220,6 +243,21 @@ impl AppConfigBuilder {
         self
     }
 
+    /// Allowlist entries bound to one tenant each, added to the egress
+    /// policy's for that tenant only (a restricting policy is needed).
+    pub fn tenant_allowlists(mut self, allow: HashMap<String, Vec<AllowedHost>>) -> Self {
+        self.tenant_allow = allow;
+        self
+    }
+
+    /// Whether tenants may hold overlapping paths of an allow-listed
+    /// registry (default: no, a second tenant's overlapping component is
+    /// refused).
+    pub fn shared_registry_paths(mut self, shared: bool) -> Self {
+        self.shared_registry_paths = shared;
+        self
+    }
+
     /// Per-tenant quotas.
     pub fn quotas(mut self, quotas: Quotas) -> Self {
         self.quotas = quotas;
@@ -263,6 +301,12 @@ impl AppConfigBuilder {
                 "at least one loaded flavor must be kept".into(),
             ));
         }
+        let restricting = !matches!(self.egress.addresses, AddressFilter::AllowAll);
+        if !restricting && let Some(tenant) = self.tenant_allow.keys().next() {
+            return Err(AppError::Config(format!(
+                "allowlist entries of tenant `{tenant}` need an egress policy that restricts addresses (a server's)"
+            )));
+        }
         let quotas = std::iter::once(("default", &self.quotas.default))
             .chain(self.quotas.tenants.iter().map(|(k, v)| (k.as_str(), v)));
         for (tenant, quota) in quotas {
@@ -285,6 +329,8 @@ impl AppConfigBuilder {
             grants: self.grants,
             max_component_bytes: self.max_component_bytes,
             egress: self.egress,
+            tenant_allow: self.tenant_allow,
+            shared_registry_paths: self.shared_registry_paths,
             quotas: self.quotas,
             calls: self.calls,
             max_loaded_flavors: self.max_loaded_flavors,
@@ -316,5 +362,44 @@ mod tests {
             let err = builder.build().expect_err("refused").to_string();
             assert!(err.contains(needle), "{err}");
         }
+    }
+
+    #[test]
+    fn a_tenants_egress_adds_only_its_own_entries_to_the_server_wide_ones() {
+        use crate::reference::RegistryUri;
+        use crate::registry_api::Endpoint;
+        let entry = |e: &str| AllowedHost::parse(e).expect(e);
+        let at = |uri: &str| Endpoint::of(&RegistryUri::parse(uri).expect(uri)).expect(uri);
+        let config = AppConfig::builder("/tmp/x")
+            .egress(EgressPolicy::public_only(vec![entry("shared.internal")]))
+            .tenant_allowlists(HashMap::from([
+                ("acme".to_string(), vec![entry("127.0.0.1:5000/team-a")]),
+                ("empty".to_string(), Vec::new()),
+            ]))
+            .build()
+            .expect("valid");
+        let acme = config.egress_for("acme");
+        assert!(acme.addresses.allowlists(&at("127.0.0.1:5000")));
+        assert!(acme.addresses.allowlists(&at("shared.internal")));
+        for other in ["globex", "empty"] {
+            let policy = config.egress_for(other);
+            assert!(matches!(policy, Cow::Borrowed(_)), "{other}");
+            assert!(
+                !policy.addresses.allowlists(&at("127.0.0.1:5000")),
+                "{other}"
+            );
+            assert!(
+                policy.addresses.allowlists(&at("shared.internal")),
+                "{other}"
+            );
+        }
+        assert!(!config.shares_registry_paths());
+
+        let err = AppConfig::builder("/tmp/x")
+            .tenant_allowlists(HashMap::from([("acme".to_string(), Vec::new())]))
+            .build()
+            .expect_err("the CLI's allow-all policy has no exceptions to bind")
+            .to_string();
+        assert!(err.contains("acme"), "{err}");
     }
 }

@@ -194,9 +194,9 @@ impl TenantApp<'_> {
         })
     }
 
-    /// The OCI client, under the operator's egress policy.
+    /// The OCI client, under the tenant's egress policy.
     fn oci(&self) -> OciClient {
-        OciClient::new(self.app.registry_api.clone())
+        OciClient::new(self.registry_api.clone())
     }
 
     /// Credentials from `secret`, the insecure registries, the tenant's size limit.

@@ -139,7 +139,7 @@ pub enum AppError {
     },
     /// The egress policy does not let the host reach this registry.
     #[error(
-        "registry `{uri}` is not reachable under this server's egress policy ({reason}); registries on loopback, link-local or private addresses need the operator's `--allow-registry HOST[:PORT]`"
+        "registry `{uri}` is not reachable under this server's egress policy ({reason}); registries on loopback, link-local or private addresses need an operator's `allow_registry` entry (`HOST[:PORT][/PATH]`, server-wide or for this tenant)"
     )]
     EgressRefused {
         /// The registry uri.
@@ -209,7 +209,9 @@ impl AppError {
             AppError::Store(S::NotFound { .. }) => "not_found",
             AppError::Store(S::AlreadyExists { .. }) => "already_exists",
             AppError::Store(S::InUse { .. }) => "in_use",
-            AppError::Store(S::Conflict { .. } | S::FlavorReplaced(_)) => "conflict",
+            AppError::Store(S::Conflict { .. } | S::FlavorReplaced(_) | S::PathTaken { .. }) => {
+                "conflict"
+            }
             AppError::Store(S::SecretNotFound(_)) => "unknown_secret",
             AppError::Store(S::QuotaExceeded { .. } | S::BytesQuotaExceeded { .. }) => {
                 "quota_exceeded"

@@ -240,15 +240,21 @@ impl App {
         &self.config
     }
 
-    /// Operations on behalf of one tenant, within its quota.
+    /// Operations on behalf of one tenant, within its quota and under its
+    /// egress policy (the server-wide one plus the tenant's own entries).
     pub fn tenant(&self, tenant: &Tenant) -> TenantApp<'_> {
         let quota = self.config.quota(tenant.name()).clone();
+        let registry_api = match self.config.egress_for(tenant.name()) {
+            std::borrow::Cow::Borrowed(_) => self.registry_api.clone(),
+            std::borrow::Cow::Owned(policy) => crate::registry_api::RegistryApi::new(policy),
+        };
         TenantApp {
             app: self,
             store: self.store.tenant(tenant.name()).with_quota(quota.rows()),
             limits: self.config.tenant_limits(tenant.name()),
             quota,
             tenant: tenant.clone(),
+            registry_api,
         }
     }
 
@@ -267,6 +273,9 @@ pub struct TenantApp<'a> {
     tenant: Tenant,
     quota: TenantQuota,
     limits: crate::sandbox::Limits,
+    /// The registry client under this tenant's egress policy: every
+    /// lookup, destination check and OCI exchange for the tenant uses it.
+    registry_api: crate::registry_api::RegistryApi,
 }
 
 impl TenantApp<'_> {

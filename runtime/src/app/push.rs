@@ -122,6 +122,18 @@ impl<'a> TenantApp<'a> {
         })
     }
 
+    /// The host's checks of a push alone, no flavor call: the reference
+    /// parses, the component exists, the image lies inside its registry and
+    /// names a tag. The server runs them before it reads an upload.
+    pub async fn check_push_target(
+        &self,
+        component: &str,
+        image: &str,
+    ) -> Result<ImageInfo, AppError> {
+        let target = self.check_target(image, component).await?;
+        Ok(ImageInfo::from(&target.reference))
+    }
+
     /// The component's flavor, refused if it was replaced since the
     /// component's config was validated.
     async fn component_flavor(
@@ -228,6 +240,14 @@ impl<'a> TenantApp<'a> {
             .ok_or_else(|| AppError::UnknownComponent(component.to_string()))?;
         let uri = RegistryUri::parse(&record.uri)
             .map_err(|e| AppError::Internal(format!("stored uri of `{component}`: {e}")))?;
+        // The operator may have narrowed the tenant's allowlist since the
+        // component was registered: refused before any flavor code runs.
+        self.registry_api
+            .check_namespace(&uri, uri.path())
+            .map_err(|e| AppError::EgressRefused {
+                uri: uri.to_string(),
+                reason: e.to_string(),
+            })?;
         if !uri.contains(&reference) {
             return Err(AppError::OutsideRegistry {
                 image: reference.to_string(),
@@ -257,7 +277,7 @@ impl<'a> TenantApp<'a> {
     ) -> Result<(PushDecision, Vec<LogLine>), AppError> {
         // Whether the flavor gets to use it is the sandbox's `Grants` to decide.
         let lookup: Arc<dyn RepositoryLookup> = Arc::new(ComponentLookup {
-            api: self.app.registry_api.clone(),
+            api: self.registry_api.clone(),
             uri: target.uri.clone(),
             credentials,
         });

@@ -46,6 +46,10 @@ pub struct TenantQuota {
     pub cpu_per_minute: Option<Duration>,
     /// Largest image upload (`docker save` tarball), in bytes.
     pub max_upload_bytes: Option<u64>,
+    /// Uploads being received or held by queued and running push jobs.
+    pub max_uploads_in_flight: Option<usize>,
+    /// Bytes those uploads may hold on disk together.
+    pub max_upload_disk_bytes: Option<u64>,
     /// Push jobs queued or running at once.
     pub max_jobs: Option<u64>,
     /// Most secrets.
@@ -68,6 +72,8 @@ impl TenantQuota {
             max_queued_calls: None,
             cpu_per_minute: None,
             max_upload_bytes: None,
+            max_uploads_in_flight: None,
+            max_upload_disk_bytes: None,
             max_jobs: None,
             max_secrets: None,
             max_secret_bytes: None,
@@ -115,7 +121,8 @@ pub struct AdmissionStats {
     pub rejected_tenant_busy: AtomicU64,
     /// Calls refused: the tenant's CPU budget for the minute was spent.
     pub rejected_cpu: AtomicU64,
-    /// Calls refused: the server's queue was full or the wait too long.
+    /// Calls refused: the server's queue was full or the wait for a
+    /// server-wide slot too long.
     pub rejected_overloaded: AtomicU64,
     /// CPU time charged to calls, in microseconds.
     pub cpu_micros: AtomicU64,
@@ -243,27 +250,20 @@ impl Admission {
         };
         // The tenant's own share first, so a tenant at its bound waits in
         // its own line and never holds a server-wide slot while it waits.
+        // What stops a call in that line is the tenant's own doing (its
+        // line is full, or its own calls held every permit for the whole
+        // wait): a quota refusal, 429. Only the server-wide queue being
+        // full is the server's: 503.
         let tenant_permit = match gate.calls.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                let max_waiting = quota
-                    .max_queued_calls
-                    .unwrap_or(self.bounds.max_queued)
-                    .min(self.bounds.max_queued);
-                if gate.waiting.fetch_add(1, Ordering::AcqRel) >= max_waiting {
-                    gate.waiting.fetch_sub(1, Ordering::AcqRel);
-                    self.stats
-                        .rejected_tenant_busy
-                        .fetch_add(1, Ordering::Relaxed);
-                    return Err(AppError::Quota {
-                        what: format!(
-                            "too many flavor calls at once (at most {} running and {max_waiting} waiting)",
-                            quota.max_concurrent_calls.unwrap_or(0)
-                        ),
-                        retry_after_secs: 1,
-                    });
-                }
+                let ahead = gate.waiting.fetch_add(1, Ordering::AcqRel);
                 let _waiting = Waiting(&gate.waiting);
+                if let Some(max_waiting) = quota.max_queued_calls
+                    && ahead >= max_waiting
+                {
+                    return Err(self.tenant_busy(quota, false));
+                }
                 if self.queued.fetch_add(1, Ordering::AcqRel) >= self.bounds.max_queued {
                     self.queued.fetch_sub(1, Ordering::AcqRel);
                     return Err(busy(&self.stats));
@@ -273,7 +273,10 @@ impl Admission {
                     .await
                 {
                     Ok(Ok(permit)) => permit,
-                    _ => return Err(busy(&self.stats)),
+                    Ok(Err(_)) => return Err(busy(&self.stats)),
+                    Err(_) => {
+                        return Err(self.tenant_busy(quota, true));
+                    }
                 }
             }
         };
@@ -299,6 +302,29 @@ impl Admission {
             _tenant: Some(tenant_permit),
             gate,
         })
+    }
+
+    /// The refusal of a call stopped in its tenant's own line: `waited`
+    /// when it waited the whole `max_wait`, else its line was full.
+    fn tenant_busy(&self, quota: &TenantQuota, waited: bool) -> AppError {
+        self.stats
+            .rejected_tenant_busy
+            .fetch_add(1, Ordering::Relaxed);
+        let running = quota.max_concurrent_calls.unwrap_or(Semaphore::MAX_PERMITS);
+        let what = match (waited, quota.max_queued_calls) {
+            (true, _) => format!(
+                "the tenant's own flavor calls held all {running} of its call slots for {} ms while this one waited",
+                self.bounds.max_wait.as_millis()
+            ),
+            (false, waiting) => format!(
+                "too many flavor calls at once (at most {running} running and {} waiting)",
+                waiting.unwrap_or(0)
+            ),
+        };
+        AppError::Quota {
+            what,
+            retry_after_secs: 1,
+        }
     }
 
     /// Charges a finished call's CPU time to its tenant.
@@ -380,6 +406,94 @@ mod tests {
         let _held = admission.admit("a", &q).await.expect("slot");
         let waited = admission.admit("b", &q).await.expect_err("no slot");
         assert!(matches!(waited, AppError::Busy { .. }), "{waited}");
+        assert_eq!(admission.queued(), 0, "the waiter left the queue");
+    }
+
+    #[tokio::test]
+    async fn a_tenants_own_full_line_is_a_quota_refusal_and_the_servers_full_queue_is_busy() {
+        let admission = Arc::new(Admission::new(CallBounds {
+            max_concurrent: 4,
+            max_queued: 2,
+            max_wait: Duration::from_secs(30),
+        }));
+        // `small` may have one call running and one waiting.
+        let small = quota(1, 1);
+        let _running = admission.admit("small", &small).await.expect("first");
+        let waiter = {
+            let admission = admission.clone();
+            let small = small.clone();
+            tokio::spawn(async move { admission.admit("small", &small).await.map(drop) })
+        };
+        while admission.queued() < 1 {
+            tokio::task::yield_now().await;
+        }
+        match admission.admit("small", &small).await {
+            Err(e @ AppError::Quota { .. }) => {
+                assert_eq!(e.code(), "quota_exceeded");
+                assert_eq!(e.retry_after_secs(), Some(1));
+            }
+            other => panic!("the tenant's own full line is 429, got {other:?}"),
+        }
+        assert_eq!(
+            admission
+                .stats()
+                .rejected_tenant_busy
+                .load(Ordering::Relaxed),
+            1
+        );
+
+        waiter.abort();
+
+        // `wide` may queue far more than the server does: its two waiters
+        // fill the server's queue, and the third call finds the server full
+        // while its own line has room.
+        let admission = Arc::new(Admission::new(CallBounds {
+            max_concurrent: 4,
+            max_queued: 2,
+            max_wait: Duration::from_secs(30),
+        }));
+        let wide = quota(1, 100);
+        let _wide_running = admission.admit("wide", &wide).await.expect("first");
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let admission = admission.clone();
+                let wide = wide.clone();
+                tokio::spawn(async move { admission.admit("wide", &wide).await.map(drop) })
+            })
+            .collect();
+        while admission.queued() < 2 {
+            tokio::task::yield_now().await;
+        }
+        match admission.admit("wide", &wide).await {
+            Err(e @ AppError::Busy { .. }) => assert_eq!(e.code(), "overloaded"),
+            other => panic!("the server's full queue is 503, got {other:?}"),
+        }
+        assert_eq!(
+            admission
+                .stats()
+                .rejected_overloaded
+                .load(Ordering::Relaxed),
+            1
+        );
+        for waiter in waiters {
+            waiter.abort();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_that_waits_out_its_tenants_own_slots_is_a_quota_refusal() {
+        let admission = Admission::new(CallBounds {
+            max_concurrent: 4,
+            max_queued: 8,
+            max_wait: Duration::from_millis(20),
+        });
+        let q = quota(1, 4);
+        let _held = admission.admit("t", &q).await.expect("slot");
+        let waited = admission
+            .admit("t", &q)
+            .await
+            .expect_err("its own slot stays taken");
+        assert!(matches!(waited, AppError::Quota { .. }), "{waited}");
         assert_eq!(admission.queued(), 0, "the waiter left the queue");
     }
 

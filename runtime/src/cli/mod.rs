@@ -134,9 +134,11 @@ pub(crate) struct ServeArgs {
     /// Address to listen on (`127.0.0.1:0` picks a free port and prints it).
     #[arg(long, value_name = "ADDR")]
     pub(crate) listen: Option<std::net::SocketAddr>,
-    /// Let registries at HOST[:PORT] through the egress policy even if they
-    /// resolve to loopback or private addresses. Repeatable.
-    #[arg(long = "allow-registry", value_name = "HOST[:PORT]")]
+    /// Let registries at HOST[:PORT] (only paths inside PATH, if given)
+    /// through the egress policy for every tenant even if they resolve to
+    /// loopback or private addresses. Repeatable; bind entries to one
+    /// tenant in the config file's `[tenants.NAME] allow_registry`.
+    #[arg(long = "allow-registry", value_name = "HOST[:PORT][/PATH]")]
     pub(crate) allow_registry: Vec<String>,
     /// The server's TOML config file (quotas, bounds; see docs/server.md).
     #[arg(long, env = "FLAVORBOX_SERVER_CONFIG", value_name = "FILE")]

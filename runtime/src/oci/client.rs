@@ -211,7 +211,10 @@ impl OciClient {
         operation: RegistryOperation,
     ) -> Result<Session<'a>, OciError> {
         let registry = source.domain().to_string();
-        let uri = RegistryUri::parse(&registry).map_err(|e| OciError::InvalidSource {
+        // The repository is part of the destination: an allowlist entry
+        // with a path covers only repositories inside it.
+        let destination = format!("{registry}/{}", source.repository());
+        let uri = RegistryUri::parse(&destination).map_err(|e| OciError::InvalidSource {
             source_text: source.to_string(),
             reason: e.to_string(),
         })?;

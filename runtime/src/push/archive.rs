@@ -13,9 +13,9 @@
 //! and a push of the same name. Tags are removed without force, so content
 //! another job still tags stays.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -34,6 +34,11 @@ const CHUNK: usize = 256 << 10;
 
 /// Entries that name tags and are dropped from the archive.
 const TAG_FILES: [&str; 2] = ["repositories", "index.json"];
+/// The archive's manifest, the one entry read and rewritten.
+const MANIFEST: &str = "manifest.json";
+/// Most symbolic links an archive may hold (`docker save` writes about one
+/// per layer).
+const MAX_LINKS: usize = 10_000;
 
 /// Pushes the single image in a `docker save` tarball to `target` (tag
 /// required, no digest) with optional credentials; removes everything it
@@ -222,10 +227,200 @@ fn bad(message: impl Into<String>) -> PushError {
     PushError::BadArchive(message.into())
 }
 
-/// Whether a tar entry path stays inside the archive.
-fn safe_path(path: &Path) -> bool {
-    path.components()
-        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+/// A tar entry path without its `.` components, or `None` when it leaves
+/// the archive (`..`, an absolute path). `./manifest.json` and
+/// `manifest.json` are the same entry to the engine, so they are the same
+/// here.
+fn normal_path(path: &Path) -> Option<PathBuf> {
+    let mut normal = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => normal.push(part),
+            Component::CurDir => {}
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(normal)
+}
+
+/// Shortest header name a writer leaves when it truncates a name it keeps
+/// whole in an extension (the name field holds 100 bytes).
+const TRUNCATED_NAME: usize = 99;
+
+/// Whether an entry's header name agrees with the name it resolves to (a
+/// PAX `path` or a GNU long name): the same once normalised, or the start
+/// of it that a writer keeps in the header when the name is too long.
+fn names_agree(raw: &[u8], resolved: &[u8]) -> bool {
+    if raw == resolved {
+        return true;
+    }
+    if raw.len() >= TRUNCATED_NAME && resolved.starts_with(raw) {
+        return true;
+    }
+    let normal = |bytes: &[u8]| {
+        std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|text| normal_path(Path::new(text)))
+    };
+    matches!((normal(raw), normal(resolved)), (Some(a), Some(b)) if a == b)
+}
+
+/// Where a link points inside the archive, read lexically: a symbolic
+/// link's target from the link's directory, a hard link's from the
+/// archive's root. `None` when it leaves the archive (`/etc/passwd`,
+/// `../../x`) or goes on through one of `links`, the archive's symbolic
+/// links, whose own target would decide where it ends (`d -> .` then
+/// `x -> d/..`). The engine resolves links itself; this refuses what is
+/// plainly an escape.
+fn link_target(
+    link: &Path,
+    target: &Path,
+    hard: bool,
+    links: &HashSet<PathBuf>,
+) -> Option<PathBuf> {
+    let mut at = match link.parent() {
+        Some(dir) if !hard => dir.to_path_buf(),
+        _ => PathBuf::new(),
+    };
+    let mut parts = target.components().peekable();
+    while let Some(component) = parts.next() {
+        match component {
+            Component::Normal(part) => {
+                at.push(part);
+                if parts.peek().is_some() && links.contains(&at) {
+                    return None;
+                }
+            }
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if at.as_os_str().is_empty() {
+                    return None;
+                }
+                at.pop();
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(at)
+}
+
+/// What an entry of the upload becomes in the rewrite.
+enum Kind {
+    File,
+    Dir,
+    Symlink(PathBuf),
+    HardLink(PathBuf),
+}
+
+/// An entry of the upload, checked: the one name the rewrite writes it
+/// under (normalised, inside the archive, agreeing with its header) and
+/// what it is.
+struct Checked {
+    path: PathBuf,
+    kind: Kind,
+}
+
+/// Checks one entry against the archive's symbolic links (none known yet
+/// in the first pass); `None` for what the rewrite leaves out (a PAX
+/// global header, the archive's root directory `./`). Every name the
+/// engine will read comes from here.
+fn check_entry<R: Read>(
+    entry: &tar::Entry<'_, R>,
+    links: &HashSet<PathBuf>,
+) -> Result<Option<Checked>, PushError> {
+    let shown = |bytes: &[u8]| {
+        String::from_utf8_lossy(bytes)
+            .chars()
+            .take(200)
+            .collect::<String>()
+    };
+    let entry_type = entry.header().entry_type();
+    if entry_type.is_pax_global_extensions() {
+        return Ok(None);
+    }
+    let resolved = entry.path_bytes();
+    let raw = entry.header().path_bytes();
+    if !names_agree(&raw, &resolved) {
+        return Err(bad(format!(
+            "the archive's entry `{}` names itself `{}` in its header: one entry, two names; upload the output of `docker save IMAGE`",
+            shown(&resolved),
+            shown(&raw)
+        )));
+    }
+    let outside = || {
+        bad(format!(
+            "the archive has an entry outside itself (`{}`); upload the output of `docker save IMAGE`",
+            shown(&resolved)
+        ))
+    };
+    let path = entry
+        .path()
+        .ok()
+        .and_then(|path| normal_path(&path))
+        .ok_or_else(outside)?;
+    // The engine writes an entry under a linked directory into the link's
+    // target: `d -> .` then `d/index.json` would bring back what the
+    // rewrite drops.
+    if let Some(link) = path.ancestors().skip(1).find(|a| links.contains(*a)) {
+        return Err(bad(format!(
+            "the archive's entry `{}` lies under the link `{}`; upload the output of `docker save IMAGE`",
+            path.display(),
+            link.display()
+        )));
+    }
+    let link = |hard: bool| -> Result<PathBuf, PushError> {
+        let (Some(resolved), Some(raw)) =
+            (entry.link_name_bytes(), entry.header().link_name_bytes())
+        else {
+            return Err(bad(format!(
+                "the archive's link `{}` has no target",
+                path.display()
+            )));
+        };
+        if !names_agree(&raw, &resolved) {
+            return Err(bad(format!(
+                "the archive's link `{}` names two targets (`{}` and `{}`)",
+                path.display(),
+                shown(&resolved),
+                shown(&raw)
+            )));
+        }
+        let target = entry.link_name().ok().flatten().ok_or_else(outside)?;
+        if link_target(&path, &target, hard, links).is_none() {
+            return Err(bad(format!(
+                "the archive's link `{}` points outside it or through another link (`{}`); upload the output of `docker save IMAGE`",
+                path.display(),
+                target.display()
+            )));
+        }
+        Ok(target.into_owned())
+    };
+    let kind = match entry_type {
+        tar::EntryType::Regular | tar::EntryType::Continuous => Kind::File,
+        tar::EntryType::Directory => Kind::Dir,
+        tar::EntryType::Symlink => Kind::Symlink(link(false)?),
+        tar::EntryType::Link => Kind::HardLink(link(true)?),
+        other => {
+            return Err(bad(format!(
+                "the archive's entry `{}` is a {other:?} entry: a `docker save` archive holds only files, directories and links",
+                path.display()
+            )));
+        }
+    };
+    if path.as_os_str().is_empty() {
+        // `./`, the archive's own directory: nothing to write.
+        return match kind {
+            Kind::Dir => Ok(None),
+            _ => Err(outside()),
+        };
+    }
+    Ok(Some(Checked { path, kind }))
+}
+
+/// Whether the rewrite leaves `path` out: the manifest (written anew) and
+/// the files that name tags.
+fn is_replaced(path: &Path) -> bool {
+    path == Path::new(MANIFEST) || TAG_FILES.iter().any(|f| path == Path::new(f))
 }
 
 /// Sets its flag when dropped.
@@ -273,21 +468,36 @@ fn rewrite(
             "the upload is not a readable tar archive: {e}; upload the output of `docker save IMAGE`"
         ))
     };
-    // First pass: the manifest.
+    // First pass: the manifest, and the symbolic links.
     let mut manifest = None;
+    let mut links = HashSet::new();
     {
         let file = open(input).map_err(io)?;
         let mut tar = tar::Archive::new(file);
         for entry in tar.entries().map_err(io)? {
             let mut entry = entry.map_err(io)?;
-            let path = entry.path().map_err(io)?.into_owned();
-            if !safe_path(&path) {
-                return Err(bad(format!(
-                    "the archive has an entry outside itself (`{}`); upload the output of `docker save IMAGE`",
-                    path.display()
-                )));
+            let Some(checked) = check_entry(&entry, &HashSet::new())? else {
+                continue;
+            };
+            if matches!(checked.kind, Kind::Symlink(_)) {
+                if links.len() >= MAX_LINKS {
+                    return Err(bad(format!(
+                        "the archive has more than {MAX_LINKS} symbolic links; upload the output of `docker save IMAGE`"
+                    )));
+                }
+                links.insert(checked.path.clone());
             }
-            if path == Path::new("manifest.json") {
+            if checked.path == Path::new(MANIFEST) {
+                if manifest.is_some() {
+                    return Err(bad(
+                        "the archive has two manifest.json entries; upload the output of `docker save IMAGE`",
+                    ));
+                }
+                if !matches!(checked.kind, Kind::File) {
+                    return Err(bad(
+                        "the archive's manifest.json is not a file; upload the output of `docker save IMAGE`",
+                    ));
+                }
                 if entry.size() > MAX_MANIFEST {
                     return Err(bad("manifest.json is larger than 1 MiB"));
                 }
@@ -318,7 +528,8 @@ fn rewrite(
     entries[0].repo_tags = Some(vec![private.to_string()]);
     let manifest = serde_json::to_vec(&entries).map_err(|e| bad(e.to_string()))?;
 
-    // Second pass: copy everything else unchanged.
+    // Second pass: every entry again, now checked against all the links,
+    // written afresh under its checked name; the manifest last.
     let dir = input.parent().unwrap_or(Path::new("."));
     let prefix = match input.file_name().and_then(|n| n.to_str()) {
         Some(name) => format!("load-{name}-"),
@@ -331,20 +542,53 @@ fn rewrite(
         let mut tar = tar::Archive::new(file);
         for entry in tar.entries().map_err(io)? {
             let entry = entry.map_err(io)?;
-            let path = entry.path().map_err(io)?.into_owned();
-            if path == Path::new("manifest.json") || TAG_FILES.iter().any(|f| path == Path::new(f))
-            {
+            let Some(Checked { path, kind }) = check_entry(&entry, &links)? else {
+                continue;
+            };
+            if is_replaced(&path) {
                 continue;
             }
-            let header = entry.header().clone();
-            builder.append(&header, entry).map_err(io)?;
+            // A fresh header under the checked name: nothing of the
+            // upload's own header (its raw name, a PAX override) reaches
+            // the engine unchecked.
+            let mut header = tar::Header::new_gnu();
+            header.set_mode(entry.header().mode().map_err(io)? & 0o777);
+            header.set_mtime(entry.header().mtime().unwrap_or(0));
+            match kind {
+                Kind::File => {
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_size(entry.size());
+                    builder.append_data(&mut header, &path, entry).map_err(io)?;
+                }
+                Kind::Dir => {
+                    header.set_entry_type(tar::EntryType::Directory);
+                    header.set_size(0);
+                    builder
+                        .append_data(&mut header, &path, std::io::empty())
+                        .map_err(io)?;
+                }
+                Kind::Symlink(target) => {
+                    header.set_entry_type(tar::EntryType::Symlink);
+                    header.set_size(0);
+                    builder
+                        .append_link(&mut header, &path, &target)
+                        .map_err(io)?;
+                }
+                Kind::HardLink(target) => {
+                    header.set_entry_type(tar::EntryType::Link);
+                    header.set_size(0);
+                    builder
+                        .append_link(&mut header, &path, &target)
+                        .map_err(io)?;
+                }
+            }
         }
         let mut header = tar::Header::new_gnu();
         header.set_size(manifest.len() as u64);
         header.set_mode(0o644);
         header.set_entry_type(tar::EntryType::Regular);
         builder
-            .append_data(&mut header, "manifest.json", manifest.as_slice())
+            .append_data(&mut header, MANIFEST, manifest.as_slice())
             .map_err(io)?;
         builder.finish().map_err(io)?;
     }
@@ -371,6 +615,266 @@ mod tests {
         builder.finish().unwrap();
         drop(builder);
         out
+    }
+
+    /// A tarball written entry by entry with [`raw`] and [`pax`].
+    fn archive(write: impl FnOnce(&mut tar::Builder<&std::fs::File>)) -> tempfile::NamedTempFile {
+        let out = tempfile::NamedTempFile::new().unwrap();
+        let mut builder = tar::Builder::new(out.as_file());
+        write(&mut builder);
+        builder.finish().unwrap();
+        drop(builder);
+        out
+    }
+
+    /// An entry with exactly this raw header name and link name.
+    fn raw(
+        builder: &mut tar::Builder<&std::fs::File>,
+        name: &str,
+        kind: tar::EntryType,
+        data: &[u8],
+        link: &str,
+    ) {
+        let mut header = tar::Header::new_gnu();
+        header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.as_gnu_mut().unwrap().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(kind);
+        header.set_cksum();
+        builder.append(&header, data).unwrap();
+    }
+
+    /// A PAX extended header for the next entry.
+    fn pax(builder: &mut tar::Builder<&std::fs::File>, records: &[(&str, &str)]) {
+        let mut data = Vec::new();
+        for (key, value) in records {
+            // "LEN key=value\n", LEN counting itself.
+            let rest = format!(" {key}={value}\n");
+            let mut len = rest.len() + 1;
+            while len.to_string().len() + rest.len() != len {
+                len += 1;
+            }
+            data.extend_from_slice(format!("{len}{rest}").as_bytes());
+        }
+        raw(builder, "PaxHeader", tar::EntryType::XHeader, &data, "");
+    }
+
+    const ONE_IMAGE: &[u8] =
+        br#"[{"Config":"c.json","RepoTags":["victim:latest"],"Layers":["l/layer.tar"]}]"#;
+
+    /// Each output entry's raw header name, resolved name and link target.
+    fn headers(path: &Path) -> Vec<(String, String, Option<String>)> {
+        let mut tar = tar::Archive::new(std::fs::File::open(path).unwrap());
+        tar.entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    String::from_utf8_lossy(&e.header().path_bytes()).into_owned(),
+                    e.path().unwrap().display().to_string(),
+                    e.link_name().unwrap().map(|l| l.display().to_string()),
+                )
+            })
+            .collect()
+    }
+
+    fn rewritten(input: &tempfile::NamedTempFile) -> Result<tempfile::NamedTempFile, PushError> {
+        rewrite(input.path(), "flavorbox-job/abcdefgh:loaded", &no_cancel())
+    }
+
+    #[test]
+    fn a_pax_name_that_disagrees_with_the_header_name_is_refused() {
+        use tar::EntryType::Regular;
+        // The header says `c.json`, the PAX record `../../escape`: the
+        // rewrite used to check one and forward the other.
+        for (raw_name, pax_name) in [("c.json", "../../escape"), ("../../escape", "c.json")] {
+            let input = archive(|b| {
+                raw(b, "manifest.json", Regular, ONE_IMAGE, "");
+                pax(b, &[("path", pax_name)]);
+                raw(b, raw_name, Regular, b"{}", "");
+            });
+            let err = rewritten(&input).expect_err(pax_name);
+            assert!(err.to_string().contains("two names"), "{err}");
+        }
+        // A PAX link target that disagrees with the header's is refused too.
+        let input = archive(|b| {
+            raw(b, "manifest.json", Regular, ONE_IMAGE, "");
+            pax(b, &[("linkpath", "/etc/passwd")]);
+            raw(b, "l/layer.tar", tar::EntryType::Symlink, b"", "../c.json");
+        });
+        let err = rewritten(&input).expect_err("two targets");
+        assert!(err.to_string().contains("two targets"), "{err}");
+    }
+
+    #[test]
+    fn extension_names_that_agree_are_written_as_the_one_checked_name() {
+        use tar::EntryType::Regular;
+        let long = format!("blobs/sha256/{}", "a".repeat(120));
+        let input = archive(|b| {
+            raw(b, "./manifest.json", Regular, ONE_IMAGE, "");
+            // The same name in the header and in a PAX record.
+            pax(b, &[("path", "c.json")]);
+            raw(b, "c.json", Regular, b"{}", "");
+            // A name too long for the header: a GNU long name, the header
+            // holding its start.
+            let mut header = tar::Header::new_gnu();
+            header.set_size(5);
+            header.set_mode(0o644);
+            header.set_entry_type(Regular);
+            b.append_data(&mut header, &long, &b"layer"[..]).unwrap();
+        });
+        let out = rewritten(&input).expect("rewritten");
+        let got = headers(out.path());
+        assert_eq!(got[0], ("c.json".into(), "c.json".into(), None));
+        assert_eq!(got[1].1, long, "the long name survives the rewrite");
+        assert!(long.starts_with(&got[1].0), "{got:?}");
+        assert_eq!(got[2].1, "manifest.json");
+        assert_eq!(got.len(), 3, "{got:?}");
+    }
+
+    #[test]
+    fn dot_slash_names_are_the_same_entries_and_tag_files_go_whatever_their_spelling() {
+        use tar::EntryType::{Directory, Regular};
+        let input = archive(|b| {
+            raw(b, "./", Directory, b"", "");
+            raw(b, "./c.json", Regular, b"{}", "");
+            raw(b, "./l/", Directory, b"", "");
+            raw(b, "./l/./layer.tar", Regular, b"layer", "");
+            raw(b, "./manifest.json", Regular, ONE_IMAGE, "");
+            raw(
+                b,
+                "./repositories",
+                Regular,
+                br#"{"victim":{"latest":"abc"}}"#,
+                "",
+            );
+            raw(b, "./index.json", Regular, b"{}", "");
+            raw(b, "././index.json", Regular, b"{}", "");
+        });
+        let out = rewritten(&input).expect("rewritten");
+        let got: Vec<_> = headers(out.path()).into_iter().map(|h| h.0).collect();
+        assert_eq!(got, ["c.json", "l", "l/layer.tar", "manifest.json"]);
+        let mut tar = tar::Archive::new(std::fs::File::open(out.path()).unwrap());
+        let mut manifest = String::new();
+        for entry in tar.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            if entry.path().unwrap() == Path::new("manifest.json") {
+                entry.read_to_string(&mut manifest).unwrap();
+            }
+        }
+        assert!(
+            manifest.contains("flavorbox-job/abcdefgh:loaded") && !manifest.contains("victim"),
+            "the manifest read from ./manifest.json is the one retagged: {manifest}"
+        );
+    }
+
+    #[test]
+    fn a_second_manifest_is_refused_however_it_is_spelled() {
+        use tar::EntryType::Regular;
+        for second in ["manifest.json", "./manifest.json", "././manifest.json"] {
+            let input = archive(|b| {
+                raw(b, "manifest.json", Regular, ONE_IMAGE, "");
+                raw(
+                    b,
+                    second,
+                    Regular,
+                    br#"[{"Config":"x","RepoTags":["victim:1"],"Layers":[]}]"#,
+                    "",
+                );
+            });
+            let err = rewritten(&input).expect_err(second);
+            assert!(
+                err.to_string().contains("two manifest.json"),
+                "{second}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn links_stay_inside_the_archive_and_nothing_lies_under_one() {
+        use tar::EntryType::{Char, Link, Regular, Symlink};
+        // What `docker save` writes: a layer linked to its blob.
+        let input = archive(|b| {
+            raw(b, "blobs/sha256/abc", Regular, b"layer", "");
+            raw(b, "l/layer.tar", Symlink, b"", "../blobs/sha256/abc");
+            raw(b, "hard", Link, b"", "blobs/sha256/abc");
+            raw(b, "manifest.json", Regular, ONE_IMAGE, "");
+        });
+        let out = rewritten(&input).expect("links inside");
+        let got = headers(out.path());
+        assert_eq!(
+            got[1],
+            (
+                "l/layer.tar".into(),
+                "l/layer.tar".into(),
+                Some("../blobs/sha256/abc".into())
+            )
+        );
+        assert_eq!(got[2].2.as_deref(), Some("blobs/sha256/abc"));
+        for (entries, needle) in [
+            (vec![("x", Symlink, "/etc/passwd")], "points outside"),
+            (vec![("l/x", Symlink, "../../etc/passwd")], "points outside"),
+            (vec![("x", Link, "../x")], "points outside"),
+            // `d` is the root: `x -> d/..` leaves it.
+            (
+                vec![("d", Symlink, "."), ("x", Symlink, "d/..")],
+                "through another link",
+            ),
+            // `d/index.json` would land on `index.json`.
+            (
+                vec![("d", Symlink, "."), ("d/index.json", Regular, "")],
+                "under the link",
+            ),
+            (vec![("dev", Char, "")], "Char"),
+        ] {
+            let input = archive(|b| {
+                raw(b, "manifest.json", Regular, ONE_IMAGE, "");
+                for (name, kind, link) in &entries {
+                    raw(b, name, *kind, b"", link);
+                }
+            });
+            let err = rewritten(&input).expect_err(needle);
+            assert!(err.to_string().contains(needle), "{needle}: {err}");
+        }
+    }
+
+    #[test]
+    fn normal_paths_and_link_targets_are_read_lexically() {
+        let none = HashSet::new();
+        for (path, normal) in [
+            ("a/b", Some("a/b")),
+            ("./a/./b/", Some("a/b")),
+            ("./", Some("")),
+            ("a/../b", None),
+            ("/etc/passwd", None),
+        ] {
+            assert_eq!(
+                normal_path(Path::new(path)),
+                normal.map(PathBuf::from),
+                "{path}"
+            );
+        }
+        for (link, target, hard, inside) in [
+            ("l/layer.tar", "../blobs/x", false, Some("blobs/x")),
+            ("l/layer.tar", "../../x", false, None),
+            ("x", "./y", false, Some("y")),
+            ("a/b/c", "../..", false, Some("")),
+            ("a/b", "blobs/x", true, Some("blobs/x")),
+            ("a/b", "../x", true, None),
+            ("x", "/abs", false, None),
+        ] {
+            assert_eq!(
+                link_target(Path::new(link), Path::new(target), hard, &none),
+                inside.map(PathBuf::from),
+                "{link} -> {target}"
+            );
+        }
+        assert!(names_agree(b"./c.json", b"c.json"));
+        assert!(!names_agree(b"c.json", b"d.json"));
+        let long = "x".repeat(150);
+        assert!(names_agree(&long.as_bytes()[..100], long.as_bytes()));
+        assert!(!names_agree(&long.as_bytes()[..50], long.as_bytes()));
     }
 
     fn no_cancel() -> Arc<AtomicBool> {

@@ -8,6 +8,13 @@
 //! server allows only public addresses plus an allowlist. The rules here are
 //! pure functions, checked after name resolution on the addresses the
 //! connection will actually use, so they are table-tested without a network.
+//!
+//! An allowlist entry may name a path (`registry.internal:5000/team-a`): the
+//! exception then covers only registry namespaces inside that path, segment
+//! by segment. Which entries apply is the caller's choice: the server gives
+//! each tenant a policy of the server-wide entries and its own
+//! ([`EgressPolicy::with_allowed`]), so one tenant's exception never opens a
+//! registry, or a path on it, to another.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -43,6 +50,16 @@ impl EgressPolicy {
             timeouts: Timeouts::default(),
         }
     }
+
+    /// This policy with `more` allowlist entries (one tenant's own); a
+    /// policy that allows every address stays as it is.
+    pub fn with_allowed(&self, more: &[AllowedHost]) -> EgressPolicy {
+        let mut policy = self.clone();
+        if let AddressFilter::PublicOnly { allow } = &mut policy.addresses {
+            allow.extend_from_slice(more);
+        }
+        policy
+    }
 }
 
 impl Default for EgressPolicy {
@@ -63,11 +80,63 @@ pub enum AddressFilter {
     },
 }
 
-/// An operator-allowlisted `host[:port]`; without a port, every port of the host.
+/// An operator-allowlisted `host[:port][/path]`; without a port, every port
+/// of the host; without a path, every namespace on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllowedHost {
     host: HostName,
     port: Option<u16>,
+    /// The entry as a registry uri, kept when it has a path (whose
+    /// namespaces alone the entry covers).
+    namespace: Option<RegistryUri>,
+}
+
+/// Where a registry's requests go: its host, compared the way a URL names
+/// it, and the port connected to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    host: HostName,
+    port: u16,
+}
+
+impl Endpoint {
+    /// The endpoint of `host` (as a URL names it, an IPv6 address in brackets or not) and `port`.
+    pub fn new(host: &str, port: u16) -> Endpoint {
+        Endpoint {
+            host: HostName::new(host),
+            port,
+        }
+    }
+
+    /// Where the host's requests for `registry` go: Docker Hub's API host
+    /// for `docker.io`, port 80 on loopback and 443 elsewhere unless named.
+    pub fn of(registry: &RegistryUri) -> Option<Endpoint> {
+        let url = super::api_url(registry, "v2/").ok()?;
+        Some(Endpoint::new(url.host_str()?, url.port_or_known_default()?))
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.host {
+            HostName::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]:{}", self.port),
+            HostName::Ip(IpAddr::V4(ip)) => write!(f, "{ip}:{}", self.port),
+            HostName::Name(name) => write!(f, "{name}:{}", self.port),
+        }
+    }
+}
+
+/// Whether two registry uris name overlapping namespaces of one registry:
+/// the same endpoint, and one's path contains the other's, segment by
+/// segment (`host/team-a` overlaps `host/team-a/sub` and `host`, not
+/// `host/team-a-evil`). Two names of one machine (`localhost` and
+/// `127.0.0.1`) are different endpoints here.
+pub fn overlap(a: &RegistryUri, b: &RegistryUri) -> bool {
+    let same_registry = match (Endpoint::of(a), Endpoint::of(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    };
+    same_registry && (a.contains_namespace(b.path()) || b.contains_namespace(a.path()))
 }
 
 /// A host compared the way a URL names it: IP addresses by value, names case-insensitively.
@@ -93,40 +162,94 @@ impl HostName {
 /// Why an egress setting was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EgressConfigError {
-    /// An allowlist entry is not `host[:port]`.
+    /// An allowlist entry is not `host[:port][/path]`.
     #[error(
-        "egress allowlist entry `{entry}` is not host[:port] (like `registry.internal:5000` or `[fd00::1]:443`)"
+        "egress allowlist entry `{entry}` is not host[:port][/path] (like `registry.internal:5000`, `registry.internal:5000/team-a` or `[fd00::1]:443`){}",
+        reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
     )]
     InvalidAllowedHost {
         /// The entry as given.
         entry: String,
+        /// What the registry uri grammar found wrong, if it was that.
+        reason: Option<String>,
     },
 }
 
 impl AllowedHost {
-    /// Parses `host[:port]` with the registry domain grammar (an IPv6 host in brackets).
+    /// Parses `host[:port][/path]` with the registry uri grammar (an IPv6
+    /// host in brackets; a lowercase path of `/`-separated components).
     pub fn parse(entry: &str) -> Result<AllowedHost, EgressConfigError> {
-        let invalid = || EgressConfigError::InvalidAllowedHost {
+        let invalid = |reason: Option<String>| EgressConfigError::InvalidAllowedHost {
             entry: entry.chars().take(300).collect(),
+            reason,
         };
-        let uri = RegistryUri::parse(entry).map_err(|_| invalid())?;
-        if uri.path().is_some() || entry.ends_with('/') {
-            return Err(invalid());
+        let uri = RegistryUri::parse(entry).map_err(|e| invalid(Some(e.to_string())))?;
+        if entry.ends_with('/') {
+            return Err(invalid(Some("remove the trailing `/`".into())));
         }
         let port = match uri.domain().len() > uri.host().len() {
-            true => Some(uri.port().ok_or_else(invalid)?),
+            true => Some(uri.port().ok_or_else(|| invalid(None))?),
             false => None,
         };
         Ok(AllowedHost {
             host: HostName::new(uri.host()),
             port,
+            namespace: uri.path().is_some().then_some(uri),
         })
+    }
+
+    /// The path this entry is limited to, as a registry uri; `None`: every path.
+    pub fn namespace(&self) -> Option<&RegistryUri> {
+        self.namespace.as_ref()
     }
 
     /// Whether a connection to `host` (as a URL names it) on `port` is this entry.
     fn matches(&self, host: &str, port: u16) -> bool {
-        self.host == HostName::new(host) && self.port.is_none_or(|p| p == port)
+        self.matches_endpoint(&Endpoint::new(host, port))
     }
+
+    /// Whether `endpoint` is this entry's host (and port, if it names one).
+    fn matches_endpoint(&self, endpoint: &Endpoint) -> bool {
+        self.host == endpoint.host && self.port.is_none_or(|p| p == endpoint.port)
+    }
+
+    /// Whether this entry covers `namespace` (`None`: the whole registry).
+    fn covers(&self, namespace: Option<&str>) -> bool {
+        self.namespace
+            .as_ref()
+            .is_none_or(|uri| uri.contains_namespace(namespace))
+    }
+}
+
+impl std::fmt::Display for AllowedHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(uri) = &self.namespace {
+            return write!(f, "{uri}");
+        }
+        match (&self.host, self.port) {
+            (HostName::Ip(IpAddr::V6(ip)), Some(port)) => write!(f, "[{ip}]:{port}"),
+            (HostName::Ip(IpAddr::V6(ip)), None) => write!(f, "[{ip}]"),
+            (HostName::Ip(IpAddr::V4(ip)), Some(port)) => write!(f, "{ip}:{port}"),
+            (HostName::Ip(IpAddr::V4(ip)), None) => write!(f, "{ip}"),
+            (HostName::Name(name), Some(port)) => write!(f, "{name}:{port}"),
+            (HostName::Name(name), None) => write!(f, "{name}"),
+        }
+    }
+}
+
+/// A registry namespace outside every allowlist entry that names its registry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{target}` is outside the paths allowlisted on {endpoint} ({}): the operator's `allow_registry` entries for this registry do not cover it",
+    allowed.join(", ")
+)]
+pub struct NamespaceDenied {
+    /// The registry uri or repository asked for.
+    pub target: String,
+    /// The registry's endpoint.
+    pub endpoint: String,
+    /// The entries naming that endpoint, each with its path.
+    pub allowed: Vec<String>,
 }
 
 /// A connection the address filter refused.
@@ -146,6 +269,44 @@ pub struct EgressDenied {
 }
 
 impl AddressFilter {
+    /// Whether an allowlist entry names `endpoint`, so that the entries,
+    /// not the public-address rule, decide where it may go.
+    pub fn allowlists(&self, endpoint: &Endpoint) -> bool {
+        match self {
+            AddressFilter::AllowAll => false,
+            AddressFilter::PublicOnly { allow } => {
+                allow.iter().any(|a| a.matches_endpoint(endpoint))
+            }
+        }
+    }
+
+    /// Refuses `namespace` (a repository path or a registry uri's path;
+    /// `None`: the whole registry) on `endpoint` when entries name the
+    /// endpoint but none of them covers it. A registry no entry names is
+    /// left to the address check. `target` is what the error quotes.
+    pub fn check_namespace(
+        &self,
+        endpoint: &Endpoint,
+        namespace: Option<&str>,
+        target: &str,
+    ) -> Result<(), NamespaceDenied> {
+        let AddressFilter::PublicOnly { allow } = self else {
+            return Ok(());
+        };
+        let naming: Vec<&AllowedHost> = allow
+            .iter()
+            .filter(|a| a.matches_endpoint(endpoint))
+            .collect();
+        if naming.is_empty() || naming.iter().any(|a| a.covers(namespace)) {
+            return Ok(());
+        }
+        Err(NamespaceDenied {
+            target: target.chars().take(300).collect(),
+            endpoint: endpoint.to_string(),
+            allowed: naming.iter().map(|a| a.to_string()).collect(),
+        })
+    }
+
     /// The addresses of `host:port` a connection may use; refused when none is left.
     pub fn check(
         &self,
@@ -517,18 +678,142 @@ mod tests {
     }
 
     #[test]
-    fn allowlist_entries_must_be_host_and_optional_port() {
+    fn allowlist_entries_must_be_host_optional_port_and_optional_path() {
         for bad in [
             "",
             "https://registry.io",
-            "registry.io/team",
             "registry.io/",
+            "registry.io/team/",
+            "registry.io/Team",
+            "registry.io/team:1",
+            "registry.io/team@sha256:abc",
+            "registry.io//team",
             "registry.io:port",
             "registry.io:99999",
             "user@registry.io",
             "[::1",
         ] {
-            assert!(AllowedHost::parse(bad).is_err(), "{bad:?}");
+            let err = AllowedHost::parse(bad).expect_err(bad);
+            assert!(err.to_string().contains("host[:port][/path]"), "{err}");
+        }
+        for (good, shown) in [
+            ("registry.io", "registry.io"),
+            ("Registry.IO:5000", "registry.io:5000"),
+            ("registry.io:5000/team-a", "registry.io:5000/team-a"),
+            ("[::1]:5000/team/sub", "[::1]:5000/team/sub"),
+            ("[0:0::1]:5000", "[::1]:5000"),
+        ] {
+            let entry = AllowedHost::parse(good).expect(good);
+            assert_eq!(entry.to_string(), shown);
+        }
+        let err = AllowedHost::parse("registry.io/Team")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lowercase"), "the grammar's reason: {err}");
+    }
+
+    fn endpoint(uri: &str) -> Endpoint {
+        Endpoint::of(&RegistryUri::parse(uri).expect(uri)).expect(uri)
+    }
+
+    #[test]
+    fn an_entry_with_a_path_covers_only_namespaces_inside_it() {
+        let allow = ["127.0.0.1:5000/team-a", "[::1]:5000/x/y", "10.0.0.5"]
+            .into_iter()
+            .map(|e| AllowedHost::parse(e).expect(e))
+            .collect();
+        let filter = AddressFilter::PublicOnly { allow };
+        let cases: &[(&str, Option<&str>, bool)] = &[
+            ("127.0.0.1:5000", Some("team-a"), true),
+            ("127.0.0.1:5000", Some("team-a/app"), true),
+            ("127.0.0.1:5000", Some("team-a/sub/app"), true),
+            ("127.0.0.1:5000", Some("team-a-evil"), false),
+            ("127.0.0.1:5000", Some("team-a-evil/app"), false),
+            ("127.0.0.1:5000", Some("team-b/app"), false),
+            ("127.0.0.1:5000", Some("team"), false),
+            ("127.0.0.1:5000", None, false),
+            ("[0::1]:5000", Some("x/y/z"), true),
+            ("[::1]:5000", Some("x"), false),
+            ("10.0.0.5:443", None, true),
+            ("10.0.0.5:5000", Some("anything"), true),
+            // No entry names these: the address check decides.
+            ("127.0.0.1:5001", Some("team-b"), true),
+            ("registry.io", None, true),
+        ];
+        for (registry, namespace, want) in cases {
+            let result = filter.check_namespace(&endpoint(registry), *namespace, registry);
+            assert_eq!(
+                result.is_ok(),
+                *want,
+                "{registry} {namespace:?}: {result:?}"
+            );
+        }
+        let err = filter
+            .check_namespace(
+                &endpoint("127.0.0.1:5000"),
+                Some("team-b"),
+                "127.0.0.1:5000/team-b",
+            )
+            .unwrap_err();
+        assert_eq!(err.allowed, vec!["127.0.0.1:5000/team-a".to_string()]);
+        assert!(err.to_string().contains("127.0.0.1:5000/team-b"), "{err}");
+        assert!(
+            AddressFilter::AllowAll
+                .check_namespace(&endpoint("127.0.0.1:5000"), None, "x")
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_path_entry_still_opens_its_host_and_port_to_connections() {
+        let allow = vec![AllowedHost::parse("127.0.0.1:5000/team-a").expect("entry")];
+        let filter = AddressFilter::PublicOnly { allow };
+        let loopback = addrs(&["127.0.0.1:5000"]);
+        assert!(filter.check("127.0.0.1", 5000, loopback.clone()).is_ok());
+        assert!(filter.check("127.0.0.1", 5001, loopback).is_err());
+        assert!(filter.allowlists(&endpoint("127.0.0.1:5000/anything")));
+        assert!(!filter.allowlists(&endpoint("127.0.0.1:5001")));
+        assert!(!AddressFilter::AllowAll.allowlists(&endpoint("127.0.0.1:5000")));
+    }
+
+    #[test]
+    fn a_tenants_entries_extend_the_server_wide_ones_and_allow_all_stays() {
+        let server = EgressPolicy::public_only(vec![AllowedHost::parse("a.internal").unwrap()]);
+        let own = [AllowedHost::parse("127.0.0.1:5000/team-a").unwrap()];
+        let tenant = server.with_allowed(&own);
+        assert!(tenant.addresses.allowlists(&endpoint("127.0.0.1:5000")));
+        assert!(tenant.addresses.allowlists(&endpoint("a.internal")));
+        assert!(!server.addresses.allowlists(&endpoint("127.0.0.1:5000")));
+        assert_eq!(
+            EgressPolicy::allow_all().with_allowed(&own),
+            EgressPolicy::allow_all()
+        );
+    }
+
+    #[test]
+    fn uris_overlap_when_one_contains_the_other_on_the_same_endpoint() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("127.0.0.1:5000/team-a", "127.0.0.1:5000/team-a", true),
+            ("127.0.0.1:5000/team-a", "127.0.0.1:5000/team-a/sub", true),
+            ("127.0.0.1:5000/team-a/sub", "127.0.0.1:5000/team-a", true),
+            ("127.0.0.1:5000/team-a", "127.0.0.1:5000", true),
+            ("127.0.0.1:5000", "127.0.0.1:5000", true),
+            ("127.0.0.1:5000/team-a", "127.0.0.1:5000/team-b", false),
+            ("127.0.0.1:5000/team-a", "127.0.0.1:5000/team-a-evil", false),
+            ("127.0.0.1:5000/team-a", "127.0.0.1:5001/team-a", false),
+            ("127.0.0.1:5000/team-a", "127.0.0.2:5000/team-a", false),
+            ("[::1]:5000/t", "[0:0::1]:5000/t/x", true),
+            ("Registry.io/t", "registry.io:443/t", true),
+            ("localhost/t", "localhost:80/t", true),
+            ("docker.io/library", "index.docker.io/library/x", true),
+        ];
+        for (a, b, want) in cases {
+            let (x, y) = (
+                RegistryUri::parse(a).expect(a),
+                RegistryUri::parse(b).expect(b),
+            );
+            assert_eq!(overlap(&x, &y), *want, "{a} ~ {b}");
+            assert_eq!(overlap(&y, &x), *want, "{b} ~ {a}");
         }
     }
 

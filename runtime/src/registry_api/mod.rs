@@ -28,8 +28,8 @@ use crate::reference::{DEFAULT_DOMAIN, RegistryUri, RepositoryPath, RepositoryPa
 use auth::Challenge;
 use client::RegistryClient;
 pub use egress::{
-    AddressFilter, AllowedHost, EgressConfigError, EgressDenied, EgressPolicy, RedirectRule,
-    Timeouts,
+    AddressFilter, AllowedHost, EgressConfigError, EgressDenied, EgressPolicy, Endpoint,
+    NamespaceDenied, RedirectRule, Timeouts,
 };
 
 /// Where Docker Hub's registry API lives (`docker.io` is its name in references).
@@ -132,15 +132,49 @@ impl RegistryApi {
         self.client.policy()
     }
 
+    /// Whether an allowlist entry of the policy names `registry`'s host and
+    /// port: it is reached through an operator's exception, not as a public
+    /// address.
+    pub fn allowlisted(&self, registry: &RegistryUri) -> bool {
+        Endpoint::of(registry).is_some_and(|e| self.policy().addresses.allowlists(&e))
+    }
+
+    /// Refuses `namespace` on `registry` (a repository path, or `None` for
+    /// the whole registry) when allowlist entries name the registry but
+    /// none covers that path. Pure: nothing is resolved or connected.
+    pub fn check_namespace(
+        &self,
+        registry: &RegistryUri,
+        namespace: Option<&str>,
+    ) -> Result<(), RegistryApiError> {
+        let endpoint = Endpoint::of(registry).ok_or_else(|| RegistryApiError::InvalidDomain {
+            domain: registry.domain().to_string(),
+        })?;
+        let target = match namespace {
+            Some(path) => format!("{}/{path}", registry.domain()),
+            None => registry.domain().to_string(),
+        };
+        self.policy()
+            .addresses
+            .check_namespace(&endpoint, namespace, &target)
+            .map_err(|denied| RegistryApiError::Refused {
+                domain: registry.domain().to_string(),
+                reason: denied.to_string(),
+            })
+    }
+
     /// Whether the egress policy lets the host (and the Docker engine, which
-    /// pushes there) reach `registry`: its name is resolved with the same
-    /// bounded resolver and judged by the same address filter as every
-    /// request. Says nothing about whether a registry answers there.
+    /// pushes there) reach `registry`: its path must be inside an allowlist
+    /// entry that names its registry, if any does ([`Self::check_namespace`]),
+    /// and its name is resolved with the same bounded resolver and judged by
+    /// the same address filter as every request. Says nothing about whether
+    /// a registry answers there.
     pub fn check_destination(
         &self,
         registry: &RegistryUri,
         timeout: Duration,
     ) -> Result<(), RegistryApiError> {
+        self.check_namespace(registry, registry.path())?;
         let url = api_url(registry, "v2/")?;
         let invalid = || RegistryApiError::InvalidDomain {
             domain: registry.domain().to_string(),
@@ -186,6 +220,7 @@ impl RegistryApi {
                 registry: registry.to_string(),
             });
         }
+        self.check_namespace(registry, Some(repository.as_str()))?;
         let exchange = self.client.exchange(registry.domain(), timeout);
         let url = api_url(registry, &format!("v2/{repository}/tags/list"))?;
 
@@ -523,6 +558,37 @@ mod tests {
         let allowed = RegistryApi::new(EgressPolicy::public_only(allow));
         let result =
             allowed.repository_exists(&uri(&addr), &path("team/app"), None, Duration::from_secs(5));
+        assert!(matches!(result, Ok(true)), "{result:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_path_entry_lets_lookups_inside_it_through_and_refuses_the_rest_unconnected()
+    -> std::io::Result<()> {
+        let (addr, seen) = scripted_server(vec![answer("200 OK", "")])?;
+        let allow = vec![AllowedHost::parse(&format!("{addr}/team")).expect("entry")];
+        let api = RegistryApi::new(EgressPolicy::public_only(allow));
+        let whole = uri(&addr);
+        for outside in ["team-evil/app", "other/app"] {
+            let result =
+                api.repository_exists(&whole, &path(outside), None, Duration::from_secs(5));
+            assert!(
+                matches!(&result, Err(RegistryApiError::Refused { reason, .. }) if reason.contains("outside the paths allowlisted")),
+                "{outside}: {result:?}"
+            );
+        }
+        let result = api.check_destination(&whole, Duration::from_secs(5));
+        assert!(
+            matches!(&result, Err(RegistryApiError::Refused { .. })),
+            "{result:?}"
+        );
+        assert_eq!(seen.try_iter().count(), 0, "no connection was made");
+        assert!(api.allowlisted(&whole));
+        assert!(
+            api.check_destination(&uri(&format!("{addr}/team/sub")), Duration::from_secs(5))
+                .is_ok()
+        );
+        let result = api.repository_exists(&whole, &path("team/app"), None, Duration::from_secs(5));
         assert!(matches!(result, Ok(true)), "{result:?}");
         Ok(())
     }

@@ -2,7 +2,8 @@
 //! when the tenant is created; the store keeps only its SHA-256, looked up
 //! by hash and compared in constant time. The admin token comes from the
 //! environment, is compared the same way, and is not a tenant token: admin
-//! endpoints accept only it, tenant endpoints never do.
+//! endpoints accept only it, tenant endpoints never do. The operator may set
+//! a metrics token too: then `/metrics` accepts only it.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -30,13 +31,14 @@ pub fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// The admin token's hash.
-pub struct AdminToken([u8; 32]);
+/// A token the operator set (the admin token, the metrics token): only its
+/// hash is kept, compared in constant time.
+pub struct OperatorToken([u8; 32]);
 
-impl AdminToken {
+impl OperatorToken {
     /// Keeps only the hash of `token`.
-    pub fn new(token: &str) -> AdminToken {
-        AdminToken(Sha256::digest(token.as_bytes()).into())
+    pub fn new(token: &str) -> OperatorToken {
+        OperatorToken(Sha256::digest(token.as_bytes()).into())
     }
 
     fn matches(&self, token: &str) -> bool {
@@ -69,6 +71,22 @@ impl FromRequestParts<AppState> for Admin {
         match bearer(parts) {
             Some(token) if state.admin.matches(token) => Ok(Admin),
             _ => Err(ApiError::unauthorized()),
+        }
+    }
+}
+
+/// A request that may read `/metrics`: any while the operator set no
+/// metrics token, else one bearing it.
+pub struct MetricsReader;
+
+impl FromRequestParts<AppState> for MetricsReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match (&state.metrics_token, bearer(parts)) {
+            (None, _) => Ok(MetricsReader),
+            (Some(expected), Some(token)) if expected.matches(token) => Ok(MetricsReader),
+            (Some(_), _) => Err(ApiError::unauthorized()),
         }
     }
 }

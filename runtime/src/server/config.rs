@@ -1,11 +1,13 @@
 //! The operator's settings: a TOML file (`--config`), flags that override
 //! it, and two secrets from the environment (the admin token and the path of
-//! the secrets key). Everything is checked before the server binds: a typo,
+//! the secrets key), with an optional third (the metrics token, or its file
+//! in the config). Everything is checked before the server binds: a typo,
 //! a contradiction or a missing secret stops it with a message.
 //!
 //! ```toml
 //! listen = "127.0.0.1:8080"
-//! allow_registry = ["127.0.0.1:5000"]   # egress exceptions, host[:port]
+//! allow_registry = ["127.0.0.1:5000"]   # egress exceptions for every tenant, host[:port][/path]
+//! allow_shared_registry_paths = false   # may two tenants hold overlapping paths of an allowlisted registry
 //! max_concurrent_calls = 8              # sandbox calls at once (pool size)
 //! max_queued_calls = 64                 # waiting calls; past it, 503
 //! max_running_jobs = 2                  # push jobs at once
@@ -15,6 +17,7 @@
 //! body_timeout_secs = 30                # longest pause between chunks of a body
 //! max_connections = 1024                # open connections; past it, 503 and close
 //! sweep_interval_secs = 600             # removal of dead uploads
+//! metrics_token_file = "/etc/flavorbox/metrics.token"   # /metrics needs it as a bearer token
 //!
 //! [quotas]                              # every tenant's default
 //! max_flavors = 50
@@ -27,12 +30,15 @@
 //! max_queued_calls = 16
 //! cpu_ms_per_minute = 30000
 //! max_upload_mib = 2048
+//! max_uploads_in_flight = 2             # uploads arriving or held by jobs; past it, 429
+//! max_upload_disk_mib = 4096            # their bytes on disk (default: 2 x max_upload_mib)
 //! max_jobs = 4                          # push jobs queued or running; past it, 429
 //! max_secrets = 100
 //! max_secret_kib = 256                  # all of a tenant's secrets together
 //!
 //! [tenants.acme]                        # one tenant's exceptions
 //! max_flavors = 200
+//! allow_registry = ["registry.internal:5000/acme"]   # egress exceptions for this tenant only
 //! ```
 
 use std::collections::HashMap;
@@ -49,6 +55,9 @@ use crate::registry_api::{AllowedHost, EgressPolicy};
 pub const ADMIN_TOKEN_ENV: &str = "FLAVORBOX_ADMIN_TOKEN";
 /// Environment variable naming the secrets key file.
 pub const SECRETS_KEY_ENV: &str = "FLAVORBOX_SECRETS_KEY_FILE";
+/// Environment variable holding the token `/metrics` requires (instead of
+/// `metrics_token_file`).
+pub const METRICS_TOKEN_ENV: &str = "FLAVORBOX_METRICS_TOKEN";
 /// Shortest admin token accepted.
 const MIN_ADMIN_TOKEN: usize = 32;
 
@@ -59,6 +68,9 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// The admin token (never logged).
     pub admin_token: String,
+    /// The token `/metrics` requires, if the operator set one (never logged);
+    /// without it `/metrics` is open.
+    pub metrics_token: Option<String>,
     /// Push jobs running at once.
     pub max_running_jobs: usize,
     /// How long in-flight requests and running jobs get at shutdown.
@@ -114,6 +126,7 @@ pub struct ServerFile {
     listen: Option<SocketAddr>,
     #[serde(default)]
     allow_registry: Vec<String>,
+    allow_shared_registry_paths: Option<bool>,
     max_concurrent_calls: Option<usize>,
     max_queued_calls: Option<usize>,
     queue_wait_ms: Option<u64>,
@@ -125,16 +138,19 @@ pub struct ServerFile {
     body_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
     sweep_interval_secs: Option<u64>,
+    metrics_token_file: Option<PathBuf>,
     #[serde(default)]
     quotas: QuotaFile,
     #[serde(default)]
     tenants: HashMap<String, QuotaFile>,
 }
 
-/// One quota table of the file.
+/// One quota table of the file: `[quotas]` or a `[tenants.NAME]`, which may
+/// also bind `allow_registry` entries to its tenant.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuotaFile {
+    allow_registry: Option<Vec<String>>,
     max_flavors: Option<u64>,
     max_registries: Option<u64>,
     max_wasm_mib: Option<u64>,
@@ -145,6 +161,8 @@ pub struct QuotaFile {
     max_queued_calls: Option<usize>,
     cpu_ms_per_minute: Option<u64>,
     max_upload_mib: Option<u64>,
+    max_uploads_in_flight: Option<usize>,
+    max_upload_disk_mib: Option<u64>,
     max_jobs: Option<u64>,
     max_secrets: Option<u64>,
     max_secret_kib: Option<u64>,
@@ -173,6 +191,13 @@ impl QuotaFile {
                 .max_upload_mib
                 .map(|m| m.saturating_mul(MIB))
                 .or(base.max_upload_bytes),
+            max_uploads_in_flight: self.max_uploads_in_flight.or(base.max_uploads_in_flight),
+            // Unset beside a new upload size: room for two such uploads.
+            max_upload_disk_bytes: self
+                .max_upload_disk_mib
+                .or(self.max_upload_mib.map(|m| m.saturating_mul(2)))
+                .map(|m| m.saturating_mul(MIB))
+                .or(base.max_upload_disk_bytes),
             max_jobs: self.max_jobs.or(base.max_jobs),
             max_secrets: self.max_secrets.or(base.max_secrets),
             max_secret_bytes: self
@@ -199,6 +224,8 @@ pub fn default_quota() -> TenantQuota {
         max_queued_calls: Some(16),
         cpu_per_minute: Some(Duration::from_secs(30)),
         max_upload_bytes: Some(2048 * MIB),
+        max_uploads_in_flight: Some(2),
+        max_upload_disk_bytes: Some(2 * 2048 * MIB),
         max_jobs: Some(4),
         max_secrets: Some(100),
         max_secret_bytes: Some(256 << 10),
@@ -254,11 +281,10 @@ pub fn load(
         )
     })?;
     let key = SecretKey::from_file(Path::new(&key_path))?;
+    let metrics_token = metrics_token(file.metrics_token_file.as_deref(), env(METRICS_TOKEN_ENV))?;
 
-    let mut allow = Vec::new();
-    for entry in file.allow_registry.iter().chain(&flags.allow_registry) {
-        allow.push(AllowedHost::parse(entry)?);
-    }
+    let allow = allowlist(&file, flags)?;
+    let tenant_allow = tenant_allowlists(&file)?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let calls = CallBounds {
         max_concurrent: flags
@@ -276,6 +302,8 @@ pub fn load(
         .collect();
     let mut builder = builder
         .egress(EgressPolicy::public_only(allow))
+        .tenant_allowlists(tenant_allow)
+        .shared_registry_paths(file.allow_shared_registry_paths.unwrap_or(false))
         .calls(calls)
         .quotas(Quotas { default, tenants })
         .secrets_key(key);
@@ -289,6 +317,7 @@ pub fn load(
             .or(file.listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
         admin_token,
+        metrics_token,
         max_running_jobs: file.max_running_jobs.unwrap_or(2).max(1),
         drain_timeout: seconds(
             "drain_timeout_secs",
@@ -337,6 +366,106 @@ pub fn load(
         )?,
     };
     Ok((config, options))
+}
+
+/// The server-wide allowlist (the file's `allow_registry`, then the
+/// `--allow-registry` flags). An entry without a path lets every tenant use
+/// every path of that registry: said once, at start, with how to bind it.
+fn allowlist(file: &ServerFile, flags: &ServeFlags) -> anyhow::Result<Vec<AllowedHost>> {
+    let from_file = file.allow_registry.iter().map(|e| ("allow_registry", e));
+    let from_flags = flags.allow_registry.iter().map(|e| ("--allow-registry", e));
+    let mut allow = Vec::new();
+    for (key, entry) in from_file.chain(from_flags) {
+        let parsed = allowed_host(key, entry)?;
+        if parsed.namespace().is_none() {
+            tracing::warn!(
+                entry = %parsed,
+                "`{key}` entry `{parsed}` has no path: every tenant may use any path on that registry (tenants are still refused overlapping paths unless `allow_shared_registry_paths = true`); to reserve a namespace for one tenant, bind it in its table instead, e.g. `[tenants.NAME] allow_registry = [\"{parsed}/NAME\"]`"
+            );
+        }
+        allow.push(parsed);
+    }
+    Ok(allow)
+}
+
+/// The allowlist entries bound to tenants (`[tenants.NAME] allow_registry`);
+/// `[quotas]` cannot hold any, since it is every tenant's default.
+fn tenant_allowlists(file: &ServerFile) -> anyhow::Result<HashMap<String, Vec<AllowedHost>>> {
+    if file.quotas.allow_registry.is_some() {
+        anyhow::bail!(
+            "invalid server config: `quotas.allow_registry` is not a key: put entries every tenant may use in the top-level `allow_registry`, and one tenant's in `[tenants.NAME] allow_registry`"
+        );
+    }
+    let mut bound = HashMap::new();
+    for (tenant, table) in &file.tenants {
+        let Some(entries) = &table.allow_registry else {
+            continue;
+        };
+        let key = format!("tenants.{tenant}.allow_registry");
+        crate::app::check_tenant_name(tenant)
+            .map_err(|e| anyhow::anyhow!("invalid server config: `{key}`: {e}"))?;
+        let parsed = entries
+            .iter()
+            .map(|entry| allowed_host(&key, entry))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        bound.insert(tenant.clone(), parsed);
+    }
+    Ok(bound)
+}
+
+/// One allowlist entry; an error names the key it came from.
+fn allowed_host(key: &str, entry: &str) -> anyhow::Result<AllowedHost> {
+    AllowedHost::parse(entry).map_err(|e| anyhow::anyhow!("invalid server config: `{key}`: {e}"))
+}
+
+/// Longest bearer token a request may carry (see `auth::bearer`).
+const MAX_BEARER: usize = 512;
+
+/// The token `/metrics` requires: from `metrics_token_file` (private to the
+/// server's user, like the secrets key; surrounding whitespace such as a
+/// final newline is not part of it) or from the environment, not both; at
+/// least [`MIN_ADMIN_TOKEN`] characters, all of them visible ASCII, since it
+/// travels in a header.
+fn metrics_token(file: Option<&Path>, env: Option<String>) -> anyhow::Result<Option<String>> {
+    let env = env.filter(|t| !t.is_empty());
+    let (token, source) = match (file, env) {
+        (None, None) => return Ok(None),
+        (Some(path), Some(_)) => anyhow::bail!(
+            "both `metrics_token_file = {:?}` and {METRICS_TOKEN_ENV} are set: keep one",
+            path.display().to_string()
+        ),
+        (None, Some(token)) => (token, METRICS_TOKEN_ENV.to_string()),
+        (Some(path), None) => {
+            let source = format!("metrics token file {}", path.display());
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read the {source}: {e}"))?;
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(path)
+                .map_err(|e| anyhow::anyhow!("cannot read the {source}: {e}"))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                anyhow::bail!(
+                    "the {source} may be read by group or others (mode {:o}): `chmod 600 {}`",
+                    mode & 0o777,
+                    path.display()
+                );
+            }
+            (text.trim().to_string(), source)
+        }
+    };
+    let length = token.chars().count();
+    if !(MIN_ADMIN_TOKEN..=MAX_BEARER).contains(&length) {
+        anyhow::bail!(
+            "the {source} holds {length} characters: use {MIN_ADMIN_TOKEN} to {MAX_BEARER} random ones, e.g. `head -c 32 /dev/urandom | base64`"
+        );
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        anyhow::bail!(
+            "the {source} holds spaces, control or non-ASCII characters: a bearer token is visible ASCII, e.g. `head -c 32 /dev/urandom | base64`"
+        );
+    }
+    Ok(Some(token))
 }
 
 /// A count from the file, its default when absent; out of `range` is an
@@ -470,6 +599,190 @@ mod tests {
             let err = load_text(text).expect_err(text).to_string();
             assert!(err.contains(key) && err.contains("out of range"), "{err}");
         }
+    }
+
+    #[test]
+    fn allowlist_entries_bind_paths_to_tenants_and_bad_ones_name_their_key() {
+        use crate::reference::RegistryUri;
+        use crate::registry_api::Endpoint;
+        let dir = tempfile::tempdir().unwrap();
+        let key = key_file(dir.path());
+        let load_with = |text: &str, flag: Option<&str>| {
+            let path = dir.path().join("allow.toml");
+            std::fs::write(&path, text).unwrap();
+            let flags = ServeFlags {
+                config: Some(path),
+                allow_registry: flag.into_iter().map(str::to_string).collect(),
+                ..ServeFlags::default()
+            };
+            load(
+                crate::app::AppConfig::builder(dir.path().join("home")),
+                &flags,
+                env_with(&key),
+            )
+        };
+        let at = |uri: &str| Endpoint::of(&RegistryUri::parse(uri).unwrap()).unwrap();
+        let (app, _) = load_with(
+            "allow_registry = [\"127.0.0.1:5000/shared\"]\nallow_shared_registry_paths = true\n[tenants.acme]\nallow_registry = [\"127.0.0.1:6000/team-a\", \"10.0.0.1\"]\nmax_flavors = 3\n[tenants.globex]\nmax_flavors = 4\n",
+            Some("registry.internal:5000"),
+        )
+        .expect("valid");
+        assert!(app.shares_registry_paths());
+        assert_eq!(
+            app.quota("acme").max_flavors,
+            Some(3),
+            "quota keys still work"
+        );
+        assert_eq!(app.quota("globex").max_flavors, Some(4));
+        let acme = app.egress_for("acme");
+        for uri in [
+            "127.0.0.1:6000",
+            "10.0.0.1:5000",
+            "127.0.0.1:5000",
+            "registry.internal:5000",
+        ] {
+            assert!(acme.addresses.allowlists(&at(uri)), "acme: {uri}");
+        }
+        for tenant in ["globex", "anyone"] {
+            let policy = app.egress_for(tenant);
+            assert!(
+                !policy.addresses.allowlists(&at("127.0.0.1:6000")),
+                "{tenant}"
+            );
+            assert!(!policy.addresses.allowlists(&at("10.0.0.1")), "{tenant}");
+            assert!(
+                policy.addresses.allowlists(&at("127.0.0.1:5000")),
+                "{tenant}"
+            );
+        }
+        let (app, _) = load_with("", None).expect("valid");
+        assert!(!app.shares_registry_paths(), "sharing is off by default");
+
+        for (text, flag, needle) in [
+            (
+                "allow_registry = [\"https://r.io\"]",
+                None,
+                "`allow_registry`",
+            ),
+            ("allow_registry = [\"r.io/Team\"]", None, "lowercase"),
+            ("allow_registry = [\"r.io/team/\"]", None, "trailing"),
+            ("", Some("r.io:port"), "`--allow-registry`"),
+            (
+                "[tenants.acme]\nallow_registry = [\"r.io/a b\"]",
+                None,
+                "`tenants.acme.allow_registry`",
+            ),
+            (
+                "[tenants.\"bad name\"]\nallow_registry = [\"r.io/x\"]",
+                None,
+                "`tenants.bad name.allow_registry`",
+            ),
+            (
+                "[quotas]\nallow_registry = [\"r.io/x\"]",
+                None,
+                "`quotas.allow_registry`",
+            ),
+            (
+                "allow_shared_registry_paths = \"yes\"",
+                None,
+                "allow_shared_registry_paths",
+            ),
+            ("allow_registry = \"r.io\"", None, "allow_registry"),
+        ] {
+            let err = load_with(text, flag).expect_err(text).to_string();
+            assert!(err.contains(needle), "{text} {flag:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_metrics_token_comes_from_its_private_file_or_the_environment_and_is_checked() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let key = key_file(dir.path());
+        let token = "m".repeat(40);
+        let file = dir.path().join("metrics.token");
+        std::fs::write(&file, format!("{token}\n")).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config = dir.path().join("server.toml");
+        std::fs::write(
+            &config,
+            format!("metrics_token_file = {:?}\n", file.display().to_string()),
+        )
+        .unwrap();
+        let flags = ServeFlags {
+            config: Some(config),
+            ..ServeFlags::default()
+        };
+        let builder = || crate::app::AppConfig::builder(dir.path().join("home"));
+        let (_, options) = load(builder(), &flags, env_with(&key)).expect("from the file");
+        assert_eq!(
+            options.metrics_token.as_deref(),
+            Some(token.as_str()),
+            "the final newline is not part of it"
+        );
+        let (_, options) = load(builder(), &ServeFlags::default(), env_with(&key)).expect("none");
+        assert_eq!(options.metrics_token, None, "unset: /metrics is open");
+
+        assert_eq!(
+            metrics_token(None, Some(token.clone())).unwrap(),
+            Some(token.clone())
+        );
+        assert_eq!(metrics_token(None, Some(String::new())).unwrap(), None);
+        let missing = dir.path().join("missing");
+        for (file, env, needle) in [
+            (Some(file.as_path()), Some(token.clone()), "keep one"),
+            (None, Some("short".to_string()), "5 characters"),
+            (None, Some("x".repeat(600)), "600 characters"),
+            (None, Some(format!("{token} x")), "visible ASCII"),
+            (Some(missing.as_path()), None, "cannot read"),
+        ] {
+            let err = metrics_token(file, env).expect_err(needle).to_string();
+            assert!(err.contains(needle), "{needle}: {err}");
+            assert!(!err.contains(&token), "the token is never shown: {err}");
+        }
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = metrics_token(Some(&file), None).unwrap_err().to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn upload_bounds_default_to_two_uploads_and_twice_the_upload_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = key_file(dir.path());
+        let config = dir.path().join("server.toml");
+        std::fs::write(
+            &config,
+            "[quotas]\nmax_upload_mib = 10\n[tenants.wide]\nmax_uploads_in_flight = 5\nmax_upload_disk_mib = 100\n[tenants.big]\nmax_upload_mib = 30\n",
+        )
+        .unwrap();
+        let flags = ServeFlags {
+            config: Some(config),
+            ..ServeFlags::default()
+        };
+        let (app, _) = load(
+            crate::app::AppConfig::builder(dir.path().join("home")),
+            &flags,
+            env_with(&key),
+        )
+        .expect("valid");
+        let bounds = |tenant: &str| {
+            let quota = app.quota(tenant);
+            (quota.max_uploads_in_flight, quota.max_upload_disk_bytes)
+        };
+        assert_eq!(bounds("anyone"), (Some(2), Some(20 * MIB)));
+        assert_eq!(bounds("wide"), (Some(5), Some(100 * MIB)));
+        assert_eq!(
+            bounds("big"),
+            (Some(2), Some(60 * MIB)),
+            "a table's own upload size sets its disk default"
+        );
+        assert_eq!(
+            (
+                default_quota().max_uploads_in_flight,
+                default_quota().max_upload_disk_bytes
+            ),
+            (Some(2), Some(4096 * MIB))
+        );
     }
 
     #[test]

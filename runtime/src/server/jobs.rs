@@ -1,7 +1,9 @@
-//! `POST /v1/registries/{name}/push` and `GET /v1/jobs/{id}`: the upload is
-//! streamed to a private file (size-capped as it arrives, each chunk within
-//! the edge's body timeout), recorded as a job, and pushed in the background
-//! by a bounded number of workers. The job loads the tarball under a name
+//! `POST /v1/registries/{name}/push` and `GET /v1/jobs/{id}`: the target and
+//! the tenant's quotas are checked before any byte of the body is read; the
+//! upload is streamed to a private file (size-capped as it arrives, each
+//! chunk within the edge's body timeout, counted against the tenant's
+//! uploads on disk), recorded as a job, and pushed in the background by a
+//! bounded number of workers. The job loads the tarball under a name
 //! private to it, pushes, and removes what it loaded; its status lives in
 //! the store.
 //!
@@ -10,7 +12,7 @@
 //! and marked `interrupted` too. The uploads a live job or request holds are
 //! known here, so the periodic sweep ([`super::sweep`]) removes only dead ones.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,7 +22,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -32,7 +34,7 @@ use utoipa::IntoParams;
 use super::AppState;
 use super::auth::Authenticated;
 use super::error::{ApiError, ErrorBody};
-use crate::app::{App, AppError, JobInfo, PushRequest, Tenant};
+use crate::app::{App, AppError, JobInfo, PushRequest, Tenant, TenantQuota};
 
 /// Directory of `home` that uploads are streamed to.
 pub(crate) const UPLOADS_DIR: &str = "uploads";
@@ -40,6 +42,10 @@ pub(crate) const UPLOADS_DIR: &str = "uploads";
 /// tag may be in the engine (written before the push, removed after its
 /// clean-up): what a kill leaves there is swept at the next start.
 pub(crate) const ENGINE_MARKS_DIR: &str = "engine-jobs";
+
+/// Seconds a tenant at its bound of uploads is told to wait: an upload is
+/// held until its push job ends.
+const UPLOAD_RETRY_SECS: u64 = 10;
 
 /// The background workers, and the uploads live requests and jobs hold.
 pub(crate) struct Jobs {
@@ -49,8 +55,17 @@ pub(crate) struct Jobs {
     stopping: watch::Sender<bool>,
     tasks: Mutex<JoinSet<()>>,
     live: Mutex<HashSet<OsString>>,
+    held: Mutex<HashMap<String, Held>>,
     uploads: PathBuf,
     engine_marks: PathBuf,
+}
+
+/// One tenant's uploads, from before the first byte arrives until their
+/// push jobs end: how many, and their bytes on disk.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Held {
+    uploads: usize,
+    bytes: u64,
 }
 
 impl Jobs {
@@ -62,6 +77,7 @@ impl Jobs {
             stopping: watch::Sender::new(false),
             tasks: Mutex::new(JoinSet::new()),
             live: Mutex::new(HashSet::new()),
+            held: Mutex::new(HashMap::new()),
             uploads: home.join(UPLOADS_DIR),
             engine_marks: home.join(ENGINE_MARKS_DIR),
         }
@@ -122,6 +138,53 @@ impl Jobs {
         })
         .await;
         aborted
+    }
+
+    /// A place for one more upload of `tenant` within its quota (uploads in
+    /// flight, bytes on disk), taken before any byte of the body is read;
+    /// `declared` is the body's length when the client said it. Past a
+    /// bound the answer is 429; a declared body that could never fit the
+    /// tenant's disk bound alone is 413.
+    pub(crate) fn claim_upload(
+        self: &Arc<Self>,
+        tenant: &str,
+        quota: &TenantQuota,
+        declared: Option<u64>,
+    ) -> Result<UploadClaim, AppError> {
+        let mut held = lock(&self.held);
+        let now = held.get(tenant).copied().unwrap_or_default();
+        if let Some(max) = quota.max_uploads_in_flight
+            && now.uploads >= max
+        {
+            return Err(AppError::Quota {
+                what: format!(
+                    "at most {max} uploads may be arriving or waiting for their push jobs at once"
+                ),
+                retry_after_secs: UPLOAD_RETRY_SECS,
+            });
+        }
+        // A declared length is counted at once, so two uploads that could
+        // not both fit are not both half received before one is refused.
+        let reserved = declared.unwrap_or(0);
+        if let Some(max) = quota.max_upload_disk_bytes {
+            let wanted = reserved.max(1);
+            if wanted > max {
+                return Err(AppError::UploadTooLarge { max });
+            }
+            if now.bytes.saturating_add(wanted) > max {
+                return Err(disk_quota(max));
+            }
+        }
+        let now = held.entry(tenant.to_string()).or_default();
+        now.uploads += 1;
+        now.bytes = now.bytes.saturating_add(reserved);
+        Ok(UploadClaim {
+            jobs: self.clone(),
+            tenant: tenant.to_string(),
+            max_disk: quota.max_upload_disk_bytes,
+            written: 0,
+            counted: reserved,
+        })
     }
 
     /// Whether the upload file `name` (or a rewrite of it, `load-NAME-*`)
@@ -215,11 +278,72 @@ pub(crate) fn private_dir(dir: &FsPath) -> std::io::Result<()> {
     builder.create(dir)
 }
 
-/// An upload on disk, live for the sweep until dropped; dropping removes it.
+/// The refusal of bytes past a tenant's bound of uploads on disk.
+fn disk_quota(max: u64) -> AppError {
+    AppError::Quota {
+        what: format!(
+            "the uploads arriving or waiting for their push jobs may hold at most {} MiB on disk together",
+            max >> 20
+        ),
+        retry_after_secs: UPLOAD_RETRY_SECS,
+    }
+}
+
+/// One upload's place in its tenant's share, and the bytes counted for it
+/// (its declared length, or what it wrote when that is more); dropping it
+/// gives both back.
+pub(crate) struct UploadClaim {
+    jobs: Arc<Jobs>,
+    tenant: String,
+    max_disk: Option<u64>,
+    written: u64,
+    counted: u64,
+}
+
+impl UploadClaim {
+    /// Counts `more` bytes about to be written, unless they take the
+    /// tenant's uploads past its bound on disk (413 when this upload
+    /// alone would, 429 when it is the tenant's uploads together).
+    fn grow(&mut self, more: u64) -> Result<(), AppError> {
+        let written = self.written.saturating_add(more);
+        let extra = written.saturating_sub(self.counted);
+        let mut held = lock(&self.jobs.held);
+        let held = held.entry(self.tenant.clone()).or_default();
+        if let Some(max) = self.max_disk {
+            if written > max {
+                return Err(AppError::UploadTooLarge { max });
+            }
+            if held.bytes.saturating_add(extra) > max {
+                return Err(disk_quota(max));
+            }
+        }
+        held.bytes = held.bytes.saturating_add(extra);
+        self.counted = self.counted.max(written);
+        self.written = written;
+        Ok(())
+    }
+}
+
+impl Drop for UploadClaim {
+    fn drop(&mut self) {
+        let mut held = lock(&self.jobs.held);
+        if let Some(now) = held.get_mut(&self.tenant) {
+            now.uploads = now.uploads.saturating_sub(1);
+            now.bytes = now.bytes.saturating_sub(self.counted);
+            if now.uploads == 0 {
+                held.remove(&self.tenant);
+            }
+        }
+    }
+}
+
+/// An upload on disk, live for the sweep until dropped; dropping removes it
+/// (and then gives back its place in its tenant's share).
 pub(crate) struct Upload {
     path: Option<tempfile::TempPath>,
     name: OsString,
     jobs: Arc<Jobs>,
+    claim: Option<UploadClaim>,
 }
 
 impl Upload {
@@ -233,7 +357,14 @@ impl Upload {
             path: Some(path),
             name,
             jobs,
+            claim: None,
         }
+    }
+
+    /// This upload, counted in its tenant's share by `claim`.
+    fn claimed(mut self, claim: UploadClaim) -> Upload {
+        self.claim = Some(claim);
+        self
     }
 
     fn path(&self) -> PathBuf {
@@ -246,9 +377,11 @@ impl Upload {
 
 impl Drop for Upload {
     fn drop(&mut self) {
-        // The file goes first: the sweep never sees it unheld and present.
+        // The file goes first: the sweep never sees it unheld and present,
+        // and its bytes count until they are gone.
         drop(self.path.take());
         lock(&self.jobs.live).remove(&self.name);
+        drop(self.claim.take());
     }
 }
 
@@ -298,8 +431,9 @@ pub struct PushQuery {
         (status = 400, description = "Bad reference or query", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 408, description = "The upload stalled", body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 429, body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 422, description = "The image lies outside the registry (answered before the body is read)", body = ErrorBody),
+        (status = 429, description = "The tenant's push jobs, uploads in flight or upload bytes on disk are at their bound", body = ErrorBody),
         (status = 503, description = "Overloaded, shutting down, or the state is unavailable", body = ErrorBody),
         (status = 507, description = "The server's disk is full", body = ErrorBody),
     ))]
@@ -308,6 +442,7 @@ pub async fn push(
     Authenticated(tenant): Authenticated,
     Path(name): Path<String>,
     query: Result<Query<PushQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| {
@@ -317,10 +452,11 @@ pub async fn push(
         return Err(stopping());
     }
     let app = state.app.tenant(&tenant);
-    // Cheap refusals before the upload: the reference parses, the
-    // component exists, the job quota has room.
-    crate::app::parse_image(&query.image)?;
-    app.describe_component(&name).await?;
+    // Refusals before any byte of the upload is read: the host's checks of
+    // the target (the reference parses, the component exists, the image
+    // lies inside its registry), the job quota, the tenant's uploads in
+    // flight and on disk.
+    app.check_push_target(&name, &query.image).await?;
     if let Some(max) = app.quota().max_jobs
         && state
             .app
@@ -337,11 +473,18 @@ pub async fn push(
         }
         .into());
     }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let claim = state
+        .jobs
+        .claim_upload(tenant.name(), app.quota(), declared)?;
     let max = app
         .quota()
         .max_upload_bytes
         .unwrap_or(state.options.max_upload_bytes);
-    let upload = receive(&state, body, max).await?;
+    let upload = receive(&state, body, max, claim).await?;
     // A drain that began during the upload starts no job for it.
     if state.jobs.is_stopping() {
         return Err(stopping());
@@ -363,15 +506,21 @@ pub async fn push(
     Ok(response)
 }
 
-/// Streams the body to a private file, refusing it once it passes `max`; a
-/// stalled body is a 408, a full disk a 507, and either way the file goes.
-async fn receive(state: &AppState, body: Body, max: u64) -> Result<Upload, ApiError> {
+/// Streams the body to a private file, refusing it once it passes `max` or
+/// its tenant's bound on disk (`claim`); a stalled body is a 408, a full
+/// disk a 507, and either way the file goes.
+async fn receive(
+    state: &AppState,
+    body: Body,
+    max: u64,
+    claim: UploadClaim,
+) -> Result<Upload, ApiError> {
     let dir = state.jobs.uploads_dir().to_path_buf();
     let disk = |e: std::io::Error| write_error(&dir, e);
     private_dir(&dir).map_err(disk)?;
     let temp = tempfile::NamedTempFile::with_prefix_in("upload-", &dir).map_err(disk)?;
     let (file, path) = temp.into_parts();
-    let upload = Upload::new(path, state.jobs.clone());
+    let mut upload = Upload::new(path, state.jobs.clone()).claimed(claim);
     let mut file = tokio::fs::File::from_std(file);
     let mut received: u64 = 0;
     let mut stream = body.into_data_stream();
@@ -386,6 +535,9 @@ async fn receive(state: &AppState, body: Body, max: u64) -> Result<Upload, ApiEr
         received = received.saturating_add(chunk.len() as u64);
         if received > max {
             return Err(AppError::UploadTooLarge { max }.into());
+        }
+        if let Some(claim) = upload.claim.as_mut() {
+            claim.grow(chunk.len() as u64)?;
         }
         file.write_all(&chunk).await.map_err(disk)?;
     }
@@ -464,6 +616,63 @@ mod tests {
         }
         let other = write_error(dir, std::io::Error::from_raw_os_error(libc::EACCES));
         assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn a_tenants_uploads_are_bounded_in_number_and_bytes_until_they_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let jobs = Arc::new(Jobs::new(1, dir.path()));
+        let quota = TenantQuota {
+            max_uploads_in_flight: Some(2),
+            max_upload_disk_bytes: Some(100),
+            ..TenantQuota::unlimited()
+        };
+        let code = |result: Result<UploadClaim, AppError>| match result {
+            Ok(_) => "claimed",
+            Err(e) => e.code(),
+        };
+        let mut first = jobs.claim_upload("t", &quota, None).expect("first");
+        first.grow(60).expect("within the bound");
+        assert_eq!(
+            code(jobs.claim_upload("t", &quota, Some(50))),
+            "quota_exceeded",
+            "60 held and 50 declared pass 100"
+        );
+        assert_eq!(
+            code(jobs.claim_upload("t", &quota, Some(101))),
+            "too_large",
+            "alone past the bound: it never fits"
+        );
+        let mut second = jobs.claim_upload("t", &quota, Some(30)).expect("fits");
+        second.grow(30).expect("what it declared");
+        second.grow(10).expect("exactly at the bound");
+        let err = second.grow(1).expect_err("past the bound together");
+        assert_eq!(err.code(), "quota_exceeded");
+        assert!(err.retry_after_secs().is_some());
+        let err = jobs
+            .claim_upload("t", &quota, Some(0))
+            .err()
+            .expect("two in flight");
+        assert!(err.to_string().contains("at most 2 uploads"), "{err}");
+        assert_eq!(
+            code(jobs.claim_upload("other", &quota, Some(100))),
+            "claimed",
+            "another tenant has its own share"
+        );
+        drop(first);
+        let third = jobs
+            .claim_upload("t", &quota, Some(60))
+            .expect("room again");
+        assert_eq!(
+            lock(&jobs.held).get("t").copied(),
+            Some(Held {
+                uploads: 2,
+                bytes: 100
+            }),
+            "a declared length counts before its bytes arrive"
+        );
+        drop((second, third));
+        assert!(lock(&jobs.held).is_empty(), "everything given back");
     }
 
     #[tokio::test]

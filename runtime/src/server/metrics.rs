@@ -20,6 +20,7 @@ use prometheus_client::registry::Registry;
 use tracing::Instrument;
 
 use super::AppState;
+use super::auth::MetricsReader;
 use crate::app::App;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -188,10 +189,14 @@ impl Metrics {
     }
 }
 
-/// `GET /metrics`.
+/// `GET /metrics`: open, or with the operator's metrics token when one is set.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "application/openmetrics-text")))]
-pub(crate) async fn render(State(state): State<AppState>) -> Response {
+    security((), ("metrics" = [])),
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "application/openmetrics-text"),
+        (status = 401, description = "The server requires its metrics token and the request did not bear it", body = super::error::ErrorBody),
+    ))]
+pub(crate) async fn render(State(state): State<AppState>, _reader: MetricsReader) -> Response {
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &state.metrics.registry) {
         return super::error::ApiError::internal(e).into_response();

@@ -47,7 +47,9 @@ const MAX_JSON_BYTES: usize = 1 << 20;
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) app: Arc<App>,
-    pub(crate) admin: Arc<auth::AdminToken>,
+    pub(crate) admin: Arc<auth::OperatorToken>,
+    /// Set: `/metrics` requires it.
+    pub(crate) metrics_token: Option<Arc<auth::OperatorToken>>,
     pub(crate) metrics: Arc<metrics::Metrics>,
     pub(crate) jobs: Arc<jobs::Jobs>,
     pub(crate) ready: Arc<AtomicBool>,
@@ -129,8 +131,18 @@ pub async fn serve(app: App, options: ServeOptions) -> anyhow::Result<()> {
         );
     }
     warn_if_few_descriptors(options.edge.max_connections);
+    if options.metrics_token.is_none() {
+        tracing::warn!(
+            "/metrics has no token: it shows every tenant's activity (requests, errors, sandbox load) to anyone who can reach the server; set `metrics_token_file` in the config or {} to require one",
+            config::METRICS_TOKEN_ENV
+        );
+    }
     let state = AppState {
-        admin: Arc::new(auth::AdminToken::new(&options.admin_token)),
+        admin: Arc::new(auth::OperatorToken::new(&options.admin_token)),
+        metrics_token: options
+            .metrics_token
+            .as_deref()
+            .map(|token| Arc::new(auth::OperatorToken::new(token))),
         metrics: Arc::new(metrics::Metrics::new(app.clone())),
         jobs: Arc::new(jobs::Jobs::new(
             options.max_running_jobs,

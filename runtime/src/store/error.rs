@@ -79,6 +79,15 @@ pub enum StoreError {
         /// The quota, in bytes.
         max: u64,
     },
+    /// A registry component's uri overlaps a path another tenant's component
+    /// uses on an allow-listed registry (the other tenant is not named).
+    #[error(
+        "`{uri}` overlaps a path another tenant uses on this allow-listed registry; ask the operator"
+    )]
+    PathTaken {
+        /// The uri that was refused.
+        uri: String,
+    },
     /// A row changed between reading it and writing it back.
     #[error("{kind} `{name}` was changed by another command meanwhile: run the command again")]
     Conflict {

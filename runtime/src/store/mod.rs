@@ -19,6 +19,7 @@
 
 mod accounts;
 mod blob;
+mod egress_paths;
 mod error;
 mod jobs;
 mod records;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::backend::{Connection, Database};
 use super::blob::{self, BlobStore};
+use super::egress_paths::require_no_overlap;
 use super::error::{
     COMPONENT, FLAVOR, SECRET, StoreError, already_exists, component_write_error, not_found,
 };
@@ -307,11 +308,23 @@ impl TenantStore {
     /// Creates a registry component; its secret, if named, must exist. The
     /// store sets both timestamps and version 1.
     pub async fn insert_component(&self, r: &ComponentRecord) -> Result<(), StoreError> {
+        self.insert_component_guarded(r, None).await
+    }
+
+    /// [`Self::insert_component`], refused with [`StoreError::PathTaken`]
+    /// when `overlaps` holds for a uri another tenant's component uses,
+    /// decided in the insert's transaction (`egress_paths`).
+    pub async fn insert_component_guarded(
+        &self,
+        r: &ComponentRecord,
+        overlaps: Option<&(dyn Fn(&str) -> bool + Send + Sync)>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.db.begin_write().await?;
         if let Some(secret) = &r.secret {
             require_secret(&mut tx, &self.tenant, secret).await?;
         }
         require_flavor_digest(&mut tx, &self.tenant, r).await?;
+        require_no_overlap(&mut tx, &self.tenant, &r.uri, overlaps).await?;
         require_room(
             &mut tx,
             "components",
@@ -349,6 +362,17 @@ impl TenantStore {
     /// writer changed the component since, the update is refused with
     /// [`StoreError::Conflict`] instead of silently undoing that change.
     pub async fn update_component(&self, r: &ComponentRecord) -> Result<(), StoreError> {
+        self.update_component_guarded(r, None).await
+    }
+
+    /// [`Self::update_component`], refused with [`StoreError::PathTaken`]
+    /// when `overlaps` holds for a uri another tenant's component uses,
+    /// decided in the update's transaction (`egress_paths`).
+    pub async fn update_component_guarded(
+        &self,
+        r: &ComponentRecord,
+        overlaps: Option<&(dyn Fn(&str) -> bool + Send + Sync)>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.db.begin_write().await?;
         // The row is written first so that a missing or changed component is
         // reported as such before anything about its new contents; a check
@@ -390,6 +414,7 @@ impl TenantStore {
             require_secret(&mut tx, &self.tenant, secret).await?;
         }
         require_flavor_digest(&mut tx, &self.tenant, r).await?;
+        require_no_overlap(&mut tx, &self.tenant, &r.uri, overlaps).await?;
         tx.commit().await?;
         Ok(())
     }
