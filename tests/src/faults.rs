@@ -337,32 +337,6 @@ pub fn files(dir: &Path) -> Vec<(String, PathBuf)> {
     files
 }
 
-/// `bytes` (a component) with a custom section appended: a valid component
-/// with the same metadata and another digest, i.e. new content to store.
-pub fn with_custom_section(bytes: &[u8], label: &str) -> Vec<u8> {
-    fn leb128(mut n: usize, out: &mut Vec<u8>) {
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(byte);
-                return;
-            }
-            out.push(byte | 0x80);
-        }
-    }
-    let name = b"flavorbox-fault";
-    let mut content = Vec::new();
-    leb128(name.len(), &mut content);
-    content.extend_from_slice(name);
-    content.extend_from_slice(label.as_bytes());
-    let mut out = bytes.to_vec();
-    out.push(0); // custom section id
-    leb128(content.len(), &mut out);
-    out.extend_from_slice(&content);
-    out
-}
-
 /// A mount made by a test, unmounted when dropped (also on a panic).
 pub struct Mount {
     path: PathBuf,

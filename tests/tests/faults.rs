@@ -22,7 +22,6 @@ use std::time::{Duration, Instant, SystemTime};
 use flavorbox_tests::faults::{
     Expected, Mount, NO_KILL, Outcome, Rng, StalledEngine, assert_integrity, assert_no_litter,
     cli_json, cli_killed_after, cli_ok, cli_state, files, names, sha256_file, sql, trials,
-    with_custom_section,
 };
 use flavorbox_tests::server::{Answer, Server, ServerOptions};
 use flavorbox_tests::{guest_bytes, guest_path, run_cli};
@@ -551,7 +550,7 @@ fn a_full_disk_refuses_writes_with_507_and_writes_work_again_once_space_is_freed
     cli_write(&cli_home, CliWrite::CreateSecret, "kept");
     cli_write(&cli_home, CliWrite::RegisterRegistry, "kept");
     // New content (another digest) that needs room for its blob and code.
-    let variant = with_custom_section(&wasm, "a full disk");
+    let variant = flavorbox::bench::distinct_variant(&wasm, 0xfa11);
     let variant_file = dir.path().join("variant.wasm");
     std::fs::write(&variant_file, &variant).unwrap();
     let variant_file = variant_file.display().to_string();
