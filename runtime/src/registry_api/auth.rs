@@ -75,8 +75,16 @@ pub(crate) fn basic(credentials: &Credentials) -> String {
 }
 
 /// The realm as a URL credentials may be sent to: https, or http when the
-/// registry is on loopback; no user information of its own.
-fn realm_url(realm: &str, loopback_registry: bool) -> Result<Url, &'static str> {
+/// registry is on loopback; no user information of its own; on the
+/// registry's own host or a sibling under its parent domain (Docker Hub's
+/// `registry-1.docker.io` sends tokens from `auth.docker.io`, GitLab's
+/// `registry.gitlab.com` from `gitlab.com`), never on a host the registry
+/// merely names.
+fn realm_url(
+    realm: &str,
+    loopback_registry: bool,
+    registry_host: &str,
+) -> Result<Url, &'static str> {
     let url = Url::parse(realm).map_err(|_| "is not a URL")?;
     match url.scheme() {
         "https" => {}
@@ -86,7 +94,33 @@ fn realm_url(realm: &str, loopback_registry: bool) -> Result<Url, &'static str> 
     if !url.username().is_empty() || url.password().is_some() {
         return Err("carries user information; refusing it");
     }
+    if !realm_host_belongs(url.host_str().unwrap_or_default(), registry_host) {
+        return Err(
+            "is not on the registry's host or its domain; refusing to send credentials there",
+        );
+    }
     Ok(url)
+}
+
+/// Whether `realm` is `registry` itself or a host under `registry`'s parent
+/// domain (which must have at least two labels: `registry.io` does not make
+/// every `.io` host a sibling, and an IP address has no parent).
+fn realm_host_belongs(realm: &str, registry: &str) -> bool {
+    let realm = realm.trim_end_matches('.').to_ascii_lowercase();
+    let registry = registry.trim_end_matches('.').to_ascii_lowercase();
+    if realm.is_empty() {
+        return false;
+    }
+    if realm == registry {
+        return true;
+    }
+    if registry.parse::<std::net::IpAddr>().is_ok() || registry.starts_with('[') {
+        return false;
+    }
+    let Some((_, parent)) = registry.split_once('.') else {
+        return false;
+    };
+    parent.contains('.') && (realm == parent || realm.ends_with(&format!(".{parent}")))
 }
 
 /// Fetches a Bearer token from `realm` (with Basic credentials when given),
@@ -98,8 +132,9 @@ pub(crate) fn fetch_token(
     scope: &str,
     credentials: Option<&Credentials>,
     loopback_registry: bool,
+    registry_host: &str,
 ) -> Result<String, RegistryApiError> {
-    let mut url = realm_url(realm, loopback_registry).map_err(|why| {
+    let mut url = realm_url(realm, loopback_registry, registry_host).map_err(|why| {
         let shown: String = realm.chars().take(200).collect();
         exchange.protocol(&format!("token realm `{shown}` {why}"))
     })?;
@@ -178,10 +213,59 @@ mod tests {
             ("", true, false),
         ];
         for (realm, loopback, want) in cases {
+            // Each realm on its own registry's host: only the scheme and
+            // user information decide here.
+            let host = Url::parse(realm)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_default();
             assert_eq!(
-                realm_url(realm, *loopback).is_ok(),
+                realm_url(realm, *loopback, &host).is_ok(),
                 *want,
                 "{realm} (loopback registry: {loopback})"
+            );
+        }
+    }
+
+    #[test]
+    fn a_realm_is_on_the_registrys_host_or_under_its_parent_domain() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("https://auth.docker.io/token", "registry-1.docker.io", true),
+            ("https://gitlab.com/jwt/auth", "registry.gitlab.com", true),
+            ("https://ghcr.io/token", "ghcr.io", true),
+            (
+                "https://gitlab.example.com/jwt/auth",
+                "registry.example.com",
+                true,
+            ),
+            (
+                "https://registry.example.com/token",
+                "registry.example.com",
+                true,
+            ),
+            ("http://127.0.0.1:5000/token", "127.0.0.1", true),
+            // Anywhere else the registry names is refused.
+            (
+                "https://attacker.example/token",
+                "registry.example.com",
+                false,
+            ),
+            (
+                "https://example.com.attacker.example/token",
+                "registry.example.com",
+                false,
+            ),
+            ("https://evil.io/token", "registry.io", false),
+            ("https://other.io/token", "ghcr.io", false),
+            ("http://127.0.0.2:5000/token", "127.0.0.1", false),
+            ("http://10.0.0.1/token", "127.0.0.1", false),
+        ];
+        for (realm, registry, want) in cases {
+            let loopback = registry.starts_with("127.");
+            assert_eq!(
+                realm_url(realm, loopback, registry).is_ok(),
+                *want,
+                "{realm} for registry {registry}"
             );
         }
     }

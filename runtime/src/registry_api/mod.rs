@@ -258,6 +258,7 @@ impl RegistryApi {
                     &scope,
                     credentials,
                     registry.is_loopback(),
+                    url.host_str().unwrap_or_default(),
                 )?;
                 format!("Bearer {token}")
             }
