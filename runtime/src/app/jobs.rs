@@ -44,6 +44,14 @@ pub fn new_job_id() -> Result<String, AppError> {
     Ok(hex::encode(bytes))
 }
 
+/// The refusal of a job past the tenant's `max` jobs at once.
+fn jobs_quota(max: u64) -> AppError {
+    AppError::Quota {
+        what: format!("at most {max} push jobs may be queued or running at once"),
+        retry_after_secs: 5,
+    }
+}
+
 fn to_json(detail: &Detail) -> String {
     match serde_json::to_string(detail) {
         Ok(text) => text,
@@ -85,14 +93,24 @@ impl TenantApp<'_> {
             .await;
         match inserted {
             Err(crate::store::StoreError::QuotaExceeded { max, .. }) => {
-                return Err(AppError::Quota {
-                    what: format!("at most {max} push jobs may be queued or running at once"),
-                    retry_after_secs: 5,
-                });
+                return Err(jobs_quota(max));
             }
             other => other?,
         }
         self.job(id).await
+    }
+
+    /// Refuses early (before an upload is read) when the tenant already has
+    /// as many jobs queued or running as its quota allows;
+    /// [`create_job`](Self::create_job) decides again in the transaction
+    /// that reserves the slot.
+    pub async fn check_job_room(&self) -> Result<(), AppError> {
+        if let Some(max) = self.quota.max_jobs
+            && self.store.active_jobs().await? >= max
+        {
+            return Err(jobs_quota(max));
+        }
+        Ok(())
     }
 
     /// A job of this tenant.

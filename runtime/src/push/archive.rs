@@ -51,11 +51,7 @@ pub async fn push_archive(
     credentials: Option<&Credentials>,
     on_event: &mut (dyn FnMut(PushEvent) + Send),
 ) -> Result<PushOutcome, PushError> {
-    let valid_job = (8..=64).contains(&job.len())
-        && job
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
-    if !valid_job {
+    if !is_job_id(job) {
         return Err(PushError::BadArchive(format!(
             "invalid job id `{}`",
             job.chars().take(80).collect::<String>()
@@ -130,6 +126,15 @@ async fn tag_and_push(
     let pushed = push_image(docker, target_ref, credentials, on_event).await;
     remove_tag(docker, &full).await;
     pushed
+}
+
+/// Whether `job` has the shape of a job id (8 to 64 of `[a-z0-9]`), the only
+/// text a job's private engine name is made from.
+pub fn is_job_id(job: &str) -> bool {
+    (8..=64).contains(&job.len())
+        && job
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
 }
 
 /// The name a job's uploaded image is loaded under in the engine, private

@@ -22,7 +22,7 @@ use crate::reference::Reference;
 
 mod archive;
 
-pub use archive::{job_tag, push_archive};
+pub use archive::{is_job_id, job_tag, push_archive};
 
 /// One progress item of a push, as the engine reports it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]

@@ -457,22 +457,7 @@ pub async fn push(
     // lies inside its registry), the job quota, the tenant's uploads in
     // flight and on disk.
     app.check_push_target(&name, &query.image).await?;
-    if let Some(max) = app.quota().max_jobs
-        && state
-            .app
-            .store()
-            .tenant(tenant.name())
-            .active_jobs()
-            .await
-            .map_err(AppError::from)?
-            >= max
-    {
-        return Err(AppError::Quota {
-            what: format!("at most {max} push jobs may be queued or running at once"),
-            retry_after_secs: 5,
-        }
-        .into());
-    }
+    app.check_job_room().await?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

@@ -96,11 +96,7 @@ fn marked_jobs(dir: &Path) -> Vec<(String, PathBuf)> {
         .filter_map(|entry| {
             let name = entry.file_name().into_string().ok()?;
             // The shape of a job id, so a stray file never names an image.
-            let valid = (8..=64).contains(&name.len())
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
-            valid.then(|| (name, entry.path()))
+            crate::push::is_job_id(&name).then(|| (name, entry.path()))
         })
         .collect()
 }
