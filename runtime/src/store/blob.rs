@@ -27,8 +27,10 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// content, refuses any other name with [`StoreError::InvalidDigest`], and
 /// checks on every read that the content still hashes to its name
 /// ([`StoreError::CorruptBlob`]): a blob is trusted because of its name, not
-/// because of where it was kept. There is no `remove`: blobs are shared by
-/// content, so deleting one safely needs a sweep over every tenant's rows.
+/// because of where it was kept. Blobs are shared by content, so only the
+/// store removes one, under the database's write lock and only when no
+/// tenant's row names it ([`Store::collect_blob`](super::Store::collect_blob),
+/// [`Store::sweep`](super::Store::sweep)).
 pub trait BlobStore: Send + Sync + fmt::Debug {
     /// Stores `bytes` and returns their SHA-256 (lowercase hex); storing the same bytes again is a no-op.
     fn put(&self, bytes: &[u8]) -> Result<String, StoreError>;
@@ -44,7 +46,8 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
 
     /// Removes the blob named `sha256`; removing a missing blob is not an error.
     ///
-    /// Only for a digest no tenant references any more ([`Store::flavor_blob_in_use`](super::Store::flavor_blob_in_use)).
+    /// Only for a digest no tenant references any more, under the write
+    /// lock ([`Store::collect_blob`](super::Store::collect_blob)).
     fn remove(&self, sha256: &str) -> Result<(), StoreError>;
 }
 

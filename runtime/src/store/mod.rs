@@ -243,17 +243,7 @@ fn host_key(path: &Path, code_dir: &Path) -> Result<[u8; 32], StoreError> {
     }
     let mut key = [0u8; 32];
     getrandom::fill(&mut key).map_err(|e| io_error(path, std::io::Error::other(e.to_string())))?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    // Created 0600, named so that a sweep knows a dead writer's leftover.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&temp_prefix())
-        .tempfile_in(dir)
-        .map_err(|e| io_error(dir, e))?;
-    std::io::Write::write_all(&mut tmp, &key).map_err(|e| io_error(tmp.path(), e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| io_error(tmp.path(), e))?;
-    match tmp.persist_noclobber(path) {
+    match state::synced_temp_beside(path, &key)?.persist_noclobber(path) {
         Ok(_) => Ok(key),
         Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => read(path)?
             .and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok())

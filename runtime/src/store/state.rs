@@ -126,18 +126,28 @@ pub(super) async fn check_identity(db: &Database, home: &Path) -> Result<(), Sto
 
 /// Writes the marker atomically, owner-only.
 fn write_marker(path: &Path, id: &str) -> Result<(), StoreError> {
+    synced_temp_beside(path, format!("{id}\n").as_bytes())?
+        .persist(path)
+        .map_err(|e| io_error(path, e.error))?;
+    Ok(())
+}
+
+/// `bytes` in an owner-only temporary file next to `path`, synced, named so
+/// that a sweep knows a dead writer's leftover: ready to be moved into place.
+pub(super) fn synced_temp_beside(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<tempfile::NamedTempFile, StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(&temp_prefix())
         .tempfile_in(dir)
         .map_err(|e| io_error(dir, e))?;
-    std::io::Write::write_all(&mut tmp, format!("{id}\n").as_bytes())
-        .map_err(|e| io_error(tmp.path(), e))?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(|e| io_error(tmp.path(), e))?;
     tmp.as_file()
         .sync_all()
         .map_err(|e| io_error(tmp.path(), e))?;
-    tmp.persist(path).map_err(|e| io_error(path, e.error))?;
-    Ok(())
+    Ok(tmp)
 }
 
 /// The prefix of every temporary file the store and the sandbox write:
