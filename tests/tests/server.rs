@@ -46,28 +46,66 @@ fn save(image: &str, to: &std::path::Path) {
     });
 }
 
-fn engine_has(reference: &str) -> bool {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let docker = services::docker().await.expect("engine");
-        docker.inspect_image(reference).await.is_ok()
-    })
+/// Runs skopeo (loopback registries over plain HTTP); its stdout.
+fn skopeo(args: &[&str]) -> String {
+    let mut command = std::process::Command::new("skopeo");
+    command.args(["--insecure-policy"]).args(args);
+    let out = command.output().expect("skopeo runs");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn private_tags() -> Vec<String> {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let docker = services::docker().await.expect("engine");
-        let images = docker
-            .list_images(None::<bollard::query_parameters::ListImagesOptions>)
-            .await
-            .expect("list images");
-        images
-            .into_iter()
-            .flat_map(|i| i.repo_tags)
-            .filter(|t| t.starts_with("flavorbox-job/"))
-            .collect()
-    })
+/// Uploads the archive at `tarball` as a push of `image` through component
+/// `component`; the job id.
+fn push_upload(
+    server: &Server,
+    token: &str,
+    component: &str,
+    image: &str,
+    tarball: &std::path::Path,
+) -> String {
+    let bytes = std::fs::read(tarball).unwrap();
+    let accepted = server
+        .request(
+            "POST",
+            &format!(
+                "/v1/registries/{component}/push?image={}",
+                image.replace(':', "%3A").replace('/', "%2F")
+            ),
+            Some(token),
+            Some(("application/x-tar", &bytes)),
+        )
+        .unwrap();
+    assert_eq!(accepted.status, 202, "{}", accepted.text);
+    accepted.body["id"].as_str().unwrap().to_string()
+}
+
+/// The image pulled back from the registry has the saved image's config
+/// and layer contents (diff ids), so an engine can run what was pushed.
+fn assert_pulls_as_saved(image: &str, tarball: &std::path::Path, (user, password): (&str, &str)) {
+    let saved = skopeo(&[
+        "inspect",
+        "--config",
+        &format!("docker-archive:{}", tarball.display()),
+    ]);
+    let pushed = skopeo(&[
+        "inspect",
+        "--config",
+        "--tls-verify=false",
+        "--creds",
+        &format!("{user}:{password}"),
+        &format!("docker://{image}"),
+    ]);
+    let diff_ids = |config: &str| {
+        let v: Value = serde_json::from_str(config).expect("config JSON");
+        v["rootfs"]["diff_ids"].clone()
+    };
+    assert_eq!(diff_ids(&saved), diff_ids(&pushed), "{pushed}");
+    assert!(diff_ids(&pushed).as_array().is_some_and(|a| !a.is_empty()));
 }
 
 fn wait_job(server: &Server, token: &str, id: &str) -> Value {
@@ -98,7 +136,11 @@ fn the_whole_flow_pushes_an_uploaded_image_with_the_tenants_secret() {
         dir.path(),
         &ServerOptions {
             allow: vec![s.auth_registry.clone()],
-            env: vec![("DOCKER_HOST".into(), s.docker_host.clone())],
+            // No engine: the server pushes uploads over the registry's API.
+            env: vec![(
+                "DOCKER_HOST".into(),
+                format!("unix://{}/no-engine.sock", dir.path().display()),
+            )],
             ..Default::default()
         },
     )
@@ -167,24 +209,7 @@ fn the_whole_flow_pushes_an_uploaded_image_with_the_tenants_secret() {
 
     let tarball = dir.path().join("app.tar");
     save(&image, &tarball);
-    assert!(
-        !engine_has(&image),
-        "the tenant's tag is gone before the push"
-    );
-    let bytes = std::fs::read(&tarball).unwrap();
-    let accepted = server
-        .request(
-            "POST",
-            &format!(
-                "/v1/registries/prod/push?image={}",
-                image.replace(':', "%3A").replace('/', "%2F")
-            ),
-            Some(&token),
-            Some(("application/x-tar", &bytes)),
-        )
-        .unwrap();
-    assert_eq!(accepted.status, 202, "{}", accepted.text);
-    let id = accepted.body["id"].as_str().unwrap().to_string();
+    let id = push_upload(&server, &token, "prod", &image, &tarball);
     let job = wait_job(&server, &token, &id);
     assert_eq!(job["status"], "succeeded", "{job}");
     let digest = services::registry_manifest_digest(
@@ -199,16 +224,39 @@ fn the_whole_flow_pushes_an_uploaded_image_with_the_tenants_secret() {
         digest.as_str(),
         "the job reports the registry's digest"
     );
-    // Only this job's tag: other tests share the engine.
-    let own = format!("flavorbox-job/{id}:");
-    assert!(
-        !private_tags().iter().any(|t| t.starts_with(&own)),
-        "nothing the job loaded is left: {:?}",
-        private_tags()
-    );
-    assert!(
-        !engine_has(&image),
-        "the target tag is removed after the push"
+    assert_pulls_as_saved(&image, &tarball, (&s.auth_user, &s.auth_password));
+
+    // The same image as an OCI archive (what skopeo writes, and `docker
+    // save` on a containerd-store engine): its manifest goes up byte for
+    // byte, so the registry's digest is the archive's own.
+    let oci = dir.path().join("app-oci.tar");
+    skopeo(&[
+        "copy",
+        &format!("docker-archive:{}", tarball.display()),
+        &format!("oci-archive:{}:v2", oci.display()),
+    ]);
+    let image2 = format!("{}/acme/app:v2", s.auth_registry);
+    let id2 = push_upload(&server, &token, "prod", &image2, &oci);
+    let job2 = wait_job(&server, &token, &id2);
+    assert_eq!(job2["status"], "succeeded", "{job2}");
+    let digest2 = services::registry_manifest_digest(
+        &s.auth_registry,
+        "acme/app",
+        "v2",
+        Some((&s.auth_user, &s.auth_password)),
+    )
+    .expect("registry digest");
+    assert_eq!(job2["digest"], digest2.as_str());
+    let inspected = skopeo(&[
+        "inspect",
+        "--format",
+        "{{.Digest}}",
+        &format!("oci-archive:{}:v2", oci.display()),
+    ]);
+    assert_eq!(
+        digest2,
+        inspected.trim(),
+        "the OCI archive's manifest is pushed as it is"
     );
 
     // A job of another tenant is a missing job.
@@ -1148,83 +1196,23 @@ fn sigterm_exits_within_the_drain_timeout_despite_stalled_clients_and_removes_th
 }
 
 #[test]
-fn a_start_removes_what_killed_pushes_left_and_only_its_own_engine_tags() {
-    let s = services::services();
+fn a_start_removes_what_killed_pushes_left_and_touches_no_engine() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    // What a kill -9 mid-push leaves: the upload, its rewrite, the job's
-    // engine mark and its private tag. Beside it, another server's tag.
+    // What a kill -9 mid-push leaves: the upload. Beside it, the engine
+    // records an older server kept, and an engine that never answers: this
+    // server pushes without one, so it never asks it anything.
     let uploads = home.join("uploads");
     std::fs::create_dir_all(&uploads).unwrap();
     std::fs::write(uploads.join("upload-AbC123"), b"half a tarball").unwrap();
-    std::fs::write(uploads.join("load-upload-AbC123-XyZ789"), b"half a rewrite").unwrap();
-    let ours = format!("{:032x}", std::process::id() as u128 * 7919 + 1);
-    let theirs = format!("{:032x}", std::process::id() as u128 * 7919 + 2);
-    std::fs::create_dir_all(home.join("engine-jobs")).unwrap();
-    std::fs::write(home.join("engine-jobs").join(&ours), b"").unwrap();
-    let ours_tag = format!("flavorbox-job/{ours}:loaded");
-    let theirs_tag = format!("flavorbox-job/{theirs}:loaded");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        services::make_image(&ours_tag).await.expect("our tag");
-        services::make_image(&theirs_tag).await.expect("their tag");
-    });
-
-    let mut server = Server::start_with(
-        dir.path(),
-        home.clone(),
-        format!("admin-{}", "x".repeat(40)),
-        &ServerOptions {
-            env: vec![("DOCKER_HOST".into(), s.docker_host.clone())],
-            ..Default::default()
-        },
-    )
-    .expect("server");
-    assert!(
-        upload_files(&server).is_empty(),
-        "{:?}",
-        upload_files(&server)
-    );
-    assert!(!engine_has(&ours_tag), "the killed job's tag is removed");
-    assert!(
-        !home.join("engine-jobs").join(&ours).exists(),
-        "and its mark with it"
-    );
-    assert!(
-        engine_has(&theirs_tag),
-        "a tag this server never marked is not its to remove"
-    );
-    let (status, log) = server.stop().expect("stop");
-    assert!(status.success(), "{log}");
-    assert!(
-        log.contains("removed the uploads of interrupted pushes")
-            && log.contains("removed the image tags of interrupted push jobs"),
-        "{log}"
-    );
-    rt.block_on(async {
-        let docker = services::docker().await.expect("engine");
-        let _ = docker
-            .remove_image(
-                &theirs_tag,
-                None::<bollard::query_parameters::RemoveImageOptions>,
-                None,
-            )
-            .await;
-    });
-}
-
-#[test]
-fn a_start_with_an_engine_that_never_answers_is_not_held_up_by_engine_marks() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
     let mark = home
         .join("engine-jobs")
         .join("0123456789abcdef0123456789abcdef");
     std::fs::create_dir_all(mark.parent().unwrap()).unwrap();
     std::fs::write(&mark, b"").unwrap();
-    // A socket that takes connections into its backlog and never answers.
     let socket = dir.path().join("silent-engine.sock");
-    let _silent = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let silent = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    silent.set_nonblocking(true).unwrap();
     let mut server = Server::start_with(
         dir.path(),
         home.clone(),
@@ -1234,14 +1222,24 @@ fn a_start_with_an_engine_that_never_answers_is_not_held_up_by_engine_marks() {
             ..Default::default()
         },
     )
-    .expect("the server starts although the engine never answers");
+    .expect("server");
+    assert!(
+        upload_files(&server).is_empty(),
+        "{:?}",
+        upload_files(&server)
+    );
+    assert!(!mark.exists(), "the older server's records go");
     let (status, log) = server.stop().expect("stop");
     assert!(status.success(), "{log}");
     assert!(
-        log.contains("the Docker engine did not answer in time"),
+        log.contains("removed the uploads of interrupted pushes")
+            && log.contains("this one uses no engine"),
         "{log}"
     );
-    assert!(mark.exists(), "the mark waits for a start with an engine");
+    assert!(
+        silent.accept().is_err(),
+        "the server never connected to the engine"
+    );
 }
 
 /// Reads one answer: its head and as much body as its `content-length`
@@ -1432,4 +1430,370 @@ fn metrics_require_the_operators_token_when_one_is_set_and_an_open_one_is_warned
         log.contains("/metrics has no token") && log.contains("every tenant"),
         "{log}"
     );
+}
+
+#[test]
+fn failed_authentications_from_one_address_get_429_while_valid_tokens_are_still_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &ServerOptions {
+            config: Some("auth_failure_burst = 5\nauth_failures_per_sec = 1\n".into()),
+            ..Default::default()
+        },
+    )
+    .expect("server");
+    let good = server.tenant("good").unwrap();
+    assert_eq!(
+        server.get("/v1/registries", Some(&good)).unwrap().status,
+        200
+    );
+    // Many valid requests first: they are never charged.
+    for _ in 0..30 {
+        assert_eq!(
+            server.get("/v1/registries", Some(&good)).unwrap().status,
+            200
+        );
+    }
+
+    // Guesses of every shape from loopback: the burst, then 429.
+    let guess = format!("fbx_{}", "0".repeat(64));
+    let shapes = [Some(guess.as_str()), None, Some("not-a-token")];
+    let mut refused = None;
+    for attempt in 0..60 {
+        let answer = server
+            .get("/v1/registries", shapes[attempt % shapes.len()])
+            .unwrap();
+        match answer.status {
+            401 => assert_eq!(answer.body["error"]["code"], "unauthorized"),
+            429 => {
+                refused = Some((attempt, answer));
+                break;
+            }
+            other => panic!("attempt {attempt}: {other} {}", answer.text),
+        }
+    }
+    let (attempt, answer) = refused.expect("429 within 60 failed authentications");
+    assert!(
+        attempt >= 5,
+        "the burst of 5 is answered 401 first: {attempt}"
+    );
+    assert_eq!(
+        answer.body["error"]["code"], "rate_limited",
+        "{}",
+        answer.text
+    );
+    assert!(
+        answer.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Retry-After")),
+        "{}",
+        answer.text
+    );
+    assert!(answer.retry_after.is_some(), "with Retry-After");
+
+    // While the address is limited (a guess just before and just after
+    // gets 429; a refill in between makes the round try again), a known
+    // tenant token and the admin token are served, and so are the health
+    // endpoints.
+    let mut proven = false;
+    for round in 0..10 {
+        if server.get("/v1/registries", Some(&guess)).unwrap().status != 429 {
+            continue;
+        }
+        let served = server.get("/v1/registries", Some(&good)).unwrap();
+        assert_eq!(served.status, 200, "{}", served.text);
+        let admin = server
+            .json(
+                "POST",
+                "/v1/tenants",
+                Some(&server.admin),
+                &json!({"name": format!("later{round}")}),
+            )
+            .unwrap();
+        assert_eq!(admin.status, 201, "{}", admin.text);
+        assert_eq!(server.get("/healthz", None).unwrap().status, 200);
+        assert_eq!(server.get("/readyz", None).unwrap().status, 200);
+        if server.get("/v1/registries", None).unwrap().status == 429 {
+            proven = true;
+            break;
+        }
+    }
+    assert!(proven, "valid requests were served between two 429s");
+
+    let metrics = server.get("/metrics", None).unwrap();
+    assert!(
+        metrics.text.contains("code=\"rate_limited\""),
+        "{}",
+        metrics.text
+    );
+
+    // A bucket, not a ban: once it refills, a guess is answered 401 again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = server.get("/v1/registries", Some(&guess)).unwrap();
+        if answer.status == 401 {
+            break;
+        }
+        assert_eq!(answer.status, 429, "{}", answer.text);
+        assert!(Instant::now() < deadline, "the bucket never refilled");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_push_past_the_job_deadline_is_stopped_and_marked_failed_with_a_message_saying_so() {
+    let s = services::services();
+    // A registry that accepts connections and never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let registry = silent.local_addr().unwrap().to_string();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    {
+        let accepted = accepted.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in silent.incoming().flatten() {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                held.push(stream);
+            }
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(
+        dir.path(),
+        &ServerOptions {
+            allow: vec![registry.clone()],
+            config: Some("job_timeout_secs = 1\n".into()),
+            env: vec![("DOCKER_HOST".into(), s.docker_host.clone())],
+            ..Default::default()
+        },
+    )
+    .expect("server");
+    let token = server.tenant("patient").unwrap();
+    let component = server
+        .json(
+            "PUT",
+            "/v1/registries/r",
+            Some(&token),
+            &json!({"flavor": "default", "uri": registry}),
+        )
+        .unwrap();
+    assert_eq!(component.status, 201, "{}", component.text);
+    let image = format!("{registry}/deadline/app:1");
+    let tarball = dir.path().join("app.tar");
+    save(&image, &tarball);
+    let bytes = std::fs::read(&tarball).unwrap();
+    let accepted_job = server
+        .request(
+            "POST",
+            &format!(
+                "/v1/registries/r/push?image={}",
+                image.replace(':', "%3A").replace('/', "%2F")
+            ),
+            Some(&token),
+            Some(("application/x-tar", &bytes)),
+        )
+        .unwrap();
+    assert_eq!(accepted_job.status, 202, "{}", accepted_job.text);
+    let id = accepted_job.body["id"].as_str().unwrap().to_string();
+
+    let job = wait_job(&server, &token, &id);
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["error"]["code"], "job_timeout", "{job}");
+    let message = job["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("job deadline of 1 s") && message.contains("job_timeout_secs"),
+        "{message}"
+    );
+    assert!(
+        accepted.load(Ordering::SeqCst) > 0,
+        "the push reached the silent registry and hung there"
+    );
+    // Its upload is gone, and the server carries on.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !upload_files(&server).is_empty() {
+        assert!(Instant::now() < deadline, "{:?}", upload_files(&server));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        server.get("/v1/registries", Some(&token)).unwrap().status,
+        200
+    );
+    let (_, log) = server.stop().unwrap();
+    assert!(log.contains("past the job deadline"), "{log}");
+}
+
+/// The compiled-code files of the server's cache, sorted.
+fn code_files(server: &Server) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(server.home.join("cache").join("code"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".cwasm"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// A counter or gauge of the server's open `/metrics`, by its exposed
+/// name and labels (`flavorbox_compiles_admitted_total`).
+fn metric(server: &Server, name: &str) -> f64 {
+    let text = server.get("/metrics", None).expect("metrics").text;
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .and_then(|value| value.trim().parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+fn compiles(server: &Server) -> f64 {
+    metric(server, "flavorbox_compiles_admitted_total")
+}
+
+#[test]
+fn a_name_held_by_other_content_is_refused_uncompiled_and_no_refusal_keeps_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &ServerOptions::default()).expect("server");
+    let token = server.tenant("acme").unwrap();
+    let hostile = guest_bytes("guest-hostile");
+    let first = wasm(&server, &token, "hostile", &hostile);
+    assert_eq!(first.status, 201, "{}", first.text);
+    let files = code_files(&server);
+    let compiled = compiles(&server);
+    assert!(compiled >= 1.0, "the first upload was compiled");
+
+    // New content under the taken name: 409 with no compile and no code.
+    let other = flavorbox::bench::distinct_variant(&hostile, 0xc0de);
+    for _ in 0..3 {
+        let taken = wasm(&server, &token, "hostile", &other);
+        assert_eq!(taken.status, 409, "{}", taken.text);
+        assert_eq!(taken.body["error"]["code"], "conflict", "{}", taken.text);
+    }
+    assert_eq!(
+        compiles(&server),
+        compiled,
+        "a refused name compiled nothing"
+    );
+    assert_eq!(code_files(&server), files, "and left no code");
+
+    // The same content again is answered without a compile.
+    let again = wasm(&server, &token, "hostile", &hostile);
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(compiles(&server), compiled);
+
+    // Without a name the component must run to say what it is called: it
+    // is compiled (admitted, counted), refused, and keeps no code.
+    let unnamed = server
+        .request(
+            "POST",
+            "/v1/flavors",
+            Some(&token),
+            Some(("application/wasm", &other)),
+        )
+        .unwrap();
+    assert_eq!(unnamed.status, 409, "{}", unnamed.text);
+    assert_eq!(compiles(&server), compiled + 1.0);
+    assert_eq!(
+        code_files(&server),
+        files,
+        "a refused compile keeps no code"
+    );
+}
+
+#[test]
+fn a_second_tenant_uploading_the_same_bytes_compiles_its_own_code_and_never_hits_the_firsts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &ServerOptions::default()).expect("server");
+    let a = server.tenant("alpha").unwrap();
+    let b = server.tenant("beta").unwrap();
+    let bytes = flavorbox::bench::distinct_variant(&guest_bytes("guest-hostile"), 0xab);
+    let before = compiles(&server);
+    let first = wasm(&server, &a, "hostile", &bytes);
+    assert_eq!(first.status, 201, "{}", first.text);
+    let sha = first.body["sha256"].as_str().expect("sha256").to_string();
+    let own = |server: &Server| -> Vec<String> {
+        code_files(server)
+            .into_iter()
+            .filter(|n| n.starts_with(&sha))
+            .collect()
+    };
+    assert_eq!(compiles(&server), before + 1.0);
+    let alpha_files = own(&server);
+    assert_eq!(alpha_files.len(), 1, "{alpha_files:?}");
+
+    // beta's upload of the very same bytes is a compile of its own, into
+    // a file of its own: nothing about it depends on alpha's upload.
+    let second = wasm(&server, &b, "hostile", &bytes);
+    assert_eq!(second.status, 201, "{}", second.text);
+    assert_eq!(compiles(&server), before + 2.0, "beta compiled");
+    let both = own(&server);
+    assert_eq!(both.len(), 2, "beta's code is its own file: {both:?}");
+    assert!(both.contains(&alpha_files[0]));
+
+    // beta's delete takes its own code only; alpha's flavor still loads.
+    let deleted = server
+        .request("DELETE", "/v1/flavors/hostile", Some(&b), None)
+        .unwrap();
+    assert_eq!(deleted.status, 204, "{}", deleted.text);
+    assert_eq!(own(&server), alpha_files);
+    let listed = server.get("/v1/flavors/hostile", Some(&a)).unwrap();
+    assert_eq!(listed.status, 200, "{}", listed.text);
+}
+
+#[test]
+fn a_tenant_past_its_compile_budget_gets_429_and_others_still_compile() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &ServerOptions {
+            config: Some("[tenants.greedy]\ncpu_ms_per_minute = 1\n".into()),
+            ..Default::default()
+        },
+    )
+    .expect("server");
+    let greedy = server.tenant("greedy").unwrap();
+    let good = server.tenant("good").unwrap();
+    let hostile = guest_bytes("guest-hostile");
+    let first = wasm(&server, &greedy, "hostile", &hostile);
+    assert_eq!(first.status, 201, "{}", first.text);
+    let files = code_files(&server);
+    assert!(
+        metric(&server, "flavorbox_compile_cpu_microseconds_total") >= 1000.0,
+        "the compile's CPU time was charged"
+    );
+
+    // Its one compile spent the minute's budget: new content is refused
+    // before it is compiled.
+    let compiled = compiles(&server);
+    let more = server
+        .request(
+            "POST",
+            "/v1/flavors",
+            Some(&greedy),
+            Some((
+                "application/wasm",
+                &flavorbox::bench::distinct_variant(&hostile, 7),
+            )),
+        )
+        .unwrap();
+    assert_eq!(more.status, 429, "{}", more.text);
+    assert_eq!(more.body["error"]["code"], "quota_exceeded");
+    assert!(more.text.contains("compiles"), "{}", more.text);
+    assert!(more.retry_after.is_some(), "429 carries Retry-After");
+    assert_eq!(compiles(&server), compiled);
+    assert_eq!(code_files(&server), files);
+    assert_eq!(
+        metric(
+            &server,
+            "flavorbox_compile_rejections_total{reason=\"cpu_budget\"}"
+        ),
+        1.0
+    );
+
+    let other = wasm(&server, &good, "hostile", &hostile);
+    assert_eq!(other.status, 201, "another tenant compiles: {}", other.text);
 }

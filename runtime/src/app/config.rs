@@ -27,9 +27,11 @@ pub struct AppConfig {
     shared_registry_paths: bool,
     quotas: Quotas,
     calls: CallBounds,
+    compiles: CallBounds,
     max_loaded_flavors: usize,
     pooling: bool,
     secrets_key: Option<SecretKey>,
+    archive_limits: crate::push::ArchiveLimits,
 }
 
 /// Every tenant's quota: a default and named exceptions.
@@ -64,9 +66,11 @@ impl AppConfig {
             shared_registry_paths: false,
             quotas: Quotas::default(),
             calls: CallBounds::default(),
+            compiles: CallBounds::compiles(),
             max_loaded_flavors: sandbox.max_loaded_flavors,
             pooling: sandbox.pooling,
             secrets_key: None,
+            archive_limits: crate::push::ArchiveLimits::default(),
         }
     }
 
@@ -130,6 +134,11 @@ impl AppConfig {
         self.calls
     }
 
+    /// Server-wide bounds on compiles of tenants' uploads.
+    pub fn compiles(&self) -> CallBounds {
+        self.compiles
+    }
+
     /// How many loaded flavors are kept in memory.
     pub fn max_loaded_flavors(&self) -> usize {
         self.max_loaded_flavors
@@ -143,6 +152,11 @@ impl AppConfig {
     /// The key secrets are encrypted with at rest, if any.
     pub fn secrets_key(&self) -> Option<&SecretKey> {
         self.secrets_key.as_ref()
+    }
+
+    /// What pushing an uploaded image archive may cost.
+    pub fn archive_limits(&self) -> crate::push::ArchiveLimits {
+        self.archive_limits
     }
 
     /// The limits of one of `tenant`'s calls: the server's, narrowed by its quota.
@@ -183,9 +197,11 @@ pub struct AppConfigBuilder {
     shared_registry_paths: bool,
     quotas: Quotas,
     calls: CallBounds,
+    compiles: CallBounds,
     max_loaded_flavors: usize,
     pooling: bool,
     secrets_key: Option<SecretKey>,
+    archive_limits: crate::push::ArchiveLimits,
 }
 
 impl AppConfigBuilder {
@@ -270,6 +286,12 @@ impl AppConfigBuilder {
         self
     }
 
+    /// Server-wide bounds on compiles of tenants' uploads.
+    pub fn compiles(mut self, compiles: CallBounds) -> Self {
+        self.compiles = compiles;
+        self
+    }
+
     /// How many loaded flavors are kept in memory (least recently used go first).
     pub fn max_loaded_flavors(mut self, n: usize) -> Self {
         self.max_loaded_flavors = n;
@@ -279,6 +301,12 @@ impl AppConfigBuilder {
     /// Encrypt secrets at rest with this key.
     pub fn secrets_key(mut self, key: SecretKey) -> Self {
         self.secrets_key = Some(key);
+        self
+    }
+
+    /// What pushing an uploaded image archive may cost (the server).
+    pub fn archive_limits(mut self, limits: crate::push::ArchiveLimits) -> Self {
+        self.archive_limits = limits;
         self
     }
 
@@ -294,6 +322,11 @@ impl AppConfigBuilder {
         if self.calls.max_concurrent == 0 || self.calls.max_concurrent > 4096 {
             return Err(AppError::Config(
                 "concurrent sandbox calls must be between 1 and 4096".into(),
+            ));
+        }
+        if self.compiles.max_concurrent == 0 || self.compiles.max_concurrent > 256 {
+            return Err(AppError::Config(
+                "concurrent compiles must be between 1 and 256".into(),
             ));
         }
         if self.max_loaded_flavors == 0 {
@@ -333,9 +366,11 @@ impl AppConfigBuilder {
             shared_registry_paths: self.shared_registry_paths,
             quotas: self.quotas,
             calls: self.calls,
+            compiles: self.compiles,
             max_loaded_flavors: self.max_loaded_flavors,
             pooling: self.pooling,
             secrets_key: self.secrets_key,
+            archive_limits: self.archive_limits,
         })
     }
 }

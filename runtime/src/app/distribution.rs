@@ -152,10 +152,8 @@ impl TenantApp<'_> {
             }));
         }
         let bytes = Arc::new(pulled.bytes);
-        let to_load = bytes.clone();
-        let flavor = self
-            .sandbox_call(move |sandbox| sandbox.load(&to_load))
-            .await??;
+        // Compiled as the tenant's admitted, charged work, in its own space.
+        let flavor = self.compile_flavor(bytes.clone()).await?;
         if flavor.name() != name {
             return Err(AppError::NameMismatch {
                 path: name.to_string(),

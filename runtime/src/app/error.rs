@@ -235,6 +235,7 @@ impl AppError {
             AppError::Denied { .. } => "denied",
             AppError::Push(crate::push::PushError::BadArchive(_)) => "bad_archive",
             AppError::Push(crate::push::PushError::Auth { .. }) => "registry_auth",
+            AppError::Push(crate::push::PushError::TooLarge { .. }) => "too_large",
             AppError::Push(_) => "push_failed",
             AppError::Quota { .. } => "quota_exceeded",
             AppError::Busy { .. } => "overloaded",

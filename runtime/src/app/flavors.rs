@@ -1,13 +1,24 @@
 //! Flavors: the built-ins (embedded, loaded once per process) and each
 //! tenant's registered ones (stored by content hash, checked against the
 //! world, precompiled).
+//!
+//! A registration refuses what it can before it compiles anything: the
+//! size, the header and the world's names (read without compiling), a name
+//! the tenant already holds with other content, a built-in's name, content
+//! the tenant already registered under another name, and the tenant's
+//! flavor quota. Only then is the component compiled, as admitted work
+//! (`Admission::admit_compile`: bounded server-wide, one at a time per
+//! tenant, its CPU time charged to the tenant's budget), into the tenant's
+//! own space of compiled code (`sandbox::CodeOwner`), and the code is kept
+//! only once the flavor is stored: a refused attempt leaves no compiled
+//! code behind.
 
 use std::sync::Arc;
 
-use super::{App, AppError, FlavorInfo, TenantApp, blocking};
+use super::{App, AppError, FlavorInfo, TenantApp, blocking, quota};
 use crate::builtin;
 use crate::flavor::FlavorMetadata;
-use crate::sandbox::LoadedFlavor;
+use crate::sandbox::{CodeOwner, LoadedFlavor, Prepared};
 use crate::store::{FlavorOrigin, FlavorRecord, StoreError};
 
 impl App {
@@ -75,10 +86,17 @@ impl TenantApp<'_> {
             }));
         }
         let bytes = Arc::new(bytes);
-        let to_load = bytes.clone();
-        let flavor = self
-            .sandbox_call(move |sandbox| sandbox.load(&to_load))
-            .await??;
+        let sandbox = self.app.sandbox.clone();
+        let to_check = bytes.clone();
+        let sha256 = blocking(move || sandbox.check(&to_check)).await??;
+        if let Some(same) = self
+            .before_compile(&sha256, expected, bytes.as_slice())
+            .await?
+        {
+            return Ok(same);
+        }
+        let prepared = self.compile(bytes.clone()).await?;
+        let flavor = prepared.flavor().clone();
         let name = flavor.name().to_string();
         if let Some(expected) = expected
             && expected != name
@@ -88,7 +106,7 @@ impl TenantApp<'_> {
                 name,
             });
         }
-        if self.app.builtin(&name).await?.is_some() {
+        if builtin::component(&name).is_some() {
             return Err(AppError::BuiltinName(name));
         }
         let record = FlavorRecord {
@@ -120,12 +138,119 @@ impl TenantApp<'_> {
             }
             Err(e) => return Err(e.into()),
         }
+        // Stored: only now is the compiled code worth keeping.
+        self.app.sandbox.keep(prepared);
         let stored = self
             .store
             .get_flavor(&name)
             .await?
             .ok_or_else(|| AppError::UnknownFlavor(name.clone()))?;
         info_from_record(stored)
+    }
+
+    /// What answers a registration of content `sha256` without compiling
+    /// it: a refusal (a built-in's name, a name held by other content, the
+    /// content held under another name than `expected`, the flavor quota),
+    /// or the stored flavor when the tenant already has this content under
+    /// this name (its blob checked and repaired, as a registration would).
+    /// `None`: the content is new to the tenant and must be compiled.
+    ///
+    /// The store decides again when it inserts; this only makes sure a
+    /// request that will be refused is refused before any compile.
+    async fn before_compile(
+        &self,
+        sha256: &str,
+        expected: Option<&str>,
+        bytes: &[u8],
+    ) -> Result<Option<FlavorInfo>, AppError> {
+        if let Some(name) = expected
+            && builtin::component(name).is_some()
+        {
+            return Err(AppError::BuiltinName(name.to_string()));
+        }
+        let registered = self.store.list_flavors().await?;
+        let by_name = expected.and_then(|name| registered.iter().find(|r| r.name == name));
+        let by_content = registered.iter().find(|r| r.sha256 == sha256);
+        let same = match (expected, by_name, by_content) {
+            (Some(name), Some(held), _) if held.sha256 != sha256 => {
+                return Err(AppError::FlavorExists {
+                    name: name.to_string(),
+                    sha256: held.sha256.clone(),
+                });
+            }
+            (Some(_), Some(held), _) => held,
+            // The content's name is the one it was registered under: its
+            // metadata said so then, and `flavor` refuses to run it if it
+            // ever says otherwise.
+            (Some(name), None, Some(held)) => {
+                return Err(AppError::NameMismatch {
+                    path: crate::sandbox::clean(&name.chars().take(200).collect::<String>()),
+                    name: held.name.clone(),
+                });
+            }
+            (None, _, Some(held)) => held,
+            (_, _, None) => {
+                if let Some(max) = self.quota.max_flavors
+                    && u64::try_from(registered.len()).unwrap_or(u64::MAX) >= max
+                {
+                    return Err(StoreError::QuotaExceeded {
+                        kind: "flavor",
+                        max,
+                    }
+                    .into());
+                }
+                return Ok(None);
+            }
+        };
+        // No change but the blob, which is checked and rewritten if damaged.
+        self.store.insert_flavor(same, Some(bytes)).await?;
+        let stored = self
+            .store
+            .get_flavor(&same.name)
+            .await?
+            .ok_or_else(|| AppError::UnknownFlavor(same.name.clone()))?;
+        info_from_record(stored).map(Some)
+    }
+
+    /// This tenant's space of compiled code.
+    fn code_owner(&self) -> CodeOwner {
+        CodeOwner::tenant(self.tenant.name())
+    }
+
+    /// Compiles `bytes` for this tenant (or takes its own cached code) as
+    /// admitted work: a compile slot, within the tenant's share, its CPU
+    /// time charged to the tenant's budget. The slot and the charge go with
+    /// the compile itself, so a client that hangs up mid-compile neither
+    /// frees the slot early nor escapes the charge. The code is not kept
+    /// until [`Sandbox::keep`](crate::sandbox::Sandbox::keep).
+    async fn compile(&self, bytes: Arc<Vec<u8>>) -> Result<Prepared, AppError> {
+        let permit = self
+            .app
+            .admission
+            .admit_compile(self.tenant.name(), &self.quota)
+            .await?;
+        let sandbox = self.app.sandbox.clone();
+        let owner = self.code_owner();
+        let prepared = blocking(move || {
+            // One thread: the tenant's compile engine never spreads a
+            // compile over others, so this clock sees all of it.
+            let start = quota::thread_cpu_time();
+            let prepared = sandbox.prepare(&owner, &bytes);
+            permit.charge(quota::thread_cpu_time().saturating_sub(start));
+            prepared
+        })
+        .await??;
+        Ok(prepared)
+    }
+
+    /// [`compile`](Self::compile), keeping the code at once: for content
+    /// the caller stores whatever the flavor turns out to be.
+    pub(super) async fn compile_flavor(
+        &self,
+        bytes: Arc<Vec<u8>>,
+    ) -> Result<Arc<LoadedFlavor>, AppError> {
+        let prepared = self.compile(bytes).await?;
+        Ok(self.app.sandbox.keep(prepared))
     }
 
     /// Built-in and registered flavors, built-ins first, each group by name.
@@ -173,7 +298,23 @@ impl TenantApp<'_> {
         match self.store.delete_flavor(name).await {
             Err(StoreError::NotFound { .. }) => Err(AppError::UnknownFlavor(name.to_string())),
             Err(e) => Err(e.into()),
-            Ok(()) => self.app.collect_blobs(&[record.sha256]).await,
+            Ok(()) => {
+                // The tenant's own code goes even while others still use
+                // the blob (under another name, the tenant may still
+                // have it: then it is compiled again when next loaded).
+                if !self
+                    .store
+                    .list_flavors()
+                    .await?
+                    .iter()
+                    .any(|r| r.sha256 == record.sha256)
+                {
+                    self.app
+                        .sandbox
+                        .forget_owned(&self.code_owner(), &record.sha256);
+                }
+                self.app.collect_blobs(&[record.sha256]).await
+            }
         }
     }
 
@@ -187,12 +328,21 @@ impl TenantApp<'_> {
             .get_flavor(name)
             .await?
             .ok_or_else(|| AppError::UnknownFlavor(name.to_string()))?;
-        let loaded = match self.app.sandbox.cached(&record.sha256) {
+        let owner = self.code_owner();
+        let loaded = match self.app.sandbox.cached_owned(&owner, &record.sha256) {
             Some(loaded) => loaded,
             None => {
-                let bytes = self.app.store.blobs().get(&record.sha256)?;
-                self.sandbox_call(move |sandbox| sandbox.load(&bytes))
-                    .await??
+                // The tenant's cached code is loaded as a call; only a
+                // miss (evicted, or a new wasmtime) is compiled, as a compile.
+                let bytes = Arc::new(self.app.store.blobs().get(&record.sha256)?);
+                let to_load = bytes.clone();
+                let cached = self
+                    .sandbox_call(move |sandbox| sandbox.load_cached(&owner, &to_load))
+                    .await??;
+                match cached {
+                    Some(loaded) => loaded,
+                    None => self.compile_flavor(bytes).await?,
+                }
             }
         };
         // What runs must be what was registered (and shown by `describe`):

@@ -147,22 +147,36 @@ impl TenantApp<'_> {
         }
     }
 
+    /// Marks a job `failed` with `error` after the server stopped it (past
+    /// its deadline), keeping the progress and warnings it recorded.
+    pub async fn fail_job(&self, id: &str, error: JobError) {
+        let mut detail = match self.store.get_job(id).await {
+            Ok(Some(record)) => serde_json::from_str(&record.detail_json).unwrap_or_else(|e| {
+                tracing::warn!(tenant = %self.tenant, job = id, error = %e, "a job's stored detail does not parse; its progress is not kept");
+                Detail::default()
+            }),
+            _ => Detail::default(),
+        };
+        detail.error = Some(error);
+        if let Err(e) = self
+            .store
+            .update_job(id, JobStatus::Failed.as_str(), &to_json(&detail))
+            .await
+        {
+            tracing::error!(tenant = %self.tenant, job = id, error = %e, "cannot mark a job failed");
+        }
+    }
+
     /// Runs a recorded job to its end: checks, the flavor's decision, the
-    /// load of `archive` under a private name, the push, the clean-up; the
-    /// outcome is stored. `archive` is the caller's to remove.
+    /// push of `archive` straight to the registry; the outcome is stored.
+    /// `archive` is the caller's to remove.
     pub async fn run_job(&self, id: &str, request: PushRequest, archive: PathBuf) {
         let mut detail = Detail::default();
         let _ = self
             .store
             .update_job(id, JobStatus::Running.as_str(), &to_json(&detail))
             .await;
-        let mut updates = self.push_from(
-            request,
-            PushSource::Archive {
-                path: archive,
-                job: id.to_string(),
-            },
-        );
+        let mut updates = self.push_from(request, PushSource::Archive { path: archive });
         let mut written = Instant::now();
         let mut outcome = None;
         while let Some(update) = updates.next().await {

@@ -110,7 +110,7 @@ impl App {
             sandbox: Arc::new(sandbox),
             store,
             registry_api: crate::registry_api::RegistryApi::new(config.egress().clone()),
-            admission: Admission::new(calls),
+            admission: Admission::new(calls).with_compiles(config.compiles()),
             config,
             docker: tokio::sync::OnceCell::new(),
             builtins: OnceLock::new(),
@@ -153,8 +153,12 @@ impl App {
             grants: config.grants(),
             max_component_bytes: config.max_component_bytes(),
             // Every running call holds one admission slot and one instance
-            // slot; loads (one `metadata` call each) take a slot too.
-            max_concurrent_instances: u32::try_from(calls.max_concurrent + 8).unwrap_or(u32::MAX),
+            // slot; loads (one `metadata` call each, under a compile's
+            // admission or none) take a slot too.
+            max_concurrent_instances: u32::try_from(
+                calls.max_concurrent + config.compiles().max_concurrent + 8,
+            )
+            .unwrap_or(u32::MAX),
             max_loaded_flavors: config.max_loaded_flavors(),
             pooling: config.pooling(),
             ..SandboxConfig::default()
@@ -192,6 +196,10 @@ impl App {
     pub async fn delete_tenant(&self, tenant: &str) -> Result<(), AppError> {
         let digests = self.store.delete_tenant(tenant).await?;
         self.admission.forget(tenant);
+        let owner = crate::sandbox::CodeOwner::tenant(tenant);
+        for sha256 in &digests {
+            self.sandbox.forget_owned(&owner, sha256);
+        }
         self.collect_blobs(&digests).await
     }
 
@@ -214,7 +222,10 @@ impl App {
                 }
             };
             let sandbox = self.sandbox.clone();
-            match blocking(move || sandbox.load(&bytes)).await {
+            // Into the tenant's own space of compiled code, where its
+            // requests look for it (see `sandbox::CodeOwner`).
+            let owner = crate::sandbox::CodeOwner::tenant(&tenant);
+            match blocking(move || sandbox.load_owned(&owner, &bytes)).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => failed.push((tenant, name, e.to_string())),
                 Err(e) => failed.push((tenant, name, e.to_string())),
@@ -247,7 +258,8 @@ impl App {
         let registry_api = match self.config.egress_for(tenant.name()) {
             std::borrow::Cow::Borrowed(_) => self.registry_api.clone(),
             std::borrow::Cow::Owned(policy) => crate::registry_api::RegistryApi::new(policy),
-        };
+        }
+        .for_tenant(tenant.name());
         TenantApp {
             app: self,
             store: self.store.tenant(tenant.name()).with_quota(quota.rows()),

@@ -37,13 +37,11 @@ type Progress = mpsc::UnboundedSender<PushUpdate>;
 pub enum PushSource {
     /// Already in the Docker engine under the target name (the local CLI).
     Engine,
-    /// A `docker save` tarball on local disk, loaded under a name private
-    /// to `job` and removed after (the server).
+    /// An image archive on local disk (`docker save` or an OCI layout),
+    /// pushed over the registry's API with no engine (the server).
     Archive {
         /// The tarball.
         path: std::path::PathBuf,
-        /// The job id the private name is made from.
-        job: String,
     },
 }
 
@@ -195,16 +193,16 @@ impl<'a> TenantApp<'a> {
         if request.dry_run {
             return Ok(report);
         }
-        // The engine resolves the registry itself: on a server, check the
-        // destination again right before handing it over.
-        self.check_destination(&target.uri).await?;
-        let docker = self.app.docker().await?;
         let engine = progress.clone();
         let mut on_event = |event| {
             let _ = engine.send(PushUpdate::Progress(PushProgress::Engine { event }));
         };
         let outcome = match source {
             PushSource::Engine => {
+                // The engine resolves the registry itself: check the
+                // destination again right before handing it over.
+                self.check_destination(&target.uri).await?;
+                let docker = self.app.docker().await?;
                 crate::push::push_image(
                     docker,
                     &target.reference,
@@ -213,13 +211,17 @@ impl<'a> TenantApp<'a> {
                 )
                 .await?
             }
-            PushSource::Archive { path, job } => {
-                crate::push::push_archive(
-                    docker,
+            PushSource::Archive { path } => {
+                // Straight to the registry through the egress-checked
+                // client: no engine, every connection and upload location
+                // under the policy.
+                crate::push::distribution::push_archive(
+                    &self.registry_api,
+                    &target.uri,
                     path,
-                    job,
                     &target.reference,
                     credentials.as_ref(),
+                    self.app.config.archive_limits(),
                     &mut on_event,
                 )
                 .await?

@@ -1,9 +1,17 @@
-//! What one tenant may use, and the admission of sandbox calls: a bounded
-//! number run at once (the sandbox's pool is sized from the same number),
-//! each tenant within its own share and CPU-time budget, and a bounded
-//! queue in front. Past a bound a call is refused at once (429 for the
-//! tenant's own quota, 503 when the server is full), never queued without
-//! end.
+//! What one tenant may use, and the admission of sandbox work: a bounded
+//! number of calls run at once (the sandbox's pool is sized from the same
+//! number), each tenant within its own share and CPU-time budget, and a
+//! bounded queue in front. Past a bound a call is refused at once (429 for
+//! the tenant's own quota, 503 when the server is full), never queued
+//! without end.
+//!
+//! Compiles of tenants' uploads are admitted the same way, in a lane of
+//! their own (a compile holds a core for seconds where a call holds it for
+//! milliseconds): a few at once server-wide, one at a time per tenant with
+//! a short line behind it, and their CPU time charged to the same per-tenant
+//! budget as calls (a compile runs on one thread, so the thread's CPU clock
+//! is the whole of it). A tenant that spent its budget compiling has none
+//! left for calls that minute, and the other way round.
 //!
 //! Admission state is per process: with several replicas each enforces the
 //! bounds for its own share of the work. Row counts (flavors, components)
@@ -42,8 +50,10 @@ pub struct TenantQuota {
     pub max_concurrent_calls: Option<usize>,
     /// Sandbox calls of this tenant waiting for a slot.
     pub max_queued_calls: Option<usize>,
-    /// CPU time this tenant's sandbox calls may use per minute.
+    /// CPU time this tenant's sandbox calls and compiles may use per minute.
     pub cpu_per_minute: Option<Duration>,
+    /// Compiles of this tenant waiting behind its one running compile.
+    pub max_queued_compiles: Option<usize>,
     /// Largest image upload (`docker save` tarball), in bytes.
     pub max_upload_bytes: Option<u64>,
     /// Uploads being received or held by queued and running push jobs.
@@ -71,6 +81,7 @@ impl TenantQuota {
             max_concurrent_calls: None,
             max_queued_calls: None,
             cpu_per_minute: None,
+            max_queued_compiles: None,
             max_upload_bytes: None,
             max_uploads_in_flight: None,
             max_upload_disk_bytes: None,
@@ -91,15 +102,32 @@ impl TenantQuota {
     }
 }
 
-/// Server-wide bounds on sandbox calls.
+/// Compiles one tenant may have running at once: a compile holds a core
+/// for as long as it takes, and a tenant's uploads are compiled one by one.
+pub const COMPILES_PER_TENANT: usize = 1;
+
+/// Server-wide bounds on one kind of sandbox work: calls, or compiles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallBounds {
-    /// Calls running at once (the sandbox's instance pool has this many slots).
+    /// Running at once (for calls, the sandbox's instance pool has this many slots).
     pub max_concurrent: usize,
-    /// Calls waiting for a slot; past it, 503.
+    /// Waiting for a slot; past it, 503.
     pub max_queued: usize,
-    /// How long a call may wait for a slot before it is refused with 503.
+    /// How long one may wait for a slot before it is refused with 503.
     pub max_wait: Duration,
+}
+
+impl CallBounds {
+    /// The default bounds on compiles: half the cores at once (at least
+    /// one), so compiles never hold every core calls need.
+    pub fn compiles() -> CallBounds {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        CallBounds {
+            max_concurrent: (cores / 2).max(1),
+            max_queued: 16,
+            max_wait: Duration::from_secs(30),
+        }
+    }
 }
 
 impl Default for CallBounds {
@@ -112,47 +140,126 @@ impl Default for CallBounds {
     }
 }
 
-/// Counters `/metrics` reads.
+/// Counters `/metrics` reads, one set per kind of work.
 #[derive(Debug, Default)]
 pub struct AdmissionStats {
-    /// Calls admitted.
+    /// Admitted.
     pub admitted: AtomicU64,
-    /// Calls refused: the tenant's concurrency or queue share was full.
+    /// Refused: the tenant's concurrency or queue share was full.
     pub rejected_tenant_busy: AtomicU64,
-    /// Calls refused: the tenant's CPU budget for the minute was spent.
+    /// Refused: the tenant's CPU budget for the minute was spent.
     pub rejected_cpu: AtomicU64,
-    /// Calls refused: the server's queue was full or the wait for a
+    /// Refused: the server's queue was full or the wait for a
     /// server-wide slot too long.
     pub rejected_overloaded: AtomicU64,
-    /// CPU time charged to calls, in microseconds.
+    /// CPU time charged, in microseconds.
     pub cpu_micros: AtomicU64,
+}
+
+/// What a slot is admitted for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// A sandbox call (or a load that needs no compile).
+    Call,
+    /// A compile of a tenant's upload.
+    Compile,
+}
+
+impl Work {
+    fn plural(self) -> &'static str {
+        match self {
+            Work::Call => "flavor calls",
+            Work::Compile => "compiles",
+        }
+    }
+}
+
+/// The server-wide slots and line of one kind of work.
+#[derive(Debug)]
+struct Lane {
+    bounds: CallBounds,
+    slots: Arc<Semaphore>,
+    queued: AtomicUsize,
+    stats: AdmissionStats,
+}
+
+impl Lane {
+    fn new(bounds: CallBounds) -> Lane {
+        Lane {
+            bounds,
+            slots: Arc::new(Semaphore::new(bounds.max_concurrent.max(1))),
+            queued: AtomicUsize::new(0),
+            stats: AdmissionStats::default(),
+        }
+    }
+}
+
+/// A tenant's own slots and line for one kind of work.
+#[derive(Debug)]
+struct Share {
+    running: Arc<Semaphore>,
+    waiting: AtomicUsize,
+}
+
+impl Share {
+    fn new(running: usize) -> Share {
+        Share {
+            running: Arc::new(Semaphore::new(running.clamp(1, Semaphore::MAX_PERMITS))),
+            waiting: AtomicUsize::new(0),
+        }
+    }
 }
 
 /// One tenant's share of the sandbox.
 #[derive(Debug)]
 struct TenantGate {
-    calls: Arc<Semaphore>,
-    waiting: AtomicUsize,
-    /// Start of the current CPU window and what was used in it.
+    calls: Share,
+    compiles: Share,
+    /// Start of the current CPU window and what was used in it (calls and
+    /// compiles together).
     cpu: Mutex<(Instant, Duration)>,
 }
 
-/// Admission of sandbox calls.
-#[derive(Debug)]
-pub struct Admission {
-    bounds: CallBounds,
-    slots: Arc<Semaphore>,
-    queued: AtomicUsize,
-    tenants: Mutex<HashMap<String, Arc<TenantGate>>>,
-    stats: AdmissionStats,
+impl TenantGate {
+    fn share(&self, work: Work) -> &Share {
+        match work {
+            Work::Call => &self.calls,
+            Work::Compile => &self.compiles,
+        }
+    }
 }
 
-/// A running call's slot; dropping it frees the slot.
+/// Admission of sandbox calls and compiles.
+#[derive(Debug)]
+pub struct Admission {
+    calls: Arc<Lane>,
+    compiles: Arc<Lane>,
+    tenants: Mutex<HashMap<String, Arc<TenantGate>>>,
+}
+
+/// A running call's or compile's slot; dropping it frees the slot.
 #[derive(Debug)]
 pub struct CallPermit {
     _slot: OwnedSemaphorePermit,
     _tenant: Option<OwnedSemaphorePermit>,
     gate: Arc<TenantGate>,
+    lane: Arc<Lane>,
+}
+
+impl CallPermit {
+    /// Charges the finished work's CPU time to its tenant (and to the
+    /// counters of its kind of work).
+    pub fn charge(&self, cpu: Duration) {
+        self.lane.stats.cpu_micros.fetch_add(
+            u64::try_from(cpu.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        let mut used = self.gate.cpu.lock().unwrap_or_else(|e| e.into_inner());
+        if used.0.elapsed() >= CPU_WINDOW {
+            *used = (Instant::now(), Duration::ZERO);
+        }
+        used.1 += cpu;
+    }
 }
 
 /// Decrements a waiting counter when the wait ends, however it ends.
@@ -165,35 +272,68 @@ impl Drop for Waiting<'_> {
 }
 
 impl Admission {
-    /// Admission with these bounds.
+    /// Admission of calls within these bounds, and of compiles within
+    /// [`CallBounds::compiles`].
     pub fn new(bounds: CallBounds) -> Admission {
         Admission {
-            bounds,
-            slots: Arc::new(Semaphore::new(bounds.max_concurrent.max(1))),
-            queued: AtomicUsize::new(0),
+            calls: Arc::new(Lane::new(bounds)),
+            compiles: Arc::new(Lane::new(CallBounds::compiles())),
             tenants: Mutex::new(HashMap::new()),
-            stats: AdmissionStats::default(),
         }
     }
 
-    /// The bounds.
+    /// The same, with compiles within `bounds`.
+    pub fn with_compiles(mut self, bounds: CallBounds) -> Admission {
+        self.compiles = Arc::new(Lane::new(bounds));
+        self
+    }
+
+    fn lane(&self, work: Work) -> &Arc<Lane> {
+        match work {
+            Work::Call => &self.calls,
+            Work::Compile => &self.compiles,
+        }
+    }
+
+    /// The bounds on calls.
     pub fn bounds(&self) -> CallBounds {
-        self.bounds
+        self.calls.bounds
+    }
+
+    /// The bounds on compiles.
+    pub fn compile_bounds(&self) -> CallBounds {
+        self.compiles.bounds
     }
 
     /// Calls running now.
     pub fn running(&self) -> usize {
-        self.bounds.max_concurrent.max(1) - self.slots.available_permits()
+        self.running_of(Work::Call)
     }
 
     /// Calls waiting now.
     pub fn queued(&self) -> usize {
-        self.queued.load(Ordering::Acquire)
+        self.queued_of(Work::Call)
     }
 
-    /// The counters.
+    /// Work of this kind running now.
+    pub fn running_of(&self, work: Work) -> usize {
+        let lane = self.lane(work);
+        lane.bounds.max_concurrent.max(1) - lane.slots.available_permits()
+    }
+
+    /// Work of this kind waiting now.
+    pub fn queued_of(&self, work: Work) -> usize {
+        self.lane(work).queued.load(Ordering::Acquire)
+    }
+
+    /// The counters of calls.
     pub fn stats(&self) -> &AdmissionStats {
-        &self.stats
+        &self.calls.stats
+    }
+
+    /// The counters of compiles.
+    pub fn compile_stats(&self) -> &AdmissionStats {
+        &self.compiles.stats
     }
 
     /// Forgets a deleted tenant's share.
@@ -210,13 +350,8 @@ impl Admission {
             .entry(tenant.to_string())
             .or_insert_with(|| {
                 Arc::new(TenantGate {
-                    calls: Arc::new(Semaphore::new(
-                        quota
-                            .max_concurrent_calls
-                            .unwrap_or(Semaphore::MAX_PERMITS)
-                            .clamp(1, Semaphore::MAX_PERMITS),
-                    )),
-                    waiting: AtomicUsize::new(0),
+                    calls: Share::new(quota.max_concurrent_calls.unwrap_or(Semaphore::MAX_PERMITS)),
+                    compiles: Share::new(COMPILES_PER_TENANT),
                     cpu: Mutex::new((Instant::now(), Duration::ZERO)),
                 })
             })
@@ -225,6 +360,27 @@ impl Admission {
 
     /// Waits for a slot for one of `tenant`'s calls, within its quota.
     pub async fn admit(&self, tenant: &str, quota: &TenantQuota) -> Result<CallPermit, AppError> {
+        self.admit_work(Work::Call, tenant, quota).await
+    }
+
+    /// Waits for a slot for one of `tenant`'s compiles, within its quota:
+    /// one running per tenant, `max_queued_compiles` waiting, the CPU
+    /// budget it shares with its calls.
+    pub async fn admit_compile(
+        &self,
+        tenant: &str,
+        quota: &TenantQuota,
+    ) -> Result<CallPermit, AppError> {
+        self.admit_work(Work::Compile, tenant, quota).await
+    }
+
+    async fn admit_work(
+        &self,
+        work: Work,
+        tenant: &str,
+        quota: &TenantQuota,
+    ) -> Result<CallPermit, AppError> {
+        let lane = self.lane(work);
         let gate = self.gate(tenant, quota);
         if let Some(budget) = quota.cpu_per_minute {
             let mut cpu = gate.cpu.lock().unwrap_or_else(|e| e.into_inner());
@@ -232,10 +388,10 @@ impl Admission {
             if elapsed >= CPU_WINDOW {
                 *cpu = (Instant::now(), Duration::ZERO);
             } else if cpu.1 >= budget {
-                self.stats.rejected_cpu.fetch_add(1, Ordering::Relaxed);
+                lane.stats.rejected_cpu.fetch_add(1, Ordering::Relaxed);
                 return Err(AppError::Quota {
                     what: format!(
-                        "the CPU time of flavor calls ({} ms per minute) is spent",
+                        "the CPU time of flavor calls and compiles ({} ms per minute) is spent",
                         budget.as_millis()
                     ),
                     retry_after_secs: (CPU_WINDOW - elapsed).as_secs().max(1),
@@ -248,76 +404,97 @@ impl Admission {
                 retry_after_secs: 1,
             }
         };
+        let share = gate.share(work);
+        let max_waiting = match work {
+            Work::Call => quota.max_queued_calls,
+            Work::Compile => quota.max_queued_compiles,
+        };
         // The tenant's own share first, so a tenant at its bound waits in
         // its own line and never holds a server-wide slot while it waits.
-        // What stops a call in that line is the tenant's own doing (its
-        // line is full, or its own calls held every permit for the whole
+        // What stops work in that line is the tenant's own doing (its
+        // line is full, or its own work held every permit for the whole
         // wait): a quota refusal, 429. Only the server-wide queue being
         // full is the server's: 503.
-        let tenant_permit = match gate.calls.clone().try_acquire_owned() {
+        let tenant_permit = match share.running.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                let ahead = gate.waiting.fetch_add(1, Ordering::AcqRel);
-                let _waiting = Waiting(&gate.waiting);
-                if let Some(max_waiting) = quota.max_queued_calls
+                let ahead = share.waiting.fetch_add(1, Ordering::AcqRel);
+                let _waiting = Waiting(&share.waiting);
+                if let Some(max_waiting) = max_waiting
                     && ahead >= max_waiting
                 {
-                    return Err(self.tenant_busy(quota, false));
+                    return Err(self.tenant_busy(work, quota, false));
                 }
-                if self.queued.fetch_add(1, Ordering::AcqRel) >= self.bounds.max_queued {
-                    self.queued.fetch_sub(1, Ordering::AcqRel);
-                    return Err(busy(&self.stats));
+                if lane.queued.fetch_add(1, Ordering::AcqRel) >= lane.bounds.max_queued {
+                    lane.queued.fetch_sub(1, Ordering::AcqRel);
+                    return Err(busy(&lane.stats));
                 }
-                let _queued = Waiting(&self.queued);
-                match tokio::time::timeout(self.bounds.max_wait, gate.calls.clone().acquire_owned())
-                    .await
+                let _queued = Waiting(&lane.queued);
+                match tokio::time::timeout(
+                    lane.bounds.max_wait,
+                    share.running.clone().acquire_owned(),
+                )
+                .await
                 {
                     Ok(Ok(permit)) => permit,
-                    Ok(Err(_)) => return Err(busy(&self.stats)),
+                    Ok(Err(_)) => return Err(busy(&lane.stats)),
                     Err(_) => {
-                        return Err(self.tenant_busy(quota, true));
+                        return Err(self.tenant_busy(work, quota, true));
                     }
                 }
             }
         };
-        let slot = match self.slots.clone().try_acquire_owned() {
+        let slot = match lane.slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
             Err(_) => {
-                if self.queued.fetch_add(1, Ordering::AcqRel) >= self.bounds.max_queued {
-                    self.queued.fetch_sub(1, Ordering::AcqRel);
-                    return Err(busy(&self.stats));
+                if lane.queued.fetch_add(1, Ordering::AcqRel) >= lane.bounds.max_queued {
+                    lane.queued.fetch_sub(1, Ordering::AcqRel);
+                    return Err(busy(&lane.stats));
                 }
-                let _queued = Waiting(&self.queued);
-                match tokio::time::timeout(self.bounds.max_wait, self.slots.clone().acquire_owned())
+                let _queued = Waiting(&lane.queued);
+                match tokio::time::timeout(lane.bounds.max_wait, lane.slots.clone().acquire_owned())
                     .await
                 {
                     Ok(Ok(slot)) => slot,
-                    _ => return Err(busy(&self.stats)),
+                    _ => return Err(busy(&lane.stats)),
                 }
             }
         };
-        self.stats.admitted.fetch_add(1, Ordering::Relaxed);
+        lane.stats.admitted.fetch_add(1, Ordering::Relaxed);
         Ok(CallPermit {
             _slot: slot,
             _tenant: Some(tenant_permit),
             gate,
+            lane: lane.clone(),
         })
     }
 
-    /// The refusal of a call stopped in its tenant's own line: `waited`
+    /// The refusal of work stopped in its tenant's own line: `waited`
     /// when it waited the whole `max_wait`, else its line was full.
-    fn tenant_busy(&self, quota: &TenantQuota, waited: bool) -> AppError {
-        self.stats
+    fn tenant_busy(&self, work: Work, quota: &TenantQuota, waited: bool) -> AppError {
+        let lane = self.lane(work);
+        lane.stats
             .rejected_tenant_busy
             .fetch_add(1, Ordering::Relaxed);
-        let running = quota.max_concurrent_calls.unwrap_or(Semaphore::MAX_PERMITS);
-        let what = match (waited, quota.max_queued_calls) {
-            (true, _) => format!(
-                "the tenant's own flavor calls held all {running} of its call slots for {} ms while this one waited",
-                self.bounds.max_wait.as_millis()
+        let (running, waiting) = match work {
+            Work::Call => (
+                quota.max_concurrent_calls.unwrap_or(Semaphore::MAX_PERMITS),
+                quota.max_queued_calls,
             ),
-            (false, waiting) => format!(
-                "too many flavor calls at once (at most {running} running and {} waiting)",
+            Work::Compile => (COMPILES_PER_TENANT, quota.max_queued_compiles),
+        };
+        let what = match (waited, work) {
+            (true, Work::Call) => format!(
+                "the tenant's own flavor calls held all {running} of its call slots for {} ms while this one waited",
+                lane.bounds.max_wait.as_millis()
+            ),
+            (true, Work::Compile) => format!(
+                "the tenant's own compiles held its compile slot for {} ms while this upload waited",
+                lane.bounds.max_wait.as_millis()
+            ),
+            (false, _) => format!(
+                "too many {} at once (at most {running} running and {} waiting)",
+                work.plural(),
                 waiting.unwrap_or(0)
             ),
         };
@@ -327,17 +504,9 @@ impl Admission {
         }
     }
 
-    /// Charges a finished call's CPU time to its tenant.
+    /// Charges finished work's CPU time to its tenant.
     pub fn charge(&self, permit: &CallPermit, cpu: Duration) {
-        self.stats.cpu_micros.fetch_add(
-            u64::try_from(cpu.as_micros()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-        let mut used = permit.gate.cpu.lock().unwrap_or_else(|e| e.into_inner());
-        if used.0.elapsed() >= CPU_WINDOW {
-            *used = (Instant::now(), Duration::ZERO);
-        }
-        used.1 += cpu;
+        permit.charge(cpu);
     }
 }
 
@@ -514,5 +683,127 @@ mod tests {
             other => panic!("expected a quota refusal, got {other:?}"),
         }
         assert!(admission.admit("other", &q).await.is_ok());
+    }
+
+    fn compiling(queued: usize) -> TenantQuota {
+        TenantQuota {
+            max_queued_compiles: Some(queued),
+            ..TenantQuota::unlimited()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tenant_compiles_one_at_a_time_beside_its_calls_and_others_compiles() {
+        let admission = Admission::new(CallBounds::default()).with_compiles(CallBounds {
+            max_concurrent: 2,
+            max_queued: 4,
+            max_wait: Duration::from_millis(20),
+        });
+        let q = compiling(0);
+        let held = admission
+            .admit_compile("hostile", &q)
+            .await
+            .expect("first compile");
+        match admission.admit_compile("hostile", &q).await {
+            Err(e @ AppError::Quota { .. }) => {
+                assert_eq!(e.code(), "quota_exceeded");
+                assert_eq!(e.retry_after_secs(), Some(1));
+                assert!(e.to_string().contains("compiles"), "{e}");
+            }
+            other => panic!("a second compile of the tenant is 429, got {other:?}"),
+        }
+        let compiles = admission.compile_stats();
+        assert_eq!(compiles.rejected_tenant_busy.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            admission
+                .stats()
+                .rejected_tenant_busy
+                .load(Ordering::Relaxed),
+            0,
+            "counted as a compile, not a call"
+        );
+
+        // Its calls are a line of their own; another tenant compiles beside it.
+        let call = admission.admit("hostile", &q).await.expect("a call");
+        let good = admission
+            .admit_compile("good", &q)
+            .await
+            .expect("another tenant's compile");
+        assert_eq!(admission.running_of(Work::Compile), 2);
+        assert_eq!(admission.running(), 1);
+
+        // The server's compile slots are all taken: a third tenant waits
+        // out `max_wait`, then 503.
+        match admission.admit_compile("third", &q).await {
+            Err(e @ AppError::Busy { .. }) => assert_eq!(e.code(), "overloaded"),
+            other => panic!("a full server is 503, got {other:?}"),
+        }
+        assert_eq!(admission.queued_of(Work::Compile), 0);
+        drop((held, call, good));
+        assert_eq!(admission.running_of(Work::Compile), 0);
+        admission
+            .admit_compile("hostile", &q)
+            .await
+            .expect("its slot is free again");
+    }
+
+    #[tokio::test]
+    async fn a_compile_in_the_tenants_line_runs_when_its_running_one_ends() {
+        let admission = Arc::new(
+            Admission::new(CallBounds::default()).with_compiles(CallBounds {
+                max_concurrent: 4,
+                max_queued: 4,
+                max_wait: Duration::from_secs(30),
+            }),
+        );
+        let q = compiling(1);
+        let held = admission.admit_compile("t", &q).await.expect("first");
+        let waiter = {
+            let admission = admission.clone();
+            let q = q.clone();
+            tokio::spawn(async move { admission.admit_compile("t", &q).await.map(drop) })
+        };
+        while admission.queued_of(Work::Compile) < 1 {
+            tokio::task::yield_now().await;
+        }
+        let full = admission
+            .admit_compile("t", &q)
+            .await
+            .expect_err("the line of one is full");
+        assert!(matches!(full, AppError::Quota { .. }), "{full}");
+        drop(held);
+        waiter
+            .await
+            .expect("task")
+            .expect("the waiting compile is admitted");
+    }
+
+    #[tokio::test]
+    async fn compile_cpu_spends_the_budget_the_tenants_calls_share() {
+        let admission = Admission::new(CallBounds::default());
+        let q = TenantQuota {
+            cpu_per_minute: Some(Duration::from_millis(10)),
+            ..compiling(1)
+        };
+        let permit = admission.admit_compile("t", &q).await.expect("budget left");
+        permit.charge(Duration::from_millis(11));
+        drop(permit);
+        for refused in [
+            admission.admit("t", &q).await.map(drop),
+            admission.admit_compile("t", &q).await.map(drop),
+        ] {
+            match refused {
+                Err(e @ AppError::Quota { .. }) => {
+                    assert!(e.to_string().contains("compiles"), "{e}")
+                }
+                other => panic!("expected a quota refusal, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            admission.compile_stats().cpu_micros.load(Ordering::Relaxed),
+            11_000
+        );
+        assert_eq!(admission.stats().cpu_micros.load(Ordering::Relaxed), 0);
+        assert!(admission.admit_compile("other", &q).await.is_ok());
     }
 }

@@ -1,5 +1,7 @@
-//! Pushing an image that already exists in the local Docker engine to its
-//! registry, through bollard.
+//! Pushing an image to its registry: one that already exists in the local
+//! Docker engine, through bollard (the CLI), or one uploaded as an archive,
+//! straight over the registry's API with no engine ([`distribution`], the
+//! server).
 //!
 //! This module is the only place that talks to the Docker engine. It knows
 //! nothing of flavors: by the time it runs, the host has parsed the reference,
@@ -20,9 +22,9 @@ use futures_util::StreamExt;
 use crate::credentials::Credentials;
 use crate::reference::Reference;
 
-mod archive;
+pub mod distribution;
 
-pub use archive::{is_job_id, job_tag, push_archive};
+pub use distribution::ArchiveLimits;
 
 /// One progress item of a push, as the engine reports it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -109,7 +111,21 @@ pub enum PushError {
         /// The engine's message.
         message: String,
     },
-    /// An uploaded image archive is not one image saved by `docker save`.
+    /// The registry refused or broke off a push made over its API.
+    #[error("registry push of `{image}` failed: {message}")]
+    Registry {
+        /// The image pushed.
+        image: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The image costs more than the server allows (what its layers expand to).
+    #[error("{message}")]
+    TooLarge {
+        /// What is too large, and the limit.
+        message: String,
+    },
+    /// An uploaded image archive is not one image (`docker save`, or an OCI layout).
     #[error("{0}")]
     BadArchive(String),
     /// The push stream ended without a manifest digest.

@@ -1,20 +1,26 @@
 //! The one HTTP client the host uses to talk to registries.
 //!
-//! Every request the host makes on a flavor's behalf (the registry API call,
-//! the Bearer token fetch, any redirect) goes through [`Exchange::get`], so
-//! the egress policy is applied in one place: names are resolved by the
+//! Every request the host makes (a flavor's registry API call, a Bearer
+//! token fetch, an OCI pull, a server push's blob and manifest uploads, any
+//! redirect and any upload `Location`) goes through [`Exchange::request`],
+//! so the egress policy is applied in one place: names are resolved by the
 //! bounded pool and filtered before ureq connects (to exactly the addresses
-//! that passed), redirects are followed here under the policy's rule and
-//! never carry credentials, and each request ends by the exchange deadline.
+//! that passed), no proxy is taken from the environment, redirects are
+//! followed here under the policy's rule and never carry credentials, and
+//! each request ends by the exchange deadline. On a server (a policy that
+//! allows public addresses only) a failed connection is reported without
+//! the transport's detail, so an error text never tells an open internal
+//! port from a closed one.
 
 use std::io::Read;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use url::Url;
 
 use super::RegistryApiError;
-use super::egress::{EgressDenied, EgressPolicy};
-use super::resolver::{PinningResolver, ResolverPool};
+use super::egress::{AddressFilter, EgressDenied, EgressPolicy, RedirectRefused};
+use super::resolver::{LookupShare, PinningResolver, ResolverPool};
 
 /// The `User-Agent` of every request.
 const USER_AGENT: &str = concat!("flavorbox/", env!("CARGO_PKG_VERSION"));
@@ -24,6 +30,8 @@ const USER_AGENT: &str = concat!("flavorbox/", env!("CARGO_PKG_VERSION"));
 pub(crate) struct RegistryClient {
     policy: EgressPolicy,
     pool: &'static ResolverPool,
+    /// The tenant's share of the resolver pool, on a server.
+    share: Option<Arc<LookupShare>>,
 }
 
 impl RegistryClient {
@@ -32,7 +40,22 @@ impl RegistryClient {
         RegistryClient {
             policy,
             pool: ResolverPool::system(),
+            share: None,
         }
+    }
+
+    /// This client with its lookups counted against `share`.
+    pub(crate) fn with_share(&self, share: Arc<LookupShare>) -> RegistryClient {
+        RegistryClient {
+            policy: self.policy.clone(),
+            pool: self.pool,
+            share: Some(share),
+        }
+    }
+
+    /// The resolver pool and the share lookups are counted against.
+    pub(crate) fn lookups(&self) -> (&'static ResolverPool, Option<&Arc<LookupShare>>) {
+        (self.pool, self.share.as_ref())
     }
 
     /// The policy this client applies.
@@ -42,7 +65,7 @@ impl RegistryClient {
 
     /// Starts an exchange with registry `domain` that ends within `timeout`
     /// or the policy's exchange limit, whichever is shorter.
-    pub(crate) fn exchange<'a>(&'a self, domain: &'a str, timeout: Duration) -> Exchange<'a> {
+    pub(crate) fn exchange<'a>(&'a self, domain: &str, timeout: Duration) -> Exchange<'a> {
         let limit = self.policy.timeouts.exchange;
         let bound = if timeout <= limit {
             Bound::Caller(timeout)
@@ -51,11 +74,51 @@ impl RegistryClient {
         };
         Exchange {
             client: self,
-            domain,
+            domain: domain.to_string(),
             deadline: Instant::now() + timeout.min(limit),
             bound,
         }
     }
+
+    /// Starts a transfer with registry `domain` (a push or a pull of
+    /// blobs): not held to the policy's exchange limit but to `timeout`,
+    /// and each read or write of the connection to that limit, so a
+    /// stalled registry ends it early.
+    pub(crate) fn transfer<'a>(&'a self, domain: &str, timeout: Duration) -> Exchange<'a> {
+        Exchange {
+            client: self,
+            domain: domain.to_string(),
+            deadline: Instant::now() + timeout,
+            bound: Bound::Caller(timeout),
+        }
+    }
+}
+
+/// A request's body.
+pub(crate) enum Body<'b> {
+    /// None.
+    Empty,
+    /// These bytes.
+    Bytes(&'b [u8]),
+    /// Read as it is sent: with a `Content-Length` when `length` is known,
+    /// chunked otherwise.
+    Stream {
+        /// The bytes.
+        reader: &'b mut dyn Read,
+        /// Their number, if known.
+        length: Option<u64>,
+    },
+}
+
+/// Which redirects a GET follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Follow {
+    /// The policy's rule (same origin for an API call or a token).
+    Policy,
+    /// Also to another origin, never from https to http (a blob download
+    /// a registry hands to its storage or CDN); each hop's addresses still
+    /// pass the policy's filter, and no hop carries credentials.
+    Download,
 }
 
 /// What sets an exchange's deadline.
@@ -70,7 +133,7 @@ enum Bound {
 /// One bounded exchange with a registry: its requests share a deadline.
 pub(crate) struct Exchange<'a> {
     client: &'a RegistryClient,
-    domain: &'a str,
+    domain: String,
     deadline: Instant,
     bound: Bound,
 }
@@ -83,40 +146,86 @@ impl Exchange<'_> {
         url: Url,
         authorization: Option<&str>,
     ) -> Result<ureq::Response, RegistryApiError> {
+        self.get_following(url, authorization, &[], Follow::Policy)
+    }
+
+    /// A GET with extra `headers`, following redirects as `follow` says
+    /// (each hop checked, none carrying `authorization`).
+    pub(crate) fn get_following(
+        &self,
+        url: Url,
+        authorization: Option<&str>,
+        headers: &[(&str, &str)],
+        follow: Follow,
+    ) -> Result<ureq::Response, RegistryApiError> {
         let mut url = url;
         let mut authorization = authorization;
         let mut hop = 0;
         loop {
-            let response = self.send(&url, authorization)?;
+            let response = self.request("GET", &url, authorization, headers, Body::Empty)?;
             if !(300..400).contains(&response.status()) {
                 return Ok(response);
             }
             let Some(location) = response.header("location") else {
                 return Ok(response);
             };
-            let next = url
-                .join(location)
-                .map_err(|_| self.protocol("a redirect to an invalid location"))?;
             hop += 1;
-            self.client
-                .policy
-                .redirects
-                .check(&url, &next, hop)
-                .map_err(|refused| self.refused(refused.to_string()))?;
-            url = next;
+            url = self.check_hop(&url, location, hop, follow)?;
             // Credentials are never carried across a redirect.
             authorization = None;
         }
     }
 
-    /// One request, no redirects followed.
-    fn send(
+    /// Where `location` (a redirect or an upload location, as the registry
+    /// sent it) leads from `from`, if the policy lets it be followed: hop
+    /// number `hop` (1 for the first) under `follow`'s rule. The addresses
+    /// it resolves to are checked when it is connected to.
+    pub(crate) fn check_hop(
         &self,
+        from: &Url,
+        location: &str,
+        hop: u32,
+        follow: Follow,
+    ) -> Result<Url, RegistryApiError> {
+        let next = from
+            .join(location)
+            .map_err(|_| self.protocol("a redirect to an invalid location"))?;
+        if !matches!(next.scheme(), "http" | "https") {
+            return Err(self.refused(format!(
+                "a redirect to a {} URL is not followed",
+                next.scheme()
+            )));
+        }
+        let rule = self.client.policy.redirects;
+        let checked = match (rule.check(from, &next, hop), follow) {
+            (Err(RedirectRefused::OtherOrigin { .. }), Follow::Download) => {
+                if from.scheme() == "https" && next.scheme() != "https" {
+                    Err(RedirectRefused::OtherOrigin {
+                        from: from.origin().ascii_serialization(),
+                        to: next.origin().ascii_serialization(),
+                    })
+                } else {
+                    Ok(())
+                }
+            }
+            (checked, _) => checked,
+        };
+        checked.map_err(|refused| self.refused(refused.to_string()))?;
+        Ok(next)
+    }
+
+    /// One request, no redirects followed; any HTTP status is an `Ok` response.
+    pub(crate) fn request(
+        &self,
+        method: &str,
         url: &Url,
         authorization: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Body<'_>,
     ) -> Result<ureq::Response, RegistryApiError> {
         let remaining = self.remaining()?;
         let policy = &self.client.policy;
+        let stall = policy.timeouts.exchange.min(remaining);
         // One agent per request: ureq's connect timeout is counted from the
         // start of the connect, so it is capped by what is left of the deadline.
         let agent = ureq::AgentBuilder::new()
@@ -128,18 +237,34 @@ impl Exchange<'_> {
             // No pooled connection outlives the request it was checked for.
             .max_idle_connections(0)
             .timeout_connect(policy.timeouts.connect.min(remaining))
+            .timeout_read(stall)
+            .timeout_write(stall)
             .resolver(PinningResolver {
                 pool: self.client.pool,
                 filter: policy.addresses.clone(),
                 deadline: self.deadline,
+                share: self.client.share.clone(),
             })
             .build();
         // ureq's request timeout bounds connect, write and read together.
-        let mut request = agent.request_url("GET", url).timeout(remaining);
+        let mut request = agent.request_url(method, url).timeout(remaining);
         if let Some(value) = authorization {
             request = request.set("Authorization", value);
         }
-        match request.call() {
+        for (name, value) in headers {
+            request = request.set(name, value);
+        }
+        let sent = match body {
+            Body::Empty => request.call(),
+            Body::Bytes(bytes) => request.send_bytes(bytes),
+            Body::Stream { reader, length } => {
+                if let Some(length) = length {
+                    request = request.set("Content-Length", &length.to_string());
+                }
+                request.send(reader)
+            }
+        };
+        match sent {
             Ok(response) | Err(ureq::Error::Status(_, response)) => Ok(response),
             Err(ureq::Error::Transport(t)) => Err(self.transport(&t)),
         }
@@ -178,9 +303,15 @@ impl Exchange<'_> {
         if t.kind() != ureq::ErrorKind::ConnectionFailed && is_timeout(t) {
             return self.timed_out();
         }
+        let message = match self.client.policy.addresses {
+            AddressFilter::AllowAll => t.to_string(),
+            // What the transport says (refused, reset, no route) would
+            // tell a tenant which internal ports are open.
+            AddressFilter::PublicOnly { .. } => "the registry could not be reached".to_string(),
+        };
         RegistryApiError::Unreachable {
-            domain: self.domain.to_string(),
-            message: t.to_string(),
+            domain: self.domain.clone(),
+            message,
         }
     }
 

@@ -17,6 +17,7 @@ mod auth;
 mod client;
 pub mod egress;
 mod resolver;
+pub mod session;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +32,7 @@ pub use egress::{
     AddressFilter, AllowedHost, EgressConfigError, EgressDenied, EgressPolicy, Endpoint,
     NamespaceDenied, RedirectRule, Timeouts,
 };
+pub use session::{Access, Manifest, PendingBlob, Session, SessionOptions};
 
 /// Where Docker Hub's registry API lives (`docker.io` is its name in references).
 const DOCKER_HUB_API: &str = "registry-1.docker.io";
@@ -127,6 +129,18 @@ impl RegistryApi {
         }
     }
 
+    /// This client with its name lookups counted against `tenant`'s share
+    /// of the resolver pool, so one tenant's hanging names cannot take the
+    /// threads every tenant's lookups need.
+    pub fn for_tenant(&self, tenant: &str) -> Self {
+        Self {
+            client: Arc::new(
+                self.client
+                    .with_share(resolver::LookupShare::of_tenant(tenant)),
+            ),
+        }
+    }
+
     /// The egress policy this client applies.
     pub fn policy(&self) -> &EgressPolicy {
         self.client.policy()
@@ -188,9 +202,11 @@ impl RegistryApi {
         };
         let resolved = match netloc.parse::<std::net::SocketAddr>() {
             Ok(addr) => vec![addr],
-            Err(_) => resolver::ResolverPool::system()
-                .resolve(&netloc, std::time::Instant::now() + timeout)
-                .map_err(|e| refused(format!("cannot resolve {host}: {e}")))?,
+            Err(_) => {
+                let (pool, share) = self.client.lookups();
+                pool.resolve(&netloc, std::time::Instant::now() + timeout, share)
+            }
+            .map_err(|e| refused(format!("cannot resolve {host}: {e}")))?,
         };
         self.policy()
             .addresses

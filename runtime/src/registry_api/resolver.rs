@@ -8,6 +8,12 @@
 //! each caller waits only until its own deadline, a full queue fails a lookup
 //! at once as unavailable, and the thread count never grows past the pool.
 //!
+//! The pool is shared between tenants fairly: each tenant's lookups hold a
+//! [`LookupShare`] of at most [`TENANT_SHARE`] queued or running lookups,
+//! released only when the resolver thread is done with one (not when its
+//! caller gives up), so a tenant whose names hang can tie up at most its
+//! share of the threads, and waits for its own share, never another's.
+//!
 //! The [`PinningResolver`] given to ureq applies the egress policy's address
 //! filter to what was resolved; ureq connects only to the addresses it
 //! returns, so the address that was checked is the address connected to.
@@ -26,6 +32,89 @@ use super::egress::AddressFilter;
 pub const POOL_SIZE: usize = 4;
 /// Lookups that may wait for a free resolver thread.
 pub const QUEUE_DEPTH: usize = 16;
+
+/// Lookups one tenant may have queued or running at once.
+pub const TENANT_SHARE: usize = POOL_SIZE / 2;
+
+/// One tenant's part of the pool: how many of its lookups are queued or
+/// running, waited on when the share is full.
+#[derive(Debug)]
+pub struct LookupShare {
+    in_flight: Mutex<usize>,
+    freed: std::sync::Condvar,
+    max: usize,
+}
+
+impl LookupShare {
+    /// A share of at most `max` lookups at once.
+    pub fn new(max: usize) -> LookupShare {
+        LookupShare {
+            in_flight: Mutex::new(0),
+            freed: std::sync::Condvar::new(),
+            max: max.max(1),
+        }
+    }
+
+    /// The process-wide share of `tenant` (one per tenant name, so every
+    /// client of the tenant counts against the same share).
+    pub fn of_tenant(tenant: &str) -> Arc<LookupShare> {
+        static SHARES: OnceLock<Mutex<std::collections::HashMap<String, Arc<LookupShare>>>> =
+            OnceLock::new();
+        let mut shares = SHARES
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        shares
+            .entry(tenant.to_string())
+            .or_insert_with(|| Arc::new(LookupShare::new(TENANT_SHARE)))
+            .clone()
+    }
+
+    /// Takes a place in the share, waiting no later than `deadline`.
+    fn acquire(self: &Arc<Self>, deadline: Instant) -> Result<ShareGuard, ResolveError> {
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        while *in_flight >= self.max {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ResolveError::TimedOut);
+            }
+            in_flight = self
+                .freed
+                .wait_timeout(in_flight, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        *in_flight += 1;
+        Ok(ShareGuard(self.clone()))
+    }
+
+    /// Lookups of this share queued or running now.
+    #[cfg(test)]
+    fn in_flight(&self) -> usize {
+        *self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A place in a [`LookupShare`], given back when the lookup is done with.
+struct ShareGuard(Arc<LookupShare>);
+
+impl Drop for ShareGuard {
+    fn drop(&mut self) {
+        let mut in_flight = self
+            .0
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *in_flight = in_flight.saturating_sub(1);
+        self.0.freed.notify_one();
+    }
+}
 
 /// A blocking lookup of `host:port`, as `ToSocketAddrs` does it.
 type LookupFn = dyn Fn(&str) -> io::Result<Vec<SocketAddr>> + Send + Sync;
@@ -56,6 +145,8 @@ struct Job {
     netloc: String,
     deadline: Instant,
     reply: SyncSender<io::Result<Vec<SocketAddr>>>,
+    /// The tenant's place, held until a thread is done with the job.
+    _share: Option<ShareGuard>,
 }
 
 /// A fixed set of resolver threads fed by a bounded queue.
@@ -99,13 +190,21 @@ impl ResolverPool {
         ResolverPool { jobs, started }
     }
 
-    /// Resolves `netloc` (`host:port`), waiting no later than `deadline`.
-    pub fn resolve(&self, netloc: &str, deadline: Instant) -> io::Result<Vec<SocketAddr>> {
+    /// Resolves `netloc` (`host:port`), waiting no later than `deadline`,
+    /// within `share` when given.
+    pub fn resolve(
+        &self,
+        netloc: &str,
+        deadline: Instant,
+        share: Option<&Arc<LookupShare>>,
+    ) -> io::Result<Vec<SocketAddr>> {
+        let guard = share.map(|s| s.acquire(deadline)).transpose()?;
         let (reply, answer) = sync_channel(1);
         let job = Job {
             netloc: netloc.to_string(),
             deadline,
             reply,
+            _share: guard,
         };
         match self.jobs.try_send(job) {
             Ok(()) => {}
@@ -157,6 +256,8 @@ pub struct PinningResolver {
     pub filter: AddressFilter,
     /// The end of the exchange.
     pub deadline: Instant,
+    /// The tenant's share of the pool, if the client has one.
+    pub share: Option<Arc<LookupShare>>,
 }
 
 impl ureq::Resolver for PinningResolver {
@@ -169,7 +270,9 @@ impl ureq::Resolver for PinningResolver {
         let resolved = match netloc.parse::<SocketAddr>() {
             // An address literal needs no lookup.
             Ok(addr) => vec![addr],
-            Err(_) => self.pool.resolve(netloc, self.deadline)?,
+            Err(_) => self
+                .pool
+                .resolve(netloc, self.deadline, self.share.as_ref())?,
         };
         self.filter
             .check(host, port, resolved)
@@ -224,7 +327,7 @@ mod tests {
         let (mut timed_out, mut busy) = (0, 0);
         for i in 0..50 {
             let started = Instant::now();
-            let result = pool.resolve(&format!("hang{i}.example:443"), started + deadline_in);
+            let result = pool.resolve(&format!("hang{i}.example:443"), started + deadline_in, None);
             let took = started.elapsed();
             assert!(
                 took < deadline_in + Duration::from_secs(1),
@@ -246,6 +349,50 @@ mod tests {
     }
 
     #[test]
+    fn a_tenant_whose_names_hang_holds_only_its_share_and_another_tenant_resolves() {
+        let gate = Arc::new(Gate::default());
+        let lookup: Arc<LookupFn> = {
+            let gate = gate.clone();
+            Arc::new(move |netloc: &str| {
+                if netloc.starts_with("hang") {
+                    gate.wait();
+                }
+                Ok(vec!["93.184.216.34:443".parse().unwrap()])
+            })
+        };
+        let pool = ResolverPool::new(POOL_SIZE, QUEUE_DEPTH, lookup);
+        let hostile = Arc::new(LookupShare::new(TENANT_SHARE));
+        let good = Arc::new(LookupShare::new(TENANT_SHARE));
+        // The hostile tenant gives up on each lookup at once and asks
+        // again: its abandoned lookups still hold its share.
+        for i in 0..40 {
+            let _ = pool.resolve(
+                &format!("hang{i}.example:443"),
+                Instant::now() + Duration::from_millis(5),
+                Some(&hostile),
+            );
+        }
+        assert_eq!(hostile.in_flight(), TENANT_SHARE);
+        for i in 0..20 {
+            let answer = pool
+                .resolve(
+                    &format!("ok{i}.example:443"),
+                    Instant::now() + Duration::from_secs(10),
+                    Some(&good),
+                )
+                .expect("the good tenant's lookups are answered");
+            assert_eq!(answer.len(), 1);
+        }
+        assert_eq!(good.in_flight(), 0);
+        gate.open();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while hostile.in_flight() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(hostile.in_flight(), 0, "the share is given back once done");
+    }
+
+    #[test]
     fn lookups_are_answered_by_the_pool_and_stale_jobs_are_skipped() {
         let calls = Arc::new(AtomicUsize::new(0));
         let lookup: Arc<LookupFn> = {
@@ -261,16 +408,16 @@ mod tests {
         let pool = ResolverPool::new(2, 4, lookup);
         let soon = || Instant::now() + Duration::from_secs(5);
         let found = pool
-            .resolve("registry.example:443", soon())
+            .resolve("registry.example:443", soon(), None)
             .expect("resolves");
         assert_eq!(found, vec![SocketAddr::from(([93, 184, 216, 34], 443))]);
         let missing = pool
-            .resolve("nowhere.example:443", soon())
+            .resolve("nowhere.example:443", soon(), None)
             .expect_err("no host");
         assert_eq!(missing.kind(), io::ErrorKind::NotFound);
         // A lookup whose deadline has passed is not sent to the resolver.
         let before = calls.load(Ordering::SeqCst);
-        let stale = pool.resolve("registry.example:443", Instant::now());
+        let stale = pool.resolve("registry.example:443", Instant::now(), None);
         assert!(stale.is_err());
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(calls.load(Ordering::SeqCst), before);
@@ -283,6 +430,7 @@ mod tests {
             pool: ResolverPool::system(),
             filter: AddressFilter::PublicOnly { allow: Vec::new() },
             deadline: Instant::now() + Duration::from_secs(5),
+            share: None,
         };
         for literal in ["127.0.0.1:5000", "[::1]:5000", "169.254.169.254:80"] {
             let refused = resolver.resolve(literal).expect_err(literal);

@@ -26,22 +26,9 @@ pub fn epoch_ticks(timeout: Duration) -> u64 {
 /// are a few entries.
 const TABLE_KEEP_RESIDENT: usize = 64 << 10;
 
-/// Builds the engine.
+/// Builds the engine every flavor runs in.
 pub fn engine(config: &SandboxConfig) -> wasmtime::Result<Engine> {
-    let mut wasm = Config::new();
-    // Flavors are components; nothing else is loaded.
-    wasm.wasm_component_model(true);
-    // Deterministic CPU bound: fuel, refilled per call.
-    wasm.consume_fuel(true);
-    // Wall-clock bound: the epoch, advanced by a ticker thread.
-    wasm.epoch_interruption(true);
-    // A guest's recursion is bounded well below the host thread's stack.
-    wasm.max_wasm_stack(config.max_wasm_stack);
-    // Optimised code: calls are many, compiles are cached.
-    wasm.cranelift_opt_level(wasmtime::OptLevel::Speed);
-    // Threads, GC and async are not compiled into this build of wasmtime
-    // (see the workspace's feature list): flavors need none of them, and
-    // each is attack surface.
+    let mut wasm = code_config(config);
     if config.pooling {
         // Pooling: instantiation is a slot reuse, not an mmap per call.
         // Slots bound how many instances can exist at once; the memory
@@ -70,6 +57,39 @@ pub fn engine(config: &SandboxConfig) -> wasmtime::Result<Engine> {
         wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     Engine::new(&wasm)
+}
+
+/// The engine that compiles tenants' components: the same code settings as
+/// [`engine`] (its output is deserialised there, and wasmtime checks that
+/// the two agree), compiling on the calling thread only. Cranelift's
+/// parallel compile spreads one component over every core, where no
+/// thread's CPU clock sees it; on one thread a compile holds at most one
+/// core and its CPU time is the thread's, charged to the tenant like a
+/// call's. No instance is made in this engine, so it has no pool.
+pub fn compile_engine(config: &SandboxConfig) -> wasmtime::Result<Engine> {
+    let mut wasm = code_config(config);
+    wasm.parallel_compilation(false);
+    Engine::new(&wasm)
+}
+
+/// The settings that decide what code is generated: the same wherever the
+/// code is compiled and wherever it runs.
+fn code_config(config: &SandboxConfig) -> Config {
+    let mut wasm = Config::new();
+    // Flavors are components; nothing else is loaded.
+    wasm.wasm_component_model(true);
+    // Deterministic CPU bound: fuel, refilled per call.
+    wasm.consume_fuel(true);
+    // Wall-clock bound: the epoch, advanced by a ticker thread.
+    wasm.epoch_interruption(true);
+    // A guest's recursion is bounded well below the host thread's stack.
+    wasm.max_wasm_stack(config.max_wasm_stack);
+    // Optimised code: calls are many, compiles are cached.
+    wasm.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    // Threads, GC and async are not compiled into this build of wasmtime
+    // (see the workspace's feature list): flavors need none of them, and
+    // each is attack surface.
+    wasm
 }
 
 /// Builds the deny-by-default linker: WASI, `wasi:http` and the host

@@ -2,7 +2,19 @@
 //! the world's imports and exports checked by name *before* anything is
 //! compiled, compilation (or authenticated precompiled code from the cache),
 //! the world's types checked by linking, then `metadata`. Nothing is written
-//! to the code cache for a component that fails any of these.
+//! to the code cache for a component that fails any of these, and a caller
+//! that has more to check (a name already taken, a quota) keeps the code
+//! only once those pass too (`Sandbox::keep`).
+//!
+//! Compiled code has an owner ([`CodeOwner`]). The built-ins (and code the
+//! host loads for itself) are shared; a tenant's upload is compiled into
+//! that tenant's own space: its own cache file (the owner in the file name
+//! and under the HMAC tag) and its own entry in memory. A cache hit, the
+//! only thing that makes a registration fast, can then come only from the
+//! tenant's own earlier registration of the same bytes: how long an upload
+//! takes never tells a tenant whether *another* tenant has the same
+//! component. The price is one compile per tenant per component, the
+//! same as if the tenants ran servers of their own.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -141,11 +153,43 @@ pub fn check_export_kind(engine: &Engine, component: &Component) -> Result<(), L
     Ok(())
 }
 
-/// Precompiled code cached on disk, keyed by content hash and engine
+/// Whose compiled code it is: the cache and the loaded flavors in memory
+/// are kept apart per owner, so one tenant's uploads never hit another's
+/// cache (see the module's docs).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CodeOwner {
+    /// The built-ins and what the host loads for itself (the CLI's file
+    /// arguments, the benchmark): one copy for everyone.
+    Shared,
+    /// One tenant's registered flavors.
+    Tenant(String),
+}
+
+impl CodeOwner {
+    /// The space of `tenant`'s uploads.
+    pub fn tenant(tenant: &str) -> CodeOwner {
+        CodeOwner::Tenant(tenant.to_string())
+    }
+
+    /// What the HMAC tag binds besides the content hash: nothing for shared
+    /// code (so the built-ins' cache of an earlier version stays valid).
+    fn label(&self) -> Option<String> {
+        match self {
+            CodeOwner::Shared => None,
+            CodeOwner::Tenant(name) => Some(format!("\ntenant:{name}\n")),
+        }
+    }
+}
+
+/// Precompiled code cached on disk, keyed by content hash, owner and engine
 /// configuration, each artifact authenticated with an HMAC-SHA256 tag under
-/// a key only the host knows. A file whose tag does not verify (written by
-/// someone else, truncated, or corrupted) is never deserialised: the
-/// component is compiled again.
+/// a key only the host knows, over the content hash, the owner and the
+/// code. A file whose tag does not verify (written by someone else, moved
+/// from another owner's name, truncated, or corrupted) is never
+/// deserialised: the component is compiled again.
+///
+/// File names start with the content hash (`<sha256>-…`), so the state's
+/// sweep removes every owner's code of a component no flavor uses any more.
 pub struct CodeCache {
     dir: PathBuf,
     key: [u8; 32],
@@ -166,48 +210,95 @@ impl CodeCache {
         CodeCache { dir, key }
     }
 
-    pub(super) fn path(&self, engine: &Engine, sha256: &str) -> PathBuf {
+    /// `<sha256>-<engine>.cwasm` for shared code, `<sha256>-t<owner>-<engine>.cwasm`
+    /// for a tenant's, where `<owner>` is a keyed hash of the tenant's name
+    /// (no tenant name on disk, and a fixed length).
+    pub(super) fn path(&self, engine: &Engine, sha256: &str, owner: &CodeOwner) -> PathBuf {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        self.dir
-            .join(format!("{sha256}-{:016x}.cwasm", hasher.finish()))
+        let engine = hasher.finish();
+        let name = match owner {
+            CodeOwner::Shared => format!("{sha256}-{engine:016x}.cwasm"),
+            CodeOwner::Tenant(_) => {
+                format!("{sha256}-{}-{engine:016x}.cwasm", self.owner_part(owner))
+            }
+        };
+        self.dir.join(name)
     }
 
-    /// Removes the precompiled code of `sha256`, for every engine
+    /// The name part of an owner's files: `t` and 16 hex digits.
+    fn owner_part(&self, owner: &CodeOwner) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+            .expect("HMAC accepts keys of any length");
+        mac.update(b"flavorbox code owner");
+        mac.update(owner.label().unwrap_or_default().as_bytes());
+        let tag = mac.finalize().into_bytes();
+        format!("t{}", hex::encode(&tag[..8]))
+    }
+
+    /// Removes the precompiled code of `sha256`, for every owner and engine
     /// configuration: the component is no longer registered anywhere.
     pub fn remove(&self, sha256: &str) {
+        self.remove_prefix(&format!("{sha256}-"));
+    }
+
+    /// Removes `owner`'s precompiled code of `sha256` (every engine
+    /// configuration): the owner no longer has it, though others may.
+    pub fn remove_owned(&self, sha256: &str, owner: &CodeOwner) {
+        match owner {
+            // Shared code goes only with the component itself.
+            CodeOwner::Shared => {}
+            CodeOwner::Tenant(_) => {
+                self.remove_prefix(&format!("{sha256}-{}-", self.owner_part(owner)));
+            }
+        }
+    }
+
+    fn remove_prefix(&self, prefix: &str) {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
         };
-        let prefix = format!("{sha256}-");
         for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            if entry.file_name().to_string_lossy().starts_with(prefix) {
                 // Best effort: a file left behind is only disk, never trusted without its tag.
                 let _ = std::fs::remove_file(entry.path());
             }
         }
     }
 
-    fn tag(&self, sha256: &str, code: &[u8]) -> [u8; TAG_LEN] {
+    fn mac(&self, sha256: &str, owner: &CodeOwner) -> Hmac<Sha256> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
             .expect("HMAC accepts keys of any length");
-        // The tag binds the code to the component it was compiled from.
+        // The tag binds the code to the component it was compiled from and
+        // to its owner: one tenant's file renamed to another's never verifies.
         mac.update(sha256.as_bytes());
+        if let Some(label) = owner.label() {
+            mac.update(label.as_bytes());
+        }
+        mac
+    }
+
+    fn tag(&self, sha256: &str, owner: &CodeOwner, code: &[u8]) -> [u8; TAG_LEN] {
+        let mut mac = self.mac(sha256, owner);
         mac.update(code);
         mac.finalize().into_bytes().into()
     }
 
-    /// Loads verified code for `sha256`, if the cache holds some.
-    fn get(&self, engine: &Engine, sha256: &str) -> Option<Component> {
-        let path = self.path(engine, sha256);
+    /// Loads `owner`'s verified code for `sha256`, if the cache holds some.
+    pub(super) fn get(
+        &self,
+        engine: &Engine,
+        sha256: &str,
+        owner: &CodeOwner,
+    ) -> Option<Component> {
+        let path = self.path(engine, sha256, owner);
         let file = std::fs::read(&path).ok()?;
         if file.len() < TAG_LEN {
             let _ = std::fs::remove_file(&path);
             return None;
         }
         let (tag, code) = file.split_at(TAG_LEN);
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).ok()?;
-        mac.update(sha256.as_bytes());
+        let mut mac = self.mac(sha256, owner);
         mac.update(code);
         if mac.verify_slice(tag).is_err() {
             tracing::warn!(path = %path.display(), "precompiled code failed authentication; recompiling");
@@ -228,11 +319,11 @@ impl CodeCache {
         }
     }
 
-    /// Stores code for `sha256` (best effort: a cache that cannot be
-    /// written only costs a compile next time).
-    pub fn put(&self, path: &Path, sha256: &str, code: &[u8]) {
+    /// Stores `owner`'s code for `sha256` (best effort: a cache that
+    /// cannot be written only costs a compile next time).
+    pub fn put(&self, path: &Path, sha256: &str, owner: &CodeOwner, code: &[u8]) {
         let mut file = Vec::with_capacity(TAG_LEN + code.len());
-        file.extend_from_slice(&self.tag(sha256, code));
+        file.extend_from_slice(&self.tag(sha256, owner, code));
         file.extend_from_slice(code);
         if let Err(e) = write_atomic(path, &file) {
             tracing::debug!(path = %path.display(), "cannot cache precompiled code: {e}");
@@ -240,39 +331,61 @@ impl CodeCache {
     }
 }
 
-/// Code this process precompiled with this engine a moment ago (see
-/// `Sandbox::precompile`), never code read from anywhere else.
+/// Code this process precompiled with this engine (or the compile engine
+/// made from the same settings) a moment ago (see `Sandbox::precompile`),
+/// never code read from anywhere else.
 pub fn deserialize_own(engine: &Engine, code: &[u8]) -> Result<Component, LoadError> {
     // SAFETY: the caller passes what `Engine::precompile_component` returned
-    // in this process for this engine; wasmtime also checks the version and
-    // configuration embedded in it.
+    // in this process for this engine's settings; wasmtime also checks the
+    // version and configuration embedded in it.
     unsafe { Component::deserialize(engine, code) }
         .map_err(|e| LoadError::Invalid(first_line(&format!("{e:#}"))))
 }
 
-/// Compiles a component, or takes verified precompiled code from the cache.
+/// How a cache miss is compiled.
+pub enum Compiler<'a> {
+    /// In the engine that runs the code, on every core (trusted, shared code).
+    Parallel,
+    /// In this single-threaded engine of the same settings, on the calling
+    /// thread (a tenant's upload: its CPU time is the thread's).
+    OneThread(&'a Engine),
+}
+
+/// Compiles a component for `owner`, or takes `owner`'s verified
+/// precompiled code from the cache.
 pub fn compile(
     engine: &Engine,
+    compiler: Compiler<'_>,
     cache: Option<&CodeCache>,
     bytes: &[u8],
     sha256: &str,
+    owner: &CodeOwner,
 ) -> Result<Compiled, LoadError> {
     if let Some(cache) = cache
-        && let Some(component) = cache.get(engine, sha256)
+        && let Some(component) = cache.get(engine, sha256, owner)
     {
         return Ok(Compiled {
             component,
             to_cache: None,
         });
     }
-    let component = Component::new(engine, bytes)
-        .map_err(|e| LoadError::Invalid(first_line(&format!("{e:#}"))))?;
-    let to_cache = match cache {
-        Some(cache) => component
-            .serialize()
-            .ok()
-            .map(|code| (cache.path(engine, sha256), code)),
-        None => None,
+    let invalid = |e: wasmtime::Error| LoadError::Invalid(first_line(&format!("{e:#}")));
+    let (component, code) = match compiler {
+        Compiler::Parallel => {
+            let component = Component::new(engine, bytes).map_err(invalid)?;
+            let code = cache.and_then(|_| component.serialize().ok());
+            (component, code)
+        }
+        Compiler::OneThread(compile_engine) => {
+            let code = compile_engine
+                .precompile_component(bytes)
+                .map_err(invalid)?;
+            (deserialize_own(engine, &code)?, Some(code))
+        }
+    };
+    let to_cache = match (cache, code) {
+        (Some(cache), Some(code)) => Some((cache.path(engine, sha256, owner), code)),
+        _ => None,
     };
     Ok(Compiled {
         component,

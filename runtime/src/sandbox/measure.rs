@@ -69,7 +69,13 @@ impl Sandbox {
     pub(crate) fn seed_code_cache(&self, sha256: &str, code: &[u8]) -> bool {
         match &self.code_cache {
             Some(cache) => {
-                cache.put(&cache.path(&self.engine, sha256), sha256, code);
+                let owner = super::CodeOwner::Shared;
+                cache.put(
+                    &cache.path(&self.engine, sha256, &owner),
+                    sha256,
+                    &owner,
+                    code,
+                );
                 true
             }
             None => false,

@@ -14,7 +14,8 @@
 //! sandbox's [`Grants`] allow it.
 //!
 //! - [`engine`]: the engine's configuration and the linker.
-//! - [`loader`]: checks before compiling, the authenticated code cache, metadata.
+//! - [`loader`]: checks before compiling, the authenticated code cache (one
+//!   space per tenant, see [`CodeOwner`]), metadata.
 //! - [`call`]: one call in a fresh store; typed errors.
 //! - [`state`]: the store data, each capability's state behind a projection.
 //! - [`limits`]: limits, grants and the memory limiter.
@@ -46,6 +47,7 @@ pub use self::call::{CallContext, Outcome};
 pub use self::error::{CallError, CallErrorKind, LoadError};
 pub use self::host::{LookupError, MAX_LOOKUPS_PER_CALL, RepositoryLookup};
 pub use self::limits::{Grants, Limits, MIN_MEMORY_BYTES, SandboxConfig};
+pub use self::loader::CodeOwner;
 pub use self::state::CallState;
 pub use self::text::{clean, clean_truncated};
 pub use crate::flavor::{LogLevel, LogLine};
@@ -89,35 +91,69 @@ impl std::fmt::Debug for LoadedFlavor {
     }
 }
 
+/// A flavor compiled, checked and asked for its metadata, whose code is not
+/// kept yet: [`Sandbox::keep`] caches it (on disk and in memory) once the
+/// caller's own checks pass; dropped, it leaves nothing behind.
+pub struct Prepared {
+    flavor: Arc<LoadedFlavor>,
+    owner: CodeOwner,
+    to_cache: Option<(std::path::PathBuf, Vec<u8>)>,
+}
+
+impl Prepared {
+    /// The flavor, ready to be called.
+    pub fn flavor(&self) -> &Arc<LoadedFlavor> {
+        &self.flavor
+    }
+}
+
+/// Where [`Sandbox::prepare_with`] takes the compiled code from.
+enum CodeSource<'a> {
+    /// The cache, else a compile.
+    CacheOrCompile,
+    /// The cache only: `None` rather than a compile.
+    CacheOnly,
+    /// What [`Sandbox::precompile`] made in this process.
+    Precompiled(&'a [u8]),
+}
+
 /// The engine, the deny-by-default linker and the loaded flavors.
 pub struct Sandbox {
     engine: Engine,
+    /// Compiles tenants' uploads on one thread ([`engine::compile_engine`]).
+    compiler: Engine,
     linker: Linker<CallState>,
     config: SandboxConfig,
     code_cache: Option<CodeCache>,
     loaded: Mutex<Loaded>,
 }
 
-/// Loaded flavors by content hash, least recently used dropped past a bound.
+/// The key of a loaded flavor: its owner and content hash.
+type LoadedKey = (CodeOwner, String);
+
+/// Loaded flavors by owner and content hash, least recently used dropped
+/// past a bound.
 struct Loaded {
-    map: HashMap<String, (Arc<LoadedFlavor>, u64)>,
+    map: HashMap<LoadedKey, (Arc<LoadedFlavor>, u64)>,
     clock: u64,
     capacity: usize,
 }
 
 impl Loaded {
-    fn get(&mut self, sha256: &str) -> Option<Arc<LoadedFlavor>> {
+    fn get(&mut self, owner: &CodeOwner, sha256: &str) -> Option<Arc<LoadedFlavor>> {
         self.clock += 1;
         let clock = self.clock;
-        self.map.get_mut(sha256).map(|(flavor, used)| {
-            *used = clock;
-            flavor.clone()
-        })
+        self.map
+            .get_mut(&(owner.clone(), sha256.to_string()))
+            .map(|(flavor, used)| {
+                *used = clock;
+                flavor.clone()
+            })
     }
 
-    fn insert(&mut self, sha256: String, flavor: Arc<LoadedFlavor>) {
+    fn insert(&mut self, key: LoadedKey, flavor: Arc<LoadedFlavor>) {
         self.clock += 1;
-        self.map.insert(sha256, (flavor, self.clock));
+        self.map.insert(key, (flavor, self.clock));
         while self.map.len() > self.capacity.max(1) {
             let oldest = self
                 .map
@@ -140,6 +176,7 @@ impl Sandbox {
             .check()
             .map_err(|e| anyhow::anyhow!("invalid sandbox configuration: {e}"))?;
         let engine = engine::engine(&config).map_err(to_anyhow)?;
+        let compiler = engine::compile_engine(&config).map_err(to_anyhow)?;
         let linker = engine::linker(&engine).map_err(to_anyhow)?;
         engine::start_epoch_ticker(&engine)?;
         let code_cache = match &config.code_cache_dir {
@@ -151,6 +188,7 @@ impl Sandbox {
         };
         Ok(Sandbox {
             engine,
+            compiler,
             linker,
             loaded: Mutex::new(Loaded {
                 map: HashMap::new(),
@@ -187,9 +225,64 @@ impl Sandbox {
     /// Checks bytes against the flavor world (by name before compiling, by
     /// type after), compiles them (or reuses authenticated precompiled code
     /// for the same content), calls `metadata`, and only then caches the
-    /// compiled code.
+    /// compiled code, shared (see [`CodeOwner::Shared`]).
     pub fn load(&self, bytes: &[u8]) -> Result<Arc<LoadedFlavor>, LoadError> {
-        self.load_from(bytes, None)
+        self.load_owned(&CodeOwner::Shared, bytes)
+    }
+
+    /// [`Sandbox::load`] into `owner`'s space of compiled code.
+    pub fn load_owned(
+        &self,
+        owner: &CodeOwner,
+        bytes: &[u8],
+    ) -> Result<Arc<LoadedFlavor>, LoadError> {
+        let prepared = self.prepare(owner, bytes)?;
+        Ok(self.keep(prepared))
+    }
+
+    /// What can be refused without compiling: the size cap, the header, and
+    /// the world's imports and exports by name. Returns the content hash.
+    pub fn check(&self, bytes: &[u8]) -> Result<String, LoadError> {
+        loader::check_header(bytes, self.config.max_component_bytes)?;
+        loader::check_names(bytes)?;
+        Ok(hex::encode(Sha256::digest(bytes)))
+    }
+
+    /// [`Sandbox::load`] into `owner`'s space, without keeping the code:
+    /// the caller [`keep`](Sandbox::keep)s it once its own checks pass. A
+    /// tenant's cache miss is compiled on the calling thread only (its CPU
+    /// time is that thread's; see [`engine::compile_engine`]).
+    pub fn prepare(&self, owner: &CodeOwner, bytes: &[u8]) -> Result<Prepared, LoadError> {
+        self.prepare_with(owner, bytes, CodeSource::CacheOrCompile)?
+            .ok_or_else(|| LoadError::Invalid("the component was not compiled".into()))
+    }
+
+    /// `owner`'s loaded flavor for `bytes` if that needs no compile (in
+    /// memory, or its code in the cache); `None` when it would.
+    pub fn load_cached(
+        &self,
+        owner: &CodeOwner,
+        bytes: &[u8],
+    ) -> Result<Option<Arc<LoadedFlavor>>, LoadError> {
+        Ok(self
+            .prepare_with(owner, bytes, CodeSource::CacheOnly)?
+            .map(|prepared| self.keep(prepared)))
+    }
+
+    /// Keeps a prepared flavor's code: in the code cache (when it was
+    /// compiled) and among the loaded flavors.
+    pub fn keep(&self, prepared: Prepared) -> Arc<LoadedFlavor> {
+        let Prepared {
+            flavor,
+            owner,
+            to_cache,
+        } = prepared;
+        if let (Some(cache), Some((path, code))) = (&self.code_cache, &to_cache) {
+            cache.put(path, flavor.sha256(), &owner, code);
+        }
+        self.lock_loaded()
+            .insert((owner, flavor.sha256().to_string()), flavor.clone());
+        flavor
     }
 
     /// [`Sandbox::load`], with the compiled code taken from `precompiled`
@@ -201,18 +294,54 @@ impl Sandbox {
         bytes: &[u8],
         precompiled: Option<&[u8]>,
     ) -> Result<Arc<LoadedFlavor>, LoadError> {
+        let source = match precompiled {
+            Some(code) => CodeSource::Precompiled(code),
+            None => CodeSource::CacheOrCompile,
+        };
+        let prepared = self
+            .prepare_with(&CodeOwner::Shared, bytes, source)?
+            .ok_or_else(|| LoadError::Invalid("the component was not compiled".into()))?;
+        Ok(self.keep(prepared))
+    }
+
+    fn prepare_with(
+        &self,
+        owner: &CodeOwner,
+        bytes: &[u8],
+        source: CodeSource<'_>,
+    ) -> Result<Option<Prepared>, LoadError> {
         loader::check_header(bytes, self.config.max_component_bytes)?;
         let sha256 = hex::encode(Sha256::digest(bytes));
-        if let Some(found) = self.lock_loaded().get(&sha256) {
-            return Ok(found.clone());
+        if let Some(found) = self.lock_loaded().get(owner, &sha256) {
+            return Ok(Some(Prepared {
+                flavor: found,
+                owner: owner.clone(),
+                to_cache: None,
+            }));
         }
         let version = loader::check_names(bytes)?;
-        let compiled = match precompiled {
-            Some(code) => loader::Compiled {
+        let compiler = match owner {
+            CodeOwner::Shared => loader::Compiler::Parallel,
+            CodeOwner::Tenant(_) => loader::Compiler::OneThread(&self.compiler),
+        };
+        let cache = self.code_cache.as_ref();
+        let compiled = match source {
+            CodeSource::Precompiled(code) => loader::Compiled {
                 component: loader::deserialize_own(&self.engine, code)?,
                 to_cache: None,
             },
-            None => loader::compile(&self.engine, self.code_cache.as_ref(), bytes, &sha256)?,
+            CodeSource::CacheOrCompile => {
+                loader::compile(&self.engine, compiler, cache, bytes, &sha256, owner)?
+            }
+            CodeSource::CacheOnly => {
+                match cache.and_then(|c| c.get(&self.engine, &sha256, owner)) {
+                    Some(component) => loader::Compiled {
+                        component,
+                        to_cache: None,
+                    },
+                    None => return Ok(None),
+                }
+            }
         };
         loader::check_export_kind(&self.engine, &compiled.component)?;
         let instance_pre = self
@@ -246,17 +375,21 @@ impl Sandbox {
                 _ => LoadError::Metadata(e),
             })?;
         flavor.metadata = loader::check_metadata(declared.value, version)?;
-        if let (Some(cache), Some((path, code))) = (&self.code_cache, &compiled.to_cache) {
-            cache.put(path, &sha256, code);
-        }
-        let flavor = Arc::new(flavor);
-        self.lock_loaded().insert(sha256, flavor.clone());
-        Ok(flavor)
+        Ok(Some(Prepared {
+            flavor: Arc::new(flavor),
+            owner: owner.clone(),
+            to_cache: compiled.to_cache,
+        }))
     }
 
-    /// The loaded flavor with this content hash, if it is in memory.
+    /// The shared loaded flavor with this content hash, if it is in memory.
     pub fn cached(&self, sha256: &str) -> Option<Arc<LoadedFlavor>> {
-        self.lock_loaded().get(sha256)
+        self.cached_owned(&CodeOwner::Shared, sha256)
+    }
+
+    /// `owner`'s loaded flavor with this content hash, if it is in memory.
+    pub fn cached_owned(&self, owner: &CodeOwner, sha256: &str) -> Option<Arc<LoadedFlavor>> {
+        self.lock_loaded().get(owner, sha256)
     }
 
     /// How many loaded flavors are in memory.
@@ -264,12 +397,23 @@ impl Sandbox {
         self.lock_loaded().map.len()
     }
 
-    /// Drops a component no one references any more: from memory and from
-    /// the code cache.
+    /// Drops a component no one references any more: every owner's copy,
+    /// from memory and from the code cache.
     pub fn forget(&self, sha256: &str) {
-        self.lock_loaded().map.remove(sha256);
+        self.lock_loaded().map.retain(|(_, sha), _| sha != sha256);
         if let Some(cache) = &self.code_cache {
             cache.remove(sha256);
+        }
+    }
+
+    /// Drops `owner`'s copy of a component it no longer has (others may
+    /// still have theirs): from memory and from the code cache.
+    pub fn forget_owned(&self, owner: &CodeOwner, sha256: &str) {
+        self.lock_loaded()
+            .map
+            .remove(&(owner.clone(), sha256.to_string()));
+        if let Some(cache) = &self.code_cache {
+            cache.remove_owned(sha256, owner);
         }
     }
 
@@ -418,4 +562,145 @@ impl Sandbox {
 
 fn to_anyhow(e: wasmtime::Error) -> anyhow::Error {
     anyhow::anyhow!("{e:#}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn default_flavor() -> &'static [u8] {
+        crate::builtin::component("default").expect("the default flavor is built in")
+    }
+
+    fn cached_files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("cache dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".cwasm"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn cached_sandbox(dir: &Path) -> Sandbox {
+        Sandbox::new(SandboxConfig {
+            code_cache_dir: Some(dir.to_path_buf()),
+            code_cache_key: [9; 32],
+            pooling: false,
+            ..SandboxConfig::default()
+        })
+        .expect("sandbox")
+    }
+
+    #[test]
+    fn each_tenant_compiles_into_its_own_space_and_never_hits_anothers_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = cached_sandbox(dir.path());
+        let bytes = crate::bench::distinct_variant(default_flavor(), 0x7e4a);
+        let (a, b) = (CodeOwner::tenant("a"), CodeOwner::tenant("b"));
+
+        // Compiled on the one-thread engine, run in the pooled one.
+        let first = sandbox.load_owned(&a, &bytes).expect("a's compile loads");
+        assert_eq!(first.name(), "default");
+        let after_a = cached_files(dir.path());
+        assert_eq!(after_a.len(), 1, "{after_a:?}");
+        assert!(
+            after_a[0].starts_with(&format!("{}-t", first.sha256())),
+            "{after_a:?}"
+        );
+
+        // b has nothing cached, in memory or on disk, though a has it all.
+        assert!(sandbox.cached_owned(&b, first.sha256()).is_none());
+        assert!(sandbox.cached(first.sha256()).is_none());
+        assert!(sandbox.load_cached(&b, &bytes).expect("checks").is_none());
+        let second = sandbox.load_owned(&b, &bytes).expect("b's own compile");
+        assert!(!Arc::ptr_eq(&first, &second), "b got a's loaded flavor");
+        let after_b = cached_files(dir.path());
+        assert_eq!(
+            after_b.len(),
+            2,
+            "b's compile has its own file: {after_b:?}"
+        );
+
+        // A fresh process finds each tenant's own file, and only its own.
+        let restarted = cached_sandbox(dir.path());
+        assert!(restarted.load_cached(&a, &bytes).expect("a").is_some());
+        assert!(
+            restarted
+                .load_cached(&CodeOwner::tenant("c"), &bytes)
+                .expect("c")
+                .is_none()
+        );
+
+        // A tenant's file renamed to another tenant's name does not verify.
+        let a_path = restarted.code_cache.as_ref().expect("cache").path(
+            &restarted.engine,
+            first.sha256(),
+            &a,
+        );
+        let c_path = restarted.code_cache.as_ref().expect("cache").path(
+            &restarted.engine,
+            first.sha256(),
+            &CodeOwner::tenant("c"),
+        );
+        std::fs::copy(&a_path, &c_path).expect("plant");
+        assert!(
+            restarted
+                .load_cached(&CodeOwner::tenant("c"), &bytes)
+                .expect("c")
+                .is_none()
+        );
+        assert!(!c_path.exists(), "the planted file is removed");
+
+        // A tenant that lets go of it loses only its own copy.
+        restarted.forget_owned(&a, first.sha256());
+        sandbox.forget_owned(&a, first.sha256());
+        let left = cached_files(dir.path());
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert!(sandbox.load_cached(&b, &bytes).expect("b").is_some());
+        sandbox.forget(first.sha256());
+        assert!(cached_files(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_prepared_flavor_leaves_nothing_until_it_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = cached_sandbox(dir.path());
+        let bytes = crate::bench::distinct_variant(default_flavor(), 0x9e7);
+        let owner = CodeOwner::tenant("t");
+        let prepared = sandbox.prepare(&owner, &bytes).expect("compiles");
+        assert_eq!(prepared.flavor().name(), "default");
+        assert!(cached_files(dir.path()).is_empty(), "nothing cached yet");
+        assert_eq!(sandbox.loaded_count(), 0, "nothing in memory yet");
+        drop(prepared);
+        assert!(
+            sandbox
+                .load_cached(&owner, &bytes)
+                .expect("checks")
+                .is_none()
+        );
+
+        let kept = sandbox.keep(sandbox.prepare(&owner, &bytes).expect("compiles"));
+        assert_eq!(cached_files(dir.path()).len(), 1);
+        assert!(Arc::ptr_eq(
+            &kept,
+            &sandbox
+                .cached_owned(&owner, kept.sha256())
+                .expect("in memory")
+        ));
+    }
+
+    #[test]
+    fn what_is_refused_by_name_is_refused_before_any_compile() {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = cached_sandbox(dir.path());
+        assert!(matches!(
+            sandbox.check(b"not wasm"),
+            Err(LoadError::NotWasm)
+        ));
+        let sha = sandbox.check(default_flavor()).expect("a flavor");
+        assert_eq!(sha, hex::encode(Sha256::digest(default_flavor())));
+        assert!(cached_files(dir.path()).is_empty());
+    }
 }

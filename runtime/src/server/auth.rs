@@ -4,14 +4,21 @@
 //! environment, is compared the same way, and is not a tenant token: admin
 //! endpoints accept only it, tenant endpoints never do. The operator may set
 //! a metrics token too: then `/metrics` accepts only it.
+//!
+//! Failed authentications count against their source address
+//! ([`super::throttle`]): past its bound a request is answered 429 before
+//! any store lookup.
 
-use axum::extract::FromRequestParts;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::ApiError;
+use super::throttle::Admission;
 use crate::app::Tenant;
 
 /// Prefix of tenant tokens, so a leaked one is recognisable in a scanner.
@@ -61,6 +68,35 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .filter(|t| !t.is_empty() && t.len() <= 512)
 }
 
+/// The address a request came from, as the edge recorded it.
+fn source(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip())
+}
+
+/// The refusal of a request that did not authenticate. A token the server
+/// knows (the admin or metrics token, a tenant token verified recently)
+/// sent to the wrong endpoint is no guess: 401, nothing charged. Anything
+/// else spends the failure its admission reserved (429 past the bound).
+fn refuse(state: &AppState, admission: Admission<'_>, token: Option<&str>) -> ApiError {
+    let known = token.is_some_and(|token| {
+        state.admin.matches(token)
+            || state
+                .metrics_token
+                .as_ref()
+                .is_some_and(|m| m.matches(token))
+            || (token.starts_with(TOKEN_PREFIX) && state.throttle.knows(&hash(token)))
+    });
+    if known {
+        admission.pass();
+        ApiError::unauthorized()
+    } else {
+        admission.refuse()
+    }
+}
+
 /// A request made with the admin token.
 pub struct Admin;
 
@@ -68,9 +104,14 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // Checked in memory, so even past the bound: the operator gets in.
+        let admission = state.throttle.admit(source(parts));
         match bearer(parts) {
-            Some(token) if state.admin.matches(token) => Ok(Admin),
-            _ => Err(ApiError::unauthorized()),
+            Some(token) if state.admin.matches(token) => {
+                admission.pass();
+                Ok(Admin)
+            }
+            token => Err(refuse(state, admission, token)),
         }
     }
 }
@@ -83,10 +124,16 @@ impl FromRequestParts<AppState> for MetricsReader {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match (&state.metrics_token, bearer(parts)) {
-            (None, _) => Ok(MetricsReader),
-            (Some(expected), Some(token)) if expected.matches(token) => Ok(MetricsReader),
-            (Some(_), _) => Err(ApiError::unauthorized()),
+        let Some(expected) = &state.metrics_token else {
+            return Ok(MetricsReader);
+        };
+        let admission = state.throttle.admit(source(parts));
+        match bearer(parts) {
+            Some(token) if expected.matches(token) => {
+                admission.pass();
+                Ok(MetricsReader)
+            }
+            token => Err(refuse(state, admission, token)),
         }
     }
 }
@@ -98,17 +145,31 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
-        if !token.starts_with(TOKEN_PREFIX) {
-            return Err(ApiError::unauthorized());
+        let admission = state.throttle.admit(source(parts));
+        let token = bearer(parts);
+        let Some(token) = token.filter(|t| t.starts_with(TOKEN_PREFIX)) else {
+            return Err(refuse(state, admission, token));
+        };
+        let hash = hash(token);
+        // Past the bound only a token verified here recently is looked up.
+        if admission.is_limited() && !state.throttle.knows(&hash) {
+            return Err(admission.refuse());
         }
-        let name = state
-            .app
-            .store()
-            .tenant_for_token(&hash(token))
-            .await
-            .map_err(|e| ApiError::from(crate::app::AppError::from(e)))?
-            .ok_or_else(ApiError::unauthorized)?;
+        let found = state.app.store().tenant_for_token(&hash).await;
+        let name = match found {
+            Ok(Some(name)) => name,
+            Ok(None) => {
+                state.throttle.forget(&hash);
+                return Err(admission.refuse());
+            }
+            // The store's trouble, not the client's failure.
+            Err(e) => {
+                admission.pass();
+                return Err(ApiError::from(crate::app::AppError::from(e)));
+            }
+        };
+        admission.pass();
+        state.throttle.remember(&hash);
         tracing::Span::current().record("tenant", name.as_str());
         Ok(Authenticated(Tenant::verified(name)))
     }

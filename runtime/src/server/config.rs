@@ -10,13 +10,21 @@
 //! allow_shared_registry_paths = false   # may two tenants hold overlapping paths of an allowlisted registry
 //! max_concurrent_calls = 8              # sandbox calls at once (pool size)
 //! max_queued_calls = 64                 # waiting calls; past it, 503
+//! max_concurrent_compiles = 1           # compiles of uploads at once (default: half the cores)
+//! max_queued_compiles = 16              # waiting compiles; past it, 503
 //! max_running_jobs = 2                  # push jobs at once
+//! max_running_jobs_per_tenant = 1       # of them, one tenant's (default: half, at least 1)
+//! job_timeout_secs = 900                # a push job is stopped and failed after
+//! auth_failure_burst = 20               # requests with a missing or bad token per source address...
+//! auth_failures_per_sec = 10            # ...and their refill; past them, 429
+//! auth_failure_sources = 65536          # source addresses tracked at once
 //! drain_timeout_secs = 60               # in-flight requests and jobs at SIGTERM
 //! header_timeout_secs = 10              # a request's headers must arrive within
 //! idle_timeout_secs = 60                # a connection with no request is closed after
 //! body_timeout_secs = 30                # longest pause between chunks of a body
 //! max_connections = 1024                # open connections; past it, 503 and close
 //! sweep_interval_secs = 600             # removal of dead uploads
+//! max_image_unpacked_mib = 8192         # what a pushed image's layers may expand to
 //! metrics_token_file = "/etc/flavorbox/metrics.token"   # /metrics needs it as a bearer token
 //!
 //! [quotas]                              # every tenant's default
@@ -28,7 +36,8 @@
 //! memory_mib = 128
 //! max_concurrent_calls = 2
 //! max_queued_calls = 16
-//! cpu_ms_per_minute = 30000
+//! cpu_ms_per_minute = 30000             # CPU of flavor calls and compiles together
+//! max_queued_compiles = 1               # uploads waiting behind the tenant's one compile; past it, 429
 //! max_upload_mib = 2048
 //! max_uploads_in_flight = 2             # uploads arriving or held by jobs; past it, 429
 //! max_upload_disk_mib = 4096            # their bytes on disk (default: 2 x max_upload_mib)
@@ -73,6 +82,13 @@ pub struct ServeOptions {
     pub metrics_token: Option<String>,
     /// Push jobs running at once.
     pub max_running_jobs: usize,
+    /// Push jobs of one tenant running at once (at most `max_running_jobs`).
+    pub max_running_jobs_per_tenant: usize,
+    /// How long a push job may run once it has a worker; then it is
+    /// stopped and marked failed.
+    pub job_timeout: Duration,
+    /// The bound on requests that fail authentication, per source address.
+    pub auth_failures: AuthFailureLimits,
     /// How long in-flight requests and running jobs get at shutdown.
     pub drain_timeout: Duration,
     /// Largest upload for a tenant without a quota of its own.
@@ -108,6 +124,40 @@ impl Default for EdgeLimits {
     }
 }
 
+/// How many requests with a missing or invalid token one source address
+/// may make: a token bucket per address (an IPv6 address counts by its
+/// /64), in a map of bounded size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthFailureLimits {
+    /// Failures in a burst (the bucket's size).
+    pub burst: u32,
+    /// Failures per second allowed past the burst (its refill).
+    pub per_second: u32,
+    /// Source addresses tracked at once; past it the least limited are
+    /// forgotten first.
+    pub max_sources: usize,
+}
+
+impl Default for AuthFailureLimits {
+    fn default() -> AuthFailureLimits {
+        AuthFailureLimits {
+            burst: DEFAULT_AUTH_FAILURE_BURST,
+            per_second: DEFAULT_AUTH_FAILURES_PER_SEC,
+            max_sources: DEFAULT_AUTH_FAILURE_SOURCES,
+        }
+    }
+}
+
+/// Default burst of failed authentications per source address.
+pub const DEFAULT_AUTH_FAILURE_BURST: u32 = 20;
+/// Default refill of failed authentications per source address, per second.
+pub const DEFAULT_AUTH_FAILURES_PER_SEC: u32 = 10;
+/// Default bound on the source addresses tracked.
+pub const DEFAULT_AUTH_FAILURE_SOURCES: usize = 65_536;
+/// Default deadline of a push job, from the moment it gets a worker: a
+/// 2 GiB tarball (the default upload bound) pushes in it at 2.5 MB/s.
+pub const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
 /// Default time for a request's headers to arrive.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time a keep-alive connection may sit between requests.
@@ -130,14 +180,22 @@ pub struct ServerFile {
     max_concurrent_calls: Option<usize>,
     max_queued_calls: Option<usize>,
     queue_wait_ms: Option<u64>,
+    max_concurrent_compiles: Option<usize>,
+    max_queued_compiles: Option<usize>,
     max_loaded_flavors: Option<usize>,
     max_running_jobs: Option<usize>,
+    max_running_jobs_per_tenant: Option<usize>,
+    job_timeout_secs: Option<u64>,
+    auth_failure_burst: Option<u32>,
+    auth_failures_per_sec: Option<u32>,
+    auth_failure_sources: Option<usize>,
     drain_timeout_secs: Option<u64>,
     header_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
     body_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
     sweep_interval_secs: Option<u64>,
+    max_image_unpacked_mib: Option<u64>,
     metrics_token_file: Option<PathBuf>,
     #[serde(default)]
     quotas: QuotaFile,
@@ -160,6 +218,7 @@ pub struct QuotaFile {
     max_concurrent_calls: Option<usize>,
     max_queued_calls: Option<usize>,
     cpu_ms_per_minute: Option<u64>,
+    max_queued_compiles: Option<usize>,
     max_upload_mib: Option<u64>,
     max_uploads_in_flight: Option<usize>,
     max_upload_disk_mib: Option<u64>,
@@ -187,6 +246,7 @@ impl QuotaFile {
                 .cpu_ms_per_minute
                 .map(Duration::from_millis)
                 .or(base.cpu_per_minute),
+            max_queued_compiles: self.max_queued_compiles.or(base.max_queued_compiles),
             max_upload_bytes: self
                 .max_upload_mib
                 .map(|m| m.saturating_mul(MIB))
@@ -223,6 +283,7 @@ pub fn default_quota() -> TenantQuota {
         max_concurrent_calls: Some((cores / 2).max(1)),
         max_queued_calls: Some(16),
         cpu_per_minute: Some(Duration::from_secs(30)),
+        max_queued_compiles: Some(1),
         max_upload_bytes: Some(2048 * MIB),
         max_uploads_in_flight: Some(2),
         max_upload_disk_bytes: Some(2 * 2048 * MIB),
@@ -294,6 +355,16 @@ pub fn load(
         max_queued: file.max_queued_calls.unwrap_or(256),
         max_wait: Duration::from_millis(file.queue_wait_ms.unwrap_or(10_000)),
     };
+    let default_compiles = CallBounds::compiles();
+    let compiles = CallBounds {
+        max_concurrent: file
+            .max_concurrent_compiles
+            .unwrap_or(default_compiles.max_concurrent),
+        max_queued: file
+            .max_queued_compiles
+            .unwrap_or(default_compiles.max_queued),
+        ..default_compiles
+    };
     let default = file.quotas.over(&default_quota());
     let tenants = file
         .tenants
@@ -305,12 +376,26 @@ pub fn load(
         .tenant_allowlists(tenant_allow)
         .shared_registry_paths(file.allow_shared_registry_paths.unwrap_or(false))
         .calls(calls)
+        .compiles(compiles)
         .quotas(Quotas { default, tenants })
         .secrets_key(key);
     if let Some(n) = file.max_loaded_flavors {
         builder = builder.max_loaded_flavors(n);
     }
+    let unpacked_default = crate::push::ArchiveLimits::default().max_unpacked_bytes / MIB;
+    builder = builder.archive_limits(crate::push::ArchiveLimits {
+        max_unpacked_bytes: MIB
+            * bounded(
+                "max_image_unpacked_mib",
+                file.max_image_unpacked_mib,
+                1..=16 << 20,
+                unpacked_default,
+                "the MiB a pushed image's layers may expand to, all together",
+            )?,
+        ..crate::push::ArchiveLimits::default()
+    });
     let config = builder.build()?;
+    let max_running_jobs = file.max_running_jobs.unwrap_or(2).max(1);
     let options = ServeOptions {
         listen: flags
             .listen
@@ -318,7 +403,44 @@ pub fn load(
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
         admin_token,
         metrics_token,
-        max_running_jobs: file.max_running_jobs.unwrap_or(2).max(1),
+        max_running_jobs,
+        max_running_jobs_per_tenant: bounded(
+            "max_running_jobs_per_tenant",
+            file.max_running_jobs_per_tenant,
+            1..=max_running_jobs,
+            super::workers::default_share(max_running_jobs),
+            "push jobs one tenant may run at once, at most max_running_jobs",
+        )?,
+        job_timeout: seconds(
+            "job_timeout_secs",
+            file.job_timeout_secs,
+            1..=7 * 86_400,
+            DEFAULT_JOB_TIMEOUT,
+            "how long a push job may run before it is stopped and failed",
+        )?,
+        auth_failures: AuthFailureLimits {
+            burst: bounded(
+                "auth_failure_burst",
+                file.auth_failure_burst,
+                1..=1_000_000,
+                DEFAULT_AUTH_FAILURE_BURST,
+                "requests with a missing or invalid token one source address may make in a burst",
+            )?,
+            per_second: bounded(
+                "auth_failures_per_sec",
+                file.auth_failures_per_sec,
+                1..=1_000_000,
+                DEFAULT_AUTH_FAILURES_PER_SEC,
+                "requests with a missing or invalid token one source address may make per second past the burst",
+            )?,
+            max_sources: bounded(
+                "auth_failure_sources",
+                file.auth_failure_sources,
+                16..=10_000_000,
+                DEFAULT_AUTH_FAILURE_SOURCES,
+                "source addresses whose failed authentications are counted at once",
+            )?,
+        },
         drain_timeout: seconds(
             "drain_timeout_secs",
             file.drain_timeout_secs,
@@ -554,6 +676,65 @@ mod tests {
         assert_eq!(options.listen.port(), 8080);
         assert_eq!(options.edge, EdgeLimits::default(), "the edge's defaults");
         assert_eq!(options.sweep_interval, DEFAULT_SWEEP_INTERVAL);
+        assert_eq!(
+            (options.max_running_jobs_per_tenant, options.job_timeout),
+            (1, DEFAULT_JOB_TIMEOUT),
+            "half of the two workers, and the default deadline"
+        );
+        assert_eq!(options.auth_failures, AuthFailureLimits::default());
+    }
+
+    #[test]
+    fn job_shares_deadlines_and_the_auth_failure_bound_come_from_the_file_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = key_file(dir.path());
+        let load_text = |text: &str| {
+            let path = dir.path().join("jobs.toml");
+            std::fs::write(&path, text).unwrap();
+            let flags = ServeFlags {
+                config: Some(path),
+                ..ServeFlags::default()
+            };
+            load(
+                crate::app::AppConfig::builder(dir.path().join("home")),
+                &flags,
+                env_with(&key),
+            )
+        };
+        let (_, options) = load_text(
+            "max_running_jobs = 6\njob_timeout_secs = 60\nauth_failure_burst = 5\nauth_failures_per_sec = 2\nauth_failure_sources = 100\n",
+        )
+        .expect("valid");
+        assert_eq!(options.max_running_jobs_per_tenant, 3, "half by default");
+        assert_eq!(options.job_timeout, Duration::from_secs(60));
+        assert_eq!(
+            options.auth_failures,
+            AuthFailureLimits {
+                burst: 5,
+                per_second: 2,
+                max_sources: 100,
+            }
+        );
+        let (_, options) = load_text("max_running_jobs = 6\nmax_running_jobs_per_tenant = 6\n")
+            .expect("a tenant may be allowed every worker");
+        assert_eq!(options.max_running_jobs_per_tenant, 6);
+        for (text, key) in [
+            (
+                "max_running_jobs = 2\nmax_running_jobs_per_tenant = 3",
+                "max_running_jobs_per_tenant",
+            ),
+            (
+                "max_running_jobs_per_tenant = 0",
+                "max_running_jobs_per_tenant",
+            ),
+            ("job_timeout_secs = 0", "job_timeout_secs"),
+            ("auth_failure_burst = 0", "auth_failure_burst"),
+            ("auth_failures_per_sec = 0", "auth_failures_per_sec"),
+            ("auth_failure_sources = 1", "auth_failure_sources"),
+        ] {
+            let err = load_text(text).expect_err(text).to_string();
+            assert!(err.contains(key) && err.contains("out of range"), "{err}");
+        }
     }
 
     #[test]
@@ -807,5 +988,37 @@ mod tests {
         };
         let err = load(builder(), &flags, env_with(&key)).unwrap_err();
         assert!(err.to_string().contains("max_flavours"), "{err}");
+    }
+
+    #[test]
+    fn compile_bounds_and_a_tenants_compile_line_come_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("server.toml");
+        let home = || crate::app::AppConfig::builder(dir.path().join("home"));
+        let flags = ServeFlags {
+            config: Some(config.clone()),
+            ..ServeFlags::default()
+        };
+        std::fs::write(&config, "").unwrap();
+        let (app, _) = load(home(), &flags, env_with(&key_file(dir.path()))).expect("valid");
+        assert_eq!(app.compiles(), CallBounds::compiles(), "the defaults");
+        assert_eq!(app.quota("anyone").max_queued_compiles, Some(1));
+
+        std::fs::write(
+            &config,
+            "max_concurrent_compiles = 3\nmax_queued_compiles = 5\n[quotas]\nmax_queued_compiles = 2\n[tenants.big]\nmax_queued_compiles = 4\n",
+        )
+        .unwrap();
+        let (app, _) = load(home(), &flags, env_with(&key_file(dir.path()))).expect("valid");
+        assert_eq!(
+            (app.compiles().max_concurrent, app.compiles().max_queued),
+            (3, 5)
+        );
+        assert_eq!(app.quota("anyone").max_queued_compiles, Some(2));
+        assert_eq!(app.quota("big").max_queued_compiles, Some(4));
+
+        std::fs::write(&config, "max_concurrent_compiles = 0\n").unwrap();
+        let err = load(home(), &flags, env_with(&key_file(dir.path()))).unwrap_err();
+        assert!(err.to_string().contains("concurrent compiles"), "{err}");
     }
 }

@@ -425,6 +425,12 @@ mod tests {
         let router = Router::new()
             .route("/", axum::routing::get(|| async { "ok" }))
             .route(
+                "/peer",
+                axum::routing::get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
+                    peer.ip().to_string()
+                }),
+            )
+            .route(
                 "/slow",
                 axum::routing::get(|| async {
                     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -505,6 +511,21 @@ mod tests {
         assert!(
             took >= Duration::from_millis(800) && took < Duration::from_secs(3),
             "closed after the idle timeout: {took:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_request_carries_its_peer_address_for_the_failed_authentication_bound() {
+        let (addr, _stop, _task) = start(limits(5_000, 5_000, 5_000, 16)).await;
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /peer HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let (_, text) = read_to_close(&mut stream).await;
+        assert!(
+            text.starts_with("HTTP/1.1 200") && text.ends_with("127.0.0.1"),
+            "{text}"
         );
     }
 

@@ -27,7 +27,7 @@ pub struct ErrorDetail {
     /// `already_exists`, `conflict`, `in_use`, `too_large`,
     /// `invalid_config`, `invalid_flavor`, `flavor_failed`,
     /// `invalid_target`, `unknown_secret`, `egress_refused`,
-    /// `quota_exceeded`, `overloaded`, `request_timeout`,
+    /// `quota_exceeded`, `rate_limited`, `overloaded`, `request_timeout`,
     /// `insufficient_storage`, `unavailable`, `internal`, ...
     pub code: String,
     /// What is wrong and what to do.
@@ -133,7 +133,7 @@ pub fn status_of(code: &str) -> StatusCode {
             StatusCode::UNPROCESSABLE_ENTITY
         }
         "request_timeout" => StatusCode::REQUEST_TIMEOUT,
-        "quota_exceeded" => StatusCode::TOO_MANY_REQUESTS,
+        "quota_exceeded" | "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
         "overloaded" | "unavailable" | "interrupted" => StatusCode::SERVICE_UNAVAILABLE,
         "insufficient_storage" => StatusCode::INSUFFICIENT_STORAGE,
         "registry_auth" | "push_failed" | "registry_failed" => StatusCode::BAD_GATEWAY,
@@ -216,6 +216,7 @@ mod tests {
             ("egress_refused", 422),
             ("signature_refused", 422),
             ("quota_exceeded", 429),
+            ("rate_limited", 429),
             ("registry_auth", 502),
             ("push_failed", 502),
             ("registry_failed", 502),

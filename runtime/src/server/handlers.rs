@@ -145,8 +145,9 @@ pub async fn list_flavors(
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 408, description = "The body stalled", body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+        (status = 429, description = "A quota: flavors, the tenant's one compile at a time and its line, or its CPU budget (calls and compiles)", body = ErrorBody),
+        (status = 503, description = "The server's compile slots and their line are full", body = ErrorBody),
         (status = 507, description = "The server's disk is full", body = ErrorBody),
     ))]
 pub async fn put_flavor(
@@ -186,8 +187,9 @@ pub async fn put_flavor(
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 408, description = "The body stalled", body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+        (status = 429, description = "A quota: flavors, the tenant's one compile at a time and its line, or its CPU budget (calls and compiles)", body = ErrorBody),
+        (status = 503, description = "The server's compile slots and their line are full", body = ErrorBody),
         (status = 507, description = "The server's disk is full", body = ErrorBody),
     ))]
 pub async fn post_flavor(

@@ -3,9 +3,11 @@
 //! upload is streamed to a private file (size-capped as it arrives, each
 //! chunk within the edge's body timeout, counted against the tenant's
 //! uploads on disk), recorded as a job, and pushed in the background by a
-//! bounded number of workers. The job loads the tarball under a name
-//! private to it, pushes, and removes what it loaded; its status lives in
-//! the store.
+//! bounded number of workers, shared fairly between tenants
+//! ([`super::workers`]). The job loads the tarball under a name private to
+//! it, pushes, and removes what it loaded; its status lives in the store. A
+//! job that runs past the server's job deadline is stopped and marked
+//! `failed` (`job_timeout`), so no push holds a worker for longer.
 //!
 //! At shutdown no job starts a push: one still waiting for a worker is
 //! marked `interrupted`. Running jobs get the drain; what is left is aborted
@@ -27,29 +29,31 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use utoipa::IntoParams;
 
 use super::AppState;
 use super::auth::Authenticated;
 use super::error::{ApiError, ErrorBody};
-use crate::app::{App, AppError, JobInfo, PushRequest, Tenant, TenantQuota};
+use super::workers::Workers;
+use crate::app::{App, AppError, JobError, JobInfo, PushRequest, Tenant, TenantQuota};
 
 /// Directory of `home` that uploads are streamed to.
 pub(crate) const UPLOADS_DIR: &str = "uploads";
-/// Directory of `home` holding one empty file per job whose private image
-/// tag may be in the engine (written before the push, removed after its
-/// clean-up): what a kill leaves there is swept at the next start.
-pub(crate) const ENGINE_MARKS_DIR: &str = "engine-jobs";
 
 /// Seconds a tenant at its bound of uploads is told to wait: an upload is
 /// held until its push job ends.
 const UPLOAD_RETRY_SECS: u64 = 10;
 
+/// The error code of a job stopped at the server's job deadline.
+pub(crate) const JOB_TIMEOUT: &str = "job_timeout";
+
 /// The background workers, and the uploads live requests and jobs hold.
 pub(crate) struct Jobs {
-    workers: Arc<Semaphore>,
+    workers: Arc<Workers>,
+    /// How long a job may run once it has a worker.
+    timeout: Duration,
     running: AtomicUsize,
     idle: Notify,
     stopping: watch::Sender<bool>,
@@ -57,7 +61,6 @@ pub(crate) struct Jobs {
     live: Mutex<HashSet<OsString>>,
     held: Mutex<HashMap<String, Held>>,
     uploads: PathBuf,
-    engine_marks: PathBuf,
 }
 
 /// One tenant's uploads, from before the first byte arrives until their
@@ -69,9 +72,25 @@ struct Held {
 }
 
 impl Jobs {
+    /// `workers` at once, the default share of them for a tenant
+    /// ([`super::workers::default_share`]) and the default deadline.
+    #[cfg(test)]
     pub(crate) fn new(workers: usize, home: &FsPath) -> Jobs {
+        let share = super::workers::default_share(workers);
+        Jobs::with_limits(workers, share, super::config::DEFAULT_JOB_TIMEOUT, home)
+    }
+
+    /// `workers` at once, at most `share` of them for one tenant, each job
+    /// stopped `timeout` after it starts.
+    pub(crate) fn with_limits(
+        workers: usize,
+        share: usize,
+        timeout: Duration,
+        home: &FsPath,
+    ) -> Jobs {
         Jobs {
-            workers: Arc::new(Semaphore::new(workers.max(1))),
+            workers: Arc::new(Workers::new(workers, share)),
+            timeout,
             running: AtomicUsize::new(0),
             idle: Notify::new(),
             stopping: watch::Sender::new(false),
@@ -79,18 +98,12 @@ impl Jobs {
             live: Mutex::new(HashSet::new()),
             held: Mutex::new(HashMap::new()),
             uploads: home.join(UPLOADS_DIR),
-            engine_marks: home.join(ENGINE_MARKS_DIR),
         }
     }
 
     /// Where uploads are streamed to.
     pub(crate) fn uploads_dir(&self) -> &FsPath {
         &self.uploads
-    }
-
-    /// Where the engine marks of jobs are.
-    pub(crate) fn engine_marks_dir(&self) -> &FsPath {
-        &self.engine_marks
     }
 
     /// Jobs accepted and not finished.
@@ -205,8 +218,9 @@ impl Jobs {
         })
     }
 
-    /// Runs recorded job `job` in the background once a worker is free,
-    /// unless shutdown begins first: then it is marked `interrupted`.
+    /// Runs recorded job `job` in the background once a worker is free in
+    /// its tenant's turn, unless shutdown begins first: then it is marked
+    /// `interrupted`.
     fn start(
         self: &Arc<Self>,
         app: Arc<App>,
@@ -215,23 +229,44 @@ impl Jobs {
         request: PushRequest,
         upload: Upload,
     ) {
+        let push = {
+            let (app, tenant, job, archive) =
+                (app.clone(), tenant.clone(), job.clone(), upload.path());
+            async move { app.tenant(&tenant).run_job(&job, request, archive).await }
+        };
+        self.launch(app, tenant, job, upload, push);
+    }
+
+    /// [`start`](Self::start) with the push as a future: it runs once the
+    /// job has a worker, and is dropped at the deadline.
+    fn launch(
+        self: &Arc<Self>,
+        app: Arc<App>,
+        tenant: Tenant,
+        job: String,
+        upload: Upload,
+        push: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
         let jobs = self.clone();
         let running = Running::start(jobs.clone());
         self.spawn(async move {
             let _running = running;
             let mut stopping = jobs.stopping.subscribe();
             let worker = tokio::select! {
-                worker = jobs.workers.clone().acquire_owned() => worker.ok(),
+                worker = jobs.workers.take(tenant.name()) => Some(worker),
                 _ = stopping.wait_for(|stop| *stop) => None,
             };
             let tenant_app = app.tenant(&tenant);
             match worker {
                 Some(_worker) if !jobs.is_stopping() => {
-                    let mark = jobs.mark_engine(&job);
-                    tenant_app.run_job(&job, request, upload.path()).await;
-                    // The push cleaned up its tags: nothing for a later start.
-                    if let Some(mark) = mark {
-                        let _ = std::fs::remove_file(mark);
+                    // A push dropped at the deadline stops at its next read
+                    // of the upload or within the egress client's stall
+                    // timeout, whichever comes first.
+                    if tokio::time::timeout(jobs.timeout, push).await.is_err() {
+                        tracing::warn!(tenant = %tenant.name(), job, timeout = ?jobs.timeout, "a push job ran past the job deadline and was stopped");
+                        tenant_app
+                            .fail_job(&job, deadline_error(jobs.timeout))
+                            .await;
                     }
                 }
                 _ => {
@@ -249,18 +284,28 @@ impl Jobs {
         while tasks.try_join_next().is_some() {}
         tasks.spawn(task);
     }
+}
 
-    /// Records that `job`'s private image may be in the engine from now on.
-    fn mark_engine(&self, job: &str) -> Option<PathBuf> {
-        let made = private_dir(&self.engine_marks);
-        let path = self.engine_marks.join(job);
-        match made.and_then(|()| std::fs::write(&path, b"")) {
-            Ok(()) => Some(path),
-            Err(e) => {
-                tracing::warn!(job, error = %e, "cannot record a job's engine mark; a kill during its push leaves its image tag behind");
-                None
-            }
-        }
+/// The error of a job stopped at the deadline `timeout`.
+fn deadline_error(timeout: Duration) -> JobError {
+    JobError {
+        code: JOB_TIMEOUT.to_string(),
+        message: format!(
+            "the push did not finish within the server's job deadline of {} and was stopped: push again when the registry answers faster, or push a smaller image; the operator sets the deadline (`job_timeout_secs`)",
+            human(timeout)
+        ),
+    }
+}
+
+/// `90 s`, `15 min`, `1 h 30 min`: a duration as an operator wrote it.
+fn human(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    match (secs / 3600, (secs % 3600) / 60, secs % 60) {
+        (0, 0, s) => format!("{s} s"),
+        (0, m, 0) => format!("{m} min"),
+        (h, 0, 0) => format!("{h} h"),
+        (h, m, 0) => format!("{h} h {m} min"),
+        _ => format!("{secs} s"),
     }
 }
 
@@ -660,6 +705,142 @@ mod tests {
         assert!(lock(&jobs.held).is_empty(), "everything given back");
     }
 
+    /// An app in a fresh home, and the job pool beside it.
+    async fn app_and_jobs(
+        dir: &FsPath,
+        workers: usize,
+        share: usize,
+        timeout: Duration,
+    ) -> (Arc<App>, Arc<Jobs>) {
+        let home = dir.join("home");
+        let config = crate::app::AppConfig::builder(home.clone())
+            .build()
+            .expect("config");
+        let app = Arc::new(App::open(config).await.expect("app"));
+        let jobs = Arc::new(Jobs::with_limits(workers, share, timeout, &home));
+        private_dir(jobs.uploads_dir()).unwrap();
+        (app, jobs)
+    }
+
+    /// An upload file named `name`, held as a job's.
+    fn upload(jobs: &Arc<Jobs>, name: &str) -> (Upload, PathBuf) {
+        let file = jobs.uploads_dir().join(name);
+        std::fs::write(&file, b"tarball").unwrap();
+        let upload = Upload::new(
+            tempfile::TempPath::try_from_path(&file).unwrap(),
+            jobs.clone(),
+        );
+        (upload, file)
+    }
+
+    #[test]
+    fn durations_are_said_the_way_an_operator_writes_them() {
+        for (secs, said) in [
+            (1, "1 s"),
+            (90, "90 s"),
+            (900, "15 min"),
+            (3600, "1 h"),
+            (5400, "1 h 30 min"),
+            (3661, "3661 s"),
+        ] {
+            assert_eq!(human(Duration::from_secs(secs)), said);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_past_its_deadline_is_stopped_marked_failed_saying_so_and_frees_its_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let (app, jobs) = app_and_jobs(dir.path(), 1, 1, Duration::from_millis(300)).await;
+        let tenant = Tenant::local();
+        let id = crate::app::new_job_id().unwrap();
+        app.tenant(&tenant)
+            .create_job(&id, "r", "127.0.0.1:5996/app:1")
+            .await
+            .expect("job");
+        let (held, file) = upload(&jobs, "upload-hung");
+        // A push that never ends, and tells when it is dropped.
+        let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        struct Flag(Arc<std::sync::atomic::AtomicBool>);
+        impl Drop for Flag {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let flag = Flag(dropped.clone());
+        let hung = async move {
+            let _flag = flag;
+            std::future::pending::<()>().await
+        };
+        jobs.launch(app.clone(), tenant.clone(), id.clone(), held, hung);
+        assert!(
+            jobs.wait_idle(Duration::from_secs(30)).await,
+            "the job ends at its deadline"
+        );
+        assert!(dropped.load(Ordering::SeqCst), "the push was stopped");
+        let info = app.tenant(&tenant).job(&id).await.unwrap();
+        assert_eq!(info.status, crate::app::JobStatus::Failed);
+        let error = info.error.expect("an error");
+        assert_eq!(error.code, JOB_TIMEOUT);
+        assert!(
+            error.message.contains("job deadline") && error.message.contains("job_timeout_secs"),
+            "{}",
+            error.message
+        );
+        assert!(!file.exists(), "its upload is removed");
+
+        // The worker is free again: the next job runs to its end.
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (held, _) = upload(&jobs, "upload-next");
+        let done = ran.clone();
+        jobs.launch(app.clone(), tenant, "next".into(), held, async move {
+            done.store(true, Ordering::SeqCst);
+        });
+        assert!(jobs.wait_idle(Duration::from_secs(30)).await);
+        assert!(ran.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn another_tenants_job_starts_before_a_busy_tenants_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let (app, jobs) = app_and_jobs(dir.path(), 1, 1, Duration::from_secs(60)).await;
+        let (started, mut order) = tokio::sync::mpsc::unbounded_channel();
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        for (n, tenant) in ["busy", "busy", "busy", "busy", "other"].iter().enumerate() {
+            let (held, _) = upload(&jobs, &format!("upload-{n}"));
+            let (started, gate) = (started.clone(), gate.clone());
+            let push = async move {
+                let _ = started.send(*tenant);
+                // Each job runs until the test lets one end.
+                let _ = gate.acquire().await.map(|p| p.forget());
+            };
+            jobs.launch(
+                app.clone(),
+                Tenant::verified(*tenant),
+                n.to_string(),
+                held,
+                push,
+            );
+            if n == 0 {
+                assert_eq!(order.recv().await, Some("busy"), "the first runs at once");
+            }
+        }
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while jobs.workers.waiting() < 4 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("four jobs queued");
+        gate.add_permits(1);
+        assert_eq!(
+            order.recv().await,
+            Some("other"),
+            "one busy job ran before it, not four"
+        );
+        gate.add_permits(4);
+        assert!(jobs.wait_idle(Duration::from_secs(30)).await);
+    }
+
     #[tokio::test]
     async fn a_queued_job_is_marked_interrupted_at_shutdown_and_never_runs() {
         let dir = tempfile::tempdir().unwrap();
@@ -670,7 +851,7 @@ mod tests {
         let app = Arc::new(App::open(config).await.expect("app"));
         let jobs = Arc::new(Jobs::new(1, &home));
         // The only worker is busy: the job waits in the queue.
-        let busy = jobs.workers.clone().acquire_owned().await.unwrap();
+        let busy = jobs.workers.take("another").await;
         let tenant = Tenant::local();
         let id = crate::app::new_job_id().unwrap();
         app.tenant(&tenant)
@@ -702,9 +883,5 @@ mod tests {
         assert_eq!(info.status, crate::app::JobStatus::Interrupted);
         assert_eq!(info.error.map(|e| e.code), Some("interrupted".into()));
         assert!(!file.exists(), "its upload is removed");
-        assert!(
-            !jobs.engine_marks_dir().exists(),
-            "it never came near the engine"
-        );
     }
 }

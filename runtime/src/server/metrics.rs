@@ -128,6 +128,52 @@ impl Collector for AppCollector {
             let labels = [("reason", reason)];
             ConstCounter::new(value).encode(rejections.encode_family(&labels)?)?;
         }
+        // Compiles of uploads: a lane of their own (app::quota).
+        let compiles = admission.compile_stats();
+        gauge(
+            &mut encoder,
+            "flavorbox_compiles_running",
+            "Compiles of uploaded flavors running now",
+            to_i64(admission.running_of(crate::app::quota::Work::Compile)),
+        )?;
+        gauge(
+            &mut encoder,
+            "flavorbox_compile_slots",
+            "Compiles that may run at once",
+            to_i64(admission.compile_bounds().max_concurrent),
+        )?;
+        counter(
+            &mut encoder,
+            "flavorbox_compiles_admitted",
+            "Compiles of uploaded flavors admitted",
+            compiles.admitted.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "flavorbox_compile_cpu_microseconds",
+            "CPU time used by compiles of uploaded flavors, in microseconds",
+            compiles.cpu_micros.load(Ordering::Relaxed),
+        )?;
+        let mut compile_rejections = encoder.encode_descriptor(
+            "flavorbox_compile_rejections",
+            "Compiles refused, by reason",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (reason, value) in [
+            ("cpu_budget", compiles.rejected_cpu.load(Ordering::Relaxed)),
+            (
+                "tenant_concurrency",
+                compiles.rejected_tenant_busy.load(Ordering::Relaxed),
+            ),
+            (
+                "overloaded",
+                compiles.rejected_overloaded.load(Ordering::Relaxed),
+            ),
+        ] {
+            let labels = [("reason", reason)];
+            ConstCounter::new(value).encode(compile_rejections.encode_family(&labels)?)?;
+        }
         Ok(())
     }
 }

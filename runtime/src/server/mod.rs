@@ -8,9 +8,11 @@
 //! - [`connections`]: the accept loop, per-connection time bounds, the
 //!   connection cap and the bounded drain at shutdown.
 //! - [`auth`]: bearer tokens (tenants, admin).
+//! - [`throttle`]: the bound on failed authentications per source address.
 //! - [`error`]: the JSON error body and status of every failure.
 //! - [`handlers`]: one function per endpoint, each documented for OpenAPI.
 //! - [`jobs`]: uploads and the background push jobs.
+//! - [`workers`]: the push workers, shared fairly between tenants.
 //! - [`metrics`]: `/metrics` and the request middleware.
 //! - [`openapi`]: the document served at `/openapi.json`.
 //! - [`sweep`]: what killed pushes leave behind, and the periodic sweep.
@@ -26,6 +28,8 @@ mod jobs;
 mod metrics;
 pub mod openapi;
 mod sweep;
+mod throttle;
+mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,6 +56,8 @@ pub(crate) struct AppState {
     pub(crate) metrics_token: Option<Arc<auth::OperatorToken>>,
     pub(crate) metrics: Arc<metrics::Metrics>,
     pub(crate) jobs: Arc<jobs::Jobs>,
+    /// Failed authentications per source address.
+    pub(crate) throttle: Arc<throttle::AuthThrottle>,
     pub(crate) ready: Arc<AtomicBool>,
     pub(crate) options: Arc<ServeOptions>,
 }
@@ -102,11 +108,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// How long the start waits for a Docker engine to clean up after killed
-/// pushes; without one in time the server starts anyway.
-const ENGINE_WAIT: Duration = Duration::from_secs(3);
 /// What the shutdown may take past the drain deadline: dropping what is
-/// left, marking unfinished jobs, untagging their images, closing the store.
+/// left, marking unfinished jobs, closing the store.
 const AFTER_DRAIN: Duration = Duration::from_secs(5);
 
 /// Runs the server until SIGTERM or SIGINT, then drains: no new
@@ -144,17 +147,20 @@ pub async fn serve(app: App, options: ServeOptions) -> anyhow::Result<()> {
             .as_deref()
             .map(|token| Arc::new(auth::OperatorToken::new(token))),
         metrics: Arc::new(metrics::Metrics::new(app.clone())),
-        jobs: Arc::new(jobs::Jobs::new(
+        jobs: Arc::new(jobs::Jobs::with_limits(
             options.max_running_jobs,
+            options.max_running_jobs_per_tenant,
+            options.job_timeout,
             app.config().home(),
         )),
+        throttle: Arc::new(throttle::AuthThrottle::new(options.auth_failures)),
         ready: Arc::new(AtomicBool::new(false)),
         options: Arc::new(options),
         app,
     };
     // The state's own leftovers went when the App opened; the pushes' go
     // now, before any request can start a new one.
-    sweep::at_start(&state.jobs, ENGINE_WAIT).await;
+    sweep::at_start(&state.jobs).await;
     sweep::spawn_periodic(state.clone());
     // Built-ins and stored flavors load in the background: the server
     // answers /healthz at once and /readyz once they are in; a stored
@@ -236,8 +242,6 @@ pub async fn serve(app: App, options: ServeOptions) -> anyhow::Result<()> {
                 "the store did not answer in time; the next start marks unfinished push jobs interrupted"
             ),
         }
-        let engine = sweep::engine_tags(jobs.engine_marks_dir(), ENGINE_WAIT);
-        let _ = tokio::time::timeout_at(last, engine).await;
     }
     if tokio::time::timeout_at(last, app.store().close())
         .await

@@ -1,22 +1,18 @@
 //! What pushes leave behind when the process dies, and the periodic sweep.
 //!
-//! An upload is streamed to `home/uploads/upload-*`, rewritten to
-//! `load-upload-*-*` and loaded into the engine under the job's private tag
-//! (`flavorbox-job/<job>:loaded`); a job removes all three when it ends, but
-//! a kill does not let it. So:
+//! An upload is streamed to `home/uploads/upload-*` and pushed from there
+//! straight to the registry; a job removes it when it ends, but a kill does
+//! not let it. So:
 //!
 //! - at start, once unfinished jobs are marked `interrupted`, every file in
-//!   `home/uploads/` goes, and so does the private tag of every job with an
-//!   engine mark (`home/engine-jobs/<job>`, written before a push, removed
-//!   after its clean-up), if an engine answers within a few seconds. Only
-//!   marked jobs: the engine may be shared with other servers whose jobs
-//!   are running, and their tags are not this server's to remove;
+//!   `home/uploads/` goes (and the `home/engine-jobs/` records an older
+//!   server kept of the Docker engine it pushed through: this one has none);
 //! - every `sweep_interval`, upload files that no live request or job holds
 //!   and that are older than a minute go, and so do the state's own
 //!   leftovers ([`crate::app::App::sweep`]).
 
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -68,9 +64,12 @@ pub(crate) fn sweep_dir(dir: &Path, grace: Duration, keep: impl Fn(&OsStr) -> bo
     removed
 }
 
-/// At start (no job runs yet): every upload file goes, and the engine tags
-/// of jobs a kill interrupted, if an engine answers within `engine_wait`.
-pub(crate) async fn at_start(jobs: &Jobs, engine_wait: Duration) {
+/// Directory of `home` where an older server recorded the jobs whose
+/// private image tags it had loaded into a Docker engine.
+const LEGACY_ENGINE_MARKS: &str = "engine-jobs";
+
+/// At start (no job runs yet): every upload file goes.
+pub(crate) async fn at_start(jobs: &Jobs) {
     let dir = jobs.uploads_dir().to_path_buf();
     let removed = tokio::task::spawn_blocking(move || sweep_dir(&dir, Duration::ZERO, |_| false))
         .await
@@ -83,78 +82,12 @@ pub(crate) async fn at_start(jobs: &Jobs, engine_wait: Duration) {
             "removed the uploads of interrupted pushes"
         );
     }
-    engine_tags(jobs.engine_marks_dir(), engine_wait).await;
-}
-
-/// The job ids with an engine mark in `dir`.
-fn marked_jobs(dir: &Path) -> Vec<(String, PathBuf)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|entry| {
-            let name = entry.file_name().into_string().ok()?;
-            // The shape of a job id, so a stray file never names an image.
-            crate::push::is_job_id(&name).then(|| (name, entry.path()))
-        })
-        .collect()
-}
-
-/// Removes the private engine tag of every job marked in `marks` (called
-/// only when no job of this server runs: at start, and after the drain
-/// aborted what was left). Waits at most `wait` for the engine and for each
-/// removal; a mark stays when its tag could not be removed.
-pub(crate) async fn engine_tags(marks: &Path, wait: Duration) {
-    use bollard::query_parameters::RemoveImageOptions;
-    let marked = marked_jobs(marks);
-    if marked.is_empty() {
-        return;
-    }
-    let docker = match tokio::time::timeout(wait, crate::push::connect()).await {
-        Ok(Ok(docker)) => docker,
-        Ok(Err(e)) => {
-            tracing::info!(jobs = marked.len(), error = %e, "no Docker engine answers: the image tags of interrupted push jobs are removed at a later start");
-            return;
+    if let Some(home) = jobs.uploads_dir().parent() {
+        let legacy = home.join(LEGACY_ENGINE_MARKS);
+        if legacy.is_dir() {
+            tracing::info!(dir = %legacy.display(), "an older server pushed through a Docker engine and may have left `flavorbox-job/*` image tags there; this one uses no engine: remove them with `docker image rm` if that engine still runs");
+            let _ = std::fs::remove_dir_all(&legacy);
         }
-        Err(_) => {
-            tracing::info!(
-                jobs = marked.len(),
-                timeout = ?wait,
-                "the Docker engine did not answer in time: the image tags of interrupted push jobs are removed at a later start"
-            );
-            return;
-        }
-    };
-    let (mut removed, mut absent) = (0usize, 0usize);
-    for (job, mark) in marked {
-        let tag = crate::push::job_tag(&job);
-        let options = RemoveImageOptions {
-            force: false,
-            noprune: false,
-        };
-        match tokio::time::timeout(wait, docker.remove_image(&tag, Some(options), None)).await {
-            Ok(Ok(_)) => removed += 1,
-            Ok(Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            })) => absent += 1,
-            Ok(Err(e)) => {
-                tracing::warn!(image = %tag, error = %e, "cannot remove the image tag of an interrupted push job");
-                continue;
-            }
-            Err(_) => {
-                tracing::warn!(image = %tag, "the Docker engine did not answer in time; the rest waits for a later start");
-                break;
-            }
-        }
-        let _ = std::fs::remove_file(mark);
-    }
-    if removed > 0 {
-        tracing::info!(
-            tags = removed,
-            already_gone = absent,
-            "removed the image tags of interrupted push jobs"
-        );
     }
 }
 
@@ -247,23 +180,5 @@ mod tests {
             removed.files, 2,
             "at start everything goes (the held file went with its holder)"
         );
-    }
-
-    #[test]
-    fn engine_marks_name_only_job_ids() {
-        let dir = tempfile::tempdir().unwrap();
-        for name in [
-            "0123456789abcdef0123456789abcdef",
-            "short",
-            "UPPERCASE1",
-            "has space1",
-        ] {
-            std::fs::write(dir.path().join(name), b"").unwrap();
-        }
-        let marked: Vec<String> = marked_jobs(dir.path())
-            .into_iter()
-            .map(|(j, _)| j)
-            .collect();
-        assert_eq!(marked, ["0123456789abcdef0123456789abcdef"]);
     }
 }
