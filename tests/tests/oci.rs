@@ -7,12 +7,19 @@
 //! as it was: the flavor list and the blob directory are compared before
 //! and after.
 
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use flavorbox::credentials::Credentials;
 use flavorbox::oci::layout::{self, Artifact, Descriptor, Manifest};
-use flavorbox::oci::{OciClient, OciOptions, OciSource};
+use flavorbox::oci::{OciClient, OciError, OciOptions, OciSource, Pulled};
+use flavorbox::registry_api::{AllowedHost, EgressPolicy, RegistryApi};
 use flavorbox_tests::services::services;
 use flavorbox_tests::{block_on, guest_bytes, run_cli};
 use serde_json::Value;
@@ -799,4 +806,447 @@ fn the_author_guide_shows_the_commands_this_suite_runs() {
     ] {
         assert!(section.contains(shown), "the section lacks `{shown}`");
     }
+}
+
+// Pulls under a server's egress policy. A hostile registry stub (a
+// listener in the test speaking just enough HTTP/1.1) answers with
+// redirects and challenges that point at a canary: another loopback
+// listener, not allowlisted, that counts every connection made to it.
+// Every request of a pull goes through the host's egress-checked client,
+// so the canary must see none.
+
+/// Reads a request's head (request line and headers) from `stream`.
+fn read_head(stream: &TcpStream) -> String {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut reader = BufReader::new(stream);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            return head;
+        }
+        head.push_str(&line);
+    }
+}
+
+/// A whole HTTP/1.1 response.
+fn http(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status}\r\n");
+    for (name, value) in headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
+    let mut out = out.into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// A loopback listener that must never be reached: it records every
+/// connection (and the request it carried), answers 502 and hangs up.
+struct Canary {
+    addr: SocketAddr,
+    seen: Receiver<(SocketAddr, String)>,
+}
+
+impl Canary {
+    fn start() -> Canary {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the canary");
+        let addr = listener.local_addr().expect("canary address");
+        let (tx, seen) = channel();
+        // One connection at a time, in the order they were accepted, so
+        // `hits` can tell when every earlier one has been counted.
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let peer = stream.peer_addr().expect("peer address");
+                let head = read_head(&stream);
+                let request = head.lines().next().unwrap_or("").to_string();
+                let _ = stream.write_all(&http("502 Bad Gateway", &[], b""));
+                if tx.send((peer, request)).is_err() {
+                    return;
+                }
+            }
+        });
+        Canary { addr, seen }
+    }
+
+    fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Every connection made so far (its request line, if any): connects
+    /// once itself and collects what was accepted before that connection,
+    /// so nothing made before the call is missed.
+    fn hits(&self) -> Vec<String> {
+        let mut probe = TcpStream::connect(self.addr).expect("probe the canary");
+        let me = probe.local_addr().expect("probe address");
+        let _ = probe.write_all(b"GET /probe HTTP/1.1\r\n\r\n");
+        let mut hits = Vec::new();
+        loop {
+            let (peer, request) = self
+                .seen
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the canary saw the probe");
+            if peer == me {
+                return hits;
+            }
+            hits.push(request);
+        }
+    }
+}
+
+/// A hostile registry stub on loopback: `answer` maps each request's
+/// (method, path) to the whole response. Returns its `host:port` and the
+/// heads of the requests it received.
+fn stub_registry(
+    answer: impl Fn(&str, &str) -> Vec<u8> + Send + 'static,
+) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the stub");
+    let addr = listener.local_addr().expect("stub address").to_string();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let head = read_head(&stream);
+            let mut words = head.split_whitespace();
+            let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            let response = answer(method, path);
+            log.lock().expect("log").push(head.clone());
+            let _ = stream.write_all(&response);
+        }
+    });
+    (addr, seen)
+}
+
+/// A small valid Wasm component artifact, as a registry would serve it.
+fn stub_artifact() -> Artifact {
+    layout::wasm_artifact(b"\0asm\x0d\x00\x01\x00", "stub.wasm")
+}
+
+/// What an honest registry answers for `artifact` at `REPO:1`: the API
+/// root, the manifest, the blobs; 404 for anything else.
+fn honest(artifact: &Artifact, method: &str, path: &str) -> Vec<u8> {
+    let manifest = artifact.manifest.to_bytes();
+    let blob = |digest: &str| {
+        std::iter::once((&artifact.manifest.config.digest, &artifact.config))
+            .chain(
+                artifact
+                    .manifest
+                    .layers
+                    .iter()
+                    .map(|l| &l.digest)
+                    .zip(&artifact.layers),
+            )
+            .find(|(d, _)| d.as_str() == digest)
+            .map(|(_, bytes)| bytes.clone())
+    };
+    if method != "GET" {
+        return http("405 Method Not Allowed", &[], b"");
+    }
+    if path == "/v2/" {
+        return http("200 OK", &[("Content-Type", "application/json")], b"{}");
+    }
+    if path.ends_with("/manifests/1") {
+        return http(
+            "200 OK",
+            &[("Content-Type", layout::MANIFEST_MEDIA_TYPE)],
+            &manifest,
+        );
+    }
+    if let Some((_, digest)) = path.split_once("/blobs/")
+        && let Some(bytes) = blob(digest)
+    {
+        return http("200 OK", &[], &bytes);
+    }
+    http(
+        "404 Not Found",
+        &[],
+        br#"{"errors":[{"code":"NOT_FOUND"}]}"#,
+    )
+}
+
+/// The server's policy: public addresses only, and the `allow`ed hosts.
+fn server_policy(allow: &[&str]) -> RegistryApi {
+    let allow = allow
+        .iter()
+        .map(|a| AllowedHost::parse(a).expect("allowlist entry"))
+        .collect();
+    RegistryApi::new(EgressPolicy::public_only(allow))
+}
+
+/// Pulls `source` with the library's client under `api`'s policy.
+fn pull_with(
+    api: &RegistryApi,
+    source: &str,
+    credentials: Option<Credentials>,
+) -> Result<Pulled, OciError> {
+    let source = OciSource::parse(source).expect("source");
+    let options = OciOptions {
+        credentials,
+        insecure: Vec::new(),
+        max_bytes: 1 << 20,
+    };
+    block_on(OciClient::new(api.clone()).pull(&source, &options, &[]))
+}
+
+fn redirect(to: &str) -> Vec<u8> {
+    http("302 Found", &[("Location", to)], b"")
+}
+
+#[test]
+fn a_redirect_to_a_host_outside_the_egress_policy_is_refused_and_never_followed() {
+    let canary = Canary::start();
+    let artifact = stub_artifact();
+
+    // The stub speaks enough of the API for a pull to succeed.
+    let served = artifact.clone();
+    let (stub, _) = stub_registry(move |method, path| honest(&served, method, path));
+    let pulled = pull_with(
+        &server_policy(&[&stub]),
+        &format!("oci://{stub}/team/app:1"),
+        None,
+    )
+    .expect("a pull from the honest stub");
+    assert_eq!(pulled.bytes, artifact.layers[0]);
+
+    // The manifest is answered with a redirect to the canary.
+    let to_canary = format!("http://{}/v2/team/app/manifests/1", canary.addr);
+    let served = artifact.clone();
+    let (stub, _) = stub_registry(move |method, path| match path.ends_with("/manifests/1") {
+        true => redirect(&to_canary),
+        false => honest(&served, method, path),
+    });
+    let err = pull_with(
+        &server_policy(&[&stub]),
+        &format!("oci://{stub}/team/app:1"),
+        None,
+    )
+    .expect_err("a manifest redirected off the registry");
+    assert!(
+        matches!(&err, OciError::Refused { .. })
+            && err
+                .to_string()
+                .contains(&format!("registry {stub} is refused by the egress policy")),
+        "{err}"
+    );
+    assert_eq!(
+        canary.hits(),
+        Vec::<String>::new(),
+        "the canary was reached"
+    );
+
+    // Every blob is answered with a redirect to the canary: a download may
+    // go to another origin, but only to an address the policy passes, by
+    // IP or by name.
+    for host in ["127.0.0.1", "localhost"] {
+        let canary_url = format!("http://{host}:{}", canary.port());
+        let served = artifact.clone();
+        let (stub, _) = stub_registry(move |method, path| match path.split_once("/blobs/") {
+            Some((_, digest)) => redirect(&format!("{canary_url}/blobs/{digest}")),
+            None => honest(&served, method, path),
+        });
+        let err = pull_with(
+            &server_policy(&[&stub]),
+            &format!("oci://{stub}/team/app:1"),
+            None,
+        )
+        .expect_err("a blob redirected to the canary");
+        assert!(
+            matches!(&err, OciError::Refused { reason, .. } if reason.contains("loopback")),
+            "{host}: {err}"
+        );
+        assert_eq!(
+            canary.hits(),
+            Vec::<String>::new(),
+            "{host}: the canary was reached"
+        );
+
+        // The control: with the canary allowlisted too, the same redirect
+        // is followed, and the canary counts it.
+        let both = server_policy(&[&stub, &format!("{host}:{}", canary.port())]);
+        let _ = pull_with(&both, &format!("oci://{stub}/team/app:1"), None);
+        let hits = canary.hits();
+        assert!(
+            hits.len() == 1 && hits[0].starts_with("GET /blobs/sha256:"),
+            "{host}: {hits:?}"
+        );
+    }
+}
+
+#[test]
+fn a_token_realm_on_another_host_is_refused_and_never_sent_the_credentials() {
+    let canary = Canary::start();
+    let credentials = Credentials {
+        username: "tenant".into(),
+        password: "s3cret-never-sent".into(),
+    };
+    let challenge_from = |realm: String| {
+        move |_: &str, _: &str| {
+            let challenge = format!(
+                r#"Bearer realm="{realm}",service="stub",scope="repository:team/app:pull""#
+            );
+            http(
+                "401 Unauthorized",
+                &[("WWW-Authenticate", challenge.as_str())],
+                br#"{"errors":[{"code":"UNAUTHORIZED"}]}"#,
+            )
+        }
+    };
+
+    // Under the server's policy: the realm is on the registry's IP but on
+    // a port no allowlist entry names.
+    let (stub, seen) = stub_registry(challenge_from(format!("http://{}/token", canary.addr)));
+    let err = pull_with(
+        &server_policy(&[&stub]),
+        &format!("oci://{stub}/team/app:1"),
+        Some(credentials.clone()),
+    )
+    .expect_err("a realm outside the policy");
+    assert!(
+        matches!(&err, OciError::Refused { reason, .. } if reason.contains("loopback")),
+        "{err}"
+    );
+    assert_eq!(
+        canary.hits(),
+        Vec::<String>::new(),
+        "the realm was contacted"
+    );
+
+    // Under a policy that allows every address (the CLI's), a realm on
+    // another host than the registry's is refused all the same.
+    let (other, other_seen) = stub_registry(challenge_from(format!(
+        "http://localhost:{}/token",
+        canary.port()
+    )));
+    let err = pull_with(
+        &RegistryApi::new(EgressPolicy::allow_all()),
+        &format!("oci://{other}/team/app:1"),
+        Some(credentials.clone()),
+    )
+    .expect_err("a realm on another host");
+    assert!(
+        err.to_string().contains(
+            "is not on the registry's host or its domain; refusing to send credentials there"
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        canary.hits(),
+        Vec::<String>::new(),
+        "the realm was contacted"
+    );
+
+    // Nothing carried the credentials to the registry either.
+    for head in seen
+        .lock()
+        .expect("log")
+        .iter()
+        .chain(other_seen.lock().expect("log").iter())
+    {
+        assert!(
+            !head.to_ascii_lowercase().contains("authorization"),
+            "credentials were sent: {head}"
+        );
+    }
+}
+
+#[test]
+fn a_refused_internal_address_reads_the_same_whether_its_port_is_open_or_closed() {
+    let open = Canary::start();
+    let closed = {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address").port()
+    };
+    let api = server_policy(&[]);
+    let texts = |port: u16| {
+        let direct = pull_with(&api, &format!("oci://127.0.0.1:{port}/team/app:1"), None)
+            .expect_err("an internal registry");
+        assert!(matches!(direct, OciError::Refused { .. }), "{direct}");
+        direct.to_string().replace(&port.to_string(), "PORT")
+    };
+    assert_eq!(texts(open.port()), texts(closed));
+    assert_eq!(
+        open.hits(),
+        Vec::<String>::new(),
+        "the open port was reached"
+    );
+
+    // The same through a blob redirect of an allowlisted registry.
+    let target = Arc::new(Mutex::new(0u16));
+    let port = target.clone();
+    let artifact = stub_artifact();
+    let (stub, _) = stub_registry(move |method, path| match path.split_once("/blobs/") {
+        Some((_, digest)) => {
+            let port = *port.lock().expect("port");
+            redirect(&format!("http://127.0.0.1:{port}/{digest}"))
+        }
+        None => honest(&artifact, method, path),
+    });
+    let api = server_policy(&[&stub]);
+    let redirected = |port: u16| {
+        *target.lock().expect("port") = port;
+        let err = pull_with(&api, &format!("oci://{stub}/team/app:1"), None)
+            .expect_err("a redirect to an internal address");
+        assert!(matches!(err, OciError::Refused { .. }), "{err}");
+        err.to_string().replace(&port.to_string(), "PORT")
+    };
+    assert_eq!(redirected(open.port()), redirected(closed));
+    assert_eq!(
+        open.hits(),
+        Vec::<String>::new(),
+        "the open port was reached"
+    );
+}
+
+#[test]
+fn a_servers_proxy_environment_is_ignored_by_its_pulls() {
+    use flavorbox_tests::server::{Server, ServerOptions};
+    let registry = &services().open_registry;
+    let bytes = flavor_bytes("proxy", 16);
+    let target = format!("oci://{registry}/{}:1", repo("proxy"));
+    publish(&publisher(&bytes), &target, &[]);
+
+    let canary = Canary::start();
+    let proxy = format!("http://{}", canary.addr);
+    let mut env: Vec<(String, String)> = [
+        "HTTPS_PROXY",
+        "HTTP_PROXY",
+        "ALL_PROXY",
+        "https_proxy",
+        "http_proxy",
+        "all_proxy",
+    ]
+    .iter()
+    .map(|name| (name.to_string(), proxy.clone()))
+    .collect();
+    env.push(("NO_PROXY".into(), String::new()));
+    env.push(("no_proxy".into(), String::new()));
+    let dir = tempfile::tempdir().expect("server dir");
+    let options = ServerOptions {
+        allow: vec![registry.clone()],
+        args: vec!["--timeout-ms".to_string(), UNHURRIED.1.to_string()],
+        env,
+        ..ServerOptions::default()
+    };
+    let server = Server::start(dir.path(), &options).expect("server");
+    let token = server.tenant("acme").expect("tenant");
+    let home = tempfile::tempdir().expect("client home");
+    let (ok, out, err) = run_cli(
+        home.path(),
+        &["flavor", "register", &target, "--json"],
+        None,
+        &[
+            ("FLAVORBOX_SERVER", server.url.as_str()),
+            ("FLAVORBOX_TOKEN", token.as_str()),
+            UNHURRIED,
+        ],
+    );
+    assert!(ok, "{err}");
+    let info: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(info["sha256"], sha256_hex(&bytes));
+    assert_eq!(canary.hits(), Vec::<String>::new(), "the proxy was used");
 }

@@ -2,6 +2,11 @@
 //! what is wrong and what to do.
 
 use super::signature::SignatureError;
+use crate::registry_api::RegistryApiError;
+
+/// What to try when a registry spoken to over TLS cannot be reached.
+const INSECURE_HINT: &str =
+    " (if it serves plain HTTP, name it with --insecure-registry HOST[:PORT])";
 
 /// A failed exchange with a registry about a flavor artifact.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +122,48 @@ pub enum OciError {
 }
 
 impl OciError {
+    /// Classifies a failed request of a pull through the host's
+    /// egress-checked client, for the source `reference` on `registry`.
+    /// `insecure_hint`: the registry was spoken to over TLS, so a failure
+    /// to reach it may be a plain-HTTP registry.
+    pub(crate) fn from_registry_api(
+        registry: &str,
+        reference: &str,
+        insecure_hint: bool,
+        error: RegistryApiError,
+    ) -> OciError {
+        let registry = registry.to_string();
+        match error {
+            RegistryApiError::InvalidRepository(_)
+            | RegistryApiError::OutsideRegistry { .. }
+            | RegistryApiError::InvalidDomain { .. } => OciError::InvalidSource {
+                source_text: reference.to_string(),
+                reason: error.to_string(),
+            },
+            RegistryApiError::TimedOut { timeout, .. } => OciError::Unreachable {
+                registry,
+                message: format!("no answer within {timeout:?}"),
+                hint: String::new(),
+            },
+            RegistryApiError::ExchangeLimit { limit, .. } => OciError::Unreachable {
+                registry,
+                message: format!("no answer within the egress policy's limit of {limit:?}"),
+                hint: String::new(),
+            },
+            RegistryApiError::Refused { reason, .. } => OciError::Refused { registry, reason },
+            RegistryApiError::Unreachable { message, .. } => OciError::Unreachable {
+                registry,
+                message,
+                hint: match insecure_hint {
+                    true => INSECURE_HINT.into(),
+                    false => String::new(),
+                },
+            },
+            RegistryApiError::Auth { message, .. } => OciError::Auth { registry, message },
+            RegistryApiError::Protocol { message, .. } => OciError::Protocol { registry, message },
+        }
+    }
+
     /// Classifies an `oci-client` failure for the source `reference` on `registry`.
     pub(crate) fn from_client(
         registry: &str,
@@ -169,11 +216,9 @@ impl OciError {
             E::RequestError(e) => OciError::Unreachable {
                 registry,
                 message: chain_text(&e),
-                hint: if insecure_hint {
-                    " (if it serves plain HTTP, name it with --insecure-registry HOST[:PORT])"
-                        .into()
-                } else {
-                    String::new()
+                hint: match insecure_hint {
+                    true => INSECURE_HINT.into(),
+                    false => String::new(),
                 },
             },
             other => OciError::Protocol {
@@ -202,4 +247,72 @@ fn chain_text(error: &dyn std::error::Error) -> String {
         next = cause.source();
     }
     text.chars().take(400).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pulls_failures_keep_their_kind_and_the_plain_http_hint_only_over_tls() {
+        let domain = || "r.example:5000".to_string();
+        let map =
+            |hint, error| OciError::from_registry_api("r.example:5000", "oci://x", hint, error);
+        let refused = map(
+            true,
+            RegistryApiError::Refused {
+                domain: domain(),
+                reason: "egress to 10.0.0.1:5000 refused".into(),
+            },
+        );
+        assert!(
+            matches!(&refused, OciError::Refused { reason, .. } if reason.starts_with("egress to")),
+            "{refused}"
+        );
+        let unreachable = |hint| {
+            map(
+                hint,
+                RegistryApiError::Unreachable {
+                    domain: domain(),
+                    message: "the registry could not be reached".into(),
+                },
+            )
+            .to_string()
+        };
+        assert!(unreachable(true).ends_with("name it with --insecure-registry HOST[:PORT])"));
+        assert_eq!(
+            unreachable(false),
+            "registry r.example:5000 is unreachable: the registry could not be reached"
+        );
+        let auth = map(
+            false,
+            RegistryApiError::Auth {
+                domain: domain(),
+                message: "HTTP 401".into(),
+            },
+        );
+        assert!(
+            auth.to_string()
+                .starts_with("registry r.example:5000 refused the credentials (HTTP 401)"),
+            "{auth}"
+        );
+        let timed_out = map(
+            true,
+            RegistryApiError::TimedOut {
+                domain: domain(),
+                timeout: std::time::Duration::from_secs(1),
+            },
+        );
+        assert!(
+            matches!(&timed_out, OciError::Unreachable { hint, .. } if hint.is_empty()),
+            "{timed_out}"
+        );
+        let bad = map(
+            false,
+            RegistryApiError::InvalidDomain {
+                domain: "r.example:99999".into(),
+            },
+        );
+        assert!(matches!(bad, OciError::InvalidSource { .. }), "{bad}");
+    }
 }

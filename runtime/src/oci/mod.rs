@@ -12,8 +12,9 @@
 //! Like `registry_api`, this module knows nothing of flavors, the sandbox or
 //! the store: it moves verified bytes. The parts: `source` (the `oci://`
 //! reference), `layout` (the manifest and config documents, pure), `client`
-//! (the registry exchange over the maintained `oci-client` crate, with every
-//! digest and size checked here), `signature` (cosign's simple-signing
+//! (the registry exchange: pulls through the host's egress-checked
+//! `registry_api` session, publishes over the maintained `oci-client` crate,
+//! every digest and size checked here), `signature` (cosign's simple-signing
 //! payload, ECDSA P-256 keys in PEM).
 
 mod client;

@@ -4,8 +4,8 @@
 //! chunk within the edge's body timeout, counted against the tenant's
 //! uploads on disk), recorded as a job, and pushed in the background by a
 //! bounded number of workers, shared fairly between tenants
-//! ([`super::workers`]). The job loads the tarball under a name private to
-//! it, pushes, and removes what it loaded; its status lives in the store. A
+//! ([`super::workers`]). The job pushes the tarball straight to the
+//! registry ([`crate::push::distribution`]); its status lives in the store. A
 //! job that runs past the server's job deadline is stopped and marked
 //! `failed` (`job_timeout`), so no push holds a worker for longer.
 //!
@@ -469,7 +469,7 @@ pub struct PushQuery {
 #[utoipa::path(post, path = "/v1/registries/{name}/push", tag = "registries",
     params(("name" = String, Path, description = "Registry component name"), PushQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream",
-        description = "A `docker save` tarball of exactly one image, streamed and size-capped; a pause longer than the server's body timeout ends it with 408"),
+        description = "A tarball of exactly one image (what `docker save` writes, or an OCI image layout as `skopeo copy ... oci-archive:FILE` writes), streamed and size-capped; a pause longer than the server's body timeout ends it with 408. The server pushes it straight to the registry, no Docker engine involved"),
     security(("tenant" = [])),
     responses(
         (status = 202, description = "Accepted; poll the job", body = JobInfo),
@@ -574,7 +574,7 @@ async fn receive(
     file.flush().await.map_err(disk)?;
     if received == 0 {
         return Err(ApiError::bad_request(
-            "the body is empty: send a `docker save` tarball",
+            "the body is empty: send a `docker save` tarball or an OCI archive",
         ));
     }
     Ok(upload)
