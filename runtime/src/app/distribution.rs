@@ -153,7 +153,9 @@ impl TenantApp<'_> {
         }
         let bytes = Arc::new(pulled.bytes);
         // Compiled as the tenant's admitted, charged work, in its own space.
-        let flavor = self.compile_flavor(bytes.clone()).await?;
+        // Kept (cached, in memory) only once the store holds it.
+        let prepared = self.compile(bytes.clone()).await?;
+        let flavor = prepared.flavor().clone();
         if flavor.name() != name {
             return Err(AppError::NameMismatch {
                 path: name.to_string(),
@@ -176,6 +178,7 @@ impl TenantApp<'_> {
             .store
             .replace_flavor(&replacement, &record.sha256, Some(bytes.as_slice()))
             .await?;
+        self.app.sandbox.keep(prepared);
         self.app
             .collect_blobs(std::slice::from_ref(&record.sha256))
             .await?;

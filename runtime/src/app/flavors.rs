@@ -223,7 +223,7 @@ impl TenantApp<'_> {
     /// the compile itself, so a client that hangs up mid-compile neither
     /// frees the slot early nor escapes the charge. The code is not kept
     /// until [`Sandbox::keep`](crate::sandbox::Sandbox::keep).
-    async fn compile(&self, bytes: Arc<Vec<u8>>) -> Result<Prepared, AppError> {
+    pub(super) async fn compile(&self, bytes: Arc<Vec<u8>>) -> Result<Prepared, AppError> {
         let permit = self
             .app
             .admission

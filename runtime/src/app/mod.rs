@@ -313,14 +313,16 @@ impl TenantApp<'_> {
             .admit(self.tenant.name(), &self.quota)
             .await?;
         let sandbox = self.app.sandbox.clone();
-        let (value, cpu) = blocking(move || {
+        // The permit goes with the call and is charged when it ends: a
+        // client that hangs up neither frees the slot while the call still
+        // runs nor escapes the charge.
+        blocking(move || {
             let start = quota::thread_cpu_time();
             let value = f(&sandbox);
-            (value, quota::thread_cpu_time().saturating_sub(start))
+            permit.charge(quota::thread_cpu_time().saturating_sub(start));
+            value
         })
-        .await?;
-        self.app.admission.charge(&permit, cpu);
-        Ok(value)
+        .await
     }
 }
 
