@@ -9,6 +9,7 @@
 //! the sandbox against native baselines.
 
 pub mod app;
+pub mod background;
 pub mod bench;
 pub mod builtin;
 pub mod cli;

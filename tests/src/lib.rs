@@ -2,6 +2,7 @@
 //! and the real services (Docker daemon, registries) the push tests need.
 
 pub mod faults;
+pub mod hostile;
 pub mod polyglot;
 pub mod server;
 pub mod services;

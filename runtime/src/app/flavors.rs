@@ -223,6 +223,15 @@ impl TenantApp<'_> {
     /// the compile itself, so a client that hangs up mid-compile neither
     /// frees the slot early nor escapes the charge. The code is not kept
     /// until [`Sandbox::keep`](crate::sandbox::Sandbox::keep).
+    /// Refuses at once an upload the tenant has no compile room for (its
+    /// CPU budget spent, or its compile and line taken): the server asks
+    /// before reading the body. Admission decides again at the compile.
+    pub fn check_compile_room(&self) -> Result<(), AppError> {
+        self.app
+            .admission
+            .check_compile_room(self.tenant.name(), &self.quota)
+    }
+
     pub(super) async fn compile(&self, bytes: Arc<Vec<u8>>) -> Result<Prepared, AppError> {
         let permit = self
             .app
@@ -231,15 +240,17 @@ impl TenantApp<'_> {
             .await?;
         let sandbox = self.app.sandbox.clone();
         let owner = self.code_owner();
-        let prepared = blocking(move || {
-            // One thread: the tenant's compile engine never spreads a
-            // compile over others, so this clock sees all of it.
+        // One thread, at a lower priority than calls: the tenant's compile
+        // engine never spreads a compile over others, so this clock sees
+        // all of it, and a compile takes only the CPU calls leave.
+        let prepared = crate::background::run("flavorbox-compile", move || {
             let start = quota::thread_cpu_time();
             let prepared = sandbox.prepare(&owner, &bytes);
             permit.charge(quota::thread_cpu_time().saturating_sub(start));
             prepared
         })
-        .await??;
+        .await
+        .ok_or_else(|| AppError::Internal("the compile thread failed".into()))??;
         Ok(prepared)
     }
 

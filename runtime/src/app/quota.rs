@@ -374,14 +374,26 @@ impl Admission {
         self.admit_work(Work::Compile, tenant, quota).await
     }
 
-    async fn admit_work(
-        &self,
-        work: Work,
-        tenant: &str,
-        quota: &TenantQuota,
-    ) -> Result<CallPermit, AppError> {
-        let lane = self.lane(work);
+    /// Refuses at once, as admission would, a compile `tenant` has no room
+    /// for: its CPU budget is spent, or its compile and its line are taken.
+    /// The server asks before it reads an upload's body, so a tenant at its
+    /// bound costs it no transfer or hashing; admission still decides.
+    pub fn check_compile_room(&self, tenant: &str, quota: &TenantQuota) -> Result<(), AppError> {
+        let lane = self.lane(Work::Compile);
         let gate = self.gate(tenant, quota);
+        Self::check_cpu(lane, &gate, quota)?;
+        let share = gate.share(Work::Compile);
+        let line_full = quota
+            .max_queued_compiles
+            .is_some_and(|max| share.waiting.load(Ordering::Acquire) >= max);
+        if share.running.available_permits() == 0 && line_full {
+            return Err(self.tenant_busy(Work::Compile, quota, false));
+        }
+        Ok(())
+    }
+
+    /// Refuses work of a tenant whose CPU budget for this minute is spent.
+    fn check_cpu(lane: &Lane, gate: &TenantGate, quota: &TenantQuota) -> Result<(), AppError> {
         if let Some(budget) = quota.cpu_per_minute {
             let mut cpu = gate.cpu.lock().unwrap_or_else(|e| e.into_inner());
             let elapsed = cpu.0.elapsed();
@@ -398,6 +410,18 @@ impl Admission {
                 });
             }
         }
+        Ok(())
+    }
+
+    async fn admit_work(
+        &self,
+        work: Work,
+        tenant: &str,
+        quota: &TenantQuota,
+    ) -> Result<CallPermit, AppError> {
+        let lane = self.lane(work);
+        let gate = self.gate(tenant, quota);
+        Self::check_cpu(lane, &gate, quota)?;
         let busy = |stats: &AdmissionStats| {
             stats.rejected_overloaded.fetch_add(1, Ordering::Relaxed);
             AppError::Busy {
@@ -745,6 +769,36 @@ mod tests {
             .admit_compile("hostile", &q)
             .await
             .expect("its slot is free again");
+    }
+
+    #[tokio::test]
+    async fn a_tenant_without_compile_room_is_refused_before_its_upload_is_read() {
+        let admission = Admission::new(CallBounds::default());
+        let no_line = TenantQuota {
+            max_queued_compiles: Some(0),
+            cpu_per_minute: Some(Duration::from_millis(5)),
+            ..TenantQuota::unlimited()
+        };
+        admission
+            .check_compile_room("t", &no_line)
+            .expect("room while nothing compiles");
+        let held = admission
+            .admit_compile("t", &no_line)
+            .await
+            .expect("one compile");
+        let refused = admission
+            .check_compile_room("t", &no_line)
+            .expect_err("its one compile is taken and it has no line");
+        assert!(matches!(refused, AppError::Quota { .. }), "{refused}");
+        admission
+            .check_compile_room("other", &no_line)
+            .expect("another tenant has room");
+        held.charge(Duration::from_millis(10));
+        drop(held);
+        let spent = admission
+            .check_compile_room("t", &no_line)
+            .expect_err("its CPU budget is spent");
+        assert!(spent.to_string().contains("CPU time"), "{spent}");
     }
 
     #[tokio::test]

@@ -102,7 +102,9 @@ pub async fn push_archive(
         target_ref.clone(),
         credentials.cloned(),
     );
-    let work = tokio::task::spawn_blocking(move || {
+    // A thread of its own at a lower priority: compressing and hashing
+    // layers takes only the CPU calls leave.
+    let work = crate::background::run("flavorbox-push", move || {
         let mut emit = |event| {
             let _ = tx.send(event);
         };
@@ -120,8 +122,8 @@ pub async fn push_archive(
     while let Some(event) = rx.recv().await {
         on_event(event);
     }
-    work.await.map_err(|e| PushError::Stream {
-        message: format!("the push task failed: {e}"),
+    work.await.ok_or_else(|| PushError::Stream {
+        message: "the push thread failed".into(),
     })?
 }
 

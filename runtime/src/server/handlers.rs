@@ -6,6 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt as _;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -158,6 +159,10 @@ pub async fn put_flavor(
 ) -> Result<Response, ApiError> {
     tracing::Span::current().record("flavor", name.as_str());
     let max = state.app.config().tenant_component_bytes(tenant.name());
+    // A tenant at its compile bound is refused before its body is kept.
+    if let Err(refused) = state.app.tenant(&tenant).check_compile_room() {
+        return Err(discard_then(body, max, refused).await);
+    }
     let bytes = axum::body::to_bytes(body, max.saturating_add(1))
         .await
         .map_err(|e| unreadable_component(&state, &e, max))?;
@@ -222,6 +227,9 @@ pub async fn post_flavor(
         return Ok((StatusCode::CREATED, Json(info)).into_response());
     }
     let max = state.app.config().tenant_component_bytes(tenant.name());
+    if let Err(refused) = state.app.tenant(&tenant).check_compile_room() {
+        return Err(discard_then(body, max, refused).await);
+    }
     let bytes = axum::body::to_bytes(body, max.saturating_add(1))
         .await
         .map_err(|e| unreadable_component(&state, &e, max))?;
@@ -234,6 +242,22 @@ pub async fn post_flavor(
         .register_flavor(bytes.to_vec())
         .await?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+/// `refused`, once the body (at most `max` bytes of it, within the edge's
+/// body timeout) has been read and dropped: nothing is kept, hashed or
+/// parsed, and a client that sends its whole body before it reads the
+/// answer still gets to read it.
+async fn discard_then(body: axum::body::Body, max: usize, refused: AppError) -> ApiError {
+    let mut stream = body.into_data_stream();
+    let mut read = 0usize;
+    while let Some(Ok(chunk)) = stream.next().await {
+        read = read.saturating_add(chunk.len());
+        if read > max {
+            break;
+        }
+    }
+    ApiError::from(refused)
 }
 
 /// A component body that could not be read: it stalled (408) or passed
