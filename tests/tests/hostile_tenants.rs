@@ -80,6 +80,40 @@ fn good_tenant(server: &Server, name: &str, registry: &str) -> Good {
     }
 }
 
+/// A server (proxies aimed at `canary`, no engine) with one tenant whose
+/// allowlist is `allowed` (`host:port[/path]` each) and a secret `secret`
+/// whose password must never reach a stub or the canary; its directory,
+/// the server and the tenant's token.
+fn tenant_server(
+    canary: &Canary,
+    tenant: &str,
+    allowed: &[String],
+    secret: &str,
+) -> (tempfile::TempDir, Server, String) {
+    let quoted: Vec<String> = allowed.iter().map(|a| format!("\"{a}\"")).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(
+        dir.path(),
+        canary,
+        format!(
+            "[tenants.{tenant}]\nallow_registry = [{}]\n",
+            quoted.join(", ")
+        ),
+        Vec::new(),
+    );
+    let token = server.tenant(tenant).unwrap();
+    let created = server
+        .json(
+            "PUT",
+            &format!("/v1/secrets/{secret}"),
+            Some(&token),
+            &json!({"username": tenant, "password": "never-sent-to-the-canary"}),
+        )
+        .unwrap();
+    assert_eq!(created.status, 201, "{}", created.text);
+    (dir, server, token)
+}
+
 /// The HTTP status of a ureq result (0 for a transport error).
 fn status_of(result: Result<ureq::Response, ureq::Error>) -> u16 {
     match result {
@@ -214,27 +248,8 @@ fn oci_flavor_pulls_follow_no_redirect_realm_or_proxy_to_the_canary() {
         &realm,
         &other_host,
     ];
-    let allowed: Vec<String> = stubs.iter().map(|s| format!("\"{}\"", s.addr())).collect();
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(
-        dir.path(),
-        &canary,
-        format!(
-            "[tenants.acme]\nallow_registry = [{}]\n",
-            allowed.join(", ")
-        ),
-        Vec::new(),
-    );
-    let token = server.tenant("acme").unwrap();
-    let secret = server
-        .json(
-            "PUT",
-            "/v1/secrets/hub",
-            Some(&token),
-            &json!({"username": "acme", "password": "never-sent-to-the-canary"}),
-        )
-        .unwrap();
-    assert_eq!(secret.status, 201, "{}", secret.text);
+    let allowed: Vec<String> = stubs.iter().map(|s| s.addr()).collect();
+    let (_dir, server, token) = tenant_server(&canary, "acme", &allowed, "hub");
     let pull_as = |stub: &Stub, token: &str, secret: Option<&str>| {
         let mut body = json!({"source": format!("oci://{}/team/app:1", stub.addr())});
         if let Some(secret) = secret {
@@ -1067,28 +1082,8 @@ fn pushes_need_no_engine_and_a_hostile_registry_never_sends_them_to_the_canary()
         .iter()
         .map(|s| s.addr())
         .chain([real.clone()])
-        .map(|a| format!("\"{a}\""))
         .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(
-        dir.path(),
-        &canary,
-        format!(
-            "[tenants.pusher]\nallow_registry = [{}]\n",
-            allowed.join(", ")
-        ),
-        Vec::new(),
-    );
-    let token = server.tenant("pusher").unwrap();
-    let secret = server
-        .json(
-            "PUT",
-            "/v1/secrets/creds",
-            Some(&token),
-            &json!({"username": "pusher", "password": "never-sent-to-the-canary"}),
-        )
-        .unwrap();
-    assert_eq!(secret.status, 201, "{}", secret.text);
+    let (_dir, server, token) = tenant_server(&canary, "pusher", &allowed, "creds");
 
     for (stub, what, want_code, want_text) in [
         (

@@ -7,19 +7,17 @@
 //! as it was: the flavor list and the blob directory are compared before
 //! and after.
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use flavorbox::credentials::Credentials;
 use flavorbox::oci::layout::{self, Artifact, Descriptor, Manifest};
 use flavorbox::oci::{OciClient, OciError, OciOptions, OciSource, Pulled};
 use flavorbox::registry_api::{AllowedHost, EgressPolicy, RegistryApi};
+use flavorbox_tests::hostile::{Canary, Stub, http};
 use flavorbox_tests::services::services;
 use flavorbox_tests::{block_on, guest_bytes, run_cli};
 use serde_json::Value;
@@ -815,111 +813,12 @@ fn the_author_guide_shows_the_commands_this_suite_runs() {
 // Every request of a pull goes through the host's egress-checked client,
 // so the canary must see none.
 
-/// Reads a request's head (request line and headers) from `stream`.
-fn read_head(stream: &TcpStream) -> String {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut reader = BufReader::new(stream);
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            return head;
-        }
-        head.push_str(&line);
-    }
-}
-
-/// A whole HTTP/1.1 response.
-fn http(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut out = format!("HTTP/1.1 {status}\r\n");
-    for (name, value) in headers {
-        out.push_str(&format!("{name}: {value}\r\n"));
-    }
-    out.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    ));
-    let mut out = out.into_bytes();
-    out.extend_from_slice(body);
-    out
-}
-
-/// A loopback listener that must never be reached: it records every
-/// connection (and the request it carried), answers 502 and hangs up.
-struct Canary {
-    addr: SocketAddr,
-    seen: Receiver<(SocketAddr, String)>,
-}
-
-impl Canary {
-    fn start() -> Canary {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the canary");
-        let addr = listener.local_addr().expect("canary address");
-        let (tx, seen) = channel();
-        // One connection at a time, in the order they were accepted, so
-        // `hits` can tell when every earlier one has been counted.
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let peer = stream.peer_addr().expect("peer address");
-                let head = read_head(&stream);
-                let request = head.lines().next().unwrap_or("").to_string();
-                let _ = stream.write_all(&http("502 Bad Gateway", &[], b""));
-                if tx.send((peer, request)).is_err() {
-                    return;
-                }
-            }
-        });
-        Canary { addr, seen }
-    }
-
-    fn port(&self) -> u16 {
-        self.addr.port()
-    }
-
-    /// Every connection made so far (its request line, if any): connects
-    /// once itself and collects what was accepted before that connection,
-    /// so nothing made before the call is missed.
-    fn hits(&self) -> Vec<String> {
-        let mut probe = TcpStream::connect(self.addr).expect("probe the canary");
-        let me = probe.local_addr().expect("probe address");
-        let _ = probe.write_all(b"GET /probe HTTP/1.1\r\n\r\n");
-        let mut hits = Vec::new();
-        loop {
-            let (peer, request) = self
-                .seen
-                .recv_timeout(Duration::from_secs(30))
-                .expect("the canary saw the probe");
-            if peer == me {
-                return hits;
-            }
-            hits.push(request);
-        }
-    }
-}
-
-/// A hostile registry stub on loopback: `answer` maps each request's
-/// (method, path) to the whole response. Returns its `host:port` and the
-/// heads of the requests it received.
-fn stub_registry(
-    answer: impl Fn(&str, &str) -> Vec<u8> + Send + 'static,
-) -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the stub");
-    let addr = listener.local_addr().expect("stub address").to_string();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let head = read_head(&stream);
-            let mut words = head.split_whitespace();
-            let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-            let response = answer(method, path);
-            log.lock().expect("log").push(head.clone());
-            let _ = stream.write_all(&response);
-        }
-    });
-    (addr, seen)
+/// A registry stub on loopback: `answer` maps each request's (method,
+/// path) to the whole response. Returns its `host:port` and the stub, whose
+/// `requests` are what it received.
+fn stub_registry(answer: impl Fn(&str, &str) -> Vec<u8> + Send + Sync + 'static) -> (String, Stub) {
+    let stub = Stub::start(move |request| answer(&request.method, &request.path));
+    (stub.addr(), stub)
 }
 
 /// A small valid Wasm component artifact, as a registry would serve it.
@@ -1014,7 +913,7 @@ fn a_redirect_to_a_host_outside_the_egress_policy_is_refused_and_never_followed(
     assert_eq!(pulled.bytes, artifact.layers[0]);
 
     // The manifest is answered with a redirect to the canary.
-    let to_canary = format!("http://{}/v2/team/app/manifests/1", canary.addr);
+    let to_canary = format!("http://{}/v2/team/app/manifests/1", canary.addr());
     let served = artifact.clone();
     let (stub, _) = stub_registry(move |method, path| match path.ends_with("/manifests/1") {
         true => redirect(&to_canary),
@@ -1043,6 +942,8 @@ fn a_redirect_to_a_host_outside_the_egress_policy_is_refused_and_never_followed(
     // go to another origin, but only to an address the policy passes, by
     // IP or by name.
     for host in ["127.0.0.1", "localhost"] {
+        // A canary of its own: the control below reaches it on purpose.
+        let canary = Canary::start();
         let canary_url = format!("http://{host}:{}", canary.port());
         let served = artifact.clone();
         let (stub, _) = stub_registry(move |method, path| match path.split_once("/blobs/") {
@@ -1071,7 +972,7 @@ fn a_redirect_to_a_host_outside_the_egress_policy_is_refused_and_never_followed(
         let _ = pull_with(&both, &format!("oci://{stub}/team/app:1"), None);
         let hits = canary.hits();
         assert!(
-            hits.len() == 1 && hits[0].starts_with("GET /blobs/sha256:"),
+            hits.len() == 1 && hits[0].contains(": GET /blobs/sha256:"),
             "{host}: {hits:?}"
         );
     }
@@ -1099,7 +1000,7 @@ fn a_token_realm_on_another_host_is_refused_and_never_sent_the_credentials() {
 
     // Under the server's policy: the realm is on the registry's IP but on
     // a port no allowlist entry names.
-    let (stub, seen) = stub_registry(challenge_from(format!("http://{}/token", canary.addr)));
+    let (stub, seen) = stub_registry(challenge_from(format!("http://{}/token", canary.addr())));
     let err = pull_with(
         &server_policy(&[&stub]),
         &format!("oci://{stub}/team/app:1"),
@@ -1142,10 +1043,10 @@ fn a_token_realm_on_another_host_is_refused_and_never_sent_the_credentials() {
 
     // Nothing carried the credentials to the registry either.
     for head in seen
-        .lock()
-        .expect("log")
+        .requests()
         .iter()
-        .chain(other_seen.lock().expect("log").iter())
+        .chain(other_seen.requests().iter())
+        .map(|r| &r.head)
     {
         assert!(
             !head.to_ascii_lowercase().contains("authorization"),
@@ -1211,7 +1112,7 @@ fn a_servers_proxy_environment_is_ignored_by_its_pulls() {
     publish(&publisher(&bytes), &target, &[]);
 
     let canary = Canary::start();
-    let proxy = format!("http://{}", canary.addr);
+    let proxy = format!("http://{}", canary.addr());
     let mut env: Vec<(String, String)> = [
         "HTTPS_PROXY",
         "HTTP_PROXY",

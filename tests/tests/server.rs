@@ -109,23 +109,7 @@ fn assert_pulls_as_saved(image: &str, tarball: &std::path::Path, (user, password
 }
 
 fn wait_job(server: &Server, token: &str, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let job = server
-            .get(&format!("/v1/jobs/{id}"), Some(token))
-            .expect("job");
-        assert_eq!(job.status, 200, "{}", job.text);
-        let status = job.body["status"].as_str().unwrap_or_default().to_string();
-        if matches!(status.as_str(), "succeeded" | "failed" | "interrupted") {
-            return job.body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job {id} did not end: {}",
-            job.text
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    flavorbox_tests::hostile::wait_job(server, token, id, Duration::from_secs(300))
 }
 
 #[test]
