@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # wkg (crates.io, bytecodealliance/wasm-pkg-tools), pinned, for the OCI
-# interop suite (tests/tests/oci.rs): installed once into the tools cache,
+# interop suite (tests/tests/all/oci.rs): installed once into the tools cache,
 # so reruns and later CI runs on this machine find it and build nothing.
 # A debug build without debug info: it only moves a few small artifacts in
 # the tests, and it compiles in about half the time of a release build.

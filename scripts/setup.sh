@@ -87,7 +87,7 @@ pip_venv() {
 # against the server's /openapi.json.
 pip_venv "${FLAVORBOX_VENV:-$HOME/.cache/flavorbox/venv}" schemathesis 4.32.5
 # zenml with the `local` extra (its own SQLite store, no server), in a
-# virtualenv of its own: the ZenML suite (tests/tests/zenml.rs) runs ZenML's
+# virtualenv of its own: the ZenML suite (tests/tests/all/zenml.rs) runs ZenML's
 # push path through integrations/zenml against the loopback registry.
 pip_venv "${FLAVORBOX_ZENML_VENV:-$HOME/.cache/flavorbox/zenml-venv}" zenml 0.98.0 "[local]"
 # componentize-py, in a virtualenv of its own: `flavorbox flavor build` and

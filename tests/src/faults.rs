@@ -1,4 +1,4 @@
-//! Support for the fault suite (`tests/tests/faults.rs`): how many trials
+//! Support for the fault suite (`tests/tests/all/faults.rs`): how many trials
 //! to run and a seeded generator for kill points, a CLI write killed part
 //! way, the state checks every fault ends with (SQLite's own integrity check,
 //! no litter, blobs that match their rows) and guards for the mounts the

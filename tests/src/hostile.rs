@@ -1,4 +1,4 @@
-//! Support for the hostile-tenant suite (`tests/tests/hostile_tenants.rs`):
+//! Support for the hostile-tenant suite (`tests/tests/all/hostile_tenants.rs`):
 //! a canary that counts every connection made to it, a hostile registry
 //! stub that speaks just enough HTTP/1.1 to send the server to the canary,
 //! a registry that accepts connections and never answers, image archives

@@ -1,7 +1,7 @@
 """Drives ZenML's own client through the `flavorbox` container-registry
 flavor, in one process (each `zenml` CLI call pays seconds of imports).
 
-Run by tests/tests/zenml.rs with ZenML's config in a temporary directory and
+Run by tests/tests/all/zenml.rs with ZenML's config in a temporary directory and
 `integrations/zenml` on PYTHONPATH. Reads a JSON plan from argv[1] and prints
 one JSON document: what each step returned or raised.
 

@@ -13,6 +13,7 @@
 //! only once the flavor is stored: a refused attempt leaves no compiled
 //! code behind.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{App, AppError, FlavorInfo, TenantApp, blocking, quota};
@@ -20,6 +21,57 @@ use crate::builtin;
 use crate::flavor::FlavorMetadata;
 use crate::sandbox::{CodeOwner, LoadedFlavor, Prepared};
 use crate::store::{FlavorOrigin, FlavorRecord, StoreError};
+
+/// Registrations in progress, by tenant and content: identical uploads of
+/// one tenant wait for each other instead of compiling side by side.
+#[derive(Default)]
+pub(super) struct SameContent {
+    turns: std::sync::Mutex<HashMap<(String, String), TurnLock>>,
+}
+
+/// The lock one content's registrations take turns at.
+type TurnLock = Arc<tokio::sync::Mutex<()>>;
+
+/// One registration's turn at its content; the map entry goes with the
+/// last holder.
+pub(super) struct Turn<'a> {
+    owner: &'a SameContent,
+    key: (String, String),
+    lock: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl SameContent {
+    /// Waits until no other registration of `sha256` by `tenant` runs.
+    pub(super) async fn turn(&self, tenant: &str, sha256: &str) -> Turn<'_> {
+        let key = (tenant.to_string(), sha256.to_string());
+        let lock = self
+            .turns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        Turn {
+            owner: self,
+            key,
+            lock: Some(lock.lock_owned().await),
+        }
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        drop(self.lock.take());
+        let mut turns = self.owner.turns.lock().unwrap_or_else(|e| e.into_inner());
+        // Only the map holds it: nobody waits for this content.
+        if turns
+            .get(&self.key)
+            .is_some_and(|lock| Arc::strong_count(lock) == 1)
+        {
+            turns.remove(&self.key);
+        }
+    }
+}
 
 impl App {
     /// Loads every built-in flavor (once per process; compiled code is cached on disk).
@@ -89,6 +141,10 @@ impl TenantApp<'_> {
         let sandbox = self.app.sandbox.clone();
         let to_check = bytes.clone();
         let sha256 = blocking(move || sandbox.check(&to_check)).await??;
+        // Identical uploads of one tenant take turns: the first compiles and
+        // stores, the others then find it stored and compile nothing (nor
+        // take a compile slot while they wait).
+        let _turn = self.app.registering.turn(self.tenant.name(), &sha256).await;
         if let Some(same) = self
             .before_compile(&sha256, expected, bytes.as_slice())
             .await?

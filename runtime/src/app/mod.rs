@@ -90,6 +90,7 @@ pub struct App {
     docker: tokio::sync::OnceCell<bollard::Docker>,
     builtins: OnceLock<Vec<Arc<LoadedFlavor>>>,
     admission: Admission,
+    registering: flavors::SameContent,
 }
 
 impl App {
@@ -114,6 +115,7 @@ impl App {
             config,
             docker: tokio::sync::OnceCell::new(),
             builtins: OnceLock::new(),
+            registering: flavors::SameContent::default(),
         };
         // What a killed process left behind goes before anything else runs;
         // a sweep that fails never stops the command.

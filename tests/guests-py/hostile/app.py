@@ -1,4 +1,4 @@
-"""A Python flavor that misbehaves on request, for tests/tests/languages.rs.
+"""A Python flavor that misbehaves on request, for tests/tests/all/languages.rs.
 
 `validate-config` reads `{"mode": "..."}` and does what the mode says; the
 same modes as the Rust hostile guest (tests/guests/hostile) where Python can

@@ -3,7 +3,7 @@
 //! through the real sandbox: an endless loop, a memory bomb, deep recursion,
 //! an uncaught exception, a huge return value and attempts to reach files,
 //! sockets and HTTP are contained with the same typed errors as the Rust
-//! hostile guest (tests/tests/sandbox.rs), the host carries on, and an
+//! hostile guest (tests/tests/all/sandbox.rs), the host carries on, and an
 //! exception's message reaches the user bounded and escaped.
 
 use std::sync::Arc;

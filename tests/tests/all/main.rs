@@ -1,0 +1,28 @@
+//! Every end-to-end suite in one test binary, a module each (as wasmtime's
+//! `tests/all` does): the whole stack is linked once, not once per suite,
+//! and the real services (tests/src/services.rs) start once per run.
+//!
+//! One suite stays a binary of its own: `tests/tests/hostile_host.rs`
+//! measures its own process's resident and peak memory around hostile
+//! calls, which other suites running beside it in one process would move.
+//!
+//! Run one suite with its module path as the filter, e.g.
+//! `cargo test -p flavorbox-tests --test all server::` or
+//! `cargo test -p flavorbox-tests --test all faults:: -- --test-threads=2`.
+
+mod author_guide;
+mod author_guide_languages;
+mod bench;
+mod builtin_flavors;
+mod cli;
+mod conformance;
+mod faults;
+mod hostile_tenants;
+mod languages;
+mod oci;
+mod push_layer;
+mod sandbox;
+mod server;
+mod server_openapi;
+mod trusted_cache;
+mod zenml;
