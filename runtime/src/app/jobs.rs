@@ -113,6 +113,18 @@ impl TenantApp<'_> {
         Ok(())
     }
 
+    /// Refuses a push at once, with no store query, when `active` (the
+    /// tenant's jobs this process knows are running or waiting) already
+    /// reaches its job quota: a tenant flooding pushes at its bound costs
+    /// the store nothing. [`check_job_room`](Self::check_job_room) and the
+    /// insert decide otherwise.
+    pub fn check_job_room_in(&self, active: usize) -> Result<(), AppError> {
+        match self.quota.max_jobs {
+            Some(max) if u64::try_from(active).unwrap_or(u64::MAX) >= max => Err(jobs_quota(max)),
+            _ => Ok(()),
+        }
+    }
+
     /// A job of this tenant.
     pub async fn job(&self, id: &str) -> Result<JobInfo, AppError> {
         let record = self

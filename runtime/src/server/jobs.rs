@@ -106,6 +106,11 @@ impl Jobs {
         &self.uploads
     }
 
+    /// `tenant`'s jobs running or waiting for a worker.
+    pub(crate) fn active(&self, tenant: &str) -> usize {
+        self.workers.active(tenant)
+    }
+
     /// Jobs accepted and not finished.
     pub(crate) fn running(&self) -> usize {
         self.running.load(Ordering::Acquire)
@@ -501,6 +506,7 @@ pub async fn push(
     // the target (the reference parses, the component exists, the image
     // lies inside its registry), the job quota, the tenant's uploads in
     // flight and on disk.
+    app.check_job_room_in(state.jobs.active(tenant.name()))?;
     app.check_push_target(&name, &query.image).await?;
     app.check_job_room().await?;
     let declared = headers
