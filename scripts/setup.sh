@@ -4,6 +4,12 @@
 # services the end-to-end suites run against (Docker engine, CNCF distribution
 # registry, htpasswd, skopeo). Idempotent: installs only what is missing.
 # It starts no daemon; the test fixture (tests/src/services.rs) does that.
+#
+#   scripts/setup.sh          everything the test suite needs
+#   scripts/setup.sh --main   only what the main job (scripts/demo.sh) uses:
+#                             the Rust target and the system packages; no
+#                             test tool (cargo-fuzz, wkg, schemathesis,
+#                             zenml, componentize-py/js)
 set -euo pipefail
 
 if [ "$(id -u)" -eq 0 ]; then
@@ -52,6 +58,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 apt-get install -y "${missing[@]}"
 else
     say "all system packages present"
+fi
+if [ "${1:-}" = --main ]; then
+    say "done (the main job's needs; the test command installs the test tools)"
+    exit 0
 fi
 # cargo-fuzz, for the fuzz smoke run (scripts/fuzz.sh); installed into
 # cargo's bin directory once.
