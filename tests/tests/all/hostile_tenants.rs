@@ -114,6 +114,19 @@ fn tenant_server(
     (dir, server, token)
 }
 
+/// Pushes `archive` as `image` through `component`, asserts the 202, and
+/// waits (a minute at most) for the job to end; its record.
+fn pushed(server: &Server, token: &str, component: &str, image: &str, archive: &[u8]) -> Value {
+    let job = push(server, token, component, image, archive);
+    assert_eq!(job.status, 202, "{}", job.text);
+    hostile::wait_job(
+        server,
+        token,
+        job.body["id"].as_str().unwrap(),
+        Duration::from_secs(60),
+    )
+}
+
 /// The HTTP status of a ureq result (0 for a transport error).
 fn status_of(result: Result<ureq::Response, ureq::Error>) -> u16 {
     match result {
@@ -991,19 +1004,12 @@ fn a_tenant_cannot_push_into_or_overlap_another_tenants_bound_path_and_its_image
     let mallory = server.tenant("mallory").unwrap();
     assert_eq!(component(&server, &alpha, "app", &team_a).status, 201);
     let image = format!("{team_a}/app:1");
-    let job = push(
+    let done = pushed(
         &server,
         &alpha,
         "app",
         &image,
         &hostile::small_image("alpha"),
-    );
-    assert_eq!(job.status, 202, "{}", job.text);
-    let done = hostile::wait_job(
-        &server,
-        &alpha,
-        job.body["id"].as_str().unwrap(),
-        Duration::from_secs(60),
     );
     assert_eq!(done["status"], "succeeded", "{done}");
     let digest = services::registry_manifest_digest(open, "team-a/app", "1", None).unwrap();
@@ -1049,19 +1055,12 @@ fn a_tenant_cannot_push_into_or_overlap_another_tenants_bound_path_and_its_image
 
     // Mallory's own push beside it works; alpha's image is what alpha pushed.
     let own = format!("{open}/team-a-evil/app:1");
-    let job = push(
+    let done = pushed(
         &server,
         &mallory,
         "near",
         &own,
         &hostile::small_image("mallory"),
-    );
-    assert_eq!(job.status, 202, "{}", job.text);
-    let done = hostile::wait_job(
-        &server,
-        &mallory,
-        job.body["id"].as_str().unwrap(),
-        Duration::from_secs(60),
     );
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(
@@ -1172,19 +1171,12 @@ fn pushes_need_no_engine_and_a_hostile_registry_never_sends_them_to_the_canary()
     let created = component(&server, &token, "real", &real);
     assert_eq!(created.status, 201, "{}", created.text);
     let image = format!("{real}/app:1");
-    let job = push(
+    let done = pushed(
         &server,
         &token,
         "real",
         &image,
         &hostile::small_image("real"),
-    );
-    assert_eq!(job.status, 202, "{}", job.text);
-    let done = hostile::wait_job(
-        &server,
-        &token,
-        job.body["id"].as_str().unwrap(),
-        Duration::from_secs(60),
     );
     assert_eq!(done["status"], "succeeded", "{done}");
     let digest =
