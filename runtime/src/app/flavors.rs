@@ -140,7 +140,10 @@ impl TenantApp<'_> {
         let bytes = Arc::new(bytes);
         let sandbox = self.app.sandbox.clone();
         let to_check = bytes.clone();
-        let sha256 = blocking(move || sandbox.check(&to_check)).await??;
+        // Hashing and parsing an upload is heavy work too: it yields to calls.
+        let sha256 = crate::background::run("flavorbox-check", move || sandbox.check(&to_check))
+            .await
+            .ok_or_else(|| AppError::Internal("the upload check thread failed".into()))??;
         // Identical uploads of one tenant take turns: the first compiles and
         // stores, the others then find it stored and compile nothing (nor
         // take a compile slot while they wait).
