@@ -199,12 +199,23 @@ impl TenantApp<'_> {
         }
         // Stored: only now is the compiled code worth keeping.
         self.app.sandbox.keep(prepared);
-        let stored = self
-            .store
-            .get_flavor(&name)
-            .await?
-            .ok_or_else(|| AppError::UnknownFlavor(name.clone()))?;
-        info_from_record(stored)
+        self.registered_info(&record).await
+    }
+
+    /// The flavor `record` registered, as stored now; as registered when a
+    /// concurrent delete (another process, say) removed it since: the
+    /// registration itself succeeded.
+    async fn registered_info(&self, record: &FlavorRecord) -> Result<FlavorInfo, AppError> {
+        match self.store.get_flavor(&record.name).await? {
+            Some(stored) => info_from_record(stored),
+            None => {
+                let mut info = info_from_record(record.clone())?;
+                if info.registered_at.as_deref() == Some("") {
+                    info.registered_at = None;
+                }
+                Ok(info)
+            }
+        }
     }
 
     /// What answers a registration of content `sha256` without compiling
@@ -263,12 +274,7 @@ impl TenantApp<'_> {
         };
         // No change but the blob, which is checked and rewritten if damaged.
         self.store.insert_flavor(same, Some(bytes)).await?;
-        let stored = self
-            .store
-            .get_flavor(&same.name)
-            .await?
-            .ok_or_else(|| AppError::UnknownFlavor(same.name.clone()))?;
-        info_from_record(stored).map(Some)
+        self.registered_info(same).await.map(Some)
     }
 
     /// This tenant's space of compiled code.
