@@ -205,22 +205,9 @@ impl Jobs {
         })
     }
 
-    /// Whether the upload file `name` (or a rewrite of it, `load-NAME-*`)
-    /// belongs to a live request or job.
+    /// Whether the upload file `name` belongs to a live request or job.
     pub(crate) fn is_live(&self, name: &OsStr) -> bool {
-        let live = lock(&self.live);
-        if live.contains(name) {
-            return true;
-        }
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("load-")) else {
-            return false;
-        };
-        live.iter().any(|held| {
-            held.to_str().is_some_and(|held| {
-                rest.strip_prefix(held)
-                    .is_some_and(|tail| tail.starts_with('-'))
-            })
-        })
+        lock(&self.live).contains(name)
     }
 
     /// Runs recorded job `job` in the background once a worker is free in
