@@ -2,7 +2,6 @@
 //! built and checked as pure functions (table-tested, no network).
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 /// Media type of the manifest of every artifact written and read.
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -25,10 +24,9 @@ pub const MAX_SMALL_BLOB_BYTES: u64 = 64 * 1024;
 /// The most signature layers looked at under one signature tag.
 pub const MAX_SIGNATURES: usize = 16;
 
-/// `sha256:<hex>` of `bytes`.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
+/// `sha256:<hex>` of `bytes`, and whether a digest is one: the registry
+/// client's rules, which a pull and a push share.
+pub use crate::registry_api::session::{is_digest as is_sha256_digest, sha256_digest};
 
 /// A content descriptor: media type, digest, size, annotations.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,16 +160,6 @@ impl std::fmt::Display for LayoutError {
     }
 }
 
-/// Whether `digest` is `sha256:` and 64 lowercase hex digits.
-pub fn is_sha256_digest(digest: &str) -> bool {
-    digest.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
-}
-
 /// Reads a pulled manifest and checks it is a Wasm component artifact:
 /// OCI manifest, Wasm config, exactly one `application/wasm` layer, sha256 digests.
 pub fn check_wasm_manifest(bytes: &[u8]) -> Result<Manifest, LayoutError> {
@@ -234,7 +222,7 @@ pub fn signature_artifact(payload: &[u8], signature_base64: &str) -> Artifact {
         "created": "0001-01-01T00:00:00Z",
         "history": [{"created": "0001-01-01T00:00:00Z"}],
         "os": "",
-        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", hex::encode(Sha256::digest(payload)))]},
+        "rootfs": {"type": "layers", "diff_ids": [sha256_digest(payload)]},
     }))
     .unwrap_or_default();
     Artifact {

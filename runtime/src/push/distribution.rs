@@ -1017,8 +1017,8 @@ impl<'c, R: Read> Meter<'c, R> {
                 decoder.get_mut()
             }
         };
-        let digest = format!("sha256:{}", hex::encode(self.hash.clone().finalize()));
-        let unpacked_digest = format!("sha256:{}", hex::encode(counter.hash.clone().finalize()));
+        let digest = hex_digest(&self.hash);
+        let unpacked_digest = hex_digest(&counter.hash);
         Ok(Measured {
             digest,
             count: self.count,
@@ -1077,6 +1077,11 @@ impl<R: Read> Read for Meter<'_, R> {
     }
 }
 
+/// `sha256:<hex>` of what `hash` has seen so far.
+fn hex_digest(hash: &Sha256) -> String {
+    format!("sha256:{}", hex::encode(hash.clone().finalize()))
+}
+
 /// A reader that hashes and counts what passes through it.
 struct Hashing<R> {
     inner: R,
@@ -1094,7 +1099,7 @@ impl<R> Hashing<R> {
     }
 
     fn digest(&self) -> String {
-        format!("sha256:{}", hex::encode(self.hash.clone().finalize()))
+        hex_digest(&self.hash)
     }
 }
 
