@@ -30,8 +30,6 @@ const USER_AGENT: &str = concat!("flavorbox/", env!("CARGO_PKG_VERSION"));
 pub(crate) struct RegistryClient {
     policy: EgressPolicy,
     pool: &'static ResolverPool,
-    /// The tenant's share of the resolver pool, on a server.
-    share: Option<Arc<LookupShare>>,
 }
 
 impl RegistryClient {
@@ -40,22 +38,12 @@ impl RegistryClient {
         RegistryClient {
             policy,
             pool: ResolverPool::system(),
-            share: None,
         }
     }
 
-    /// This client with its lookups counted against `share`.
-    pub(crate) fn with_share(&self, share: Arc<LookupShare>) -> RegistryClient {
-        RegistryClient {
-            policy: self.policy.clone(),
-            pool: self.pool,
-            share: Some(share),
-        }
-    }
-
-    /// The resolver pool and the share lookups are counted against.
-    pub(crate) fn lookups(&self) -> (&'static ResolverPool, Option<&Arc<LookupShare>>) {
-        (self.pool, self.share.as_ref())
+    /// The resolver pool lookups go to.
+    pub(crate) fn pool(&self) -> &'static ResolverPool {
+        self.pool
     }
 
     /// The policy this client applies.
@@ -65,7 +53,14 @@ impl RegistryClient {
 
     /// Starts an exchange with registry `domain` that ends within `timeout`
     /// or the policy's exchange limit, whichever is shorter.
-    pub(crate) fn exchange<'a>(&'a self, domain: &str, timeout: Duration) -> Exchange<'a> {
+    /// Its lookups count against `share`, the tenant's part of the resolver
+    /// pool, when given.
+    pub(crate) fn exchange<'a>(
+        &'a self,
+        domain: &str,
+        timeout: Duration,
+        share: Option<&Arc<LookupShare>>,
+    ) -> Exchange<'a> {
         let limit = self.policy.timeouts.exchange;
         let bound = if timeout <= limit {
             Bound::Caller(timeout)
@@ -77,6 +72,7 @@ impl RegistryClient {
             domain: domain.to_string(),
             deadline: Instant::now() + timeout.min(limit),
             bound,
+            share: share.cloned(),
         }
     }
 
@@ -84,12 +80,18 @@ impl RegistryClient {
     /// blobs): not held to the policy's exchange limit but to `timeout`,
     /// and each read or write of the connection to that limit, so a
     /// stalled registry ends it early.
-    pub(crate) fn transfer<'a>(&'a self, domain: &str, timeout: Duration) -> Exchange<'a> {
+    pub(crate) fn transfer<'a>(
+        &'a self,
+        domain: &str,
+        timeout: Duration,
+        share: Option<&Arc<LookupShare>>,
+    ) -> Exchange<'a> {
         Exchange {
             client: self,
             domain: domain.to_string(),
             deadline: Instant::now() + timeout,
             bound: Bound::Caller(timeout),
+            share: share.cloned(),
         }
     }
 }
@@ -136,6 +138,8 @@ pub(crate) struct Exchange<'a> {
     domain: String,
     deadline: Instant,
     bound: Bound,
+    /// The tenant's share of the resolver pool, if any.
+    share: Option<Arc<LookupShare>>,
 }
 
 impl Exchange<'_> {
@@ -243,7 +247,7 @@ impl Exchange<'_> {
                 pool: self.client.pool,
                 filter: policy.addresses.clone(),
                 deadline: self.deadline,
-                share: self.client.share.clone(),
+                share: self.share.clone(),
             })
             .build();
         // ureq's request timeout bounds connect, write and read together.

@@ -113,6 +113,8 @@ pub enum RegistryApiError {
 #[derive(Debug, Clone)]
 pub struct RegistryApi {
     client: Arc<RegistryClient>,
+    /// The tenant's share of the resolver pool, on a server.
+    share: Option<Arc<resolver::LookupShare>>,
 }
 
 impl Default for RegistryApi {
@@ -126,6 +128,7 @@ impl RegistryApi {
     pub fn new(policy: EgressPolicy) -> Self {
         Self {
             client: Arc::new(RegistryClient::new(policy)),
+            share: None,
         }
     }
 
@@ -134,10 +137,8 @@ impl RegistryApi {
     /// threads every tenant's lookups need.
     pub fn for_tenant(&self, tenant: &str) -> Self {
         Self {
-            client: Arc::new(
-                self.client
-                    .with_share(resolver::LookupShare::of_tenant(tenant)),
-            ),
+            client: self.client.clone(),
+            share: Some(resolver::LookupShare::of_tenant(tenant)),
         }
     }
 
@@ -203,8 +204,11 @@ impl RegistryApi {
         let resolved = match netloc.parse::<std::net::SocketAddr>() {
             Ok(addr) => vec![addr],
             Err(_) => {
-                let (pool, share) = self.client.lookups();
-                pool.resolve(&netloc, std::time::Instant::now() + timeout, share)
+                self.client.pool().resolve(
+                    &netloc,
+                    std::time::Instant::now() + timeout,
+                    self.share.as_ref(),
+                )
             }
             .map_err(|e| refused(format!("cannot resolve {host}: {e}")))?,
         };
@@ -237,7 +241,9 @@ impl RegistryApi {
             });
         }
         self.check_namespace(registry, Some(repository.as_str()))?;
-        let exchange = self.client.exchange(registry.domain(), timeout);
+        let exchange = self
+            .client
+            .exchange(registry.domain(), timeout, self.share.as_ref());
         let url = api_url(registry, &format!("v2/{repository}/tags/list"))?;
 
         let first = exchange.get(url.clone(), None)?;

@@ -64,6 +64,10 @@ impl LookupShare {
             .get_or_init(Default::default)
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        // Asked on every tenant request: no allocation once it exists.
+        if let Some(share) = shares.get(tenant) {
+            return share.clone();
+        }
         shares
             .entry(tenant.to_string())
             .or_insert_with(|| Arc::new(LookupShare::new(TENANT_SHARE)))

@@ -79,7 +79,9 @@ impl RegistryApi {
                 domain: registry.domain().to_string(),
             }
         })?;
-        let exchange = self.client.transfer(registry.domain(), timeout);
+        let exchange = self
+            .client
+            .transfer(registry.domain(), timeout, self.share.as_ref());
         let mut session = Session {
             exchange,
             base,
