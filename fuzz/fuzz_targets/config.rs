@@ -3,8 +3,8 @@
 //! normalised (no trailing `/`), which the normalised-config check accepts.
 #![no_main]
 
-use flavorbox::config;
-use flavorbox::reference::RegistryUri;
+use flavorbox_app::registry_config as config;
+use flavorbox_grammar::reference::RegistryUri;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use flavorbox::sandbox::{Limits, Sandbox, SandboxConfig};
+use flavorbox_sandbox::{Limits, Sandbox, SandboxConfig};
 use libfuzzer_sys::fuzz_target;
 
 fn sandbox() -> &'static Sandbox {

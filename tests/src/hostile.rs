@@ -400,7 +400,7 @@ pub fn append_raw(
 
 /// `sha256:<hex>`.
 pub fn sha256(bytes: &[u8]) -> String {
-    flavorbox::registry_api::session::sha256_digest(bytes)
+    flavorbox_net::registry_api::session::sha256_digest(bytes)
 }
 
 // Requests.

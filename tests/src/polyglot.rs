@@ -144,7 +144,7 @@ pub fn guest(lang: Lang, dir: &Path) -> PathBuf {
     lang.hash(&mut hasher);
     lang.toolchain_version().hash(&mut hasher);
     // The build command's source: a change to how guests are built rebuilds them.
-    include_str!("../../runtime/src/cli/scaffold.rs").hash(&mut hasher);
+    include_str!("../../crates/cli/src/scaffold.rs").hash(&mut hasher);
     let wit = std::fs::read(repo().join("wit/flavor.wit")).expect("wit/flavor.wit");
     wit.hash(&mut hasher);
     for (name, path) in &files {
@@ -220,10 +220,10 @@ pub fn test_guest(lang: Lang, name: &str) -> PathBuf {
 
 /// A sandbox whose compiled code is cached under the target directory, so
 /// the large Python and JavaScript components are compiled once per change.
-pub fn caching_sandbox_config() -> flavorbox::sandbox::SandboxConfig {
+pub fn caching_sandbox_config() -> flavorbox_sandbox::SandboxConfig {
     let dir = cache_dir().join("code");
     std::fs::create_dir_all(&dir).expect("code cache dir");
-    flavorbox::sandbox::SandboxConfig {
+    flavorbox_sandbox::SandboxConfig {
         code_cache_dir: Some(dir),
         // A test key: the cache authenticates what it loads with it.
         code_cache_key: *b"flavorbox tests polyglot code ke",

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use flavorbox::reference::Reference;
-use flavorbox::sandbox::{
+use flavorbox_grammar::reference::Reference;
+use flavorbox_sandbox::{
     CallContext, CallErrorKind, Limits, LookupError, RepositoryLookup, Sandbox, SandboxConfig,
 };
 use flavorbox_tests::guest_bytes;
@@ -106,7 +106,7 @@ impl RepositoryLookup for CountingLookup {
 #[test]
 fn host_work_a_guest_triggers_is_bounded_and_the_host_recovers() {
     let sandbox = Arc::new(Sandbox::new(SandboxConfig::default()).expect("sandbox"));
-    let builtin = flavorbox::builtin::components()
+    let builtin = flavorbox_builtin::components()
         .map(|bytes| sandbox.load(bytes).expect("built-in loads"))
         .find(|f| f.name() == "default")
         .expect("the default flavor is built in");

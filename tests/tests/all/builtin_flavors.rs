@@ -1,5 +1,5 @@
 //! Every built-in flavor through the real sandbox: the components embedded by
-//! `runtime/build.rs`, loaded with `Sandbox::load` and called like any other
+//! `crates/builtin/build.rs`, loaded with `Sandbox::load` and called like any other
 //! flavor. Table tests of `validate-config` (normalised configs, exact field
 //! paths, messages that show a valid example), `prepare-image-push` (the
 //! `aws` flavor's `repository-exists` check against a recording lookup) and
@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use flavorbox::flavor::{Capability, ConfigIssue, PushDecision};
-use flavorbox::reference::Reference;
-use flavorbox::sandbox::{
+use flavorbox_grammar::reference::Reference;
+use flavorbox_sandbox::flavor::{Capability, ConfigIssue, PushDecision};
+use flavorbox_sandbox::{
     CallContext, LoadedFlavor, LookupError, RepositoryLookup, Sandbox, SandboxConfig,
 };
 use serde_json::{Map, Value, json};
@@ -33,7 +33,7 @@ fn builtins() -> &'static Builtins {
     static BUILTINS: OnceLock<Builtins> = OnceLock::new();
     BUILTINS.get_or_init(|| {
         let sandbox = Sandbox::new(SandboxConfig::default()).expect("sandbox");
-        let flavors = flavorbox::builtin::components()
+        let flavors = flavorbox_builtin::components()
             .map(|bytes| {
                 let flavor = sandbox.load(bytes).expect("built-in flavor loads");
                 (flavor.name().to_string(), flavor)
@@ -512,17 +512,21 @@ fn aws_rejects_malformed_registries_and_fields_with_their_paths() {
 #[test]
 fn base_rules_normalise_the_uri_before_the_flavor_validates_it() {
     let raw = obj(json!({"uri": "index.docker.io/zenml//"}));
-    let (registry, config) = flavorbox::config::apply_base_rules(raw).expect("base rules pass");
+    let (registry, config) =
+        flavorbox_app::registry_config::apply_base_rules(raw).expect("base rules pass");
     assert_eq!(config["uri"], "docker.io/zenml");
     let normalised = validate("dockerhub", &Value::Object(config)).expect("dockerhub accepts");
-    let kept = flavorbox::config::check_normalised(&registry, normalised).expect("same registry");
+    let kept = flavorbox_app::registry_config::check_normalised(&registry, normalised)
+        .expect("same registry");
     assert_eq!(kept, obj(uri("docker.io/zenml")));
 
     // A URI with a trailing `/` reaches `aws` without it, so no `/` remains.
     let (registry, config) =
-        flavorbox::config::apply_base_rules(obj(uri(&format!("{ECR}/")))).expect("base rules pass");
+        flavorbox_app::registry_config::apply_base_rules(obj(uri(&format!("{ECR}/"))))
+            .expect("base rules pass");
     let normalised = validate("aws", &Value::Object(config)).expect("aws accepts");
-    let kept = flavorbox::config::check_normalised(&registry, normalised).expect("same registry");
+    let kept = flavorbox_app::registry_config::check_normalised(&registry, normalised)
+        .expect("same registry");
     assert_eq!(kept, obj(json!({"uri": ECR, "region": "us-east-1"})));
 }
 

@@ -9,9 +9,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flavorbox::flavor::PushDecision;
-use flavorbox::reference::Reference;
-use flavorbox::sandbox::{
+use flavorbox_grammar::reference::Reference;
+use flavorbox_sandbox::flavor::PushDecision;
+use flavorbox_sandbox::{
     CallContext, LoadedFlavor, LookupError, RepositoryLookup, Sandbox, Validation,
 };
 use flavorbox_tests::polyglot::{self, Lang};
@@ -373,7 +373,7 @@ fn check_expected(case: &Case, got: &Answer, who: &str) {
 /// re-implementations: each answer is the table's, and all three are equal.
 fn conform(name: &str, table: Vec<Case>) {
     let sandbox = Sandbox::new(polyglot::caching_sandbox_config()).expect("sandbox");
-    let rust = flavorbox::builtin::components()
+    let rust = flavorbox_builtin::components()
         .map(|bytes| sandbox.load(bytes).expect("built-in loads"))
         .find(|f| f.name() == name)
         .unwrap_or_else(|| panic!("no built-in flavor `{name}`"));

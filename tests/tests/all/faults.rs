@@ -553,7 +553,7 @@ fn a_full_disk_refuses_writes_with_507_and_writes_work_again_once_space_is_freed
     cli_write(&cli_home, CliWrite::CreateSecret, "kept");
     cli_write(&cli_home, CliWrite::RegisterRegistry, "kept");
     // New content (another digest) that needs room for its blob and code.
-    let variant = flavorbox::bench::distinct_variant(&wasm, 0xfa11);
+    let variant = flavorbox_bench::distinct_variant(&wasm, 0xfa11);
     let variant_file = dir.path().join("variant.wasm");
     std::fs::write(&variant_file, &variant).unwrap();
     let variant_file = variant_file.display().to_string();

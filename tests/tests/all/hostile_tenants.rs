@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use flavorbox::oci::layout;
+use flavorbox_net::oci::layout;
 use flavorbox_tests::hostile::{
     self, Canary, Good, Hostility, Request, Stub, closed_within, component, http, push, raw,
     read_answer, report,
@@ -570,7 +570,7 @@ fn a_compile_flood_is_admitted_one_at_a_time_and_refused_while_the_good_tenant_i
     let counter = Arc::new(AtomicUsize::new(1));
     let (url, token, bytes) = (server.url.clone(), flood.clone(), hostile.clone());
     let compiles = Attack::start(4, move |_| {
-        let variant = flavorbox::bench::distinct_variant(
+        let variant = flavorbox_bench::distinct_variant(
             &bytes,
             counter.fetch_add(1, Ordering::Relaxed) + 0x5eed,
         );
@@ -629,7 +629,7 @@ fn a_compile_flood_is_admitted_one_at_a_time_and_refused_while_the_good_tenant_i
             Some(&flood),
             Some((
                 "application/wasm",
-                &flavorbox::bench::distinct_variant(&hostile, 0xdead),
+                &flavorbox_bench::distinct_variant(&hostile, 0xdead),
             )),
         )
         .unwrap();

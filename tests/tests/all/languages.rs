@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flavorbox::sandbox::{CallContext, CallErrorKind, Limits, LoadedFlavor, Sandbox};
+use flavorbox_sandbox::{CallContext, CallErrorKind, Limits, LoadedFlavor, Sandbox};
 use flavorbox_tests::polyglot::{self, Lang};
 
 fn sandbox() -> Sandbox {

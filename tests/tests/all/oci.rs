@@ -13,10 +13,10 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use flavorbox::credentials::Credentials;
-use flavorbox::oci::layout::{self, Artifact, Descriptor, Manifest};
-use flavorbox::oci::{OciClient, OciError, OciOptions, OciSource, Pulled};
-use flavorbox::registry_api::{AllowedHost, EgressPolicy, RegistryApi};
+use flavorbox_net::credentials::Credentials;
+use flavorbox_net::oci::layout::{self, Artifact, Descriptor, Manifest};
+use flavorbox_net::oci::{OciClient, OciError, OciOptions, OciSource, Pulled};
+use flavorbox_net::registry_api::{AllowedHost, EgressPolicy, RegistryApi};
 use flavorbox_tests::hostile::{Canary, Stub, http};
 use flavorbox_tests::services::services;
 use flavorbox_tests::{block_on, guest_bytes, run_cli};
@@ -482,7 +482,7 @@ fn a_required_signature_must_come_from_a_trusted_key_before_anything_is_stored()
     );
 
     // A signature layer whose signature is not even DER.
-    let payload = flavorbox::oci::signature::payload("x", &digest);
+    let payload = flavorbox_net::oci::signature::payload("x", &digest);
     let garbage = layout::signature_artifact(&payload, "bm90IGEgc2lnbmF0dXJl");
     push_raw(
         &format!("oci://{registry}/{}:{tag}", target_repo(&target)),

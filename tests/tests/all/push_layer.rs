@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use flavorbox::credentials::Credentials;
-use flavorbox::push::{self, PushError, PushEvent};
-use flavorbox::reference::{Reference, RegistryUri, RepositoryPath};
-use flavorbox::registry_api::{RegistryApi, RegistryApiError};
+use flavorbox_grammar::reference::{Reference, RegistryUri, RepositoryPath};
+use flavorbox_net::credentials::Credentials;
+use flavorbox_net::push::{self, PushError, PushEvent};
+use flavorbox_net::registry_api::{RegistryApi, RegistryApiError};
 use flavorbox_tests::services::{
     dead_registry, docker, make_image, registry_manifest_digest, registry_tags, services,
 };

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use flavorbox::reference::Reference;
-use flavorbox::sandbox::{
+use flavorbox_grammar::reference::Reference;
+use flavorbox_sandbox::{
     CallContext, CallErrorKind, Limits, LoadError, LookupError, RepositoryLookup, Sandbox,
     SandboxConfig,
 };
@@ -17,7 +17,7 @@ fn sandbox() -> Sandbox {
     Sandbox::new(SandboxConfig::default()).expect("sandbox")
 }
 
-fn hostile(sandbox: &Sandbox) -> Arc<flavorbox::sandbox::LoadedFlavor> {
+fn hostile(sandbox: &Sandbox) -> Arc<flavorbox_sandbox::LoadedFlavor> {
     sandbox
         .load(&guest_bytes("guest-hostile"))
         .expect("hostile guest loads")
@@ -69,7 +69,7 @@ fn assert_next_call_works(sandbox: &Sandbox) {
 #[test]
 fn every_builtin_flavor_loads_through_the_sandbox() {
     let sandbox = sandbox();
-    let mut names: Vec<String> = flavorbox::builtin::components()
+    let mut names: Vec<String> = flavorbox_builtin::components()
         .map(|bytes| {
             sandbox
                 .load(bytes)

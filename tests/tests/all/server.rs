@@ -1651,7 +1651,7 @@ fn a_name_held_by_other_content_is_refused_uncompiled_and_no_refusal_keeps_code(
     assert!(compiled >= 1.0, "the first upload was compiled");
 
     // New content under the taken name: 409 with no compile and no code.
-    let other = flavorbox::bench::distinct_variant(&hostile, 0xc0de);
+    let other = flavorbox_bench::distinct_variant(&hostile, 0xc0de);
     for _ in 0..3 {
         let taken = wasm(&server, &token, "hostile", &other);
         assert_eq!(taken.status, 409, "{}", taken.text);
@@ -1694,7 +1694,7 @@ fn a_second_tenant_uploading_the_same_bytes_compiles_its_own_code_and_never_hits
     let server = Server::start(dir.path(), &ServerOptions::default()).expect("server");
     let a = server.tenant("alpha").unwrap();
     let b = server.tenant("beta").unwrap();
-    let bytes = flavorbox::bench::distinct_variant(&guest_bytes("guest-hostile"), 0xab);
+    let bytes = flavorbox_bench::distinct_variant(&guest_bytes("guest-hostile"), 0xab);
     let before = compiles(&server);
     let first = wasm(&server, &a, "hostile", &bytes);
     assert_eq!(first.status, 201, "{}", first.text);
@@ -1760,7 +1760,7 @@ fn a_tenant_past_its_compile_budget_gets_429_and_others_still_compile() {
             Some(&greedy),
             Some((
                 "application/wasm",
-                &flavorbox::bench::distinct_variant(&hostile, 7),
+                &flavorbox_bench::distinct_variant(&hostile, 7),
             )),
         )
         .unwrap();

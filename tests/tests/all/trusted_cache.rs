@@ -2,7 +2,7 @@
 //! wrote it, for this component. A `.cwasm` planted in the cache under a
 //! name anyone can compute (a built-in's sha256) must never run.
 
-use flavorbox::sandbox::{Sandbox, SandboxConfig};
+use flavorbox_sandbox::{Sandbox, SandboxConfig};
 use flavorbox_tests::guest_bytes;
 
 fn config(dir: &std::path::Path, key: [u8; 32]) -> SandboxConfig {
@@ -28,7 +28,7 @@ fn cached_file(dir: &std::path::Path, sha256: &str) -> std::path::PathBuf {
 #[test]
 fn planted_precompiled_code_is_never_run() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let builtin = flavorbox::builtin::components()
+    let builtin = flavorbox_builtin::components()
         .next()
         .expect("a built-in flavor")
         .to_vec();

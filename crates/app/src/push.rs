@@ -1,0 +1,295 @@
+//! A push: host checks (reference grammar, containment, tag), then the
+//! flavor's decision, then (unless a dry run) the engine's push with the
+//! component's credentials. Progress is a stream the caller consumes as it
+//! happens; its last item is the outcome.
+
+use std::sync::Arc;
+
+use futures_util::stream::{self, BoxStream, StreamExt};
+use tokio::sync::mpsc;
+
+use super::lookups::ComponentLookup;
+use super::{
+    AppError, CheckReport, ImageInfo, PushProgress, PushReport, PushRequest, TenantApp,
+    parse_reference,
+};
+use flavorbox_grammar::reference::{Reference, RegistryUri};
+use flavorbox_net::credentials::Credentials;
+use flavorbox_sandbox::flavor::LogLine;
+use flavorbox_sandbox::flavor::PushDecision;
+use flavorbox_sandbox::{LoadedFlavor, RepositoryLookup};
+use flavorbox_store::ComponentRecord;
+
+/// One item of a push's stream.
+#[derive(Debug)]
+pub enum PushUpdate {
+    /// Something happened.
+    Progress(PushProgress),
+    /// The push ended; always the last item.
+    Done(Result<PushReport, AppError>),
+}
+
+/// Where progress goes while the push runs.
+type Progress = mpsc::UnboundedSender<PushUpdate>;
+
+/// Where the image to push comes from.
+#[derive(Debug, Clone)]
+pub enum PushSource {
+    /// Already in the Docker engine under the target name (the local CLI).
+    Engine,
+    /// An image archive on local disk (`docker save` or an OCI layout),
+    /// pushed over the registry's API with no engine (the server).
+    Archive {
+        /// The tarball.
+        path: std::path::PathBuf,
+    },
+}
+
+/// The checked target of a push.
+struct Target {
+    reference: Reference,
+    record: ComponentRecord,
+    uri: RegistryUri,
+}
+
+impl<'a> TenantApp<'a> {
+    /// Pushes an image to a component's registry; see the module docs.
+    pub fn push(&'a self, request: PushRequest) -> BoxStream<'a, PushUpdate> {
+        self.push_from(request, PushSource::Engine)
+    }
+
+    /// Pushes an image from `source`; see the module docs.
+    pub fn push_from(
+        &'a self,
+        request: PushRequest,
+        source: PushSource,
+    ) -> BoxStream<'a, PushUpdate> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let work = async move {
+            let result = self.run_push(&request, &source, &tx).await;
+            let _ = tx.send(PushUpdate::Done(result));
+        };
+        let updates = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|u| (u, rx)) });
+        // The work sends every update, the outcome last, then drops its
+        // sender, which ends `updates`; it yields nothing itself.
+        let work = stream::once(work).filter_map(|()| async { None });
+        stream::select(updates, work).boxed()
+    }
+
+    /// Pushes and returns the outcome, handing each progress item to `on_progress`.
+    pub async fn push_with(
+        &self,
+        request: PushRequest,
+        mut on_progress: impl FnMut(PushProgress),
+    ) -> Result<PushReport, AppError> {
+        let mut updates = self.push(request);
+        while let Some(update) = updates.next().await {
+            match update {
+                PushUpdate::Progress(p) => on_progress(p),
+                PushUpdate::Done(result) => return result,
+            }
+        }
+        Err(AppError::Internal(
+            "the push ended without an outcome".into(),
+        ))
+    }
+
+    /// The host's checks and the flavor's decision, without pushing: what
+    /// a push would do. A denial is an answer here, not an error.
+    pub async fn check(&self, component: &str, image: &str) -> Result<CheckReport, AppError> {
+        let target = self.check_target(image, component).await?;
+        let flavor = self.component_flavor(&target, component).await?;
+        let credentials = self.credentials(target.record.secret.as_deref()).await?;
+        let (decision, logs) = self.decide(&flavor, &target, credentials).await?;
+        let image = ImageInfo::from(&target.reference);
+        Ok(match decision {
+            PushDecision::Approve { warnings } => CheckReport {
+                allowed: true,
+                warnings,
+                reason: None,
+                image,
+                logs,
+            },
+            PushDecision::Deny { reason } => CheckReport {
+                allowed: false,
+                warnings: Vec::new(),
+                reason: Some(reason),
+                image,
+                logs,
+            },
+        })
+    }
+
+    /// The host's checks of a push alone, no flavor call: the reference
+    /// parses, the component exists, the image lies inside its registry and
+    /// names a tag. The server runs them before it reads an upload.
+    pub async fn check_push_target(
+        &self,
+        component: &str,
+        image: &str,
+    ) -> Result<ImageInfo, AppError> {
+        let target = self.check_target(image, component).await?;
+        Ok(ImageInfo::from(&target.reference))
+    }
+
+    /// The component's flavor, refused if it was replaced since the
+    /// component's config was validated.
+    async fn component_flavor(
+        &self,
+        target: &Target,
+        component: &str,
+    ) -> Result<Arc<LoadedFlavor>, AppError> {
+        let flavor = self.flavor(&target.record.flavor).await?;
+        if let Some(validated_by) = &target.record.flavor_sha256
+            && validated_by != flavor.sha256()
+        {
+            return Err(AppError::FlavorReplaced {
+                flavor: target.record.flavor.clone(),
+                component: component.to_string(),
+            });
+        }
+        Ok(flavor)
+    }
+
+    async fn run_push(
+        &self,
+        request: &PushRequest,
+        source: &PushSource,
+        progress: &Progress,
+    ) -> Result<PushReport, AppError> {
+        let target = self
+            .check_target(&request.image, &request.component)
+            .await?;
+        let flavor = self.component_flavor(&target, &request.component).await?;
+        let credentials = self.credentials(target.record.secret.as_deref()).await?;
+        let (decision, logs) = self.decide(&flavor, &target, credentials.clone()).await?;
+        // Reported before the push starts (and on a denial), so a warning
+        // such as "create the repository first" is seen even when the push
+        // then fails.
+        let _ = progress.send(PushUpdate::Progress(PushProgress::Flavor {
+            flavor: flavor.name().to_string(),
+            logs,
+            warnings: match &decision {
+                PushDecision::Approve { warnings } => warnings.clone(),
+                PushDecision::Deny { .. } => Vec::new(),
+            },
+        }));
+        let warnings = match decision {
+            PushDecision::Approve { warnings } => warnings,
+            PushDecision::Deny { reason } => {
+                return Err(AppError::Denied {
+                    flavor: flavor.name().to_string(),
+                    image: target.reference.to_string(),
+                    reason,
+                });
+            }
+        };
+        let mut report = PushReport {
+            image: target.reference.to_string(),
+            digest: None,
+            warnings,
+            dry_run: request.dry_run,
+        };
+        if request.dry_run {
+            return Ok(report);
+        }
+        let engine = progress.clone();
+        let mut on_event = |event| {
+            let _ = engine.send(PushUpdate::Progress(PushProgress::Engine { event }));
+        };
+        let outcome = match source {
+            PushSource::Engine => {
+                // The engine resolves the registry itself: check the
+                // destination again right before handing it over.
+                self.check_destination(&target.uri).await?;
+                let docker = self.app.docker().await?;
+                flavorbox_net::push::push_image(
+                    docker,
+                    &target.reference,
+                    credentials.as_ref(),
+                    &mut on_event,
+                )
+                .await?
+            }
+            PushSource::Archive { path } => {
+                // Straight to the registry through the egress-checked
+                // client: no engine, every connection and upload location
+                // under the policy.
+                flavorbox_net::push::distribution::push_archive(
+                    &self.registry_api,
+                    &target.uri,
+                    path,
+                    &target.reference,
+                    credentials.as_ref(),
+                    self.app.config.archive_limits(),
+                    &mut on_event,
+                )
+                .await?
+            }
+        };
+        report.digest = Some(outcome.digest);
+        Ok(report)
+    }
+
+    /// The host's checks, before any flavor code runs: the reference
+    /// parses, lies inside the component's registry, and names a tag.
+    async fn check_target(&self, image: &str, component: &str) -> Result<Target, AppError> {
+        let reference = parse_reference(image)?;
+        let record = self
+            .store
+            .get_component(component)
+            .await?
+            .ok_or_else(|| AppError::UnknownComponent(component.to_string()))?;
+        let uri = RegistryUri::parse(&record.uri)
+            .map_err(|e| AppError::Internal(format!("stored uri of `{component}`: {e}")))?;
+        // The operator may have narrowed the tenant's allowlist since the
+        // component was registered: refused before any flavor code runs.
+        self.registry_api
+            .check_namespace(&uri, uri.path())
+            .map_err(|e| AppError::EgressRefused {
+                uri: uri.to_string(),
+                reason: e.to_string(),
+            })?;
+        if !uri.contains(&reference) {
+            return Err(AppError::OutsideRegistry {
+                image: reference.to_string(),
+                component: component.to_string(),
+                uri: uri.to_string(),
+            });
+        }
+        if reference.digest().is_some() {
+            return Err(AppError::DigestPush(
+                reference.to_string(),
+                reference.name(),
+            ));
+        }
+        Ok(Target {
+            reference: reference.with_default_tag(),
+            record,
+            uri,
+        })
+    }
+
+    /// The flavor's `prepare-image-push`: its decision and log lines.
+    async fn decide(
+        &self,
+        flavor: &Arc<LoadedFlavor>,
+        target: &Target,
+        credentials: Option<Credentials>,
+    ) -> Result<(PushDecision, Vec<LogLine>), AppError> {
+        // Whether the flavor gets to use it is the sandbox's `Grants` to decide.
+        let lookup: Arc<dyn RepositoryLookup> = Arc::new(ComponentLookup {
+            api: self.registry_api.clone(),
+            uri: target.uri.clone(),
+            credentials,
+        });
+        let ctx = self.call_context(Some(lookup));
+        let loaded = flavor.clone();
+        let image = target.reference.clone();
+        let config = target.record.config_json.clone();
+        let outcome = self
+            .sandbox_call(move |sandbox| sandbox.prepare_image_push(&loaded, &ctx, &config, &image))
+            .await??;
+        Ok((outcome.value, outcome.logs))
+    }
+}

@@ -1,0 +1,475 @@
+//! The CLI as a client of a Flavorbox server (`flavorbox login`): the same
+//! [`Backend`] the local mode implements, over HTTP/JSON, so every command
+//! keeps its flags, output and `--json`.
+//!
+//! A push sends the image as a `docker save` tarball exported from the
+//! local Docker engine, then follows the server's job until it ends.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::backend::Backend;
+use flavorbox_app::SigningKey;
+use flavorbox_app::{
+    CheckReport, CheckRequest, ComponentInfo, CreateSecret, FlavorInfo, FlavorUpdate, JobInfo,
+    JobStatus, PublishReport, PushProgress, PushReport, PushRequest, RegisterComponent,
+    RegisterFromOci, RegistryBody, SecretBody, SecretInfo, UpdateComponent,
+};
+
+/// What a server does not do for a tenant yet.
+const LOCAL_ONLY: &str = "`flavor publish`, `flavor sign` and `flavor update` run on local state only: run `flavorbox logout` first (a server registers `oci://` sources with `flavor register`)";
+
+/// File, in the state directory, that remembers the server after `login`.
+pub(crate) const LOGIN_FILE: &str = "server.json";
+
+/// Where the CLI sends its requests and with which token.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct Login {
+    /// The server's base URL, e.g. `http://127.0.0.1:8080`.
+    pub(crate) url: String,
+    /// The tenant's bearer token.
+    pub(crate) token: String,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("url", &self.url)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Login {
+    /// `FLAVORBOX_SERVER` + `FLAVORBOX_TOKEN`, else the saved login, else none.
+    pub(crate) fn current(home: &Path) -> anyhow::Result<Option<Login>> {
+        if let Ok(url) = std::env::var("FLAVORBOX_SERVER")
+            && !url.is_empty()
+        {
+            let token = std::env::var("FLAVORBOX_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| anyhow!("FLAVORBOX_SERVER is set but FLAVORBOX_TOKEN is not"))?;
+            return Ok(Some(Login {
+                url: normalise_url(&url)?,
+                token,
+            }));
+        }
+        let path = home.join(LOGIN_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{} is not a login saved by `flavorbox login`; run `flavorbox logout` and log in again",
+                    path.display()
+                )
+            })?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// Saves the login in `home`, readable by its owner only.
+    pub(crate) fn save(&self, home: &Path) -> anyhow::Result<PathBuf> {
+        std::fs::create_dir_all(home)
+            .with_context(|| format!("cannot create {}", home.display()))?;
+        let path = home.join(LOGIN_FILE);
+        let mut tmp = tempfile::NamedTempFile::new_in(home)?;
+        tmp.write_all(serde_json::to_string_pretty(self)?.as_bytes())?;
+        tmp.persist(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(path)
+    }
+}
+
+/// Checks and trims a server URL.
+pub(crate) fn normalise_url(url: &str) -> anyhow::Result<String> {
+    let parsed = url::Url::parse(url)
+        .with_context(|| format!("`{url}` is not a URL; use e.g. http://127.0.0.1:8080"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        bail!("`{url}` is not an http(s) URL; use e.g. https://flavorbox.example.com");
+    }
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+/// The server's error body.
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorDetail {
+    code: String,
+    message: String,
+}
+
+/// A failure the server reported, with its code and status.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub(crate) struct ServerError {
+    /// HTTP status.
+    pub(crate) status: u16,
+    /// The error code.
+    pub(crate) code: String,
+    /// The server's message.
+    pub(crate) message: String,
+}
+
+/// The HTTP client.
+#[derive(Clone)]
+pub(crate) struct RemoteBackend {
+    login: Login,
+    agent: ureq::Agent,
+}
+
+impl RemoteBackend {
+    pub(crate) fn new(login: Login) -> RemoteBackend {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(10))
+            .timeout(Duration::from_secs(600))
+            .redirects(0)
+            .build();
+        RemoteBackend { login, agent }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.login.url)
+    }
+
+    /// One request, off the async runtime; JSON in, JSON or nothing out.
+    async fn call<T: DeserializeOwned + Send + 'static>(
+        &self,
+        method: &'static str,
+        path: String,
+        body: Body,
+    ) -> anyhow::Result<T> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.call_blocking(method, &path, body))
+            .await
+            .map_err(|e| anyhow!("the request task failed: {e}"))?
+    }
+
+    fn call_blocking<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Body,
+    ) -> anyhow::Result<T> {
+        let url = self.url(path);
+        let request = self
+            .agent
+            .request(method, &url)
+            .set("Authorization", &format!("Bearer {}", self.login.token));
+        let result = match body {
+            Body::None => request.call(),
+            Body::Json(value) => request
+                .set("Content-Type", "application/json")
+                .send_string(&value.to_string()),
+            Body::Bytes(bytes, content_type) => {
+                request.set("Content-Type", content_type).send_bytes(&bytes)
+            }
+            Body::File(path) => {
+                let file = std::fs::File::open(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                request
+                    .set("Content-Type", "application/x-tar")
+                    .send(std::io::BufReader::new(file))
+            }
+        };
+        let response = match result {
+            Ok(response) => response,
+            Err(ureq::Error::Status(status, response)) => {
+                let text = response.into_string().unwrap_or_default();
+                return Err(match serde_json::from_str::<ErrorBody>(&text) {
+                    Ok(body) => ServerError {
+                        status,
+                        code: body.error.code,
+                        message: body.error.message,
+                    }
+                    .into(),
+                    Err(_) => anyhow!("the server at {} answered HTTP {status}", self.login.url),
+                });
+            }
+            Err(ureq::Error::Transport(t)) => {
+                return Err(anyhow!(
+                    "cannot reach the server at {}: {t}; check the URL (`flavorbox login`) or that the server runs",
+                    self.login.url
+                ));
+            }
+        };
+        if response.status() == 204 {
+            return serde_json::from_value(serde_json::Value::Null)
+                .map_err(|e| anyhow!("unexpected empty answer: {e}"));
+        }
+        let text = response
+            .into_string()
+            .with_context(|| format!("reading the answer of {method} {path}"))?;
+        serde_json::from_str(&text).with_context(|| {
+            format!("the answer of {method} {path} is not what this client expects")
+        })
+    }
+
+    /// Checks the URL and token: what `login` does before saving.
+    pub(crate) async fn verify(&self) -> anyhow::Result<()> {
+        let _: Vec<FlavorInfo> = self.call("GET", "/v1/flavors".into(), Body::None).await?;
+        Ok(())
+    }
+
+    async fn check(&self, request: &PushRequest) -> anyhow::Result<CheckReport> {
+        self.call(
+            "POST",
+            format!("/v1/registries/{}/check", segment(&request.component)),
+            Body::json(&CheckRequest {
+                image: request.image.clone(),
+            })?,
+        )
+        .await
+    }
+}
+
+/// A request body.
+enum Body {
+    None,
+    Json(serde_json::Value),
+    Bytes(Vec<u8>, &'static str),
+    File(PathBuf),
+}
+
+impl Body {
+    fn json(value: &impl Serialize) -> anyhow::Result<Body> {
+        Ok(Body::Json(serde_json::to_value(value)?))
+    }
+}
+
+/// A name as one URL path segment.
+fn segment(name: &str) -> String {
+    url::form_urlencoded::byte_serialize(name.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+impl Backend for RemoteBackend {
+    async fn register_flavor(&self, bytes: Vec<u8>) -> anyhow::Result<FlavorInfo> {
+        self.call(
+            "POST",
+            "/v1/flavors".into(),
+            Body::Bytes(bytes, "application/wasm"),
+        )
+        .await
+    }
+    async fn register_flavor_from_oci(
+        &self,
+        request: RegisterFromOci,
+    ) -> anyhow::Result<FlavorInfo> {
+        self.call("POST", "/v1/flavors".into(), Body::json(&request)?)
+            .await
+    }
+    async fn publish_flavor(
+        &self,
+        _name: &str,
+        _target: &str,
+        _secret: Option<String>,
+        _insecure: Vec<String>,
+    ) -> anyhow::Result<PublishReport> {
+        anyhow::bail!(LOCAL_ONLY)
+    }
+    async fn sign_flavor(
+        &self,
+        _source: &str,
+        _key: &SigningKey,
+        _secret: Option<String>,
+        _insecure: Vec<String>,
+    ) -> anyhow::Result<(String, String)> {
+        anyhow::bail!(LOCAL_ONLY)
+    }
+    async fn update_flavor(
+        &self,
+        _name: &str,
+        _secret: Option<String>,
+        _insecure: Vec<String>,
+        _verify_keys: Vec<String>,
+    ) -> anyhow::Result<FlavorUpdate> {
+        anyhow::bail!(LOCAL_ONLY)
+    }
+    async fn list_flavors(&self) -> anyhow::Result<Vec<FlavorInfo>> {
+        self.call("GET", "/v1/flavors".into(), Body::None).await
+    }
+    async fn describe_flavor(&self, name: &str) -> anyhow::Result<FlavorInfo> {
+        self.call("GET", format!("/v1/flavors/{}", segment(name)), Body::None)
+            .await
+    }
+    async fn delete_flavor(&self, name: &str) -> anyhow::Result<()> {
+        self.call(
+            "DELETE",
+            format!("/v1/flavors/{}", segment(name)),
+            Body::None,
+        )
+        .await
+    }
+    async fn register_component(
+        &self,
+        request: RegisterComponent,
+    ) -> anyhow::Result<ComponentInfo> {
+        let body = RegistryBody {
+            flavor: request.flavor,
+            uri: request.uri,
+            config: request.config,
+            secret: request.secret,
+        };
+        self.call(
+            "PUT",
+            format!("/v1/registries/{}", segment(&request.name)),
+            Body::json(&body)?,
+        )
+        .await
+    }
+    async fn update_component(
+        &self,
+        name: &str,
+        update: UpdateComponent,
+    ) -> anyhow::Result<ComponentInfo> {
+        self.call(
+            "PATCH",
+            format!("/v1/registries/{}", segment(name)),
+            Body::json(&update)?,
+        )
+        .await
+    }
+    async fn list_components(&self) -> anyhow::Result<Vec<ComponentInfo>> {
+        self.call("GET", "/v1/registries".into(), Body::None).await
+    }
+    async fn describe_component(&self, name: &str) -> anyhow::Result<ComponentInfo> {
+        self.call(
+            "GET",
+            format!("/v1/registries/{}", segment(name)),
+            Body::None,
+        )
+        .await
+    }
+    async fn delete_component(&self, name: &str) -> anyhow::Result<()> {
+        self.call(
+            "DELETE",
+            format!("/v1/registries/{}", segment(name)),
+            Body::None,
+        )
+        .await
+    }
+    async fn create_secret(&self, secret: CreateSecret) -> anyhow::Result<()> {
+        let _: SecretInfo = self
+            .call(
+                "PUT",
+                format!("/v1/secrets/{}", segment(&secret.name)),
+                Body::json(&SecretBody {
+                    username: secret.username,
+                    password: secret.password,
+                })?,
+            )
+            .await?;
+        Ok(())
+    }
+    async fn list_secrets(&self) -> anyhow::Result<Vec<SecretInfo>> {
+        self.call("GET", "/v1/secrets".into(), Body::None).await
+    }
+    async fn delete_secret(&self, name: &str) -> anyhow::Result<()> {
+        self.call(
+            "DELETE",
+            format!("/v1/secrets/{}", segment(name)),
+            Body::None,
+        )
+        .await
+    }
+    async fn push(
+        &self,
+        request: PushRequest,
+        on_progress: &mut (dyn FnMut(PushProgress) + Send),
+    ) -> anyhow::Result<PushReport> {
+        if request.dry_run {
+            let report = self.check(&request).await?;
+            on_progress(PushProgress::Flavor {
+                flavor: String::new(),
+                logs: report.logs.clone(),
+                warnings: report.warnings.clone(),
+            });
+            if !report.allowed {
+                bail!(
+                    "the flavor of registry component `{}` denied the push of `{}`: {}",
+                    request.component,
+                    report.image.name,
+                    report.reason.unwrap_or_default()
+                );
+            }
+            let image = match &report.image.tag {
+                Some(tag) => format!("{}:{tag}", report.image.name),
+                None => report.image.name.clone(),
+            };
+            return Ok(PushReport {
+                image,
+                digest: None,
+                warnings: report.warnings,
+                dry_run: true,
+            });
+        }
+        // The server refuses what it can before the upload; ask first so a
+        // denial or a wrong registry does not cost an export.
+        let checked = self.check(&request).await?;
+        if !checked.allowed {
+            bail!(
+                "the flavor of registry component `{}` denied the push of `{}`: {}",
+                request.component,
+                checked.image.name,
+                checked.reason.unwrap_or_default()
+            );
+        }
+        let archive = flavorbox_app::save_image(&request.image).await?;
+        let job: JobInfo = self
+            .call(
+                "POST",
+                format!(
+                    "/v1/registries/{}/push?image={}",
+                    segment(&request.component),
+                    url::form_urlencoded::byte_serialize(request.image.as_bytes())
+                        .collect::<String>()
+                ),
+                Body::File(archive.path().to_path_buf()),
+            )
+            .await?;
+        drop(archive);
+        let mut seen = 0usize;
+        loop {
+            let now: JobInfo = self
+                .call("GET", format!("/v1/jobs/{}", segment(&job.id)), Body::None)
+                .await?;
+            for step in now.progress.iter().skip(seen) {
+                on_progress(step.clone());
+            }
+            seen = seen.max(now.progress.len());
+            if now.status.is_done() {
+                return match now.status {
+                    JobStatus::Succeeded => Ok(PushReport {
+                        image: checked_name(&checked),
+                        digest: now.digest,
+                        warnings: now.warnings,
+                        dry_run: false,
+                    }),
+                    _ => Err(match now.error {
+                        Some(error) => anyhow!(error.message),
+                        None => anyhow!("push job {} failed", now.id),
+                    }),
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+fn checked_name(report: &CheckReport) -> String {
+    match &report.image.tag {
+        Some(tag) => format!("{}:{tag}", report.image.name),
+        None => report.image.name.clone(),
+    }
+}
