@@ -4,7 +4,7 @@
 #![no_main]
 
 use flavorbox_app::registry_config as config;
-use flavorbox_grammar::reference::RegistryUri;
+use flavorbox_grammar::RegistryUri;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

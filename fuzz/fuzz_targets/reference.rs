@@ -3,7 +3,7 @@
 //! Input: `URI\nIMAGE` (or just an image).
 #![no_main]
 
-use flavorbox_grammar::reference::{Reference, RegistryUri};
+use flavorbox_grammar::{Reference, RegistryUri};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

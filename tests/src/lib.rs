@@ -65,6 +65,48 @@ pub fn flavorbox_bin() -> PathBuf {
     .clone()
 }
 
+/// The built-in flavors this project ships, by name: the one list the suites
+/// hold the embedded built-ins, the CLI's listing and the server's to.
+pub const BUILTIN_NAMES: [&str; 8] = [
+    "aws",
+    "azure",
+    "default",
+    "digitalocean",
+    "dockerhub",
+    "gcp",
+    "github",
+    "gitlab",
+];
+
+/// Runs `body` in a process of its own: the test binary runs itself again
+/// with only the test named `name` (its full path in the binary, e.g.
+/// `hostile_host::host_work…`), and this process waits for it. For a test
+/// that measures its own process (resident memory), which other tests
+/// running beside it in one binary would disturb.
+pub fn in_own_process(name: &str, body: impl FnOnce()) {
+    const CHILD: &str = "FLAVORBOX_TEST_IN_OWN_PROCESS";
+    if std::env::var(CHILD).as_deref() == Ok(name) {
+        body();
+        return;
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let out = std::process::Command::new(exe)
+        .args([name, "--exact", "--test-threads=1", "--nocapture"])
+        .env(CHILD, name)
+        .output()
+        .expect("run the test binary again");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{name} failed in its own process:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("test result: ok. 1 passed"),
+        "{name} did not run in its own process (is the name its full path?):\n{stdout}\n{stderr}"
+    );
+}
+
 /// Runs a future to completion on a fresh current-thread runtime.
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()

@@ -9,6 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD as BASE64;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use secrecy::{ExposeSecret as _, SecretBox};
 
 use super::AppError;
 
@@ -16,12 +17,14 @@ use super::AppError;
 const PREFIX: &str = "xc20p1:";
 
 /// The operator's key for secrets at rest.
-#[derive(Clone)]
-pub struct SecretKey([u8; 32]);
+#[derive(Debug)]
+pub struct SecretKey(SecretBox<[u8; 32]>);
 
-impl std::fmt::Debug for SecretKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretKey(<redacted>)")
+/// `secrecy` clones only its `CloneableSecret`s, which a byte array is not:
+/// the copy goes straight into a new box.
+impl Clone for SecretKey {
+    fn clone(&self) -> SecretKey {
+        SecretKey(SecretBox::new(Box::new(*self.0.expose_secret())))
     }
 }
 
@@ -53,16 +56,16 @@ impl SecretKey {
             .as_slice()
             .try_into()
             .map_err(|_| bad(format!("it holds {} bytes, not 32", bytes.len())))?;
-        Ok(SecretKey(key))
+        Ok(SecretKey::from_bytes(key))
     }
 
     /// A key from bytes (tests).
     pub fn from_bytes(key: [u8; 32]) -> SecretKey {
-        SecretKey(key)
+        SecretKey(SecretBox::new(Box::new(key)))
     }
 
     fn cipher(&self) -> XChaCha20Poly1305 {
-        XChaCha20Poly1305::new((&self.0).into())
+        XChaCha20Poly1305::new(self.0.expose_secret().into())
     }
 
     /// Encrypts `password` for the secret `name` of `tenant`.
@@ -123,6 +126,15 @@ fn associated_data(tenant: &str, name: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_of_the_secrets_key_shows_no_key_bytes() {
+        let key = SecretKey::from_bytes([0xab; 32]);
+        let shown = format!("{key:?} {key:#?} {:?}", key.clone());
+        assert!(!shown.to_lowercase().contains("abab"), "{shown}");
+        assert!(!shown.contains("171"), "{shown}");
+        assert!(shown.contains("REDACTED"), "{shown}");
+    }
 
     #[test]
     fn sealed_secrets_open_only_for_their_row_and_key() {

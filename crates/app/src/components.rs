@@ -11,7 +11,7 @@ use super::{
     check_name,
 };
 use crate::registry_config as config;
-use flavorbox_grammar::reference::RegistryUri;
+use flavorbox_grammar::RegistryUri;
 use flavorbox_net::registry_api::egress;
 use flavorbox_sandbox::flavor::LogLine;
 use flavorbox_sandbox::{CallContext, CallError, CallErrorKind, LoadedFlavor};
@@ -145,10 +145,7 @@ impl TenantApp<'_> {
             .await?
             .ok_or_else(|| AppError::UnknownComponent(name.to_string()))?;
         let loaded = self.flavor(&existing.flavor).await?;
-        let mut config = match serde_json::from_str::<Value>(&existing.config_json) {
-            Ok(Value::Object(map)) => map,
-            _ => Map::new(),
-        };
+        let mut config = stored_config(&existing)?;
         for (key, value) in update.config {
             if value.is_null() {
                 config.remove(&key);
@@ -212,12 +209,32 @@ impl TenantApp<'_> {
 /// A test of another tenant's component uri; `true` refuses the write.
 type OverlapGuard = Box<dyn Fn(&str) -> bool + Send + Sync>;
 
+/// A stored component's registry URI, which passed the grammar when it
+/// was written; one that no longer does is an error naming the component.
+pub(super) fn stored_uri(record: &ComponentRecord) -> Result<RegistryUri, AppError> {
+    RegistryUri::parse(&record.uri)
+        .map_err(|e| AppError::Internal(format!("stored uri of `{}`: {e}", record.name)))
+}
+
+/// A stored component's config, a JSON object when it was written; one
+/// that no longer is is an error naming the component, never read as empty.
+fn stored_config(record: &ComponentRecord) -> Result<Map<String, Value>, AppError> {
+    match serde_json::from_str::<Value>(&record.config_json) {
+        Ok(Value::Object(config)) => Ok(config),
+        Ok(_) => Err(AppError::Internal(format!(
+            "stored config of `{}`: not a JSON object",
+            record.name
+        ))),
+        Err(e) => Err(AppError::Internal(format!(
+            "stored config of `{}`: {e}",
+            record.name
+        ))),
+    }
+}
+
 fn component_info(record: ComponentRecord) -> Result<ComponentInfo, AppError> {
-    let is_local = RegistryUri::parse(&record.uri)
-        .map(|u| u.is_local())
-        .unwrap_or(false);
-    let config = serde_json::from_str(&record.config_json)
-        .map_err(|e| AppError::Internal(format!("stored config of `{}`: {e}", record.name)))?;
+    let is_local = stored_uri(&record)?.is_local();
+    let config = Value::Object(stored_config(&record)?);
     Ok(ComponentInfo {
         name: record.name,
         flavor: record.flavor,

@@ -102,7 +102,7 @@ impl AppConfig {
     /// Whether registry hosts are checked against the egress policy before
     /// they are stored or pushed to (a shared server's policy).
     pub fn restricts_egress(&self) -> bool {
-        !matches!(self.egress.addresses, AddressFilter::AllowAll)
+        restricts(&self.egress)
     }
 
     /// Where `tenant`'s registry requests may go: the server-wide policy
@@ -159,20 +159,10 @@ impl AppConfig {
         self.archive_limits
     }
 
-    /// The limits of one of `tenant`'s calls: the server's, narrowed by its quota.
+    /// The limits of one of `tenant`'s calls: the server's, with those its
+    /// quota sets in their place ([`TenantQuota::call_limits`]).
     pub fn tenant_limits(&self, tenant: &str) -> Limits {
-        let quota = self.quota(tenant);
-        let mut limits = self.limits.clone();
-        if let Some(fuel) = quota.fuel {
-            limits.fuel = fuel;
-        }
-        if let Some(timeout) = quota.timeout {
-            limits.timeout = timeout;
-        }
-        if let Some(memory) = quota.memory_bytes {
-            limits.memory_bytes = memory;
-        }
-        limits
+        self.quota(tenant).call_limits(&self.limits)
     }
 
     /// The largest component `tenant` may register.
@@ -219,8 +209,7 @@ impl AppConfigBuilder {
 
     /// Memory per call, in MiB.
     pub fn memory_mib(mut self, mib: u64) -> Self {
-        self.limits.memory_bytes =
-            usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+        self.limits.memory_bytes = mib_bytes(mib);
         self
     }
 
@@ -247,8 +236,7 @@ impl AppConfigBuilder {
 
     /// The largest flavor component accepted, in MiB.
     pub fn max_component_mib(mut self, mib: u64) -> Self {
-        self.max_component_bytes =
-            usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+        self.max_component_bytes = mib_bytes(mib);
         self
     }
 
@@ -334,8 +322,9 @@ impl AppConfigBuilder {
                 "at least one loaded flavor must be kept".into(),
             ));
         }
-        let restricting = !matches!(self.egress.addresses, AddressFilter::AllowAll);
-        if !restricting && let Some(tenant) = self.tenant_allow.keys().next() {
+        if !restricts(&self.egress)
+            && let Some(tenant) = self.tenant_allow.keys().next()
+        {
             return Err(AppError::Config(format!(
                 "allowlist entries of tenant `{tenant}` need an egress policy that restricts addresses (a server's)"
             )));
@@ -343,11 +332,8 @@ impl AppConfigBuilder {
         let quotas = std::iter::once(("default", &self.quotas.default))
             .chain(self.quotas.tenants.iter().map(|(k, v)| (k.as_str(), v)));
         for (tenant, quota) in quotas {
-            let mut limits = self.limits.clone();
-            limits.fuel = quota.fuel.unwrap_or(limits.fuel);
-            limits.timeout = quota.timeout.unwrap_or(limits.timeout);
-            limits.memory_bytes = quota.memory_bytes.unwrap_or(limits.memory_bytes);
-            limits
+            quota
+                .call_limits(&self.limits)
                 .check(sandbox.max_memory_bytes)
                 .map_err(|e| AppError::Config(format!("quota of tenant `{tenant}`: {e}")))?;
             if quota.max_concurrent_calls == Some(0) {
@@ -375,6 +361,17 @@ impl AppConfigBuilder {
     }
 }
 
+/// Whether `egress` checks registry hosts (a shared server's policy), not
+/// the local CLI's allow-all.
+fn restricts(egress: &EgressPolicy) -> bool {
+    !matches!(egress.addresses, AddressFilter::AllowAll)
+}
+
+/// `mib` MiB in bytes, saturating.
+fn mib_bytes(mib: u64) -> usize {
+    usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,8 +397,47 @@ mod tests {
     }
 
     #[test]
+    fn a_tenants_quota_replaces_the_limits_it_sets_and_is_held_to_the_ceilings() {
+        let own = TenantQuota {
+            fuel: Some(7),
+            memory_bytes: Some(512 << 20),
+            ..TenantQuota::unlimited()
+        };
+        let config = AppConfig::builder("/tmp/x")
+            .memory_mib(64)
+            .quotas(Quotas {
+                default: TenantQuota::unlimited(),
+                tenants: HashMap::from([("acme".to_string(), own)]),
+            })
+            .build()
+            .expect("valid");
+        let acme = config.tenant_limits("acme");
+        assert_eq!(acme.fuel, 7, "lower than the server's");
+        assert_eq!(acme.memory_bytes, 512 << 20, "higher than the server's");
+        assert_eq!(
+            acme.timeout,
+            config.limits().timeout,
+            "not set: the server's"
+        );
+        assert_eq!(&config.tenant_limits("globex"), config.limits());
+
+        let err = AppConfig::builder("/tmp/x")
+            .quotas(Quotas {
+                default: TenantQuota {
+                    memory_bytes: Some(usize::MAX),
+                    ..TenantQuota::unlimited()
+                },
+                tenants: HashMap::new(),
+            })
+            .build()
+            .expect_err("past the sandbox's ceiling")
+            .to_string();
+        assert!(err.contains("quota of tenant `default`"), "{err}");
+    }
+
+    #[test]
     fn a_tenants_egress_adds_only_its_own_entries_to_the_server_wide_ones() {
-        use flavorbox_grammar::reference::RegistryUri;
+        use flavorbox_grammar::RegistryUri;
         use flavorbox_net::registry_api::Endpoint;
         let entry = |e: &str| AllowedHost::parse(e).expect(e);
         let at = |uri: &str| Endpoint::of(&RegistryUri::parse(uri).expect(uri)).expect(uri);

@@ -3,14 +3,13 @@
 //!
 //! The bytes come from [`flavorbox_net::oci`], verified against every digest and
 //! the tenant's size limit; from there they take the path of a file upload
-//! (checked against the world, stored by content hash, precompiled), with
-//! the origin recorded in the same insert. Signatures are required when the
+//! (`TenantApp::register`: checked against the world, stored by content
+//! hash, precompiled), with the origin recorded in the same write, for a
+//! new flavor and for an update alike. Signatures are required when the
 //! caller names keys or the operator trusts some: every `*.pub` file in
 //! `HOME/trusted-keys/`.
 
-use std::sync::Arc;
-
-use super::flavors::info_from_record;
+use super::flavors::{Registration, info_from_record};
 use super::{AppError, FlavorInfo, FlavorUpdate, PublishReport, RegisterFromOci, TenantApp};
 use flavorbox_net::oci::{OciClient, OciError, OciOptions, OciSource, PublicKey, SigningKey};
 use flavorbox_store::{FlavorOrigin, FlavorRecord};
@@ -37,8 +36,11 @@ impl TenantApp<'_> {
             digest: pulled.manifest_digest,
             key: pulled.signed_by,
         };
-        self.register_with_origin(pulled.bytes, None, Some(origin))
-            .await
+        let registration = Registration::Add { expected: None };
+        let registered = self
+            .register(pulled.bytes, registration, Some(origin))
+            .await?;
+        Ok(registered.info)
     }
 
     /// Publishes registered flavor `name` at `target` (`oci://HOST/REPO:TAG`)
@@ -142,56 +144,26 @@ impl TenantApp<'_> {
             return unchanged(record);
         }
         let pulled = oci
-            .pull(&following.pinned(&digest), &options, &keys)
+            .pull(&following.pinned(&digest)?, &options, &keys)
             .await?;
-        let max = self.app.config.tenant_component_bytes(self.tenant.name());
-        if pulled.bytes.len() > max {
-            return Err(AppError::Load(flavorbox_sandbox::LoadError::TooLarge {
-                size: pulled.bytes.len(),
-                max,
-            }));
-        }
-        let bytes = Arc::new(pulled.bytes);
-        // Compiled as the tenant's admitted, charged work, in its own space.
-        // Kept (cached, in memory) only once the store holds it.
-        let prepared = self.compile(bytes.clone()).await?;
-        let flavor = prepared.flavor().clone();
-        if flavor.name() != name {
-            return Err(AppError::NameMismatch {
-                path: name.to_string(),
-                name: flavor.name().to_string(),
-            });
-        }
-        let replacement = FlavorRecord {
-            name: name.to_string(),
-            sha256: flavor.sha256().to_string(),
-            metadata_json: serde_json::to_string(flavor.metadata())
-                .map_err(|e| AppError::Internal(e.to_string()))?,
-            registered_at: String::new(),
-            origin: Some(FlavorOrigin {
-                reference: origin.reference.clone(),
-                digest: digest.clone(),
-                key: pulled.signed_by,
-            }),
+        // The upload's sequence, replacing the content the flavor has now.
+        let pulled_from = FlavorOrigin {
+            reference: origin.reference.clone(),
+            digest,
+            key: pulled.signed_by,
         };
-        let revalidate = self
-            .store
-            .replace_flavor(&replacement, &record.sha256, Some(bytes.as_slice()))
+        let replacement = Registration::Replace {
+            name,
+            previous: &record.sha256,
+        };
+        let registered = self
+            .register(pulled.bytes, replacement, Some(pulled_from))
             .await?;
-        self.app.sandbox.keep(prepared);
-        self.app
-            .collect_blobs(std::slice::from_ref(&record.sha256))
-            .await?;
-        let now = self
-            .store
-            .get_flavor(name)
-            .await?
-            .ok_or_else(|| AppError::UnknownFlavor(name.to_string()))?;
         Ok(FlavorUpdate {
-            flavor: info_from_record(now)?,
+            flavor: registered.info,
             previous_digest: origin.digest,
             moved: true,
-            revalidate,
+            revalidate: registered.revalidate,
         })
     }
 

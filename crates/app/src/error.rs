@@ -1,12 +1,112 @@
 //! Every way an application operation can fail, each saying what is wrong
-//! and what to do. The CLI prints these; the server maps them to HTTP
-//! statuses by variant.
+//! and what to do, and the [`ErrorCode`] of each. The CLI prints these; the
+//! server answers with the code and picks the HTTP status from it.
 
-use flavorbox_grammar::reference::ReferenceError;
+use flavorbox_grammar::ReferenceError;
 use flavorbox_net::push::PushError;
 use flavorbox_sandbox::flavor::ConfigIssue;
 use flavorbox_sandbox::{CallError, LoadError};
 use flavorbox_store::StoreError;
+
+/// Declares [`ErrorCode`] from one list, so its variants, their wire words
+/// and [`ErrorCode::ALL`] cannot drift apart.
+macro_rules! error_codes {
+    ($($(#[doc = $doc:literal])* $variant:ident => $word:literal,)*) => {
+        /// The stable, machine-readable code of a failure: the `code` of the
+        /// API's error bodies and of a job's error. The server picks the
+        /// HTTP status from it, by an exhaustive `match`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The word on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $word,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// The request is malformed (a name, a reference, a query, a body).
+    BadRequest => "bad_request",
+    /// The uploaded image archive is not one image the host can push.
+    BadArchive => "bad_archive",
+    /// No valid bearer token.
+    Unauthorized => "unauthorized",
+    /// The flavor denied the push.
+    Denied => "denied",
+    /// No such resource (or another tenant's).
+    NotFound => "not_found",
+    /// The endpoint does not take that method.
+    MethodNotAllowed => "method_not_allowed",
+    /// The request body stalled.
+    RequestTimeout => "request_timeout",
+    /// The name is taken.
+    AlreadyExists => "already_exists",
+    /// The state changed meanwhile, or the request contradicts it.
+    Conflict => "conflict",
+    /// Registry components still use it.
+    InUse => "in_use",
+    /// A body, upload, component or artifact past its bound.
+    TooLarge => "too_large",
+    /// The config was rejected.
+    InvalidConfig => "invalid_config",
+    /// The component is no flavor the host can load.
+    InvalidFlavor => "invalid_flavor",
+    /// A flavor call failed (trap, limit, bad output).
+    FlavorFailed => "flavor_failed",
+    /// The image lies outside the component's registry, or is a digest.
+    InvalidTarget => "invalid_target",
+    /// The component names a secret the tenant does not have.
+    UnknownSecret => "unknown_secret",
+    /// The egress policy refuses the registry.
+    EgressRefused => "egress_refused",
+    /// An OCI artifact's signature does not verify.
+    SignatureRefused => "signature_refused",
+    /// A quota of the tenant is reached.
+    QuotaExceeded => "quota_exceeded",
+    /// Too many failed authentications from this address.
+    RateLimited => "rate_limited",
+    /// The server is at its bound of concurrent or queued work.
+    Overloaded => "overloaded",
+    /// The state is unavailable (read-only, database gone), or the server is stopping.
+    Unavailable => "unavailable",
+    /// A job the server stopped before it ended.
+    Interrupted => "interrupted",
+    /// A job stopped at the server's job deadline.
+    JobTimeout => "job_timeout",
+    /// The disk is full.
+    InsufficientStorage => "insufficient_storage",
+    /// The registry refused the credentials.
+    RegistryAuth => "registry_auth",
+    /// The push to the registry failed.
+    PushFailed => "push_failed",
+    /// The registry could not be reached or answered wrongly.
+    RegistryFailed => "registry_failed",
+    /// Anything else: the log has the details.
+    Internal => "internal",
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A code equals its word on the wire (what clients and tests compare).
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, word: &&str) -> bool {
+        self.as_str() == *word
+    }
+}
 
 /// Every failure of an application operation, with what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +266,19 @@ pub enum AppError {
         "flavor `{0}` was not registered from an OCI registry, so it has no tag to follow: register the new version with `flavorbox flavor register`"
     )]
     NoOrigin(String),
+    /// A record this layer stored does not read back (a newer flavorbox
+    /// wrote it, or the database was damaged): named, never guessed at.
+    #[error(
+        "the stored {kind} `{name}` cannot be read: {reason}; if a newer flavorbox wrote it, use that version, otherwise restore the database from a backup"
+    )]
+    CorruptRecord {
+        /// What kind of record.
+        kind: &'static str,
+        /// Its name (or id).
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The operator's configuration contradicts itself or the sandbox.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -175,19 +288,19 @@ pub enum AppError {
 }
 
 /// The code of an OCI failure.
-fn oci_code(error: &flavorbox_net::oci::OciError) -> &'static str {
+fn oci_code(error: &flavorbox_net::oci::OciError) -> ErrorCode {
     use flavorbox_net::oci::OciError as O;
     match error {
-        O::InvalidSource { .. } => "bad_request",
-        O::NotFound { .. } => "not_found",
-        O::Auth { .. } => "registry_auth",
+        O::InvalidSource { .. } => ErrorCode::BadRequest,
+        O::NotFound { .. } => ErrorCode::NotFound,
+        O::Auth { .. } => ErrorCode::RegistryAuth,
         O::WrongMediaType { .. } | O::BadManifest { .. } | O::DigestMismatch { .. } => {
-            "invalid_flavor"
+            ErrorCode::InvalidFlavor
         }
-        O::TooLarge { .. } => "too_large",
-        O::Refused { .. } => "egress_refused",
-        O::Signature { .. } => "signature_refused",
-        O::Unreachable { .. } | O::Protocol { .. } => "registry_failed",
+        O::TooLarge { .. } => ErrorCode::TooLarge,
+        O::Refused { .. } => ErrorCode::EgressRefused,
+        O::Signature { .. } => ErrorCode::SignatureRefused,
+        O::Unreachable { .. } | O::Protocol { .. } => ErrorCode::RegistryFailed,
     }
 }
 
@@ -205,54 +318,58 @@ impl AppError {
         })
     }
 
-    /// A stable, machine-readable code for the kind of failure: the
+    /// The stable, machine-readable code of the kind of failure: the
     /// server's error bodies and job errors carry it, and the server picks
     /// the HTTP status from it.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
+        use ErrorCode as C;
+        use flavorbox_net::push::PushError as P;
         use flavorbox_sandbox::LoadError;
         use flavorbox_store::StoreError as S;
         match self {
-            AppError::Load(LoadError::TooLarge { .. }) => "too_large",
-            AppError::Load(_) => "invalid_flavor",
-            AppError::Call(_) => "flavor_failed",
-            AppError::Store(S::NotFound { .. }) => "not_found",
-            AppError::Store(S::AlreadyExists { .. }) => "already_exists",
-            AppError::Store(S::InUse { .. }) => "in_use",
+            AppError::Load(LoadError::TooLarge { .. }) => C::TooLarge,
+            AppError::Load(_) => C::InvalidFlavor,
+            AppError::Call(_) => C::FlavorFailed,
+            AppError::Store(S::NotFound { .. }) => C::NotFound,
+            AppError::Store(S::AlreadyExists { .. }) => C::AlreadyExists,
+            AppError::Store(S::InUse { .. }) => C::InUse,
             AppError::Store(S::Conflict { .. } | S::FlavorReplaced(_) | S::PathTaken { .. }) => {
-                "conflict"
+                C::Conflict
             }
-            AppError::Store(S::SecretNotFound(_)) => "unknown_secret",
+            AppError::Store(S::SecretNotFound(_)) => C::UnknownSecret,
             AppError::Store(S::QuotaExceeded { .. } | S::BytesQuotaExceeded { .. }) => {
-                "quota_exceeded"
+                C::QuotaExceeded
             }
-            AppError::Store(S::NoSpace { .. }) => "insufficient_storage",
-            AppError::Store(S::ReadOnly { .. } | S::DatabaseGone { .. }) => "unavailable",
-            AppError::Store(_) => "internal",
-            AppError::InvalidConfig { .. } => "invalid_config",
+            AppError::Store(S::NoSpace { .. }) => C::InsufficientStorage,
+            AppError::Store(S::ReadOnly { .. } | S::DatabaseGone { .. }) => C::Unavailable,
+            AppError::Store(_) => C::Internal,
+            AppError::InvalidConfig { .. } => C::InvalidConfig,
             AppError::BuiltinName(_)
             | AppError::BuiltinDelete(_)
             | AppError::FlavorExists { .. }
             | AppError::FlavorChanged(_)
-            | AppError::FlavorReplaced { .. } => "conflict",
+            | AppError::FlavorReplaced { .. } => C::Conflict,
             AppError::UnknownFlavor(_)
             | AppError::UnknownComponent(_)
-            | AppError::UnknownJob(_) => "not_found",
+            | AppError::UnknownJob(_) => C::NotFound,
             AppError::InvalidName { .. }
             | AppError::BadReference { .. }
-            | AppError::NameMismatch { .. } => "bad_request",
-            AppError::OutsideRegistry { .. } | AppError::DigestPush(..) => "invalid_target",
-            AppError::Denied { .. } => "denied",
-            AppError::Push(flavorbox_net::push::PushError::BadArchive(_)) => "bad_archive",
-            AppError::Push(flavorbox_net::push::PushError::Auth { .. }) => "registry_auth",
-            AppError::Push(flavorbox_net::push::PushError::TooLarge { .. }) => "too_large",
-            AppError::Push(_) => "push_failed",
-            AppError::Quota { .. } => "quota_exceeded",
-            AppError::Busy { .. } => "overloaded",
-            AppError::EgressRefused { .. } => "egress_refused",
-            AppError::UploadTooLarge { .. } => "too_large",
+            | AppError::NameMismatch { .. } => C::BadRequest,
+            AppError::OutsideRegistry { .. } | AppError::DigestPush(..) => C::InvalidTarget,
+            AppError::Denied { .. } => C::Denied,
+            AppError::Push(P::BadArchive(_)) => C::BadArchive,
+            AppError::Push(P::Auth { .. }) => C::RegistryAuth,
+            AppError::Push(P::TooLarge { .. }) => C::TooLarge,
+            AppError::Push(_) => C::PushFailed,
+            AppError::Quota { .. } => C::QuotaExceeded,
+            AppError::Busy { .. } => C::Overloaded,
+            AppError::EgressRefused { .. } => C::EgressRefused,
+            AppError::UploadTooLarge { .. } => C::TooLarge,
             AppError::Oci(e) => oci_code(e),
-            AppError::NoOrigin(_) => "conflict",
-            AppError::Config(_) | AppError::Internal(_) => "internal",
+            AppError::NoOrigin(_) => C::Conflict,
+            AppError::CorruptRecord { .. } | AppError::Config(_) | AppError::Internal(_) => {
+                C::Internal
+            }
         }
     }
 
@@ -269,5 +386,43 @@ impl AppError {
             ) => Some(60),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_code_has_one_word_of_its_own() {
+        let mut words: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        let all = words.len();
+        words.sort_unstable();
+        words.dedup();
+        assert_eq!(words.len(), all, "two codes share a word: {words:?}");
+        for code in ErrorCode::ALL {
+            let word = code.as_str();
+            assert!(
+                !word.is_empty() && word.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{word}"
+            );
+            assert_eq!(*code, word);
+            assert_eq!(code.to_string(), word);
+        }
+    }
+
+    #[test]
+    fn a_corrupt_record_names_itself_and_is_an_internal_error() {
+        let e = AppError::CorruptRecord {
+            kind: "job",
+            name: "0f".into(),
+            reason: "its detail is not JSON".into(),
+        };
+        assert_eq!(e.code(), ErrorCode::Internal);
+        let message = e.to_string();
+        assert!(
+            message.contains("job `0f`") && message.contains("its detail is not JSON"),
+            "{message}"
+        );
     }
 }

@@ -12,6 +12,11 @@
 //! own space of compiled code (`sandbox::CodeOwner`), and the code is kept
 //! only once the flavor is stored: a refused attempt leaves no compiled
 //! code behind.
+//!
+//! A file upload, a pull from an OCI registry and a `flavor update` that
+//! replaces a flavor's content all take this one sequence
+//! ([`TenantApp::register`]); they differ only in where the bytes came
+//! from, the origin recorded, and whether the store adds or replaces.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -119,17 +124,24 @@ impl TenantApp<'_> {
         bytes: Vec<u8>,
         expected: Option<&str>,
     ) -> Result<FlavorInfo, AppError> {
-        self.register_with_origin(bytes, expected, None).await
+        let registered = self
+            .register(bytes, Registration::Add { expected }, None)
+            .await?;
+        Ok(registered.info)
     }
 
-    /// [`register_flavor_as`](Self::register_flavor_as), recording the
-    /// OCI artifact the bytes were pulled from.
-    pub(super) async fn register_with_origin(
+    /// The one registration sequence, for a file upload and an OCI pull
+    /// alike (see the module docs): the size, the header and the world's
+    /// names; the refusals that need no compile (`Add` only); the admitted
+    /// compile; the name; then the store, which records `origin` (the OCI
+    /// artifact the bytes came from, if they did) in the same write; and
+    /// only then the compiled code is kept.
+    pub(super) async fn register(
         &self,
         bytes: Vec<u8>,
-        expected: Option<&str>,
+        registration: Registration<'_>,
         origin: Option<FlavorOrigin>,
-    ) -> Result<FlavorInfo, AppError> {
+    ) -> Result<Registered, AppError> {
         let max = self.app.config.tenant_component_bytes(self.tenant.name());
         if bytes.len() > max {
             return Err(AppError::Load(flavorbox_sandbox::LoadError::TooLarge {
@@ -149,20 +161,25 @@ impl TenantApp<'_> {
         // stores, the others then find it stored and compile nothing (nor
         // take a compile slot while they wait).
         let _turn = self.app.registering.turn(self.tenant.name(), &sha256).await;
-        if let Some(same) = self
-            .before_compile(&sha256, expected, bytes.as_slice())
-            .await?
+        if let Registration::Add { expected } = registration
+            && let Some(same) = self
+                .before_compile(&sha256, expected, bytes.as_slice())
+                .await?
         {
-            return Ok(same);
+            return Ok(Registered {
+                info: same,
+                revalidate: Vec::new(),
+            });
         }
+        // Compiled as the tenant's admitted, charged work, in its own space.
         let prepared = self.compile(bytes.clone()).await?;
         let flavor = prepared.flavor().clone();
         let name = flavor.name().to_string();
-        if let Some(expected) = expected
-            && expected != name
+        if let Some(wanted) = registration.name()
+            && wanted != name
         {
             return Err(AppError::NameMismatch {
-                path: flavorbox_sandbox::clean(&expected.chars().take(200).collect::<String>()),
+                path: shown_name(wanted),
                 name,
             });
         }
@@ -181,26 +198,58 @@ impl TenantApp<'_> {
         // The blob is stored in the same transaction as the row; the same
         // bytes again (also from a concurrent identical upload) are no
         // change, and repair a damaged blob.
-        match self
-            .store
-            .insert_flavor(&record, Some(bytes.as_slice()))
-            .await
-        {
-            Ok(_) => {}
-            Err(StoreError::AlreadyExists { .. }) => {
-                let sha256 = self
+        let revalidate = match registration {
+            Registration::Add { .. } => {
+                match self
                     .store
-                    .get_flavor(&name)
-                    .await?
-                    .map(|existing| existing.sha256)
-                    .unwrap_or_default();
-                return Err(AppError::FlavorExists { name, sha256 });
+                    .insert_flavor(&record, Some(bytes.as_slice()))
+                    .await
+                {
+                    Ok(_) => Vec::new(),
+                    Err(StoreError::AlreadyExists { .. }) => {
+                        let sha256 = self
+                            .store
+                            .get_flavor(&name)
+                            .await?
+                            .map(|existing| existing.sha256)
+                            .unwrap_or_default();
+                        return Err(AppError::FlavorExists { name, sha256 });
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
-            Err(e) => return Err(e.into()),
-        }
+            Registration::Replace { previous, .. } => {
+                self.store
+                    .replace_flavor(&record, previous, Some(bytes.as_slice()))
+                    .await?
+            }
+        };
         // Stored: only now is the compiled code worth keeping.
         self.app.sandbox.keep(prepared);
-        self.registered_info(&record).await
+        if let Registration::Replace { previous, .. } = registration {
+            self.release_content(previous).await?;
+        }
+        Ok(Registered {
+            info: self.registered_info(&record).await?,
+            revalidate,
+        })
+    }
+
+    /// What goes when the tenant no longer has content `sha256` under a
+    /// name: its own compiled code (unless it still has the content under
+    /// another name), and the blob with every tenant's code once no tenant
+    /// uses it.
+    async fn release_content(&self, sha256: &str) -> Result<(), AppError> {
+        if !self
+            .store
+            .list_flavors()
+            .await?
+            .iter()
+            .any(|r| r.sha256 == sha256)
+        {
+            self.app.sandbox.forget_owned(&self.code_owner(), sha256);
+        }
+        self.app.collect_blobs(&[sha256.to_string()]).await
     }
 
     /// The flavor `record` registered, as stored now; as registered when a
@@ -255,7 +304,7 @@ impl TenantApp<'_> {
             // ever says otherwise.
             (Some(name), None, Some(held)) => {
                 return Err(AppError::NameMismatch {
-                    path: flavorbox_sandbox::clean(&name.chars().take(200).collect::<String>()),
+                    path: shown_name(name),
                     name: held.name.clone(),
                 });
             }
@@ -375,23 +424,10 @@ impl TenantApp<'_> {
         match self.store.delete_flavor(name).await {
             Err(StoreError::NotFound { .. }) => Err(AppError::UnknownFlavor(name.to_string())),
             Err(e) => Err(e.into()),
-            Ok(()) => {
-                // The tenant's own code goes even while others still use
-                // the blob (under another name, the tenant may still
-                // have it: then it is compiled again when next loaded).
-                if !self
-                    .store
-                    .list_flavors()
-                    .await?
-                    .iter()
-                    .any(|r| r.sha256 == record.sha256)
-                {
-                    self.app
-                        .sandbox
-                        .forget_owned(&self.code_owner(), &record.sha256);
-                }
-                self.app.collect_blobs(&[record.sha256]).await
-            }
+            // The tenant's own code goes even while others still use the
+            // blob (under another name, the tenant may still have it: then
+            // it is compiled again when next loaded).
+            Ok(()) => self.release_content(&record.sha256).await,
         }
     }
 
@@ -425,8 +461,7 @@ impl TenantApp<'_> {
         // What runs must be what was registered (and shown by `describe`):
         // a flavor whose metadata changed between calls does not get to
         // widen its grants or its name.
-        let registered: FlavorMetadata = serde_json::from_str(&record.metadata_json)
-            .map_err(|e| AppError::Internal(format!("stored metadata of `{name}`: {e}")))?;
+        let registered = stored_metadata(&record)?;
         let now = loaded.metadata();
         if now.name != registered.name || now.capabilities != registered.capabilities {
             return Err(AppError::FlavorChanged(name.to_string()));
@@ -447,9 +482,59 @@ impl TenantApp<'_> {
     }
 }
 
+/// What a registration does with the flavor it checked and compiled.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Registration<'r> {
+    /// Adds a flavor under the name its metadata gives, refused unless
+    /// that is `expected` (when given); the content the tenant already has
+    /// under that name is no change.
+    Add {
+        /// The name the caller says the component has.
+        expected: Option<&'r str>,
+    },
+    /// Replaces the content `previous` of flavor `name` (the OCI tag it
+    /// was registered from moved); the new content must name itself `name`.
+    Replace {
+        /// The flavor replaced.
+        name: &'r str,
+        /// The content it has now (else the store refuses: a conflict).
+        previous: &'r str,
+    },
+}
+
+impl Registration<'_> {
+    /// The name the component must give itself, if one is required.
+    fn name(&self) -> Option<&str> {
+        match *self {
+            Registration::Add { expected } => expected,
+            Registration::Replace { name, .. } => Some(name),
+        }
+    }
+}
+
+/// What a registration stored.
+pub(super) struct Registered {
+    /// The flavor as registered.
+    pub(super) info: FlavorInfo,
+    /// The registry components validated by replaced content: to be
+    /// validated again before they push (empty for `Add`).
+    pub(super) revalidate: Vec<String>,
+}
+
+/// A name a caller gave, as an error shows it: cut to 200 characters and
+/// cleaned of what a terminal would interpret.
+fn shown_name(name: &str) -> String {
+    flavorbox_sandbox::clean(&name.chars().take(200).collect::<String>())
+}
+
+/// What a stored flavor's metadata said when it was registered.
+fn stored_metadata(record: &FlavorRecord) -> Result<FlavorMetadata, AppError> {
+    serde_json::from_str(&record.metadata_json)
+        .map_err(|e| AppError::Internal(format!("stored metadata of `{}`: {e}", record.name)))
+}
+
 pub(super) fn info_from_record(record: FlavorRecord) -> Result<FlavorInfo, AppError> {
-    let metadata: FlavorMetadata = serde_json::from_str(&record.metadata_json)
-        .map_err(|e| AppError::Internal(format!("stored metadata of `{}`: {e}", record.name)))?;
+    let metadata = stored_metadata(&record)?;
     Ok(FlavorInfo {
         name: record.name,
         builtin: false,

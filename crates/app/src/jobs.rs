@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use super::push::PushSource;
 use super::{
-    AppError, JobError, JobInfo, JobStatus, PushProgress, PushRequest, PushUpdate, TenantApp,
+    AppError, ErrorCode, JobError, JobInfo, JobStatus, PushProgress, PushRequest, PushUpdate,
+    TenantApp,
 };
-use flavorbox_store::JobRecord;
+use flavorbox_store::{JobRecord, JobStatus as StoredStatus, StoreError};
 
 /// Progress items a job keeps (the newest).
 const KEPT_PROGRESS: usize = 20;
@@ -32,24 +33,48 @@ struct Detail {
     error: Option<JobError>,
 }
 
+impl Detail {
+    /// The detail stored for job `id`; one that does not parse is an
+    /// error naming the job.
+    fn parse(id: &str, json: &str) -> Result<Detail, AppError> {
+        serde_json::from_str(json).map_err(|e| AppError::CorruptRecord {
+            kind: "job",
+            name: id.to_string(),
+            reason: format!("its stored detail (progress, digest, warnings, error) is not what this version writes: {e}"),
+        })
+    }
+}
+
+impl From<StoredStatus> for JobStatus {
+    fn from(status: StoredStatus) -> JobStatus {
+        match status {
+            StoredStatus::Queued => JobStatus::Queued,
+            StoredStatus::Running => JobStatus::Running,
+            StoredStatus::Succeeded => JobStatus::Succeeded,
+            StoredStatus::Failed => JobStatus::Failed,
+            StoredStatus::Interrupted => JobStatus::Interrupted,
+        }
+    }
+}
+
 /// The detail a server stores beside status `interrupted`: for the jobs
 /// it did not finish before it stopped (found at the next start after a
 /// kill, or marked at the end of a drain).
-pub const JOB_INTERRUPTED: &str = r#"{"error":{"code":"interrupted","message":"the server stopped before this job finished: push again"}}"#;
+pub(crate) fn interrupted_detail() -> String {
+    to_json(&Detail {
+        error: Some(JobError {
+            code: ErrorCode::Interrupted.as_str().to_string(),
+            message: "the server stopped before this job finished: push again".into(),
+        }),
+        ..Detail::default()
+    })
+}
 
 /// A new job id: 128 random bits, hex.
 pub fn new_job_id() -> Result<String, AppError> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| AppError::Internal(format!("no randomness: {e}")))?;
     Ok(hex::encode(bytes))
-}
-
-/// The refusal of a job past the tenant's `max` jobs at once.
-fn jobs_quota(max: u64) -> AppError {
-    AppError::Quota {
-        what: format!("at most {max} push jobs may be queued or running at once"),
-        retry_after_secs: 5,
-    }
 }
 
 fn to_json(detail: &Detail) -> String {
@@ -59,7 +84,8 @@ fn to_json(detail: &Detail) -> String {
             // Never silently: a detail that cannot be stored loses the digest.
             tracing::error!(error = %e, "cannot serialise a job's detail");
             format!(
-                r#"{{"error":{{"code":"internal","message":"cannot record the job's detail: {}"}}}}"#,
+                r#"{{"error":{{"code":"{}","message":"cannot record the job's detail: {}"}}}}"#,
+                ErrorCode::Internal,
                 e.to_string().replace('"', "'")
             )
         }
@@ -67,15 +93,18 @@ fn to_json(detail: &Detail) -> String {
 }
 
 impl TenantApp<'_> {
-    /// Records a queued push job, within the tenant's bound on jobs at once.
+    /// Records a queued push job, within the tenant's bound on jobs queued
+    /// or running at once. That bound is enforced here only, in the
+    /// store's transaction that inserts the job: concurrent pushes never
+    /// exceed it. A server records the job before it reads the upload, so
+    /// a push past the bound is refused before any byte arrives; it
+    /// [`discard_job`](Self::discard_job)s the job if the upload fails.
     pub async fn create_job(
         &self,
         id: &str,
         component: &str,
         image: &str,
     ) -> Result<JobInfo, AppError> {
-        // The slot is reserved in the transaction that counts: concurrent
-        // pushes never exceed the quota.
         let inserted = self
             .store
             .insert_job(
@@ -83,7 +112,7 @@ impl TenantApp<'_> {
                     id: id.to_string(),
                     component: component.to_string(),
                     image: image.to_string(),
-                    status: JobStatus::Queued.as_str().to_string(),
+                    status: StoredStatus::Queued,
                     detail_json: to_json(&Detail::default()),
                     created_at: String::new(),
                     updated_at: String::new(),
@@ -92,37 +121,24 @@ impl TenantApp<'_> {
             )
             .await;
         match inserted {
-            Err(flavorbox_store::StoreError::QuotaExceeded { max, .. }) => {
-                return Err(jobs_quota(max));
+            Err(StoreError::QuotaExceeded { max, .. }) => {
+                return Err(AppError::Quota {
+                    what: format!("at most {max} push jobs may be queued or running at once"),
+                    retry_after_secs: 5,
+                });
             }
             other => other?,
         }
         self.job(id).await
     }
 
-    /// Refuses early (before an upload is read) when the tenant already has
-    /// as many jobs queued or running as its quota allows;
-    /// [`create_job`](Self::create_job) decides again in the transaction
-    /// that reserves the slot.
-    pub async fn check_job_room(&self) -> Result<(), AppError> {
-        if let Some(max) = self.quota.max_jobs
-            && self.store.active_jobs().await? >= max
-        {
-            return Err(jobs_quota(max));
-        }
+    /// Removes a job [`create_job`](Self::create_job) recorded for a push
+    /// that then never started (its upload failed or was refused): no
+    /// client learnt its id, and its place in the quota is free again. A
+    /// job that started is left as it is.
+    pub async fn discard_job(&self, id: &str) -> Result<(), AppError> {
+        self.store.delete_queued_job(id).await?;
         Ok(())
-    }
-
-    /// Refuses a push at once, with no store query, when `active` (the
-    /// tenant's jobs this process knows are running or waiting) already
-    /// reaches its job quota: a tenant flooding pushes at its bound costs
-    /// the store nothing. [`check_job_room`](Self::check_job_room) and the
-    /// insert decide otherwise.
-    pub fn check_job_room_in(&self, active: usize) -> Result<(), AppError> {
-        match self.quota.max_jobs {
-            Some(max) if u64::try_from(active).unwrap_or(u64::MAX) >= max => Err(jobs_quota(max)),
-            _ => Ok(()),
-        }
     }
 
     /// A job of this tenant.
@@ -132,12 +148,12 @@ impl TenantApp<'_> {
             .get_job(id)
             .await?
             .ok_or_else(|| AppError::UnknownJob(id.to_string()))?;
-        let detail: Detail = serde_json::from_str(&record.detail_json).unwrap_or_default();
+        let detail = Detail::parse(&record.id, &record.detail_json)?;
         Ok(JobInfo {
             id: record.id,
             registry: record.component,
             image: record.image,
-            status: JobStatus::parse(&record.status).unwrap_or(JobStatus::Failed),
+            status: record.status.into(),
             progress: detail.progress,
             digest: detail.digest,
             warnings: detail.warnings,
@@ -152,7 +168,7 @@ impl TenantApp<'_> {
     pub async fn interrupt_job(&self, id: &str) {
         if let Err(e) = self
             .store
-            .update_job(id, JobStatus::Interrupted.as_str(), JOB_INTERRUPTED)
+            .update_job(id, StoredStatus::Interrupted, &interrupted_detail())
             .await
         {
             tracing::error!(tenant = %self.tenant, job = id, error = %e, "cannot mark a job interrupted");
@@ -163,16 +179,21 @@ impl TenantApp<'_> {
     /// its deadline), keeping the progress and warnings it recorded.
     pub async fn fail_job(&self, id: &str, error: JobError) {
         let mut detail = match self.store.get_job(id).await {
-            Ok(Some(record)) => serde_json::from_str(&record.detail_json).unwrap_or_else(|e| {
-                tracing::warn!(tenant = %self.tenant, job = id, error = %e, "a job's stored detail does not parse; its progress is not kept");
+            Ok(Some(record)) => Detail::parse(id, &record.detail_json).unwrap_or_else(|e| {
+                // The failure is recorded all the same; what it ran over is lost.
+                tracing::warn!(tenant = %self.tenant, error = %e, "marking a job failed without its progress");
                 Detail::default()
             }),
-            _ => Detail::default(),
+            Ok(None) => Detail::default(),
+            Err(e) => {
+                tracing::warn!(tenant = %self.tenant, job = id, error = %e, "marking a job failed without its progress");
+                Detail::default()
+            }
         };
         detail.error = Some(error);
         if let Err(e) = self
             .store
-            .update_job(id, JobStatus::Failed.as_str(), &to_json(&detail))
+            .update_job(id, StoredStatus::Failed, &to_json(&detail))
             .await
         {
             tracing::error!(tenant = %self.tenant, job = id, error = %e, "cannot mark a job failed");
@@ -186,7 +207,7 @@ impl TenantApp<'_> {
         let mut detail = Detail::default();
         let _ = self
             .store
-            .update_job(id, JobStatus::Running.as_str(), &to_json(&detail))
+            .update_job(id, StoredStatus::Running, &to_json(&detail))
             .await;
         let mut updates = self.push_from(request, PushSource::Archive { path: archive });
         let mut written = Instant::now();
@@ -205,7 +226,7 @@ impl TenantApp<'_> {
                         written = Instant::now();
                         let _ = self
                             .store
-                            .update_job(id, JobStatus::Running.as_str(), &to_json(&detail))
+                            .update_job(id, StoredStatus::Running, &to_json(&detail))
                             .await;
                     }
                 }
@@ -217,30 +238,131 @@ impl TenantApp<'_> {
             Some(Ok(report)) => {
                 detail.digest = report.digest;
                 detail.warnings = report.warnings;
-                JobStatus::Succeeded
+                StoredStatus::Succeeded
             }
             Some(Err(e)) => {
                 tracing::info!(tenant = %self.tenant, job = id, error = %e, "push job failed");
                 detail.error = Some(JobError {
-                    code: e.code().to_string(),
+                    code: e.code().as_str().to_string(),
                     message: e.to_string(),
                 });
-                JobStatus::Failed
+                StoredStatus::Failed
             }
             None => {
                 detail.error = Some(JobError {
-                    code: "internal".into(),
+                    code: ErrorCode::Internal.as_str().to_string(),
                     message: "the push ended without an outcome".into(),
                 });
-                JobStatus::Failed
+                StoredStatus::Failed
             }
         };
-        if let Err(e) = self
-            .store
-            .update_job(id, status.as_str(), &to_json(&detail))
-            .await
-        {
+        if let Err(e) = self.store.update_job(id, status, &to_json(&detail)).await {
             tracing::error!(tenant = %self.tenant, job = id, error = %e, "cannot record a job's outcome");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{App, AppConfig, Quotas, Tenant, TenantQuota};
+    use super::*;
+
+    /// An app in a fresh home whose tenants may have `max_jobs` jobs.
+    async fn app(dir: &std::path::Path, max_jobs: u64) -> App {
+        let config = AppConfig::builder(dir.join("home"))
+            .quotas(Quotas {
+                default: TenantQuota {
+                    max_jobs: Some(max_jobs),
+                    ..TenantQuota::unlimited()
+                },
+                ..Quotas::default()
+            })
+            .build()
+            .expect("config");
+        App::open(config).await.expect("app")
+    }
+
+    #[tokio::test]
+    async fn the_job_quota_refuses_where_the_job_is_recorded_and_a_discarded_job_frees_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path(), 1).await;
+        let tenant = app.tenant(&Tenant::verified("acme"));
+        let first = tenant
+            .create_job("first", "r", "registry.example.com/app:1")
+            .await
+            .expect("within the quota");
+        assert_eq!(first.status, JobStatus::Queued);
+        let refused = tenant
+            .create_job("second", "r", "registry.example.com/app:2")
+            .await
+            .expect_err("past the quota");
+        assert_eq!(refused.code(), ErrorCode::QuotaExceeded);
+        assert_eq!(refused.retry_after_secs(), Some(5));
+        assert!(
+            refused
+                .to_string()
+                .contains("at most 1 push jobs may be queued or running at once"),
+            "{refused}"
+        );
+        tenant.discard_job("first").await.unwrap();
+        assert!(matches!(
+            tenant.job("first").await,
+            Err(AppError::UnknownJob(_))
+        ));
+        tenant
+            .create_job("second", "r", "registry.example.com/app:2")
+            .await
+            .expect("the discarded job's place is free");
+        // A job that started is never discarded.
+        tenant
+            .store
+            .update_job("second", StoredStatus::Running, "{}")
+            .await
+            .unwrap();
+        tenant.discard_job("second").await.unwrap();
+        assert_eq!(
+            tenant.job("second").await.unwrap().status,
+            JobStatus::Running
+        );
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_job_detail_is_an_error_naming_the_job_not_an_empty_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path(), 4).await;
+        let tenant = app.tenant(&Tenant::verified("acme"));
+        tenant
+            .create_job("damaged", "r", "registry.example.com/app:1")
+            .await
+            .unwrap();
+        tenant
+            .store
+            .update_job("damaged", StoredStatus::Succeeded, "{\"digest\": 7")
+            .await
+            .unwrap();
+        let err = tenant.job("damaged").await.expect_err("corrupt");
+        assert!(
+            matches!(&err, AppError::CorruptRecord { kind: "job", name, .. } if name == "damaged"),
+            "{err:?}"
+        );
+        assert_eq!(err.code(), ErrorCode::Internal);
+        assert!(err.to_string().contains("stored detail"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_job_says_so_with_its_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path(), 4).await;
+        let tenant = app.tenant(&Tenant::verified("acme"));
+        tenant
+            .create_job("cut", "r", "registry.example.com/app:1")
+            .await
+            .unwrap();
+        assert_eq!(app.interrupt_unfinished_jobs().await.unwrap(), 1);
+        let job = tenant.job("cut").await.unwrap();
+        assert_eq!(job.status, JobStatus::Interrupted);
+        let error = job.error.expect("an error");
+        assert_eq!(error.code, "interrupted");
+        assert!(error.message.contains("push again"), "{}", error.message);
     }
 }

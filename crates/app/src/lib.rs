@@ -9,7 +9,7 @@
 //! component's credentials. Nothing is stored unless every check passed.
 //!
 //! - [`config`]: the one checked configuration (limits, grants, caps).
-//! - [`error`]: every failure, with what to do.
+//! - [`error`]: every failure, with what to do, and its [`ErrorCode`].
 //! - [`wire`]: inputs and outputs, serde both ways.
 //! - `flavors`, `components`, `secrets`, `push`, `lookups`: the operations.
 
@@ -31,14 +31,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use flavorbox_builtin as builtin;
-use flavorbox_grammar::reference::Reference;
+use flavorbox_grammar::Reference;
 use flavorbox_sandbox::{LoadedFlavor, Sandbox, SandboxConfig};
 use flavorbox_store::{Store, TenantStore};
 
 pub use self::cipher::SecretKey;
 pub use self::config::{AppConfig, AppConfigBuilder, Quotas};
-pub use self::error::AppError;
-pub use self::jobs::{JOB_INTERRUPTED, new_job_id};
+pub use self::error::{AppError, ErrorCode};
+pub use self::jobs::new_job_id;
 pub use self::push::{PushSource, PushUpdate};
 pub use self::quota::{Admission, CallBounds, TenantQuota};
 pub use self::wire::{
@@ -175,19 +175,55 @@ impl App {
         }
     }
 
-    /// The store (the server's tenants and jobs live there too).
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// The admission of sandbox calls, for metrics.
     pub fn admission(&self) -> &Admission {
         &self.admission
     }
 
-    /// The sandbox, for metrics.
-    pub fn sandbox(&self) -> &Sandbox {
-        &self.sandbox
+    /// How many flavors are loaded in memory now, for metrics.
+    pub fn loaded_flavors(&self) -> usize {
+        self.sandbox.loaded_count()
+    }
+
+    /// Records a server tenant with the SHA-256 (hex) of its bearer token,
+    /// after checking its name ([`check_tenant_name`]).
+    pub async fn create_tenant(&self, name: &str, token_sha256: &str) -> Result<(), AppError> {
+        check_tenant_name(name)?;
+        Ok(self.store.create_tenant(name, token_sha256).await?)
+    }
+
+    /// The tenant whose bearer token hashes to `token_sha256` (hex), if
+    /// any: the one way a server establishes a [`Tenant`] from a request.
+    pub async fn authenticate(&self, token_sha256: &str) -> Result<Option<Tenant>, AppError> {
+        Ok(self
+            .store
+            .tenant_for_token(token_sha256)
+            .await?
+            .map(Tenant::verified))
+    }
+
+    /// Whether the database is still the one opened: an error
+    /// ([`StoreError::DatabaseGone`], code `unavailable`) once its file was
+    /// removed or replaced. A `stat`, cheap enough for every readiness probe.
+    pub fn check_database(&self) -> Result<(), AppError> {
+        Ok(self.store.check_database()?)
+    }
+
+    /// Marks every push job still queued or running, of every tenant,
+    /// `interrupted`: what a single server does at start-up for the jobs
+    /// its last run left, and at the end of its drain for the jobs it could
+    /// not finish. How many it marked.
+    pub async fn interrupt_unfinished_jobs(&self) -> Result<u64, AppError> {
+        Ok(self
+            .store
+            .fail_unfinished_jobs(&jobs::interrupted_detail())
+            .await?)
+    }
+
+    /// Closes the state's database connections (checkpointing its log);
+    /// the last thing a process does with the app.
+    pub async fn close(&self) {
+        self.store.close().await;
     }
 
     /// Removes the blob and compiled code of each digest no tenant uses
@@ -313,6 +349,15 @@ impl TenantApp<'_> {
     /// The tenant's quota.
     pub fn quota(&self) -> &TenantQuota {
         &self.quota
+    }
+
+    /// The `.wasm` component of the tenant's registered flavor `name`, or
+    /// `None` when it has no such flavor (built-ins are not registered).
+    pub async fn flavor_component(&self, name: &str) -> Result<Option<Vec<u8>>, AppError> {
+        let Some(record) = self.store.get_flavor(name).await? else {
+            return Ok(None);
+        };
+        Ok(Some(self.app.store.blobs().get(&record.sha256)?))
     }
 
     /// Runs sandbox work for this tenant off the async runtime, once

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use flavorbox_grammar::reference::RegistryUri;
+use flavorbox_grammar::RegistryUri;
 use flavorbox_net::credentials::Credentials;
 use flavorbox_net::registry_api::{RegistryApi, RegistryApiError};
 use flavorbox_sandbox::{LookupError, RepositoryLookup};

@@ -2,21 +2,27 @@
 //! flavor's decision, then (unless a dry run) the engine's push with the
 //! component's credentials. Progress is a stream the caller consumes as it
 //! happens; its last item is the outcome.
+//!
+//! A check is the first half of a push, the same code: what it answers
+//! ([`CheckReport`]) is what the push goes on from, and
+//! [`CheckReport::into_push`] turns it into the push's report or its
+//! denial, here and in the CLI talking to a server, so a denial reads the
+//! same either way.
 
 use std::sync::Arc;
 
 use futures_util::stream::{self, BoxStream, StreamExt};
 use tokio::sync::mpsc;
 
+use super::components::stored_uri;
 use super::lookups::ComponentLookup;
 use super::{
     AppError, CheckReport, ImageInfo, PushProgress, PushReport, PushRequest, TenantApp,
     parse_reference,
 };
-use flavorbox_grammar::reference::{Reference, RegistryUri};
+use flavorbox_grammar::{Reference, RegistryUri};
 use flavorbox_net::credentials::Credentials;
-use flavorbox_sandbox::flavor::LogLine;
-use flavorbox_sandbox::flavor::PushDecision;
+use flavorbox_sandbox::flavor::{LogLine, PushDecision};
 use flavorbox_sandbox::{LoadedFlavor, RepositoryLookup};
 use flavorbox_store::ComponentRecord;
 
@@ -50,6 +56,15 @@ struct Target {
     reference: Reference,
     record: ComponentRecord,
     uri: RegistryUri,
+}
+
+/// The first half of a push, and all of a check: the host's checks passed
+/// and the flavor answered.
+struct Decided {
+    target: Target,
+    flavor: Arc<LoadedFlavor>,
+    credentials: Option<Credentials>,
+    report: CheckReport,
 }
 
 impl<'a> TenantApp<'a> {
@@ -97,26 +112,22 @@ impl<'a> TenantApp<'a> {
     /// The host's checks and the flavor's decision, without pushing: what
     /// a push would do. A denial is an answer here, not an error.
     pub async fn check(&self, component: &str, image: &str) -> Result<CheckReport, AppError> {
+        Ok(self.decide_push(component, image).await?.report)
+    }
+
+    /// The first half of every push, and all of a check: the host's checks
+    /// (before any flavor code runs), then the flavor's `prepare-image-push`.
+    async fn decide_push(&self, component: &str, image: &str) -> Result<Decided, AppError> {
         let target = self.check_target(image, component).await?;
         let flavor = self.component_flavor(&target, component).await?;
         let credentials = self.credentials(target.record.secret.as_deref()).await?;
-        let (decision, logs) = self.decide(&flavor, &target, credentials).await?;
-        let image = ImageInfo::from(&target.reference);
-        Ok(match decision {
-            PushDecision::Approve { warnings } => CheckReport {
-                allowed: true,
-                warnings,
-                reason: None,
-                image,
-                logs,
-            },
-            PushDecision::Deny { reason } => CheckReport {
-                allowed: false,
-                warnings: Vec::new(),
-                reason: Some(reason),
-                image,
-                logs,
-            },
+        let (decision, logs) = self.decide(&flavor, &target, credentials.clone()).await?;
+        let report = CheckReport::decided(&target.reference, decision, logs);
+        Ok(Decided {
+            target,
+            flavor,
+            credentials,
+            report,
         })
     }
 
@@ -157,41 +168,19 @@ impl<'a> TenantApp<'a> {
         source: &PushSource,
         progress: &Progress,
     ) -> Result<PushReport, AppError> {
-        let target = self
-            .check_target(&request.image, &request.component)
-            .await?;
-        let flavor = self.component_flavor(&target, &request.component).await?;
-        let credentials = self.credentials(target.record.secret.as_deref()).await?;
-        let (decision, logs) = self.decide(&flavor, &target, credentials.clone()).await?;
+        let Decided {
+            target,
+            flavor,
+            credentials,
+            report,
+        } = self.decide_push(&request.component, &request.image).await?;
         // Reported before the push starts (and on a denial), so a warning
         // such as "create the repository first" is seen even when the push
         // then fails.
-        let _ = progress.send(PushUpdate::Progress(PushProgress::Flavor {
-            flavor: flavor.name().to_string(),
-            logs,
-            warnings: match &decision {
-                PushDecision::Approve { warnings } => warnings.clone(),
-                PushDecision::Deny { .. } => Vec::new(),
-            },
-        }));
-        let warnings = match decision {
-            PushDecision::Approve { warnings } => warnings,
-            PushDecision::Deny { reason } => {
-                return Err(AppError::Denied {
-                    flavor: flavor.name().to_string(),
-                    image: target.reference.to_string(),
-                    reason,
-                });
-            }
-        };
-        let mut report = PushReport {
-            image: target.reference.to_string(),
-            digest: None,
-            warnings,
-            dry_run: request.dry_run,
-        };
+        let _ = progress.send(PushUpdate::Progress(report.progress(flavor.name())));
+        let mut pushed = report.into_push(flavor.name(), request.dry_run)?;
         if request.dry_run {
-            return Ok(report);
+            return Ok(pushed);
         }
         let engine = progress.clone();
         let mut on_event = |event| {
@@ -227,8 +216,8 @@ impl<'a> TenantApp<'a> {
                 .await?
             }
         };
-        report.digest = Some(outcome.digest);
-        Ok(report)
+        pushed.digest = Some(outcome.digest);
+        Ok(pushed)
     }
 
     /// The host's checks, before any flavor code runs: the reference
@@ -240,8 +229,7 @@ impl<'a> TenantApp<'a> {
             .get_component(component)
             .await?
             .ok_or_else(|| AppError::UnknownComponent(component.to_string()))?;
-        let uri = RegistryUri::parse(&record.uri)
-            .map_err(|e| AppError::Internal(format!("stored uri of `{component}`: {e}")))?;
+        let uri = stored_uri(&record)?;
         // The operator may have narrowed the tenant's allowlist since the
         // component was registered: refused before any flavor code runs.
         self.registry_api
@@ -291,5 +279,127 @@ impl<'a> TenantApp<'a> {
             .sandbox_call(move |sandbox| sandbox.prepare_image_push(&loaded, &ctx, &config, &image))
             .await??;
         Ok((outcome.value, outcome.logs))
+    }
+}
+
+impl CheckReport {
+    /// The report of a decision on the push of `image`.
+    fn decided(image: &Reference, decision: PushDecision, logs: Vec<LogLine>) -> CheckReport {
+        let image = ImageInfo::from(image);
+        match decision {
+            PushDecision::Approve { warnings } => CheckReport {
+                allowed: true,
+                warnings,
+                reason: None,
+                image,
+                logs,
+            },
+            PushDecision::Deny { reason } => CheckReport {
+                allowed: false,
+                warnings: Vec::new(),
+                reason: Some(reason),
+                image,
+                logs,
+            },
+        }
+    }
+
+    /// What a push reports of the decision of `flavor`, before it goes on
+    /// (and on a denial): the flavor's log lines and warnings.
+    pub fn progress(&self, flavor: &str) -> PushProgress {
+        PushProgress::Flavor {
+            flavor: flavor.to_string(),
+            logs: self.logs.clone(),
+            warnings: self.warnings.clone(),
+        }
+    }
+
+    /// The check as the first half of a push to a component of `flavor`:
+    /// the push's report so far (no digest yet), or the push's denial when
+    /// the flavor denied it. The one wording of a denial, for a push run
+    /// here and for the CLI reading a server's check.
+    pub fn into_push(self, flavor: &str, dry_run: bool) -> Result<PushReport, AppError> {
+        let image = self.image.reference();
+        if !self.allowed {
+            return Err(AppError::Denied {
+                flavor: flavor.to_string(),
+                image,
+                reason: self.reason.unwrap_or_default(),
+            });
+        }
+        Ok(PushReport {
+            image,
+            digest: None,
+            warnings: self.warnings,
+            dry_run,
+        })
+    }
+}
+
+impl ImageInfo {
+    /// The reference as text, `name[:tag][@digest]`: what the host's parse
+    /// prints (`Reference`'s `Display`).
+    pub fn reference(&self) -> String {
+        let mut text = self.name.clone();
+        if let Some(tag) = &self.tag {
+            text.push(':');
+            text.push_str(tag);
+        }
+        if let Some(digest) = &self.digest {
+            text.push('@');
+            text.push_str(digest);
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_reads_as_the_hosts_parse_prints_it() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        for text in [
+            "ubuntu".to_string(),
+            "localhost:5000/team/app:1".to_string(),
+            format!("registry.io/app@{digest}"),
+            format!("registry.io/app:1@{digest}"),
+        ] {
+            let parsed = Reference::parse(&text).expect(&text);
+            assert_eq!(ImageInfo::from(&parsed).reference(), parsed.to_string());
+            let tagged = parsed.with_default_tag();
+            assert_eq!(ImageInfo::from(&tagged).reference(), tagged.to_string());
+        }
+    }
+
+    #[test]
+    fn a_denied_check_is_the_pushs_denial_and_an_approved_one_its_report() {
+        let image = Reference::parse("localhost:5000/team/app")
+            .expect("valid")
+            .with_default_tag();
+        let denied = CheckReport::decided(
+            &image,
+            PushDecision::Deny {
+                reason: "no pushes on Fridays".into(),
+            },
+            Vec::new(),
+        );
+        let err = denied.into_push("strict", false).expect_err("denied");
+        assert_eq!(
+            err.to_string(),
+            "flavor `strict` denied the push of `localhost:5000/team/app:latest`: no pushes on Fridays"
+        );
+        let approved = CheckReport::decided(
+            &image,
+            PushDecision::Approve {
+                warnings: vec!["create the repository first".into()],
+            },
+            Vec::new(),
+        );
+        let report = approved.into_push("strict", true).expect("approved");
+        assert_eq!(report.image, "localhost:5000/team/app:latest");
+        assert_eq!(report.warnings, ["create the repository first"]);
+        assert!(report.dry_run && report.digest.is_none());
     }
 }

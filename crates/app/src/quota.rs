@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::AppError;
+use flavorbox_sandbox::Limits;
 use flavorbox_store::RowQuota;
 
 /// Length of the window a tenant's CPU-time budget is counted over.
@@ -88,6 +89,21 @@ impl TenantQuota {
             max_jobs: None,
             max_secrets: None,
             max_secret_bytes: None,
+        }
+    }
+
+    /// The limits of one of this tenant's calls: `server`'s, with each one
+    /// this quota sets (fuel, timeout, memory) in its place. The quota's
+    /// value replaces the server's, it does not narrow it: an operator may
+    /// give a tenant more than the default as well as less, and
+    /// [`AppConfigBuilder::build`](crate::AppConfigBuilder::build) checks
+    /// every tenant's result against the sandbox's ceilings.
+    pub fn call_limits(&self, server: &Limits) -> Limits {
+        Limits {
+            fuel: self.fuel.unwrap_or(server.fuel),
+            timeout: self.timeout.unwrap_or(server.timeout),
+            memory_bytes: self.memory_bytes.unwrap_or(server.memory_bytes),
+            ..server.clone()
         }
     }
 
@@ -172,6 +188,19 @@ impl Work {
             Work::Compile => "compiles",
         }
     }
+
+    /// A tenant's own share of this kind of work under `quota`: how many
+    /// may run at once, and how many may wait behind them (`None`: no
+    /// bound of its own).
+    fn tenant_share(self, quota: &TenantQuota) -> (usize, Option<usize>) {
+        match self {
+            Work::Call => (
+                quota.max_concurrent_calls.unwrap_or(Semaphore::MAX_PERMITS),
+                quota.max_queued_calls,
+            ),
+            Work::Compile => (COMPILES_PER_TENANT, quota.max_queued_compiles),
+        }
+    }
 }
 
 /// The server-wide slots and line of one kind of work.
@@ -190,6 +219,27 @@ impl Lane {
             slots: Arc::new(Semaphore::new(bounds.max_concurrent.max(1))),
             queued: AtomicUsize::new(0),
             stats: AdmissionStats::default(),
+        }
+    }
+
+    /// A place in the server-wide queue, left when the guard drops; the
+    /// server is full (503) when the queue is.
+    fn join_queue(&self) -> Result<Waiting<'_>, AppError> {
+        let ahead = self.queued.fetch_add(1, Ordering::AcqRel);
+        let place = Waiting(&self.queued);
+        if ahead >= self.bounds.max_queued {
+            return Err(self.overloaded());
+        }
+        Ok(place)
+    }
+
+    /// The refusal of work the server has no room for (503), counted.
+    fn overloaded(&self) -> AppError {
+        self.stats
+            .rejected_overloaded
+            .fetch_add(1, Ordering::Relaxed);
+        AppError::Busy {
+            retry_after_secs: 1,
         }
     }
 }
@@ -215,9 +265,33 @@ impl Share {
 struct TenantGate {
     calls: Share,
     compiles: Share,
-    /// Start of the current CPU window and what was used in it (calls and
-    /// compiles together).
-    cpu: Mutex<(Instant, Duration)>,
+    /// The CPU time its calls and compiles used together.
+    cpu: Mutex<CpuWindow>,
+}
+
+/// CPU time used since the start of the current [`CPU_WINDOW`].
+#[derive(Debug)]
+struct CpuWindow {
+    start: Instant,
+    used: Duration,
+}
+
+impl CpuWindow {
+    fn new() -> CpuWindow {
+        CpuWindow {
+            start: Instant::now(),
+            used: Duration::ZERO,
+        }
+    }
+
+    /// Starts a new window when the current one has ended; whether it did.
+    fn turn(&mut self) -> bool {
+        let ended = self.start.elapsed() >= CPU_WINDOW;
+        if ended {
+            *self = CpuWindow::new();
+        }
+        ended
+    }
 }
 
 impl TenantGate {
@@ -254,11 +328,9 @@ impl CallPermit {
             u64::try_from(cpu.as_micros()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
-        let mut used = self.gate.cpu.lock().unwrap_or_else(|e| e.into_inner());
-        if used.0.elapsed() >= CPU_WINDOW {
-            *used = (Instant::now(), Duration::ZERO);
-        }
-        used.1 += cpu;
+        let mut window = self.gate.cpu.lock().unwrap_or_else(|e| e.into_inner());
+        window.turn();
+        window.used += cpu;
     }
 }
 
@@ -350,9 +422,9 @@ impl Admission {
             .entry(tenant.to_string())
             .or_insert_with(|| {
                 Arc::new(TenantGate {
-                    calls: Share::new(quota.max_concurrent_calls.unwrap_or(Semaphore::MAX_PERMITS)),
-                    compiles: Share::new(COMPILES_PER_TENANT),
-                    cpu: Mutex::new((Instant::now(), Duration::ZERO)),
+                    calls: Share::new(Work::Call.tenant_share(quota).0),
+                    compiles: Share::new(Work::Compile.tenant_share(quota).0),
+                    cpu: Mutex::new(CpuWindow::new()),
                 })
             })
             .clone()
@@ -383,9 +455,8 @@ impl Admission {
         let gate = self.gate(tenant, quota);
         Self::check_cpu(lane, &gate, quota)?;
         let share = gate.share(Work::Compile);
-        let line_full = quota
-            .max_queued_compiles
-            .is_some_and(|max| share.waiting.load(Ordering::Acquire) >= max);
+        let (_, max_waiting) = Work::Compile.tenant_share(quota);
+        let line_full = max_waiting.is_some_and(|max| share.waiting.load(Ordering::Acquire) >= max);
         if share.running.available_permits() == 0 && line_full {
             return Err(self.tenant_busy(Work::Compile, quota, false));
         }
@@ -395,18 +466,18 @@ impl Admission {
     /// Refuses work of a tenant whose CPU budget for this minute is spent.
     fn check_cpu(lane: &Lane, gate: &TenantGate, quota: &TenantQuota) -> Result<(), AppError> {
         if let Some(budget) = quota.cpu_per_minute {
-            let mut cpu = gate.cpu.lock().unwrap_or_else(|e| e.into_inner());
-            let elapsed = cpu.0.elapsed();
-            if elapsed >= CPU_WINDOW {
-                *cpu = (Instant::now(), Duration::ZERO);
-            } else if cpu.1 >= budget {
+            let mut window = gate.cpu.lock().unwrap_or_else(|e| e.into_inner());
+            if !window.turn() && window.used >= budget {
                 lane.stats.rejected_cpu.fetch_add(1, Ordering::Relaxed);
                 return Err(AppError::Quota {
                     what: format!(
                         "the CPU time of flavor calls and compiles ({} ms per minute) is spent",
                         budget.as_millis()
                     ),
-                    retry_after_secs: (CPU_WINDOW - elapsed).as_secs().max(1),
+                    retry_after_secs: CPU_WINDOW
+                        .saturating_sub(window.start.elapsed())
+                        .as_secs()
+                        .max(1),
                 });
             }
         }
@@ -422,17 +493,8 @@ impl Admission {
         let lane = self.lane(work);
         let gate = self.gate(tenant, quota);
         Self::check_cpu(lane, &gate, quota)?;
-        let busy = |stats: &AdmissionStats| {
-            stats.rejected_overloaded.fetch_add(1, Ordering::Relaxed);
-            AppError::Busy {
-                retry_after_secs: 1,
-            }
-        };
         let share = gate.share(work);
-        let max_waiting = match work {
-            Work::Call => quota.max_queued_calls,
-            Work::Compile => quota.max_queued_compiles,
-        };
+        let (_, max_waiting) = work.tenant_share(quota);
         // The tenant's own share first, so a tenant at its bound waits in
         // its own line and never holds a server-wide slot while it waits.
         // What stops work in that line is the tenant's own doing (its
@@ -449,11 +511,7 @@ impl Admission {
                 {
                     return Err(self.tenant_busy(work, quota, false));
                 }
-                if lane.queued.fetch_add(1, Ordering::AcqRel) >= lane.bounds.max_queued {
-                    lane.queued.fetch_sub(1, Ordering::AcqRel);
-                    return Err(busy(&lane.stats));
-                }
-                let _queued = Waiting(&lane.queued);
+                let _queued = lane.join_queue()?;
                 match tokio::time::timeout(
                     lane.bounds.max_wait,
                     share.running.clone().acquire_owned(),
@@ -461,7 +519,7 @@ impl Admission {
                 .await
                 {
                     Ok(Ok(permit)) => permit,
-                    Ok(Err(_)) => return Err(busy(&lane.stats)),
+                    Ok(Err(_)) => return Err(lane.overloaded()),
                     Err(_) => {
                         return Err(self.tenant_busy(work, quota, true));
                     }
@@ -471,16 +529,12 @@ impl Admission {
         let slot = match lane.slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
             Err(_) => {
-                if lane.queued.fetch_add(1, Ordering::AcqRel) >= lane.bounds.max_queued {
-                    lane.queued.fetch_sub(1, Ordering::AcqRel);
-                    return Err(busy(&lane.stats));
-                }
-                let _queued = Waiting(&lane.queued);
+                let _queued = lane.join_queue()?;
                 match tokio::time::timeout(lane.bounds.max_wait, lane.slots.clone().acquire_owned())
                     .await
                 {
                     Ok(Ok(slot)) => slot,
-                    _ => return Err(busy(&lane.stats)),
+                    _ => return Err(lane.overloaded()),
                 }
             }
         };
@@ -500,13 +554,7 @@ impl Admission {
         lane.stats
             .rejected_tenant_busy
             .fetch_add(1, Ordering::Relaxed);
-        let (running, waiting) = match work {
-            Work::Call => (
-                quota.max_concurrent_calls.unwrap_or(Semaphore::MAX_PERMITS),
-                quota.max_queued_calls,
-            ),
-            Work::Compile => (COMPILES_PER_TENANT, quota.max_queued_compiles),
-        };
+        let (running, waiting) = work.tenant_share(quota);
         let what = match (waited, work) {
             (true, Work::Call) => format!(
                 "the tenant's own flavor calls held all {running} of its call slots for {} ms while this one waited",

@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-use flavorbox_grammar::reference::RegistryUri;
+use flavorbox_grammar::RegistryUri;
 use flavorbox_sandbox::flavor::ConfigIssue;
 
 /// Fields the host computes; a user may not set them.

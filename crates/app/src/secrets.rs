@@ -5,18 +5,27 @@
 use super::{AppError, CreateSecret, SecretInfo, TenantApp, check_name};
 use flavorbox_net::credentials::Credentials;
 use flavorbox_store::StoreError;
+use secrecy::ExposeSecret as _;
 
 impl TenantApp<'_> {
     /// Stores a secret (username and password) for registry credentials.
     pub async fn create_secret(&self, secret: CreateSecret) -> Result<(), AppError> {
         check_name("secret", &secret.name)?;
-        let password = match self.app.config.secrets_key() {
-            Some(key) => key.seal(self.tenant.name(), &secret.name, &secret.password)?,
-            None => secret.password,
+        let sealed;
+        let stored = match self.app.config.secrets_key() {
+            Some(key) => {
+                sealed = key.seal(
+                    self.tenant.name(),
+                    &secret.name,
+                    secret.password.expose_secret(),
+                )?;
+                sealed.as_str()
+            }
+            None => secret.password.expose_secret(),
         };
         Ok(self
             .store
-            .create_secret(&secret.name, &secret.username, &password)
+            .create_secret(&secret.name, &secret.username, stored)
             .await?)
     }
 
@@ -53,7 +62,9 @@ impl TenantApp<'_> {
             .await?
             .ok_or_else(|| StoreError::SecretNotFound(name.to_string()))?;
         let password = match self.app.config.secrets_key() {
-            Some(key) => key.open(self.tenant.name(), name, &record.password)?,
+            Some(key) => key
+                .open(self.tenant.name(), name, record.password.expose_secret())?
+                .into(),
             None => record.password,
         };
         Ok(Some(Credentials {

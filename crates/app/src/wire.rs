@@ -2,11 +2,12 @@
 //! serde both ways, so the CLI prints it, the server sends it as JSON and
 //! the CLI's remote mode reads it back into the same types.
 
-use serde::{Deserialize, Serialize};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use flavorbox_grammar::reference::Reference;
+use flavorbox_grammar::Reference;
 use flavorbox_net::push::PushEvent;
 use flavorbox_sandbox::flavor::{FlavorMetadata, LogLine};
 
@@ -194,24 +195,23 @@ mod secret_change {
 }
 
 /// Create a secret.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreateSecret {
     /// Secret name.
     pub name: String,
     /// Registry user name.
     pub username: String,
     /// Password or token; never printed.
-    pub password: String,
+    #[serde(serialize_with = "serialize_secret")]
+    #[schema(value_type = String)]
+    pub password: SecretString,
 }
 
-impl std::fmt::Debug for CreateSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CreateSecret")
-            .field("name", &self.name)
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
-    }
+/// Writes a secret's value into JSON: for the fields that carry one to
+/// where it is used (a request body, the CLI's saved login), and nowhere
+/// else. `secrecy` deliberately has no `Serialize` for a string secret.
+pub fn serialize_secret<S: Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(secret.expose_secret())
 }
 
 /// Push an image to a component's registry.
@@ -417,27 +417,71 @@ pub struct RegistryBody {
 }
 
 /// The body of `PUT /v1/secrets/{name}`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SecretBody {
     /// Registry user name.
     pub username: String,
     /// Password or token; stored encrypted, never returned.
-    pub password: String,
-}
-
-impl std::fmt::Debug for SecretBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretBody")
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
-    }
+    #[serde(serialize_with = "serialize_secret")]
+    #[schema(value_type = String)]
+    pub password: SecretString,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use flavorbox_net::push::PushEvent;
+
+    #[test]
+    fn debug_of_a_secret_request_hides_the_password() {
+        let create = CreateSecret {
+            name: "hub".into(),
+            username: "bob".into(),
+            password: "hunter2".into(),
+        };
+        let body = SecretBody {
+            username: "bob".into(),
+            password: "hunter2".into(),
+        };
+        let shown = format!("{create:?} {create:#?} {body:?} {body:#?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("bob") && shown.contains("hub"), "{shown}");
+    }
+
+    #[test]
+    fn secret_requests_keep_their_json_shape() {
+        let create = CreateSecret {
+            name: "hub".into(),
+            username: "bob".into(),
+            password: "hunter2".into(),
+        };
+        let text = serde_json::to_string(&create).expect("serialises");
+        assert_eq!(
+            text,
+            r#"{"name":"hub","username":"bob","password":"hunter2"}"#
+        );
+        let back: CreateSecret = serde_json::from_str(&text).expect("parses");
+        assert_eq!(back.password.expose_secret(), "hunter2");
+        let body = SecretBody {
+            username: "bob".into(),
+            password: "hunter2".into(),
+        };
+        let text = serde_json::to_string(&body).expect("serialises");
+        assert_eq!(text, r#"{"username":"bob","password":"hunter2"}"#);
+        let back: SecretBody = serde_json::from_str(&text).expect("parses");
+        assert_eq!(back.password.expose_secret(), "hunter2");
+        let err = serde_json::from_str::<SecretBody>(r#"{"username":"bob","password":7}"#)
+            .expect_err("a number is no password");
+        assert!(err.to_string().contains("expected a string"), "{err}");
+        // The OpenAPI document still says a string.
+        let schema =
+            serde_json::to_value(<SecretBody as utoipa::PartialSchema>::schema()).expect("schema");
+        assert_eq!(schema["properties"]["password"]["type"], "string");
+        assert_eq!(
+            schema["required"],
+            serde_json::json!(["username", "password"])
+        );
+    }
 
     #[test]
     fn push_progress_round_trips_through_json() {

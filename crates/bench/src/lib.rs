@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use flavorbox_grammar::reference::Reference;
+use flavorbox_grammar::Reference;
 use flavorbox_sandbox::measure::ProcessMemory;
 pub use flavorbox_sandbox::measure::distinct_variant;
 use flavorbox_sandbox::{CallContext, LoadedFlavor, Sandbox, SandboxConfig, Validation};

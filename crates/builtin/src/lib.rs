@@ -9,6 +9,15 @@ pub fn components() -> impl Iterator<Item = &'static [u8]> {
     BUILTIN_COMPONENTS.iter().map(|(_, bytes)| *bytes)
 }
 
+/// The name of every built-in flavor, in order: each lives in the package
+/// `flavor-<name>` under `guest-flavors/`, so this list is the directory's,
+/// written nowhere by hand (a test holds each name to its metadata).
+pub fn names() -> impl Iterator<Item = &'static str> {
+    BUILTIN_COMPONENTS
+        .iter()
+        .map(|(package, _)| package.strip_prefix("flavor-").unwrap_or(package))
+}
+
 /// The component bytes of the built-in flavor named `name` (each lives in
 /// the package `flavor-<name>`; a test holds the names to their metadata).
 pub fn component(name: &str) -> Option<&'static [u8]> {

@@ -43,8 +43,7 @@ pub(crate) async fn bench(
 async fn registered_target(config: AppConfig, name: &str) -> anyhow::Result<Target> {
     let home = config.home().to_path_buf();
     let app = App::open(config).await?;
-    let store = app.store();
-    let Some(record) = store.tenant(Tenant::LOCAL).get_flavor(name).await? else {
+    let Some(bytes) = app.tenant(&Tenant::local()).flavor_component(name).await? else {
         anyhow::bail!(
             "no flavor named `{name}`: name a built-in flavor ({}) or one registered in {} (`flavorbox flavor list`)",
             bench::native::NAMES.join(", "),
@@ -53,7 +52,7 @@ async fn registered_target(config: AppConfig, name: &str) -> anyhow::Result<Targ
     };
     Ok(Target {
         name: name.to_string(),
-        bytes: store.blobs().get(&record.sha256)?,
+        bytes,
         native: None,
         config: None,
     })

@@ -300,7 +300,7 @@ pub(crate) async fn secret(backend: &impl Backend, cmd: SecretCommand) -> anyhow
                 .create_secret(CreateSecret {
                     name: name.clone(),
                     username,
-                    password,
+                    password: password.into(),
                 })
                 .await?;
             eprintln!("created secret `{name}`");
@@ -383,7 +383,7 @@ pub(crate) async fn login(home: &std::path::Path, args: LoginArgs) -> anyhow::Re
     }
     let login = Login {
         url: normalise_url(&args.url)?,
-        token,
+        token: token.into(),
     };
     RemoteBackend::new(login.clone())
         .verify()

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -28,21 +29,13 @@ const LOCAL_ONLY: &str = "`flavor publish`, `flavor sign` and `flavor update` ru
 pub(crate) const LOGIN_FILE: &str = "server.json";
 
 /// Where the CLI sends its requests and with which token.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Login {
     /// The server's base URL, e.g. `http://127.0.0.1:8080`.
     pub(crate) url: String,
-    /// The tenant's bearer token.
-    pub(crate) token: String,
-}
-
-impl std::fmt::Debug for Login {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Login")
-            .field("url", &self.url)
-            .field("token", &"<redacted>")
-            .finish()
-    }
+    /// The tenant's bearer token; written only to the owner-only login file.
+    #[serde(serialize_with = "flavorbox_app::wire::serialize_secret")]
+    pub(crate) token: SecretString,
 }
 
 impl Login {
@@ -57,7 +50,7 @@ impl Login {
                 .ok_or_else(|| anyhow!("FLAVORBOX_SERVER is set but FLAVORBOX_TOKEN is not"))?;
             return Ok(Some(Login {
                 url: normalise_url(&url)?,
-                token,
+                token: token.into(),
             }));
         }
         let path = home.join(LOGIN_FILE);
@@ -161,10 +154,10 @@ impl RemoteBackend {
         body: Body,
     ) -> anyhow::Result<T> {
         let url = self.url(path);
-        let request = self
-            .agent
-            .request(method, &url)
-            .set("Authorization", &format!("Bearer {}", self.login.token));
+        let request = self.agent.request(method, &url).set(
+            "Authorization",
+            &format!("Bearer {}", self.login.token.expose_secret()),
+        );
         let result = match body {
             Body::None => request.call(),
             Body::Json(value) => request
@@ -388,42 +381,25 @@ impl Backend for RemoteBackend {
         request: PushRequest,
         on_progress: &mut (dyn FnMut(PushProgress) + Send),
     ) -> anyhow::Result<PushReport> {
-        if request.dry_run {
-            let report = self.check(&request).await?;
-            on_progress(PushProgress::Flavor {
-                flavor: String::new(),
-                logs: report.logs.clone(),
-                warnings: report.warnings.clone(),
-            });
-            if !report.allowed {
-                bail!(
-                    "the flavor of registry component `{}` denied the push of `{}`: {}",
-                    request.component,
-                    report.image.name,
-                    report.reason.unwrap_or_default()
-                );
-            }
-            let image = match &report.image.tag {
-                Some(tag) => format!("{}:{tag}", report.image.name),
-                None => report.image.name.clone(),
-            };
-            return Ok(PushReport {
-                image,
-                digest: None,
-                warnings: report.warnings,
-                dry_run: true,
-            });
-        }
-        // The server refuses what it can before the upload; ask first so a
-        // denial or a wrong registry does not cost an export.
+        // The check is the first half of the push, as the server runs it.
+        // Asked first, it also spares an export when the server refuses
+        // (a denial, a wrong registry) before the upload.
         let checked = self.check(&request).await?;
-        if !checked.allowed {
-            bail!(
-                "the flavor of registry component `{}` denied the push of `{}`: {}",
-                request.component,
-                checked.image.name,
-                checked.reason.unwrap_or_default()
-            );
+        // The server's check leaves the flavor's name out: asked for where
+        // it is shown (a denial, a dry run's log lines).
+        let flavor = if !checked.allowed || (request.dry_run && !checked.logs.is_empty()) {
+            self.describe_component(&request.component).await?.flavor
+        } else {
+            String::new()
+        };
+        // Past the check the server's job reports the flavor's decision
+        // itself: the check's is shown only when the push ends with it.
+        if request.dry_run || !checked.allowed {
+            on_progress(checked.progress(&flavor));
+        }
+        let pushed = checked.into_push(&flavor, request.dry_run)?;
+        if request.dry_run {
+            return Ok(pushed);
         }
         let archive = flavorbox_app::save_image(&request.image).await?;
         let job: JobInfo = self
@@ -451,10 +427,9 @@ impl Backend for RemoteBackend {
             if now.status.is_done() {
                 return match now.status {
                     JobStatus::Succeeded => Ok(PushReport {
-                        image: checked_name(&checked),
                         digest: now.digest,
                         warnings: now.warnings,
-                        dry_run: false,
+                        ..pushed
                     }),
                     _ => Err(match now.error {
                         Some(error) => anyhow!(error.message),
@@ -467,9 +442,36 @@ impl Backend for RemoteBackend {
     }
 }
 
-fn checked_name(report: &CheckReport) -> String {
-    match &report.image.tag {
-        Some(tag) => format!("{}:{tag}", report.image.name),
-        None => report.image.name.clone(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_a_login_hides_the_token() {
+        let login = Login {
+            url: "http://127.0.0.1:8080".into(),
+            token: "tok-hunter2".into(),
+        };
+        let shown = format!("{login:?} {login:#?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("127.0.0.1:8080"), "{shown}");
+    }
+
+    #[test]
+    fn a_saved_login_keeps_its_json_shape() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let login = Login {
+            url: "http://127.0.0.1:8080".into(),
+            token: "tok-hunter2".into(),
+        };
+        let path = login.save(dir.path()).expect("saves");
+        let saved: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("reads")).expect("json");
+        assert_eq!(
+            saved,
+            serde_json::json!({"url": "http://127.0.0.1:8080", "token": "tok-hunter2"})
+        );
+        let back: Login = serde_json::from_value(saved).expect("parses");
+        assert_eq!(back.token.expose_secret(), "tok-hunter2");
     }
 }

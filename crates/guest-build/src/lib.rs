@@ -1,6 +1,6 @@
 //! Builds guest components from source inside a build script.
 //!
-//! Guests are never checked into git: the runtime embeds the built-in flavors
+//! Guests are never checked into git: the host embeds the built-in flavors
 //! and the test suite loads its hostile guests, both built here by a nested
 //! `cargo build --target wasm32-wasip2 --profile guest`. The nested build uses
 //! its own target directory next to the outer one, so it neither deadlocks on
@@ -158,7 +158,7 @@ fn copy_if_changed(from: &Path, to: &Path) {
 }
 
 /// Builds every guest crate in `dir` (see [`discover`]), watching the WIT
-/// package and the shared guest helper; returns `(package, component path)`
+/// package, the shared guest helper and the grammar it uses; returns `(package, component path)`
 /// pairs in package-name order.
 pub fn build_dir(workspace_root: &Path, dir: &Path) -> Vec<(String, PathBuf)> {
     let found = discover(dir, &[]);
@@ -173,6 +173,7 @@ pub fn build_dir(workspace_root: &Path, dir: &Path) -> Vec<(String, PathBuf)> {
     let watch = [
         workspace_root.join("wit"),
         workspace_root.join("guest-flavors").join("flavor-kit"),
+        workspace_root.join("crates").join("grammar"),
         dir.to_path_buf(),
     ];
     let built = build(workspace_root, &guests, &watch);

@@ -4,25 +4,19 @@
 //! to the Docker engine) and the registry API (`repository-exists`), and a
 //! guest never sees them. Their own module keeps one type with one rule:
 //! the password never appears in a `Debug` print, a log line or an error.
+//! The password is a [`SecretString`], the one redacting type every secret
+//! of the workspace is held in: its `Debug` prints `[REDACTED]`, and it is
+//! read only through `expose_secret()`, where the value is sent.
 
-use std::fmt;
+use secrecy::SecretString;
 
 /// A user name and password (or token) for one registry.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Credentials {
     /// The user name (or token name) to log in with.
     pub username: String,
     /// The password or token; never printed.
-    pub password: String,
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
-    }
+    pub password: SecretString,
 }
 
 #[cfg(test)]
@@ -37,9 +31,6 @@ mod tests {
         };
         let shown = format!("{c:?} {c:#?}");
         assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(
-            shown.contains("<redacted>") && shown.contains('u'),
-            "{shown}"
-        );
+        assert!(shown.contains("REDACTED") && shown.contains('u'), "{shown}");
     }
 }

@@ -17,7 +17,7 @@ use super::text::{clean, first_line, truncate};
 use super::wasi::WasiState;
 use super::{LoadedFlavor, Sandbox};
 use crate::flavor::{Capability, LogLevel, LogLine};
-use crate::world::v0_1;
+use crate::world;
 
 /// Who is calling and with what grants and limits.
 #[derive(Clone, Default)]
@@ -126,7 +126,7 @@ impl Sandbox {
         flavor: &LoadedFlavor,
         ctx: &CallContext,
         function: &'static str,
-        run: impl FnOnce(&v0_1::ContainerRegistryFlavor, &mut Store<CallState>) -> wasmtime::Result<R>,
+        run: impl FnOnce(&world::Flavor, &mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<Outcome<R>, CallError> {
         let limits = self.limits(ctx).clone();
         let error = |kind| CallError {

@@ -4,14 +4,13 @@
 
 use std::time::Duration;
 
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::host::HostState;
 use super::limits::SandboxConfig;
 use super::state::CallState;
 use super::{http, wasi};
-use crate::world::v0_1;
+use crate::world;
 
 /// How often the epoch ticker advances the engine's epoch: the granularity
 /// of the wall-clock deadline inside wasm code.
@@ -93,15 +92,13 @@ fn code_config(config: &SandboxConfig) -> Config {
 }
 
 /// Builds the deny-by-default linker: WASI, `wasi:http` and the host
-/// imports, each capability linked through a projection to its own state.
+/// imports of every supported WIT version, each capability linked through a
+/// projection to its own state.
 pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {
     let mut linker = Linker::<CallState>::new(engine);
     wasi::add_to_linker(&mut linker)?;
     http::add_to_linker(&mut linker)?;
-    v0_1::ContainerRegistryFlavor::add_to_linker::<CallState, HasSelf<HostState>>(
-        &mut linker,
-        |state| &mut state.host,
-    )?;
+    world::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 

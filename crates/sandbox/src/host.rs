@@ -1,5 +1,7 @@
 //! The host imports of the flavor world (`flavorbox:registry/host`): the log
-//! sink and the `repository-exists` lookup, with their per-call state.
+//! sink and the `repository-exists` lookup, with their per-call state. The
+//! logic here is version-neutral: each WIT version's module in `world`
+//! implements its generated `Host` trait by delegating to [`HostState`].
 //!
 //! Linked through a projection of the call's store data to [`HostState`]
 //! alone: these functions see the log lines, the lookup and the deadline,
@@ -11,7 +13,6 @@ use std::time::Duration;
 use super::limits::{Deadline, Limits};
 use super::text::{clean_truncated, truncate};
 use crate::flavor::{LogLevel, LogLine};
-use crate::world::v0_1;
 
 /// How many `repository-exists` lookups one call may make.
 pub const MAX_LOOKUPS_PER_CALL: usize = 16;
@@ -76,7 +77,17 @@ impl HostState {
         self.deadline
     }
 
-    fn repository_exists(&mut self, repository: &str) -> wasmtime::Result<Result<bool, String>> {
+    /// `log`: keeps the line in the call's bounded log.
+    pub fn log(&mut self, level: LogLevel, message: &str) {
+        self.logs.push(level, message);
+    }
+
+    /// `repository-exists`: the lookup, when granted, bounded per call and
+    /// by the call's deadline. `Err` (a trap) ends the call at the deadline.
+    pub fn repository_exists(
+        &mut self,
+        repository: &str,
+    ) -> wasmtime::Result<Result<bool, String>> {
         let Some(lookup) = self.lookup.clone() else {
             return Ok(Err(
                 "capability `repository-exists` is not granted: the flavor must ask for it in its metadata, and the operator must allow it"
@@ -90,7 +101,7 @@ impl HostState {
         }
         self.lookups += 1;
         // The one path grammar, before the name goes anywhere near a lookup.
-        if let Err(e) = flavorbox_grammar::reference::RepositoryPath::parse(repository) {
+        if let Err(e) = flavorbox_grammar::RepositoryPath::parse(repository) {
             return Ok(Err(truncate(&e.to_string(), 300)));
         }
         if self.deadline.passed() {
@@ -105,17 +116,6 @@ impl HostState {
             }
             Err(LookupError::Failed(reason)) => Ok(Err(truncate(&reason, 1000))),
         }
-    }
-}
-
-impl v0_1::HostImports for HostState {
-    fn log(&mut self, level: v0_1::WitLogLevel, message: String) -> wasmtime::Result<()> {
-        self.logs.push(level.into(), &message);
-        Ok(())
-    }
-
-    fn repository_exists(&mut self, repository: String) -> wasmtime::Result<Result<bool, String>> {
-        HostState::repository_exists(self, &repository)
     }
 }
 

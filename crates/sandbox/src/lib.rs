@@ -20,8 +20,15 @@
 //! - [`state`]: the store data, each capability's state behind a projection.
 //! - [`limits`]: limits, grants and the memory limiter.
 //! - [`wasi`], [`http`]: the deny-by-default WASI and `wasi:http` contexts.
-//! - [`host`]: the flavor world's host imports (log, repository lookup).
+//! - [`host`]: the flavor world's host imports (log, repository lookup),
+//!   version-neutral.
 //! - [`text`]: guest text made safe to show.
+//! - [`world`]: the WIT contract, one module per released version, each
+//!   generated from its own frozen WIT (`wit/v0.N/`), and the
+//!   dispatch type ([`world`]'s `FlavorPre`/`Flavor`) a loaded flavor is
+//!   called through, chosen by the version the loader found. Only `world`
+//!   names a version: a new WIT version is a new frozen folder, a new module
+//!   and a new variant there (see its docs), not edits across the sandbox.
 
 mod call;
 mod engine;
@@ -57,8 +64,8 @@ pub use crate::flavor::{LogLevel, LogLine};
 
 use self::loader::CodeCache;
 use crate::flavor::{ConfigIssue, DeclaredMetadata, FlavorMetadata, PushDecision};
-use crate::world::v0_1;
-use flavorbox_grammar::reference::Reference;
+use crate::world::FlavorPre;
+use flavorbox_grammar::Reference;
 
 /// A flavor's verdict on a config: the normalised config, or every issue.
 pub type Validation = Result<serde_json::Map<String, serde_json::Value>, Vec<ConfigIssue>>;
@@ -67,7 +74,8 @@ pub type Validation = Result<serde_json::Map<String, serde_json::Value>, Vec<Con
 pub struct LoadedFlavor {
     sha256: String,
     metadata: FlavorMetadata,
-    pre: v0_1::ContainerRegistryFlavorPre<CallState>,
+    /// Linked for the WIT version the flavor was built against.
+    pre: FlavorPre,
 }
 
 impl LoadedFlavor {
@@ -117,6 +125,7 @@ enum CodeSource<'a> {
     /// The cache only: `None` rather than a compile.
     CacheOnly,
     /// What [`Sandbox::precompile`] made in this process.
+    #[cfg_attr(not(any(test, feature = "bench")), allow(dead_code))]
     Precompiled(&'a [u8]),
 }
 
@@ -332,8 +341,7 @@ impl Sandbox {
             .linker
             .instantiate_pre(&compiled.component)
             .map_err(|e| loader::unsatisfied_import(&format!("{e:#}")))?;
-        let pre = v0_1::ContainerRegistryFlavorPre::new(instance_pre)
-            .map_err(|e| LoadError::WrongWorld(text::first_line(&format!("{e:#}"))))?;
+        let pre = FlavorPre::new(&version, instance_pre)?;
 
         let mut flavor = LoadedFlavor {
             sha256: sha256.clone(),
@@ -412,10 +420,10 @@ impl Sandbox {
         flavor: &LoadedFlavor,
         ctx: &CallContext,
     ) -> Result<Outcome<DeclaredMetadata>, CallError> {
-        let outcome = self.call(flavor, ctx, "metadata", |bindings, store| {
-            bindings.flavorbox_registry_flavor().call_metadata(store)
+        let outcome = self.call(flavor, ctx, "metadata", |instance, store| {
+            instance.metadata(store)
         })?;
-        let declared = DeclaredMetadata::from(outcome.value);
+        let declared = outcome.value;
         self.check_size(flavor, ctx, "metadata", declared.size())?;
         Ok(Outcome {
             value: declared,
@@ -451,10 +459,8 @@ impl Sandbox {
         config_json: &str,
     ) -> Result<Outcome<Validation>, CallError> {
         const F: &str = "validate-config";
-        let outcome = self.call(flavor, ctx, F, |bindings, store| {
-            bindings
-                .flavorbox_registry_flavor()
-                .call_validate_config(store, config_json)
+        let outcome = self.call(flavor, ctx, F, |instance, store| {
+            instance.validate_config(store, config_json)
         })?;
         Ok(Outcome {
             value: self.check_validation(flavor, ctx, outcome.value)?,
@@ -469,7 +475,7 @@ impl Sandbox {
         &self,
         flavor: &LoadedFlavor,
         ctx: &CallContext,
-        raw: Result<String, Vec<v0_1::wit::ConfigIssue>>,
+        raw: Result<String, Vec<ConfigIssue>>,
     ) -> Result<Validation, CallError> {
         const F: &str = "validate-config";
         let bad = |msg: String| CallError {
@@ -497,7 +503,6 @@ impl Sandbox {
                 }
                 Ok(Err(issues
                     .into_iter()
-                    .map(ConfigIssue::from)
                     .map(|i| ConfigIssue {
                         field: clean(&i.field),
                         message: clean(&i.message),
@@ -516,13 +521,10 @@ impl Sandbox {
         image: &Reference,
     ) -> Result<Outcome<PushDecision>, CallError> {
         const F: &str = "prepare-image-push";
-        let wit_image = v0_1::wit::ImageReference::from(image);
-        let outcome = self.call(flavor, ctx, F, |bindings, store| {
-            bindings
-                .flavorbox_registry_flavor()
-                .call_prepare_image_push(store, config_json, &wit_image)
+        let outcome = self.call(flavor, ctx, F, |instance, store| {
+            instance.prepare_image_push(store, config_json, image)
         })?;
-        let value = match PushDecision::from(outcome.value) {
+        let value = match outcome.value {
             PushDecision::Approve { warnings } => {
                 let size = warnings.iter().map(|w| w.len() + 1).sum();
                 self.check_size(flavor, ctx, F, size)?;

@@ -28,7 +28,7 @@ use wasmtime::component::types::ComponentItem;
 use super::error::LoadError;
 use super::text::{clean, first_line, truncate};
 use crate::flavor::{Capability, DeclaredMetadata, FlavorMetadata};
-use crate::world::{self, v0_1};
+use crate::world;
 
 /// Length of the tag in front of every cached artifact.
 const TAG_LEN: usize = 32;
@@ -107,7 +107,7 @@ pub fn check_names(bytes: &[u8]) -> Result<String, LoadError> {
     }
     let Some(version) = version else {
         return Err(LoadError::MissingExport {
-            expected: format!("{}/flavor@{}", world::PACKAGE, v0_1::VERSION),
+            expected: format!("{}/flavor@{}", world::PACKAGE, world::NEWEST_VERSION),
             found: if surface.exports.is_empty() {
                 "nothing".into()
             } else {

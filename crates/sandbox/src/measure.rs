@@ -64,8 +64,7 @@ impl Sandbox {
                 .map_err(|e| error(CallErrorKind::Instantiate(format!("{e:#}"))))?;
             store.set_epoch_deadline(ticks);
             let raw = bindings
-                .flavorbox_registry_flavor()
-                .call_validate_config(&mut store, config_json)
+                .validate_config(&mut store, config_json)
                 .map_err(|e| error(CallErrorKind::Trap(first_line(&format!("{e:#}")))))?;
             let verdict = self.check_validation(flavor, &ctx, raw)?;
             times.push(started.elapsed());

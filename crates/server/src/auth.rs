@@ -155,9 +155,8 @@ impl FromRequestParts<AppState> for Authenticated {
         if admission.is_limited() && !state.throttle.knows(&hash) {
             return Err(admission.refuse());
         }
-        let found = state.app.store().tenant_for_token(&hash).await;
-        let name = match found {
-            Ok(Some(name)) => name,
+        let tenant = match state.app.authenticate(&hash).await {
+            Ok(Some(tenant)) => tenant,
             Ok(None) => {
                 state.throttle.forget(&hash);
                 return Err(admission.refuse());
@@ -165,12 +164,12 @@ impl FromRequestParts<AppState> for Authenticated {
             // The store's trouble, not the client's failure.
             Err(e) => {
                 admission.pass();
-                return Err(ApiError::from(flavorbox_app::AppError::from(e)));
+                return Err(ApiError::from(e));
             }
         };
         admission.pass();
         state.throttle.remember(&hash);
-        tracing::Span::current().record("tenant", name.as_str());
-        Ok(Authenticated(Tenant::verified(name)))
+        tracing::Span::current().record("tenant", tenant.name());
+        Ok(Authenticated(tenant))
     }
 }

@@ -41,7 +41,7 @@
 //! max_upload_mib = 2048
 //! max_uploads_in_flight = 2             # uploads arriving or held by jobs; past it, 429
 //! max_upload_disk_mib = 4096            # their bytes on disk (default: 2 x max_upload_mib)
-//! max_jobs = 4                          # push jobs queued or running; past it, 429
+//! max_jobs = 4                          # push jobs queued or running (an upload arriving included); past it, 429
 //! max_secrets = 100
 //! max_secret_kib = 256                  # all of a tenant's secrets together
 //!
@@ -785,7 +785,7 @@ mod tests {
     #[test]
     fn allowlist_entries_bind_paths_to_tenants_and_bad_ones_name_their_key() {
         use flavorbox_app::Endpoint;
-        use flavorbox_grammar::reference::RegistryUri;
+        use flavorbox_grammar::RegistryUri;
         let dir = tempfile::tempdir().unwrap();
         let key = key_file(dir.path());
         let load_with = |text: &str, flag: Option<&str>| {

@@ -1,7 +1,8 @@
 //! The one error body of the API, `{"error":{"code","message","issues"?}}`,
-//! and the status of every failure. The status follows from the
-//! application error's stable code, so a job's stored error and an HTTP
-//! error say the same thing. Another tenant's resource is reported exactly
+//! and the status of every failure. The status follows from the failure's
+//! [`ErrorCode`] (an exhaustive `match`: a new code does not compile until
+//! it has a status), so a job's stored error and an HTTP error say the
+//! same thing. Another tenant's resource is reported exactly
 //! like a missing one: the message names only what the caller asked for.
 
 use axum::Json;
@@ -10,8 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use flavorbox_app::AppError;
-use flavorbox_app::ConfigIssue;
+use flavorbox_app::{AppError, ConfigIssue, ErrorCode};
 
 /// The body of every error response.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -37,22 +37,23 @@ pub struct ErrorDetail {
     pub issues: Option<Vec<ConfigIssue>>,
 }
 
-/// An error response.
+/// An error response. Its [`ErrorCode`] goes into the response's
+/// extensions too, where the request metrics count it.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
+    code: ErrorCode,
     body: ErrorBody,
     retry_after: Option<u64>,
 }
 
 impl ApiError {
-    /// An error with this status, code and message.
-    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+    /// An error with this code (and the code's status) and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
-            status,
+            code,
             body: ErrorBody {
                 error: ErrorDetail {
-                    code: code.to_string(),
+                    code: code.as_str().to_string(),
                     message: message.into(),
                     issues: None,
                 },
@@ -63,14 +64,13 @@ impl ApiError {
 
     /// 400.
     pub fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        ApiError::new(ErrorCode::BadRequest, message)
     }
 
     /// 401, the same for a missing, malformed or unknown token.
     pub fn unauthorized() -> ApiError {
         ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "missing or invalid bearer token: send `Authorization: Bearer <token>`",
         )
     }
@@ -79,8 +79,7 @@ impl ApiError {
     pub fn internal(detail: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %detail, "internal error");
         ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "internal error; the server's log has the details",
         )
     }
@@ -88,8 +87,7 @@ impl ApiError {
     /// 408: a request body delivered nothing for `timeout`.
     pub fn body_timeout(timeout: std::time::Duration) -> ApiError {
         ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
+            ErrorCode::RequestTimeout,
             format!(
                 "the request body stalled: nothing arrived for {} s; send it without pauses and retry",
                 timeout.as_secs()
@@ -105,12 +103,12 @@ impl ApiError {
 
     /// The status.
     pub fn status(&self) -> StatusCode {
-        self.status
+        status_of(self.code)
     }
 
     /// The code.
-    pub fn code(&self) -> &str {
-        &self.body.error.code
+    pub fn code(&self) -> ErrorCode {
+        self.code
     }
 
     /// The message.
@@ -119,25 +117,33 @@ impl ApiError {
     }
 }
 
-/// The status of an application error's code.
-pub fn status_of(code: &str) -> StatusCode {
+/// The HTTP status of every error code.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    use ErrorCode as C;
     match code {
-        "bad_request" | "bad_archive" => StatusCode::BAD_REQUEST,
-        "unauthorized" => StatusCode::UNAUTHORIZED,
-        "denied" => StatusCode::FORBIDDEN,
-        "not_found" => StatusCode::NOT_FOUND,
-        "already_exists" | "conflict" | "in_use" => StatusCode::CONFLICT,
-        "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
-        "invalid_config" | "invalid_flavor" | "flavor_failed" | "invalid_target"
-        | "unknown_secret" | "egress_refused" | "signature_refused" => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
-        "request_timeout" => StatusCode::REQUEST_TIMEOUT,
-        "quota_exceeded" | "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
-        "overloaded" | "unavailable" | "interrupted" => StatusCode::SERVICE_UNAVAILABLE,
-        "insufficient_storage" => StatusCode::INSUFFICIENT_STORAGE,
-        "registry_auth" | "push_failed" | "registry_failed" => StatusCode::BAD_GATEWAY,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+        C::BadRequest | C::BadArchive => StatusCode::BAD_REQUEST,
+        C::Unauthorized => StatusCode::UNAUTHORIZED,
+        C::Denied => StatusCode::FORBIDDEN,
+        C::NotFound => StatusCode::NOT_FOUND,
+        C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        C::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+        C::AlreadyExists | C::Conflict | C::InUse => StatusCode::CONFLICT,
+        C::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        C::InvalidConfig
+        | C::InvalidFlavor
+        | C::FlavorFailed
+        | C::InvalidTarget
+        | C::UnknownSecret
+        | C::EgressRefused
+        | C::SignatureRefused => StatusCode::UNPROCESSABLE_ENTITY,
+        C::QuotaExceeded | C::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        C::Overloaded | C::Unavailable | C::Interrupted => StatusCode::SERVICE_UNAVAILABLE,
+        // A job's code only (the registry took longer than the job
+        // deadline); as a status, the upstream's timeout.
+        C::JobTimeout => StatusCode::GATEWAY_TIMEOUT,
+        C::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+        C::RegistryAuth | C::PushFailed | C::RegistryFailed => StatusCode::BAD_GATEWAY,
+        C::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -149,40 +155,39 @@ const UNAVAILABLE_RETRY_SECS: u64 = 30;
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> ApiError {
         let code = e.code();
-        let status = status_of(code);
-        if status == StatusCode::INTERNAL_SERVER_ERROR {
+        if code == ErrorCode::Internal {
             return ApiError::internal(&e);
         }
         let issues = match &e {
             AppError::InvalidConfig { issues, .. } => Some(issues.clone()),
             _ => None,
         };
-        let mut api = ApiError::new(status, code, e.to_string());
+        let mut api = ApiError::new(code, e.to_string());
         api.body.error.issues = issues;
         api.retry_after = e
             .retry_after_secs()
-            .or((code == "unavailable").then_some(UNAVAILABLE_RETRY_SECS));
+            .or((code == ErrorCode::Unavailable).then_some(UNAVAILABLE_RETRY_SECS));
         api
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let code = super::metrics::ErrorCode(self.body.error.code.clone());
-        let mut response = (self.status, Json(self.body)).into_response();
-        response.extensions_mut().insert(code);
+        let status = self.status();
+        let mut response = (status, Json(self.body)).into_response();
+        response.extensions_mut().insert(self.code);
         if let Some(secs) = self.retry_after
             && let Ok(value) = HeaderValue::from_str(&secs.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
-        if self.status == StatusCode::REQUEST_TIMEOUT {
+        if status == StatusCode::REQUEST_TIMEOUT {
             // The rest of the body is not coming: the connection is done.
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        if self.status == StatusCode::UNAUTHORIZED {
+        if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -196,39 +201,65 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_code_of_the_api_has_its_status_and_an_unknown_one_is_a_500() {
-        for (code, status) in [
-            ("bad_request", 400),
-            ("bad_archive", 400),
-            ("unauthorized", 401),
-            ("denied", 403),
-            ("not_found", 404),
-            ("request_timeout", 408),
-            ("already_exists", 409),
-            ("conflict", 409),
-            ("in_use", 409),
-            ("too_large", 413),
-            ("invalid_config", 422),
-            ("invalid_flavor", 422),
-            ("flavor_failed", 422),
-            ("invalid_target", 422),
-            ("unknown_secret", 422),
-            ("egress_refused", 422),
-            ("signature_refused", 422),
-            ("quota_exceeded", 429),
-            ("rate_limited", 429),
-            ("registry_auth", 502),
-            ("push_failed", 502),
-            ("registry_failed", 502),
-            ("overloaded", 503),
-            ("unavailable", 503),
-            ("interrupted", 503),
-            ("insufficient_storage", 507),
-            ("internal", 500),
-            ("no_such_code", 500),
-        ] {
-            assert_eq!(status_of(code).as_u16(), status, "{code}");
+    fn every_code_of_the_api_has_its_status_and_keeps_its_word() {
+        let table = [
+            (ErrorCode::BadRequest, "bad_request", 400),
+            (ErrorCode::BadArchive, "bad_archive", 400),
+            (ErrorCode::Unauthorized, "unauthorized", 401),
+            (ErrorCode::Denied, "denied", 403),
+            (ErrorCode::NotFound, "not_found", 404),
+            (ErrorCode::MethodNotAllowed, "method_not_allowed", 405),
+            (ErrorCode::RequestTimeout, "request_timeout", 408),
+            (ErrorCode::AlreadyExists, "already_exists", 409),
+            (ErrorCode::Conflict, "conflict", 409),
+            (ErrorCode::InUse, "in_use", 409),
+            (ErrorCode::TooLarge, "too_large", 413),
+            (ErrorCode::InvalidConfig, "invalid_config", 422),
+            (ErrorCode::InvalidFlavor, "invalid_flavor", 422),
+            (ErrorCode::FlavorFailed, "flavor_failed", 422),
+            (ErrorCode::InvalidTarget, "invalid_target", 422),
+            (ErrorCode::UnknownSecret, "unknown_secret", 422),
+            (ErrorCode::EgressRefused, "egress_refused", 422),
+            (ErrorCode::SignatureRefused, "signature_refused", 422),
+            (ErrorCode::QuotaExceeded, "quota_exceeded", 429),
+            (ErrorCode::RateLimited, "rate_limited", 429),
+            (ErrorCode::RegistryAuth, "registry_auth", 502),
+            (ErrorCode::PushFailed, "push_failed", 502),
+            (ErrorCode::RegistryFailed, "registry_failed", 502),
+            (ErrorCode::Overloaded, "overloaded", 503),
+            (ErrorCode::Unavailable, "unavailable", 503),
+            (ErrorCode::Interrupted, "interrupted", 503),
+            (ErrorCode::JobTimeout, "job_timeout", 504),
+            (ErrorCode::InsufficientStorage, "insufficient_storage", 507),
+            (ErrorCode::Internal, "internal", 500),
+        ];
+        for (code, word, status) in table {
+            assert_eq!(code.as_str(), word, "{code:?}");
+            assert_eq!(status_of(code).as_u16(), status, "{word}");
+            let api = ApiError::new(code, "message");
+            assert_eq!(
+                (api.status().as_u16(), api.body.error.code.as_str()),
+                (status, word)
+            );
         }
+        // Every code is in the table, and no two share a word.
+        let mut listed: Vec<&str> = table.iter().map(|(_, word, _)| *word).collect();
+        let mut all: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        listed.sort_unstable();
+        all.sort_unstable();
+        assert_eq!(listed, all);
+        all.dedup();
+        assert_eq!(all.len(), ErrorCode::ALL.len(), "two codes share a word");
+    }
+
+    #[test]
+    fn an_error_response_carries_its_code_for_the_metrics() {
+        let response = ApiError::new(ErrorCode::QuotaExceeded, "full").into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            response.extensions().get::<ErrorCode>(),
+            Some(&ErrorCode::QuotaExceeded)
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::AppState;
 use super::auth::{Admin, Authenticated, new_token};
 use super::error::{ApiError, ErrorBody};
 use flavorbox_app::{
-    AppError, CheckReport, CheckRequest, ComponentInfo, CreateSecret, FlavorInfo,
+    AppError, CheckReport, CheckRequest, ComponentInfo, CreateSecret, ErrorCode, FlavorInfo,
     RegisterComponent, RegisterFromOci, RegistryBody, SecretBody, SecretInfo, UpdateComponent,
 };
 
@@ -32,8 +32,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                 ApiError::body_timeout(state.options.edge.body_timeout)
             } else if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
+                    ErrorCode::TooLarge,
                     format!(
                         "the JSON body is larger than {} bytes",
                         super::MAX_JSON_BYTES
@@ -87,14 +86,8 @@ pub async fn create_tenant(
     _admin: Admin,
     JsonBody(body): JsonBody<CreateTenant>,
 ) -> Result<Response, ApiError> {
-    flavorbox_app::check_tenant_name(&body.name)?;
     let (token, hash) = new_token()?;
-    state
-        .app
-        .store()
-        .create_tenant(&body.name, &hash)
-        .await
-        .map_err(AppError::from)?;
+    state.app.create_tenant(&body.name, &hash).await?;
     tracing::info!(tenant = %body.name, "tenant created");
     Ok((
         StatusCode::CREATED,
@@ -516,7 +509,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let ready = state.ready.load(std::sync::atomic::Ordering::Acquire);
     // Probes come every few seconds: the log says when this changes.
     static DATABASE_GONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    let database = match state.app.store().check_database() {
+    let database = match state.app.check_database() {
         Ok(()) => {
             DATABASE_GONE.store(false, std::sync::atomic::Ordering::Relaxed);
             true
@@ -546,18 +539,13 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 
 /// Unknown paths.
 pub async fn not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "no such endpoint; see /openapi.json",
-    )
+    ApiError::new(ErrorCode::NotFound, "no such endpoint; see /openapi.json")
 }
 
 /// Known paths with another method.
 pub async fn method_not_allowed() -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "this endpoint does not take that method; see /openapi.json",
     )
 }

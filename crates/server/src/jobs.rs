@@ -1,13 +1,15 @@
 //! `POST /v1/registries/{name}/push` and `GET /v1/jobs/{id}`: the target and
-//! the tenant's quotas are checked before any byte of the body is read; the
-//! upload is streamed to a private file (size-capped as it arrives, each
-//! chunk within the edge's body timeout, counted against the tenant's
-//! uploads on disk), recorded as a job, and pushed in the background by a
-//! bounded number of workers, shared fairly between tenants
+//! the tenant's quotas are checked before any byte of the body is read (the
+//! job is recorded first, which is where its quota is enforced, and
+//! discarded if the upload fails); the upload is streamed to a private file
+//! (size-capped as it arrives, each chunk within the edge's body timeout,
+//! counted against the tenant's uploads on disk) and pushed in the
+//! background by a bounded number of workers, shared fairly between tenants
 //! ([`super::workers`]). The job pushes the tarball straight to the
-//! registry ([`flavorbox_net::push::distribution`]); its status lives in the store. A
-//! job that runs past the server's job deadline is stopped and marked
-//! `failed` (`job_timeout`), so no push holds a worker for longer.
+//! registry over the distribution API ([`TenantApp::run_job`]); its status
+//! lives in the store. A job that runs past the server's job deadline is
+//! stopped and marked `failed` (`job_timeout`), so no push holds a worker
+//! for longer.
 //!
 //! At shutdown no job starts a push: one still waiting for a worker is
 //! marked `interrupted`. Running jobs get the drain; what is left is aborted
@@ -37,7 +39,9 @@ use super::AppState;
 use super::auth::Authenticated;
 use super::error::{ApiError, ErrorBody};
 use super::workers::Workers;
-use flavorbox_app::{App, AppError, JobError, JobInfo, PushRequest, Tenant, TenantQuota};
+use flavorbox_app::{
+    App, AppError, ErrorCode, JobError, JobInfo, PushRequest, Tenant, TenantApp, TenantQuota,
+};
 
 /// Directory of `home` that uploads are streamed to.
 pub(crate) const UPLOADS_DIR: &str = "uploads";
@@ -45,9 +49,6 @@ pub(crate) const UPLOADS_DIR: &str = "uploads";
 /// Seconds a tenant at its bound of uploads is told to wait: an upload is
 /// held until its push job ends.
 const UPLOAD_RETRY_SECS: u64 = 10;
-
-/// The error code of a job stopped at the server's job deadline.
-pub(crate) const JOB_TIMEOUT: &str = "job_timeout";
 
 /// The background workers, and the uploads live requests and jobs hold.
 pub(crate) struct Jobs {
@@ -104,11 +105,6 @@ impl Jobs {
     /// Where uploads are streamed to.
     pub(crate) fn uploads_dir(&self) -> &FsPath {
         &self.uploads
-    }
-
-    /// `tenant`'s jobs running or waiting for a worker.
-    pub(crate) fn active(&self, tenant: &str) -> usize {
-        self.workers.active(tenant)
     }
 
     /// Jobs accepted and not finished.
@@ -281,7 +277,7 @@ impl Jobs {
 /// The error of a job stopped at the deadline `timeout`.
 fn deadline_error(timeout: Duration) -> JobError {
     JobError {
-        code: JOB_TIMEOUT.to_string(),
+        code: ErrorCode::JobTimeout.as_str().to_string(),
         message: format!(
             "the push did not finish within the server's job deadline of {} and was stopped: push again when the registry answers faster, or push a smaller image; the operator sets the deadline (`job_timeout_secs`)",
             human(timeout)
@@ -443,8 +439,7 @@ impl Drop for Running {
 /// The answer to a push while the server stops.
 fn stopping() -> ApiError {
     ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
+        ErrorCode::Unavailable,
         "the server is shutting down and starts no new push: push again once it is back",
     )
     .with_retry_after(5)
@@ -491,29 +486,21 @@ pub async fn push(
     let app = state.app.tenant(&tenant);
     // Refusals before any byte of the upload is read: the host's checks of
     // the target (the reference parses, the component exists, the image
-    // lies inside its registry), the job quota, the tenant's uploads in
-    // flight and on disk.
-    app.check_job_room_in(state.jobs.active(tenant.name()))?;
+    // lies inside its registry); the job quota, enforced only where the
+    // job is recorded, so the job is recorded now and discarded if its
+    // upload then fails; the tenant's uploads in flight and on disk.
     app.check_push_target(&name, &query.image).await?;
-    app.check_job_room().await?;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let claim = state
-        .jobs
-        .claim_upload(tenant.name(), app.quota(), declared)?;
-    let max = app
-        .quota()
-        .max_upload_bytes
-        .unwrap_or(state.options.max_upload_bytes);
-    let upload = receive(&state, body, max, claim).await?;
-    // A drain that began during the upload starts no job for it.
-    if state.jobs.is_stopping() {
-        return Err(stopping());
-    }
     let id = flavorbox_app::new_job_id()?;
     let info = app.create_job(&id, &name, &query.image).await?;
+    let recorded = Recorded::new(state.app.clone(), tenant.clone(), id);
+    let upload = match receive_upload(&state, &app, &headers, body).await {
+        Ok(upload) => upload,
+        Err(e) => {
+            recorded.discard().await;
+            return Err(e);
+        }
+    };
+    let id = recorded.keep();
     let request = PushRequest {
         image: query.image,
         component: name,
@@ -527,6 +514,99 @@ pub async fn push(
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
+}
+
+/// The upload of a push whose job is recorded: a place in the tenant's
+/// uploads, then the body; refused when a drain began meanwhile.
+async fn receive_upload(
+    state: &AppState,
+    app: &TenantApp<'_>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Upload, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let claim = state
+        .jobs
+        .claim_upload(app.tenant().name(), app.quota(), declared)?;
+    let max = app
+        .quota()
+        .max_upload_bytes
+        .unwrap_or(state.options.max_upload_bytes);
+    let upload = receive(state, body, max, claim).await?;
+    // A drain that began during the upload starts no job for it.
+    if state.jobs.is_stopping() {
+        return Err(stopping());
+    }
+    Ok(upload)
+}
+
+/// A job recorded before its upload arrived: discarded unless it is kept
+/// for a worker, whether the request fails or is dropped (the client hung
+/// up, the drain ended), so it holds no place in the tenant's job quota.
+struct Recorded {
+    app: Arc<App>,
+    tenant: Tenant,
+    id: String,
+    /// Discarded when dropped.
+    armed: bool,
+}
+
+impl Recorded {
+    fn new(app: Arc<App>, tenant: Tenant, id: String) -> Recorded {
+        Recorded {
+            app,
+            tenant,
+            id,
+            armed: true,
+        }
+    }
+
+    /// The job's id: its upload arrived and a worker will run it.
+    fn keep(mut self) -> String {
+        self.armed = false;
+        std::mem::take(&mut self.id)
+    }
+
+    /// Discards the job now, before the failure is answered: a client
+    /// that pushes again at once finds its place free. Armed until done,
+    /// so a request dropped meanwhile (the client hung up) still discards
+    /// it from a task.
+    async fn discard(mut self) {
+        discard(&self.app, &self.tenant, &self.id).await;
+        self.armed = false;
+    }
+}
+
+impl Drop for Recorded {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        // Dropped mid-request: no await here, so a task does it.
+        let (app, tenant, id) = (
+            self.app.clone(),
+            self.tenant.clone(),
+            std::mem::take(&mut self.id),
+        );
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { discard(&app, &tenant, &id).await });
+        }
+    }
+}
+
+/// Discards `tenant`'s recorded job `id` that never started.
+async fn discard(app: &App, tenant: &Tenant, id: &str) {
+    if let Err(e) = app.tenant(tenant).discard_job(id).await {
+        tracing::warn!(
+            tenant = %tenant.name(),
+            job = id,
+            error = %e,
+            "cannot discard the job of a failed upload: it holds a place in the tenant's job quota until the next start marks it interrupted"
+        );
+    }
 }
 
 /// Streams the body to a private file, refusing it once it passes `max` or
@@ -587,8 +667,7 @@ fn write_error(dir: &FsPath, e: std::io::Error) -> ApiError {
     if is_disk_full(&e) {
         tracing::warn!(dir = %dir.display(), error = %e, "an upload does not fit on the disk");
         ApiError::new(
-            StatusCode::INSUFFICIENT_STORAGE,
-            "insufficient_storage",
+            ErrorCode::InsufficientStorage,
             format!(
                 "the server's uploads directory `{}` is out of space: free space and retry",
                 dir.display()
@@ -652,7 +731,7 @@ mod tests {
         };
         let code = |result: Result<UploadClaim, AppError>| match result {
             Ok(_) => "claimed",
-            Err(e) => e.code(),
+            Err(e) => e.code().as_str(),
         };
         let mut first = jobs.claim_upload("t", &quota, None).expect("first");
         first.grow(60).expect("within the bound");
@@ -726,6 +805,36 @@ mod tests {
         (upload, file)
     }
 
+    #[tokio::test]
+    async fn a_recorded_job_whose_upload_never_arrives_is_discarded_even_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (app, _jobs) = app_and_jobs(dir.path(), 1, 1, Duration::from_secs(60)).await;
+        let tenant = Tenant::local();
+        let tenant_app = app.tenant(&tenant);
+        for id in ["failed", "dropped", "kept"] {
+            tenant_app
+                .create_job(id, "r", "127.0.0.1:5996/app:1")
+                .await
+                .expect("job");
+        }
+        Recorded::new(app.clone(), tenant.clone(), "failed".into())
+            .discard()
+            .await;
+        assert!(tenant_app.job("failed").await.is_err(), "discarded at once");
+        drop(Recorded::new(app.clone(), tenant.clone(), "dropped".into()));
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while tenant_app.job("dropped").await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("a dropped request's job is discarded by a task");
+        let id = Recorded::new(app.clone(), tenant.clone(), "kept".into()).keep();
+        assert_eq!(id, "kept");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(tenant_app.job("kept").await.is_ok(), "a kept job stays");
+    }
+
     #[test]
     fn durations_are_said_the_way_an_operator_writes_them() {
         for (secs, said) in [
@@ -773,7 +882,7 @@ mod tests {
         let info = app.tenant(&tenant).job(&id).await.unwrap();
         assert_eq!(info.status, flavorbox_app::JobStatus::Failed);
         let error = info.error.expect("an error");
-        assert_eq!(error.code, JOB_TIMEOUT);
+        assert_eq!(error.code, ErrorCode::JobTimeout.as_str());
         assert!(
             error.message.contains("job deadline") && error.message.contains("job_timeout_secs"),
             "{}",

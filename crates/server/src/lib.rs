@@ -123,10 +123,7 @@ pub async fn serve(app: App, options: ServeOptions) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", options.listen))?;
     let local: SocketAddr = listener.local_addr()?;
-    let interrupted = app
-        .store()
-        .fail_unfinished_jobs(flavorbox_app::JOB_INTERRUPTED)
-        .await?;
+    let interrupted = app.interrupt_unfinished_jobs().await?;
     if interrupted > 0 {
         tracing::warn!(
             jobs = interrupted,
@@ -225,13 +222,7 @@ pub async fn serve(app: App, options: ServeOptions) -> anyhow::Result<()> {
             timeout = ?drain,
             "push jobs still running at the end of the drain were stopped"
         );
-        match tokio::time::timeout_at(
-            last,
-            app.store()
-                .fail_unfinished_jobs(flavorbox_app::JOB_INTERRUPTED),
-        )
-        .await
-        {
+        match tokio::time::timeout_at(last, app.interrupt_unfinished_jobs()).await {
             Ok(Ok(marked)) => {
                 tracing::info!(jobs = marked, "marked unfinished push jobs interrupted")
             }
@@ -243,10 +234,7 @@ pub async fn serve(app: App, options: ServeOptions) -> anyhow::Result<()> {
             ),
         }
     }
-    if tokio::time::timeout_at(last, app.store().close())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout_at(last, app.close()).await.is_err() {
         tracing::warn!("the store did not close in time");
     }
     tracing::info!("stopped");

@@ -21,7 +21,7 @@ use tracing::Instrument;
 
 use super::AppState;
 use super::auth::MetricsReader;
-use flavorbox_app::App;
+use flavorbox_app::{App, ErrorCode};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -90,7 +90,7 @@ impl Collector for AppCollector {
             &mut encoder,
             "flavorbox_loaded_flavors",
             "Flavors loaded in memory",
-            to_i64(self.0.sandbox().loaded_count()),
+            to_i64(self.0.loaded_flavors()),
         )?;
         let counter = |encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64| {
             let metric = ConstCounter::new(value);
@@ -301,7 +301,7 @@ pub(crate) async fn track(State(state): State<AppState>, request: Request, next:
         let code = response
             .extensions()
             .get::<ErrorCode>()
-            .map_or_else(|| status.to_string(), |c| c.0.to_string());
+            .map_or_else(|| status.to_string(), |c| c.as_str().to_string());
         state
             .metrics
             .errors
@@ -313,7 +313,3 @@ pub(crate) async fn track(State(state): State<AppState>, request: Request, next:
     }
     response
 }
-
-/// The error code of a response, for the error counter.
-#[derive(Debug, Clone)]
-pub(crate) struct ErrorCode(pub(crate) String);

@@ -24,10 +24,9 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
-
 use super::config::AuthFailureLimits;
 use super::error::ApiError;
+use flavorbox_app::ErrorCode;
 
 /// Token hashes remembered as verified.
 const KNOWN_TOKENS: usize = 4096;
@@ -100,8 +99,7 @@ impl Admission<'_> {
 /// The answer past the bound.
 pub(crate) fn too_many_failures(retry_after: u64) -> ApiError {
     ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
+        ErrorCode::RateLimited,
         "too many requests with a missing or invalid token came from this address: wait as long as `Retry-After` says, then send a valid `Authorization: Bearer <token>`",
     )
     .with_retry_after(retry_after)
@@ -240,6 +238,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
 
     fn throttle(burst: u32, per_second: u32, max_sources: usize) -> AuthThrottle {
         AuthThrottle::new(AuthFailureLimits {

@@ -192,13 +192,6 @@ impl Workers {
         self.lock().waiting()
     }
 
-    /// `tenant`'s jobs running or waiting for a worker in this process.
-    pub(crate) fn active(&self, tenant: &str) -> usize {
-        let dispatch = self.lock();
-        dispatch.running.get(tenant).copied().unwrap_or(0)
-            + dispatch.queued.get(tenant).map_or(0, VecDeque::len)
-    }
-
     /// Waits for a worker for one job of `tenant`, in its turn. Dropping the
     /// future leaves the queue (or gives back a worker it was just given).
     pub(crate) async fn take(self: &Arc<Self>, tenant: &str) -> Worker {
@@ -391,27 +384,6 @@ mod tests {
             d.running.is_empty() && d.served.is_empty(),
             "nothing kept for tenants gone"
         );
-    }
-
-    #[tokio::test]
-    async fn a_tenants_active_jobs_count_running_and_waiting_ones_only() {
-        let workers = Arc::new(Workers::new(1, 1));
-        let running = workers.take("a").await;
-        let pool = workers.clone();
-        let waiting = tokio::spawn(async move { pool.take("a").await });
-        tokio::time::timeout(Duration::from_secs(5), async {
-            while workers.waiting() < 1 {
-                tokio::task::yield_now().await;
-            }
-        })
-        .await
-        .expect("queued");
-        assert_eq!((workers.active("a"), workers.active("b")), (2, 0));
-        drop(running);
-        let second = waiting.await.expect("the waiting job gets the worker");
-        assert_eq!(workers.active("a"), 1);
-        drop(second);
-        assert_eq!(workers.active("a"), 0);
     }
 
     #[tokio::test]

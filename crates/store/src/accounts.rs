@@ -4,6 +4,7 @@
 
 use super::Store;
 use super::error::{StoreError, TENANT, already_exists, not_found};
+use super::records::JobStatus;
 use super::timestamp::now_rfc3339;
 
 impl Store {
@@ -125,12 +126,14 @@ impl Store {
     /// last run was doing, and at the end of its drain for the jobs it could
     /// not finish. Returns how many it marked.
     pub async fn fail_unfinished_jobs(&self, detail_json: &str) -> Result<u64, StoreError> {
-        Ok(sqlx::query(
-            "UPDATE jobs SET status = 'interrupted', detail_json = $1, updated_at = $2 \
-             WHERE status IN ('queued', 'running')",
-        )
+        Ok(sqlx::query(&format!(
+            "UPDATE jobs SET status = $3, detail_json = $1, updated_at = $2 \
+             WHERE status IN {}",
+            super::jobs::active_statuses()
+        ))
         .bind(detail_json)
         .bind(now_rfc3339())
+        .bind(JobStatus::Interrupted.as_str())
         .execute(self.db.pool()?)
         .await?
         .rows_affected())

@@ -155,6 +155,19 @@ pub enum StoreError {
         "cannot migrate the database schema: {0}; if the database was written by a newer flavorbox, use that version"
     )]
     Migrate(#[from] MigrateError),
+    /// A row holds what this version of flavorbox never writes (a newer
+    /// version wrote it, or the database was damaged): it is not guessed at.
+    #[error(
+        "the stored {kind} `{name}` cannot be read: {reason}; if a newer flavorbox wrote it, use that version, otherwise restore the database from a backup"
+    )]
+    CorruptRecord {
+        /// What kind of row.
+        kind: &'static str,
+        /// Its name (or id).
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A blob's content no longer matches its digest.
     #[error(
         "blob {sha256} is corrupt (its content does not match its digest): register the flavor again to restore it"
@@ -266,6 +279,15 @@ pub(super) fn not_found(kind: &'static str, name: &str) -> StoreError {
     StoreError::NotFound {
         kind,
         name: name.to_owned(),
+    }
+}
+
+/// [`StoreError::CorruptRecord`] for the `kind` called `name`.
+pub(super) fn corrupt(kind: &'static str, name: &str, reason: impl Into<String>) -> StoreError {
+    StoreError::CorruptRecord {
+        kind,
+        name: name.to_owned(),
+        reason: reason.into(),
     }
 }
 

@@ -40,7 +40,8 @@ pub use blob::BlobStore;
 pub use error::StoreError;
 pub use jobs::{JOB_HISTORY, JobHistory};
 pub use records::{
-    ComponentRecord, FlavorOrigin, FlavorRecord, JobRecord, RowQuota, SecretRecord, SecretSummary,
+    ComponentRecord, FlavorOrigin, FlavorRecord, JobRecord, JobStatus, RowQuota, SecretRecord,
+    SecretSummary,
 };
 pub use state::{SweepReport, temp_prefix};
 pub use tenant::TenantStore;

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use secrecy::SecretString;
+
 /// A flavor registered from a `.wasm` component.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlavorRecord {
@@ -58,24 +60,14 @@ pub struct ComponentRecord {
 }
 
 /// Registry credentials, as the host uses them for a push.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SecretRecord {
     /// Secret name, unique within the tenant.
     pub name: String,
     /// Registry user name.
     pub username: String,
-    /// Registry password or token.
-    pub password: String,
-}
-
-impl fmt::Debug for SecretRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SecretRecord")
-            .field("name", &self.name)
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
-    }
+    /// Registry password or token (sealed, when the server has a secrets key).
+    pub password: SecretString,
 }
 
 /// What may be shown of a secret: everything but the password.
@@ -98,14 +90,70 @@ pub struct JobRecord {
     pub component: String,
     /// The image reference, as given.
     pub image: String,
-    /// `queued`, `running`, `succeeded` or `failed`.
-    pub status: String,
+    /// Where the job is; stored as [`JobStatus::as_str`].
+    pub status: JobStatus,
     /// Progress, digest, warnings, error: JSON the application layer owns.
     pub detail_json: String,
     /// When it was created (RFC 3339 UTC); set by the store.
     pub created_at: String,
     /// When it last changed (RFC 3339 UTC); set by the store.
     pub updated_at: String,
+}
+
+/// Where a push job is, as the store keeps it (the word of
+/// [`as_str`](Self::as_str) in the `status` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobStatus {
+    /// Recorded, not started.
+    Queued,
+    /// Checking, loading or pushing.
+    Running,
+    /// Pushed.
+    Succeeded,
+    /// Failed; the detail says why.
+    Failed,
+    /// The server stopped before the job ended.
+    Interrupted,
+}
+
+impl JobStatus {
+    /// Every status, in the order a job may pass through them.
+    pub const ALL: [JobStatus; 5] = [
+        JobStatus::Queued,
+        JobStatus::Running,
+        JobStatus::Succeeded,
+        JobStatus::Failed,
+        JobStatus::Interrupted,
+    ];
+
+    /// The word stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// The status whose word is `text`; `None` for a word this version
+    /// never writes.
+    pub fn from_stored(text: &str) -> Option<JobStatus> {
+        JobStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Whether the job still holds a place in its tenant's job quota
+    /// (queued or running).
+    pub fn is_active(self) -> bool {
+        matches!(self, JobStatus::Queued | JobStatus::Running)
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Per-tenant bounds the store enforces inside its write transactions, so

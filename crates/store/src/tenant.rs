@@ -12,7 +12,8 @@ use super::backend::{Connection, Database};
 use super::blob::{self, BlobStore};
 use super::egress_paths::require_no_overlap;
 use super::error::{
-    COMPONENT, FLAVOR, SECRET, StoreError, already_exists, component_write_error, not_found,
+    COMPONENT, FLAVOR, SECRET, StoreError, already_exists, component_write_error, corrupt,
+    not_found,
 };
 use super::records::{
     ComponentRecord, FlavorOrigin, FlavorRecord, RowQuota, SecretRecord, SecretSummary,
@@ -55,24 +56,40 @@ type ComponentRow = (
     i64,
 );
 
+/// A flavor row as read: its origin is all there (a reference and a
+/// digest, perhaps a key) or not at all; a part of one is an error naming
+/// the flavor, never read as no origin.
 fn flavor_from_row(
     (name, sha256, metadata_json, registered_at, reference, digest, key): FlavorRow,
-) -> FlavorRecord {
-    let origin = match (reference, digest) {
-        (Some(reference), Some(digest)) => Some(FlavorOrigin {
+) -> Result<FlavorRecord, StoreError> {
+    let origin = match (reference, digest, key) {
+        (Some(reference), Some(digest), key) => Some(FlavorOrigin {
             reference,
             digest,
             key,
         }),
-        _ => None,
+        (None, None, None) => None,
+        (reference, digest, key) => {
+            let part = |v: &Option<String>| if v.is_some() { "set" } else { "missing" };
+            return Err(corrupt(
+                FLAVOR,
+                &name,
+                format!(
+                    "its origin is incomplete (origin_reference {}, origin_digest {}, origin_key {})",
+                    part(&reference),
+                    part(&digest),
+                    part(&key)
+                ),
+            ));
+        }
     };
-    FlavorRecord {
+    Ok(FlavorRecord {
         name,
         sha256,
         metadata_json,
         registered_at,
         origin,
-    }
+    })
 }
 
 fn component_from_row(
@@ -214,7 +231,7 @@ impl TenantStore {
         .bind(name)
         .fetch_optional(self.db.pool()?)
         .await?;
-        Ok(row.map(flavor_from_row))
+        row.map(flavor_from_row).transpose()
     }
 
     /// All registered flavors, ordered by name.
@@ -225,7 +242,10 @@ impl TenantStore {
         .bind(&self.tenant)
         .fetch_all(self.db.pool()?)
         .await?;
-        let mut flavors: Vec<_> = rows.into_iter().map(flavor_from_row).collect();
+        let mut flavors = rows
+            .into_iter()
+            .map(flavor_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
         // Sorted here rather than by ORDER BY: SQLite and PostgreSQL collate
         // text differently, and the order should not depend on the database.
         flavors.sort_by(|a, b| a.name.cmp(&b.name));
@@ -523,7 +543,7 @@ impl TenantStore {
         Ok(row.map(|(name, username, password)| SecretRecord {
             name,
             username,
-            password,
+            password: password.into(),
         }))
     }
 

@@ -4,6 +4,7 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
+use secrecy::ExposeSecret as _;
 use tempfile::TempDir;
 
 use super::blob::BlobDir;
@@ -371,12 +372,12 @@ async fn secret_round_trips_and_listing_omits_the_password() {
     t.create_secret("abc", "alice", "pw").await.unwrap();
     let got = t.get_secret("creds").await.unwrap().expect("secret");
     assert_eq!(
-        got,
-        SecretRecord {
-            name: "creds".into(),
-            username: "bob".into(),
-            password: "hunter2".into()
-        }
+        (
+            got.name.as_str(),
+            got.username.as_str(),
+            got.password.expose_secret()
+        ),
+        ("creds", "bob", "hunter2")
     );
     let list = t.list_secrets().await.unwrap();
     assert_eq!(list.len(), 2);
@@ -389,7 +390,7 @@ async fn secret_round_trips_and_listing_omits_the_password() {
         ("creds", "bob")
     );
     assert!(!list[0].created_at.is_empty());
-    assert_eq!(t.get_secret("nope").await.unwrap(), None);
+    assert!(t.get_secret("nope").await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -403,7 +404,12 @@ async fn creating_a_taken_secret_name_is_already_exists() {
         "{err:?}"
     );
     assert_eq!(
-        t.get_secret("creds").await.unwrap().unwrap().password,
+        t.get_secret("creds")
+            .await
+            .unwrap()
+            .unwrap()
+            .password
+            .expose_secret(),
         "one"
     );
 }
@@ -434,7 +440,7 @@ async fn secret_in_use_is_not_deleted() {
     c.secret = None;
     t.update_component(&c).await.unwrap();
     t.delete_secret("creds").await.unwrap();
-    assert_eq!(t.get_secret("creds").await.unwrap(), None);
+    assert!(t.get_secret("creds").await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -461,7 +467,7 @@ fn secret_debug_hides_the_password() {
     let shown = format!("{secret:?} {secret:#?}");
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(
-        shown.contains("bob") && shown.contains("redacted"),
+        shown.contains("bob") && shown.contains("REDACTED"),
         "{shown}"
     );
 }
@@ -483,7 +489,7 @@ async fn tenants_cannot_see_or_change_each_others_rows() {
     // Not visible.
     assert_eq!(a.get_flavor("aws").await.unwrap(), None);
     assert_eq!(a.get_component("prod").await.unwrap(), None);
-    assert_eq!(a.get_secret("creds").await.unwrap(), None);
+    assert!(a.get_secret("creds").await.unwrap().is_none());
     assert!(a.list_flavors().await.unwrap().is_empty());
     assert!(a.list_components().await.unwrap().is_empty());
     assert!(a.list_secrets().await.unwrap().is_empty());
@@ -521,11 +527,21 @@ async fn tenants_cannot_see_or_change_each_others_rows() {
         .await
         .unwrap();
     assert_eq!(
-        a.get_secret("creds").await.unwrap().unwrap().password,
+        a.get_secret("creds")
+            .await
+            .unwrap()
+            .unwrap()
+            .password
+            .expose_secret(),
         "a-secret"
     );
     assert_eq!(
-        b.get_secret("creds").await.unwrap().unwrap().password,
+        b.get_secret("creds")
+            .await
+            .unwrap()
+            .unwrap()
+            .password
+            .expose_secret(),
         "b-secret"
     );
     assert_eq!(
@@ -569,7 +585,15 @@ async fn data_survives_closing_and_reopening() {
     let store = Store::open(&home).await.unwrap();
     let t = store.tenant("default");
     assert!(t.get_flavor("aws").await.unwrap().is_some());
-    assert_eq!(t.get_secret("creds").await.unwrap().unwrap().password, "pw");
+    assert_eq!(
+        t.get_secret("creds")
+            .await
+            .unwrap()
+            .unwrap()
+            .password
+            .expose_secret(),
+        "pw"
+    );
     assert_eq!(
         t.get_component("prod")
             .await
@@ -1384,7 +1408,7 @@ fn job(id: &str) -> JobRecord {
         id: id.to_owned(),
         component: "prod".to_owned(),
         image: "registry.example.com/team/app:1".to_owned(),
-        status: "queued".to_owned(),
+        status: JobStatus::Queued,
         detail_json: "{}".to_owned(),
         created_at: String::new(),
         updated_at: String::new(),
@@ -1428,17 +1452,21 @@ async fn finished_job_history_is_pruned_to_its_bounds() {
     });
     // An old finished job, a running one and more finished ones than kept.
     t.insert_job(&job("ancient"), None).await.unwrap();
-    t.update_job("ancient", "succeeded", "{}").await.unwrap();
+    t.update_job("ancient", JobStatus::Succeeded, "{}")
+        .await
+        .unwrap();
     sqlx::query("UPDATE jobs SET created_at = '2000-01-01T00:00:00.000Z' WHERE id = 'ancient'")
         .execute(store.db.pool().unwrap())
         .await
         .unwrap();
     t.insert_job(&job("running"), None).await.unwrap();
-    t.update_job("running", "running", "{}").await.unwrap();
+    t.update_job("running", JobStatus::Running, "{}")
+        .await
+        .unwrap();
     for i in 0..keep + 5 {
         let id = format!("done{i:05}");
         t.insert_job(&job(&id), None).await.unwrap();
-        t.update_job(&id, "failed", "{}").await.unwrap();
+        t.update_job(&id, JobStatus::Failed, "{}").await.unwrap();
     }
     t.insert_job(&job("last"), None).await.unwrap();
     assert!(t.get_job("ancient").await.unwrap().is_none());
@@ -1451,6 +1479,88 @@ async fn finished_job_history_is_pruned_to_its_bounds() {
     .await
     .unwrap();
     assert_eq!(u64::try_from(finished).unwrap(), keep);
+}
+
+#[tokio::test]
+async fn a_job_status_this_version_never_writes_is_an_error_naming_the_job() {
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("acme");
+    t.insert_job(&job("future"), None).await.unwrap();
+    for status in JobStatus::ALL {
+        t.update_job("future", status, "{}").await.unwrap();
+        let read = t.get_job("future").await.unwrap().expect("the job");
+        assert_eq!(read.status, status, "{status} reads back as itself");
+    }
+    sqlx::query("UPDATE jobs SET status = 'paused' WHERE id = 'future'")
+        .execute(store.db.pool().unwrap())
+        .await
+        .unwrap();
+    let err = t.get_job("future").await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::CorruptRecord { name, .. } if name == "future"),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("job `future`")
+            && message.contains("`paused`")
+            && message.contains("restore the database from a backup"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn only_a_queued_job_is_deleted_as_never_started() {
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("acme");
+    t.insert_job(&job("reserved"), Some(1)).await.unwrap();
+    assert!(
+        matches!(
+            t.insert_job(&job("second"), Some(1)).await,
+            Err(StoreError::QuotaExceeded { max: 1, .. })
+        ),
+        "the reservation holds the only slot"
+    );
+    assert!(
+        !store
+            .tenant("other")
+            .delete_queued_job("reserved")
+            .await
+            .unwrap()
+    );
+    assert!(t.delete_queued_job("reserved").await.unwrap());
+    assert!(t.get_job("reserved").await.unwrap().is_none());
+    t.insert_job(&job("second"), Some(1))
+        .await
+        .expect("the slot is free again");
+    t.update_job("second", JobStatus::Running, "{}")
+        .await
+        .unwrap();
+    assert!(!t.delete_queued_job("second").await.unwrap(), "it started");
+    assert!(t.get_job("second").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_flavor_with_part_of_an_origin_is_an_error_not_a_flavor_without_one() {
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("acme");
+    t.insert_flavor(&flavor("half"), None).await.unwrap();
+    sqlx::query(
+        "UPDATE flavors SET origin_reference = 'oci://example.com/f:1' WHERE name = 'half'",
+    )
+    .execute(store.db.pool().unwrap())
+    .await
+    .unwrap();
+    for err in [
+        t.get_flavor("half").await.unwrap_err(),
+        t.list_flavors().await.unwrap_err(),
+    ] {
+        let message = err.to_string();
+        assert!(
+            message.contains("flavor `half`") && message.contains("origin_digest missing"),
+            "{message}"
+        );
+    }
 }
 
 #[tokio::test]

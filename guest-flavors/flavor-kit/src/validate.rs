@@ -9,8 +9,11 @@ use serde_json::{Map, Value};
 
 use crate::{ConfigIssue, Host, ImageReference, LogLevel, PushDecision};
 
-/// The longest repository path (the name without the domain) Docker accepts.
-pub const MAX_PATH_LEN: usize = 255;
+/// The repository path grammar is the host's own (`flavorbox-grammar`): one
+/// copy in Rust, so a guest and the host never disagree on a path.
+pub use flavorbox_grammar::path::{
+    MAX_PATH_LENGTH as MAX_PATH_LEN, PATH_COMPONENT_RULE, is_path_component, is_repository_path,
+};
 /// The longest DNS label (RFC 1035).
 pub const MAX_LABEL_LEN: usize = 63;
 /// The longest DNS name (RFC 1035, without the trailing dot).
@@ -116,50 +119,6 @@ impl RegistryUri {
     }
 }
 
-/// Whether `s` is a path component of the Docker reference grammar:
-/// lowercase letters and digits, separated by `.`, `_`, `__` or runs of `-`.
-pub fn is_path_component(s: &str) -> bool {
-    let b = s.as_bytes();
-    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        // A separator: `.`, `_`, `__` or one or more `-`.
-        let start = i;
-        match b[i] {
-            b'.' => i += 1,
-            b'_' => {
-                i += 1;
-                if b.get(i) == Some(&b'_') {
-                    i += 1;
-                }
-            }
-            b'-' => {
-                while b.get(i) == Some(&b'-') {
-                    i += 1;
-                }
-            }
-            _ => return false,
-        }
-        if i == start || !b.get(i).is_some_and(|&c| alnum(c)) {
-            return false;
-        }
-    }
-    true
-}
-
-/// Whether `s` is a repository path: one or more path components separated
-/// by `/`, at most [`MAX_PATH_LEN`] characters.
-pub fn is_repository_path(s: &str) -> bool {
-    !s.is_empty() && s.len() <= MAX_PATH_LEN && s.split('/').all(is_path_component)
-}
-
 /// Whether `s` is a DNS label: 1 to 63 lowercase letters, digits and `-`,
 /// neither starting nor ending with `-`.
 pub fn is_dns_label(s: &str) -> bool {
@@ -170,10 +129,6 @@ pub fn is_dns_label(s: &str) -> bool {
         && s.bytes()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
 }
-
-/// What the path-component rule allows, for messages.
-pub const PATH_COMPONENT_RULE: &str =
-    "lowercase letters and digits, optionally separated by `.`, `_`, `__` or `-`";
 
 /// Records an issue on `field` unless `uri` has a number of path segments in
 /// `expected`; `shape` names them for the message (e.g. "one account segment

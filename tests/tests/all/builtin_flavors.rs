@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use flavorbox_grammar::reference::Reference;
+use flavorbox_grammar::Reference;
 use flavorbox_sandbox::flavor::{Capability, ConfigIssue, PushDecision};
 use flavorbox_sandbox::{
     CallContext, LoadedFlavor, LookupError, RepositoryLookup, Sandbox, SandboxConfig,
@@ -142,19 +142,7 @@ fn uri(u: &str) -> Value {
 #[test]
 fn every_builtin_flavor_is_embedded_and_loads() {
     let names: Vec<&str> = builtins().flavors.keys().map(String::as_str).collect();
-    assert_eq!(
-        names,
-        [
-            "aws",
-            "azure",
-            "default",
-            "digitalocean",
-            "dockerhub",
-            "gcp",
-            "github",
-            "gitlab"
-        ]
-    );
+    assert_eq!(names, flavorbox_tests::BUILTIN_NAMES);
 }
 
 #[test]

@@ -154,19 +154,7 @@ fn flavors_register_list_describe_and_delete_across_restarts() {
         .iter()
         .map(|f| f["name"].as_str().expect("name"))
         .collect();
-    assert_eq!(
-        names,
-        [
-            "aws",
-            "azure",
-            "default",
-            "digitalocean",
-            "dockerhub",
-            "gcp",
-            "github",
-            "gitlab"
-        ]
-    );
+    assert_eq!(names, flavorbox_tests::BUILTIN_NAMES);
 
     let wasm = hostile_wasm();
     assert_eq!(user.ok(&["flavor", "register", &wasm]).trim(), "hostile");

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flavorbox_grammar::reference::Reference;
+use flavorbox_grammar::Reference;
 use flavorbox_sandbox::flavor::PushDecision;
 use flavorbox_sandbox::{
     CallContext, LoadedFlavor, LookupError, RepositoryLookup, Sandbox, Validation,

@@ -217,7 +217,7 @@ fn artifact_registry(
             return http(
                 "200 OK",
                 &[("Content-Type", layout::MANIFEST_MEDIA_TYPE)],
-                &artifact.manifest.to_bytes(),
+                &artifact.manifest.to_bytes().expect("writes"),
             );
         }
         if let Some((_, digest)) = path.split_once("/blobs/") {
@@ -827,7 +827,7 @@ fn sixty_stalled_uploads_keep_memory_and_disk_within_their_configured_bounds() {
         &canary,
         format!(
             "body_timeout_secs = 60\n\
-             [tenants.hoarder]\nmax_uploads_in_flight = 64\nmax_upload_disk_mib = {DISK_MIB}\nmax_upload_mib = 16\n\
+             [tenants.hoarder]\nmax_jobs = 64\nmax_uploads_in_flight = 64\nmax_upload_disk_mib = {DISK_MIB}\nmax_upload_mib = 16\n\
              allow_registry = [\"{dead}\"]\n\
              [tenants.good]\nallow_registry = [\"{check}\"]\n"
         ),

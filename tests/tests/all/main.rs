@@ -2,9 +2,9 @@
 //! `tests/all` does): the whole stack is linked once, not once per suite,
 //! and the real services (tests/src/services.rs) start once per run.
 //!
-//! One suite stays a binary of its own: `tests/tests/hostile_host.rs`
-//! measures its own process's resident and peak memory around hostile
-//! calls, which other suites running beside it in one process would move.
+//! A test that measures its own process (`hostile_host`'s resident and peak
+//! memory around hostile calls) runs itself again in a child process of this
+//! binary, alone ([`flavorbox_tests::in_own_process`]).
 //!
 //! Run one suite with its module path as the filter, e.g.
 //! `cargo test -p flavorbox-tests --test all server::` or
@@ -17,8 +17,11 @@ mod builtin_flavors;
 mod cli;
 mod conformance;
 mod faults;
+mod grammar_vectors;
+mod hostile_host;
 mod hostile_tenants;
 mod languages;
+mod layering;
 mod oci;
 mod push_layer;
 mod sandbox;

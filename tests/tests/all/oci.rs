@@ -829,7 +829,7 @@ fn stub_artifact() -> Artifact {
 /// What an honest registry answers for `artifact` at `REPO:1`: the API
 /// root, the manifest, the blobs; 404 for anything else.
 fn honest(artifact: &Artifact, method: &str, path: &str) -> Vec<u8> {
-    let manifest = artifact.manifest.to_bytes();
+    let manifest = artifact.manifest.to_bytes().expect("writes");
     let blob = |digest: &str| {
         std::iter::once((&artifact.manifest.config.digest, &artifact.config))
             .chain(

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use flavorbox_grammar::reference::{Reference, RegistryUri, RepositoryPath};
+use flavorbox_grammar::{Reference, RegistryUri, RepositoryPath};
 use flavorbox_net::credentials::Credentials;
 use flavorbox_net::push::{self, PushError, PushEvent};
 use flavorbox_net::registry_api::{RegistryApi, RegistryApiError};
@@ -34,14 +34,14 @@ fn auth_credentials() -> Credentials {
     let s = services();
     Credentials {
         username: s.auth_user.clone(),
-        password: s.auth_password.clone(),
+        password: s.auth_password.clone().into(),
     }
 }
 
 fn wrong_credentials() -> Credentials {
     Credentials {
         username: services().auth_user.clone(),
-        password: "not-the-password".to_string(),
+        password: "not-the-password".into(),
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use flavorbox_grammar::reference::Reference;
+use flavorbox_grammar::Reference;
 use flavorbox_sandbox::{
     CallContext, CallErrorKind, Limits, LoadError, LookupError, RepositoryLookup, Sandbox,
     SandboxConfig,
@@ -79,19 +79,7 @@ fn every_builtin_flavor_loads_through_the_sandbox() {
         })
         .collect();
     names.sort();
-    assert_eq!(
-        names,
-        [
-            "aws",
-            "azure",
-            "default",
-            "digitalocean",
-            "dockerhub",
-            "gcp",
-            "github",
-            "gitlab"
-        ]
-    );
+    assert_eq!(names, flavorbox_tests::BUILTIN_NAMES);
 }
 
 #[test]
@@ -440,6 +428,34 @@ fn loader_explains_what_is_wrong() {
             assert!(msg.contains("0.1.x"), "{msg}");
         }
         other => panic!("expected UnsupportedVersion, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_edited_working_wit_cannot_change_what_a_0_1_flavor_is_checked_against() {
+    // `tests/guests/edited-wit` is a well-behaved flavor built from its own
+    // copy of the working WIT (`wit/flavor.wit`) with one edit
+    // (`validate-config` takes a second parameter) and the package still
+    // named `flavorbox:registry@0.1.0`. The host's 0.1 bindings come from
+    // its frozen copy (`crates/sandbox/wit/v0.1/`, pinned by digest), never
+    // from the working WIT, so the edit is a different contract and the
+    // flavor is refused at load, by type.
+    let sandbox = sandbox();
+    match sandbox.load(&guest_bytes("guest-edited-wit")) {
+        Err(e @ LoadError::WrongWorld(_)) => {
+            let msg = e.to_string();
+            // "... world: failed to convert function to given type: type
+            // mismatch with parameters: expected 1-tuple, found 2-tuple"
+            assert!(msg.contains("container-registry-flavor"), "{msg}");
+            assert!(msg.contains("type mismatch with parameters"), "{msg}");
+        }
+        other => panic!("expected WrongWorld, got {other:?}"),
+    }
+    // The built-ins, built from the unedited working WIT (the same contract
+    // as the frozen 0.1 today), load and are dispatched as 0.1.
+    for bytes in flavorbox_builtin::components() {
+        let flavor = sandbox.load(bytes).expect("a built-in loads");
+        assert_eq!(flavor.metadata().wit_version, "0.1.0", "{}", flavor.name());
     }
 }
 

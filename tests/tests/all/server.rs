@@ -1781,3 +1781,63 @@ fn a_tenant_past_its_compile_budget_gets_429_and_others_still_compile() {
     let other = wasm(&server, &good, "hostile", &hostile);
     assert_eq!(other.status, 201, "another tenant compiles: {}", other.text);
 }
+
+#[test]
+fn a_denial_reads_the_same_from_the_local_cli_and_through_a_server() {
+    let s = services::services();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &ServerOptions {
+            allow: vec![s.open_registry.clone()],
+            ..Default::default()
+        },
+    )
+    .expect("server");
+    let token = server.tenant("deny").unwrap();
+    let (local, remote) = (dir.path().join("local"), dir.path().join("remote"));
+    let (ok, _, err) = cli(
+        &remote,
+        &["login", &server.url, "--token-stdin"],
+        Some(&token),
+        &[],
+    );
+    assert!(ok, "{err}");
+    let hostile = flavorbox_tests::guest_path("guest-hostile");
+    let image = format!("{}/denied/app:1", s.open_registry);
+    let mut said = Vec::new();
+    for home in [&local, &remote] {
+        for args in [
+            vec!["flavor", "register", hostile.to_str().unwrap()],
+            vec![
+                "registry",
+                "register",
+                "strict",
+                "--flavor",
+                "hostile",
+                "--uri",
+                &s.open_registry,
+                "--config",
+                "deny=no pushes on Fridays",
+            ],
+        ] {
+            let (ok, _, err) = cli(home, &args, None, &[]);
+            assert!(ok, "{err}");
+        }
+        // Denied before any engine is needed, dry run or not.
+        for dry_run in [&["--dry-run"][..], &[]] {
+            let args = [&["push", &image, "--registry", "strict"][..], dry_run].concat();
+            let (ok, out, err) = cli(home, &args, None, &[]);
+            assert!(!ok && out.is_empty(), "{out}");
+            said.push(err);
+        }
+    }
+    assert!(
+        said[0].contains(&format!(
+            "flavor `hostile` denied the push of `{image}`: no pushes on Fridays"
+        )),
+        "{}",
+        said[0]
+    );
+    assert!(said.iter().all(|err| *err == said[0]), "{said:#?}");
+}

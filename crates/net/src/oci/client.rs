@@ -21,6 +21,7 @@ use std::time::Duration;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, RegistryOperation};
+use secrecy::ExposeSecret as _;
 use sha2::{Digest as _, Sha256};
 
 use super::error::OciError;
@@ -29,7 +30,7 @@ use super::signature::{self, PublicKey, SignatureError, SigningKey};
 use super::source::OciSource;
 use crate::credentials::Credentials;
 use crate::registry_api::{Access, AddressFilter, RegistryApi, Session, SessionOptions};
-use flavorbox_grammar::reference::RegistryUri;
+use flavorbox_grammar::RegistryUri;
 
 /// How long connecting to a registry may take (a publish).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -167,6 +168,11 @@ impl OciClient {
                 reason: "publish to a tag, like `oci://HOST/REPO:1.0`, without a digest (the registry computes it)".into(),
             });
         }
+        // Written before anything is sent, so a failure leaves the registry as it was.
+        let body = artifact
+            .manifest
+            .to_bytes()
+            .map_err(|e| layout_error(target, e))?;
         let publish = self.publish_session(target, options).await?;
         let blobs = std::iter::once((&artifact.manifest.config, &artifact.config))
             .chain(artifact.manifest.layers.iter().zip(&artifact.layers));
@@ -177,7 +183,6 @@ impl OciClient {
                 .await
                 .map_err(|e| publish.error(e))?;
         }
-        let body = artifact.manifest.to_bytes();
         let content_type = http::HeaderValue::from_static(layout::MANIFEST_MEDIA_TYPE);
         publish
             .client
@@ -203,7 +208,7 @@ impl OciClient {
         let payload = signature::payload(&repository, &digest);
         let artifact = layout::signature_artifact(&payload, &key.sign(&payload));
         let tag = layout::signature_tag(&digest);
-        self.push_artifact(&source.with_tag(&tag), &artifact, options)
+        self.push_artifact(&source.with_tag(&tag)?, &artifact, options)
             .await?;
         Ok((digest, tag))
     }
@@ -258,7 +263,9 @@ impl OciClient {
             message: format!("cannot build the HTTP client: {e}"),
         })?;
         let auth = match &options.credentials {
-            Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
+            Some(c) => {
+                RegistryAuth::Basic(c.username.clone(), c.password.expose_secret().to_owned())
+            }
             None => RegistryAuth::Anonymous,
         };
         let publish = Publish {
@@ -492,7 +499,7 @@ impl<'a> Pull<'a> {
     /// signature tag; returns the id of the key that verified.
     fn verify_signature(&self, digest: &str, keys: &[PublicKey]) -> Result<String, OciError> {
         let tag = layout::signature_tag(digest);
-        let signature_source = self.source.with_tag(&tag);
+        let signature_source = self.source.with_tag(&tag)?;
         let refused = |error: SignatureError| OciError::Signature {
             reference: self.source.to_string(),
             error,

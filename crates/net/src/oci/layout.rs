@@ -72,9 +72,8 @@ pub struct Manifest {
 
 impl Manifest {
     /// The manifest as the bytes pushed (and hashed into its digest).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        // Serialising plain structs of strings and integers cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+    pub fn to_bytes(&self) -> Result<Vec<u8>, LayoutError> {
+        serde_json::to_vec(self).map_err(|e| LayoutError::Unwritable(e.to_string()))
     }
 }
 
@@ -103,7 +102,9 @@ pub fn wasm_artifact(component: &[u8], title: &str) -> Artifact {
         "layerDigests": [layer.digest],
         "component": null,
     });
-    let config = serde_json::to_vec(&config).unwrap_or_default();
+    // A `Value` always writes (its keys are strings, its numbers finite):
+    // `to_string` is serde_json's infallible form, the bytes `to_vec` gives.
+    let config = config.to_string().into_bytes();
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(MANIFEST_MEDIA_TYPE.to_string()),
@@ -135,6 +136,8 @@ pub enum LayoutError {
     LayerCount(usize),
     /// A digest that is not `sha256:` and 64 lowercase hex digits.
     BadDigest(String),
+    /// The manifest could not be written as JSON.
+    Unwritable(String),
 }
 
 impl std::fmt::Display for LayoutError {
@@ -155,6 +158,9 @@ impl std::fmt::Display for LayoutError {
                     f,
                     "digest `{d}` is not `sha256:` and 64 lowercase hex digits"
                 )
+            }
+            LayoutError::Unwritable(why) => {
+                write!(f, "its manifest cannot be written as JSON: {why}")
             }
         }
     }
@@ -216,15 +222,17 @@ pub fn signature_artifact(payload: &[u8], signature_base64: &str) -> Artifact {
         )]
         .into(),
     );
-    let config = serde_json::to_vec(&serde_json::json!({
+    // Written as `wasm_artifact`'s config is: a `Value` cannot fail to write.
+    let config = serde_json::json!({
         "architecture": "",
         "config": {},
         "created": "0001-01-01T00:00:00Z",
         "history": [{"created": "0001-01-01T00:00:00Z"}],
         "os": "",
         "rootfs": {"type": "layers", "diff_ids": [sha256_digest(payload)]},
-    }))
-    .unwrap_or_default();
+    })
+    .to_string()
+    .into_bytes();
     Artifact {
         manifest: Manifest {
             schema_version: 2,
@@ -244,7 +252,7 @@ mod tests {
     #[test]
     fn a_published_artifact_reads_back_as_a_wasm_artifact() {
         let artifact = wasm_artifact(b"\0asm component", "acme.wasm");
-        let bytes = artifact.manifest.to_bytes();
+        let bytes = artifact.manifest.to_bytes().expect("writes");
         let manifest = check_wasm_manifest(&bytes).expect("our own layout");
         assert_eq!(manifest.layers[0].digest, sha256_digest(b"\0asm component"));
         assert_eq!(manifest.layers[0].size, 14);
@@ -252,7 +260,7 @@ mod tests {
         // Reproducible: the same component, the same manifest digest.
         let again = wasm_artifact(b"\0asm component", "acme.wasm");
         assert_eq!(
-            sha256_digest(&again.manifest.to_bytes()),
+            sha256_digest(&again.manifest.to_bytes().expect("writes")),
             sha256_digest(&bytes)
         );
     }
@@ -272,18 +280,40 @@ mod tests {
         index.media_type = Some("application/vnd.oci.image.index.v1+json".into());
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (
-                wrong_layer.to_bytes(),
+                wrong_layer.to_bytes().expect("writes"),
                 "its layer has media type `application/vnd.oci.image.layer.v1.tar`, expected `application/wasm`",
             ),
-            (wrong_config.to_bytes(), "its config has media type"),
-            (two.to_bytes(), "it has 2 layers, expected exactly 1"),
-            (bad_digest.to_bytes(), "digest `sha512:abc`"),
-            (index.to_bytes(), "its manifest has media type"),
+            (
+                wrong_config.to_bytes().expect("writes"),
+                "its config has media type",
+            ),
+            (
+                two.to_bytes().expect("writes"),
+                "it has 2 layers, expected exactly 1",
+            ),
+            (
+                bad_digest.to_bytes().expect("writes"),
+                "digest `sha512:abc`",
+            ),
+            (
+                index.to_bytes().expect("writes"),
+                "its manifest has media type",
+            ),
             (b"not json".to_vec(), "does not parse"),
         ];
         for (bytes, want) in cases {
             let err = check_wasm_manifest(&bytes).expect_err(want).to_string();
             assert!(err.contains(want), "{err}");
+        }
+    }
+
+    #[test]
+    fn configs_are_the_bytes_serde_json_writes_so_digests_do_not_move() {
+        let wasm = wasm_artifact(b"x", "x.wasm").config;
+        let signature = signature_artifact(b"payload", "c2ln").config;
+        for config in [wasm, signature] {
+            let value: serde_json::Value = serde_json::from_slice(&config).expect("json");
+            assert_eq!(serde_json::to_vec(&value).expect("writes"), config);
         }
     }
 

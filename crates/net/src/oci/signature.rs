@@ -79,7 +79,7 @@ impl PublicKey {
                 "not a PEM ECDSA P-256 public key ({e}); cosign.pub, or `openssl pkey -in KEY -pubout`, has this form"
             ),
         })?;
-        Ok(PublicKey::new(key))
+        PublicKey::new(key, path)
     }
 
     /// Reads a public key file.
@@ -92,15 +92,19 @@ impl PublicKey {
         PublicKey::from_pem(&text, &shown)
     }
 
-    fn new(key: VerifyingKey) -> PublicKey {
+    /// The key with its id; `path` names it if its DER cannot be written
+    /// (an empty DER would give every such key the same id).
+    fn new(key: VerifyingKey, path: &str) -> Result<PublicKey, SignatureError> {
         let der = key
             .to_public_key_der()
-            .map(|d| d.as_bytes().to_vec())
-            .unwrap_or_default();
-        PublicKey {
-            id: format!("sha256:{}", hex::encode(Sha256::digest(&der))),
+            .map_err(|e| SignatureError::BadKey {
+                path: path.to_string(),
+                reason: format!("its public key cannot be encoded as DER: {e}"),
+            })?;
+        Ok(PublicKey {
+            id: format!("sha256:{}", hex::encode(Sha256::digest(der.as_bytes()))),
             key,
-        }
+        })
     }
 
     /// The key's id: SHA-256 of its DER SubjectPublicKeyInfo.
@@ -115,16 +119,15 @@ impl PublicKey {
 }
 
 /// A private key that signs manifest digests.
+///
+/// Not a `secrecy` box: `p256`'s key is already a secret type of its own
+/// (zeroed on drop, `Debug` prints `SigningKey { .. }`), and it has no
+/// `Zeroize` for a `SecretBox` to hold it by.
+#[derive(Debug)]
 pub struct SigningKey {
     key: p256::ecdsa::SigningKey,
-}
-
-impl std::fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("public", &self.public().id)
-            .finish_non_exhaustive()
-    }
+    /// The matching public key, made once when the key is read.
+    public: PublicKey,
 }
 
 impl SigningKey {
@@ -147,9 +150,9 @@ impl SigningKey {
                 ))
             })?
         };
-        Ok(SigningKey {
-            key: p256::ecdsa::SigningKey::from(secret),
-        })
+        let key = p256::ecdsa::SigningKey::from(secret);
+        let public = PublicKey::new(*key.verifying_key(), path)?;
+        Ok(SigningKey { key, public })
     }
 
     /// Reads a private key file.
@@ -164,7 +167,7 @@ impl SigningKey {
 
     /// The matching public key.
     pub fn public(&self) -> PublicKey {
-        PublicKey::new(*self.key.verifying_key())
+        self.public.clone()
     }
 
     /// Signs `payload`: the base64 of the ASN.1 DER ECDSA signature, as cosign stores it.
@@ -184,7 +187,9 @@ pub fn payload(repository: &str, digest: &str) -> Vec<u8> {
         },
         "optional": null,
     });
-    serde_json::to_vec(&doc).unwrap_or_default()
+    // A `Value` always writes (its keys are strings, its numbers finite):
+    // `to_string` is serde_json's infallible form, the bytes `to_vec` gives.
+    doc.to_string().into_bytes()
 }
 
 /// Checks one signature: its payload names `digest` as a cosign image
@@ -242,9 +247,22 @@ mod tests {
 
     fn key(seed: u8) -> SigningKey {
         let secret = p256::SecretKey::from_slice(&[seed; 32]).expect("a valid scalar");
-        SigningKey {
-            key: p256::ecdsa::SigningKey::from(secret),
-        }
+        let key = p256::ecdsa::SigningKey::from(secret);
+        let public = PublicKey::new(*key.verifying_key(), "test").expect("a public key");
+        SigningKey { key, public }
+    }
+
+    #[test]
+    fn debug_of_a_signing_key_shows_no_private_key() {
+        use p256::pkcs8::{EncodePrivateKey as _, LineEnding};
+        let signer = key(5);
+        let scalar = hex::encode(signer.key.to_bytes());
+        let pem = signer.key.to_pkcs8_pem(LineEnding::LF).expect("pem");
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let shown = format!("{signer:?} {signer:#?}");
+        assert!(!shown.to_lowercase().contains(&scalar), "{shown}");
+        assert!(!shown.contains(&body), "{shown}");
+        assert!(shown.contains(signer.public().id()), "{shown}");
     }
 
     #[test]

@@ -7,7 +7,9 @@
 
 use std::fmt;
 
-use flavorbox_grammar::reference::{Reference, RegistryUri};
+use flavorbox_grammar::{Reference, RegistryUri};
+
+use super::error::OciError;
 
 /// The scheme every artifact source starts with.
 pub const SCHEME: &str = "oci://";
@@ -79,8 +81,9 @@ impl OciSource {
         RegistryUri::parse(self.domain()).is_ok_and(|uri| uri.is_loopback())
     }
 
-    /// The same repository and tag, pinned to `digest`.
-    pub fn pinned(&self, digest: &str) -> OciSource {
+    /// The same repository and tag, pinned to `digest`; an error if that
+    /// does not make a source (never this source unpinned).
+    pub fn pinned(&self, digest: &str) -> Result<OciSource, OciError> {
         let mut text = format!("{SCHEME}{}/{}", self.domain(), self.repository());
         if let Some(tag) = self.tag() {
             text.push(':');
@@ -88,18 +91,38 @@ impl OciSource {
         }
         text.push('@');
         text.push_str(digest);
-        OciSource::parse(&text).unwrap_or_else(|_| self.clone())
+        OciSource::derived(text)
     }
 
-    /// The same repository under another tag, without a digest.
-    pub fn with_tag(&self, tag: &str) -> OciSource {
-        let text = format!("{SCHEME}{}/{}:{tag}", self.domain(), self.repository());
-        OciSource::parse(&text).unwrap_or_else(|_| self.clone())
+    /// The same repository under another tag, without a digest; an error if
+    /// that does not make a source (never this source under its own tag).
+    pub fn with_tag(&self, tag: &str) -> Result<OciSource, OciError> {
+        OciSource::derived(format!(
+            "{SCHEME}{}/{}:{tag}",
+            self.domain(),
+            self.repository()
+        ))
     }
 
-    /// The same source without its digest (what `flavor update` resolves again).
+    /// The same source without its digest (what `flavor update` resolves
+    /// again); none without a tag.
     pub fn unpinned(&self) -> Option<OciSource> {
-        self.tag().map(|tag| self.with_tag(tag))
+        let tag = self.tag()?;
+        if self.digest().is_none() {
+            return Some(self.clone());
+        }
+        // The host, repository and tag were each accepted by `parse`, and
+        // dropping the digest only drops a constraint: this parses, so `ok`
+        // discards no failure.
+        self.with_tag(tag).ok()
+    }
+
+    /// Parses a source built from this one's parts.
+    fn derived(text: String) -> Result<OciSource, OciError> {
+        OciSource::parse(&text).map_err(|reason| OciError::InvalidSource {
+            source_text: text.chars().take(300).collect(),
+            reason,
+        })
     }
 
     /// The reference `oci-client` takes; a digest wins over a tag.
@@ -175,6 +198,22 @@ mod tests {
             let err = OciSource::parse(text).expect_err(text);
             assert!(err.contains(why), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn a_source_that_cannot_be_derived_is_an_error_not_the_original() {
+        let source = OciSource::parse("oci://127.0.0.1:5000/acme:1").expect("ok");
+        let err = source.with_tag("no spaces").expect_err("bad tag");
+        assert!(err.to_string().contains("no spaces"), "{err}");
+        let err = source.pinned("sha512:abc").expect_err("bad digest");
+        assert!(err.to_string().contains("sha512:abc"), "{err}");
+        let pinned = source.pinned(D).expect("pinned");
+        assert_eq!(pinned.digest(), Some(D));
+        assert_eq!(pinned.tag(), Some("1"));
+        assert_eq!(
+            source.with_tag("2").expect("tag").to_string(),
+            "oci://127.0.0.1:5000/acme:2"
+        );
     }
 
     #[test]

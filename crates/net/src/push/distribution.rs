@@ -42,7 +42,7 @@ use super::{PushError, PushEvent, PushOutcome, target};
 use crate::credentials::Credentials;
 use crate::registry_api::session::{is_digest, sha256_digest};
 use crate::registry_api::{Access, RegistryApi, RegistryApiError, Session, SessionOptions};
-use flavorbox_grammar::reference::{Reference, RegistryUri};
+use flavorbox_grammar::{Reference, RegistryUri};
 
 /// Most entries an archive may hold.
 const MAX_ENTRIES: usize = 100_000;
@@ -566,10 +566,19 @@ impl Tarball {
                     d.digest, d.size
                 )));
             }
+            // Required by the image spec, and it decides how the blob is
+            // measured: read as "" it would count a gzip layer's compressed
+            // bytes against the expansion limit, not what it expands to.
+            let Some(media_type) = d.media_type else {
+                return Err(bad(format!(
+                    "blob {} has no mediaType in manifest {}: the archive is damaged; save it again",
+                    d.digest, descriptor.digest
+                )));
+            };
             blobs.push(Blob {
                 digest: d.digest,
                 size: d.size,
-                media_type: d.media_type.unwrap_or_default(),
+                media_type,
             });
         }
         let media_type = descriptor
@@ -1292,6 +1301,38 @@ mod tests {
         );
         let refused = message(Tarball::index(tampered.path()).unwrap().image().map(|_| ()));
         assert!(refused.contains("does not match"), "{refused}");
+
+        // A layer without a media type is refused, not measured as plain.
+        let untyped = String::from_utf8(manifest.clone())
+            .unwrap()
+            .replace(
+                r#""mediaType":"application/vnd.oci.image.layer.v1.tar","#,
+                "",
+            )
+            .into_bytes();
+        let untyped_index = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":{}}}]}}"#,
+            sha256_digest(&untyped),
+            untyped.len()
+        );
+        let u = blob(&untyped);
+        let untyped_layout = tarball(
+            &[
+                ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#),
+                ("index.json", untyped_index.as_bytes()),
+                (&c.0, &c.1),
+                (&l.0, &l.1),
+                (&u.0, &u.1),
+            ],
+            &[],
+        );
+        let refused = message(
+            Tarball::index(untyped_layout.path())
+                .unwrap()
+                .image()
+                .map(|_| ()),
+        );
+        assert!(refused.contains("has no mediaType"), "{refused}");
     }
 
     #[test]

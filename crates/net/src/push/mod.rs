@@ -18,9 +18,10 @@ use bollard::auth::DockerCredentials;
 use bollard::errors::Error as BollardError;
 use bollard::query_parameters::PushImageOptions;
 use futures_util::StreamExt;
+use secrecy::ExposeSecret as _;
 
 use crate::credentials::Credentials;
-use flavorbox_grammar::reference::Reference;
+use flavorbox_grammar::Reference;
 
 pub mod distribution;
 
@@ -273,7 +274,7 @@ pub async fn push_image(
     };
     let credentials = credentials.map(|c| DockerCredentials {
         username: Some(c.username.clone()),
-        password: Some(c.password.clone()),
+        password: Some(c.password.expose_secret().to_owned()),
         serveraddress: Some(target.domain.to_string()),
         ..Default::default()
     });

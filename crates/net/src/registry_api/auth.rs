@@ -9,6 +9,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use secrecy::ExposeSecret as _;
 use url::Url;
 
 use super::RegistryApiError;
@@ -70,7 +71,11 @@ pub(crate) fn parse_challenge(header: &str) -> Option<Challenge> {
 
 /// The `Authorization` value for Basic auth.
 pub(crate) fn basic(credentials: &Credentials) -> String {
-    let pair = format!("{}:{}", credentials.username, credentials.password);
+    let pair = format!(
+        "{}:{}",
+        credentials.username,
+        credentials.password.expose_secret()
+    );
     format!("Basic {}", BASE64.encode(pair))
 }
 

@@ -19,7 +19,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use flavorbox_grammar::reference::RegistryUri;
+use flavorbox_grammar::RegistryUri;
 
 /// Everything that bounds the host's outgoing HTTP: addresses, redirects, timeouts.
 #[derive(Debug, Clone, PartialEq, Eq)]

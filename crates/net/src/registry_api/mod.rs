@@ -31,9 +31,7 @@ pub use egress::{
     AddressFilter, AllowedHost, EgressConfigError, EgressDenied, EgressPolicy, Endpoint,
     NamespaceDenied, RedirectRule, Timeouts,
 };
-use flavorbox_grammar::reference::{
-    DEFAULT_DOMAIN, RegistryUri, RepositoryPath, RepositoryPathError,
-};
+use flavorbox_grammar::{DEFAULT_DOMAIN, RegistryUri, RepositoryPath, RepositoryPathError};
 pub use session::{Access, Manifest, PendingBlob, Session, SessionOptions};
 
 /// Where Docker Hub's registry API lives (`docker.io` is its name in references).

@@ -20,7 +20,8 @@ use super::auth::{self, Challenge};
 use super::client::{Body, Exchange, Follow};
 use super::{RegistryApi, RegistryApiError};
 use crate::credentials::Credentials;
-use flavorbox_grammar::reference::{DEFAULT_DOMAIN, RegistryUri};
+use flavorbox_grammar::DEFAULT_DOMAIN;
+use flavorbox_grammar::RegistryUri;
 
 /// Largest error body read from a registry, to quote its message.
 const MAX_ERROR_BODY: u64 = 16 << 10;

@@ -3,14 +3,16 @@
 //! the host is unharmed afterwards. Each case asserts the typed error, a loose
 //! bound on wall time (never a precise timing) and a bound on the host
 //! process's peak RSS growth. The cases run one at a time (RSS is per
-//! process), in one test.
+//! process), in one test, which runs in a process of its own
+//! ([`flavorbox_tests::in_own_process`]): other suites in this binary would
+//! move its memory figures.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use flavorbox_grammar::reference::Reference;
+use flavorbox_grammar::Reference;
 use flavorbox_sandbox::{
     CallContext, CallErrorKind, Limits, LookupError, RepositoryLookup, Sandbox, SandboxConfig,
 };
@@ -105,6 +107,13 @@ impl RepositoryLookup for CountingLookup {
 
 #[test]
 fn host_work_a_guest_triggers_is_bounded_and_the_host_recovers() {
+    flavorbox_tests::in_own_process(
+        "hostile_host::host_work_a_guest_triggers_is_bounded_and_the_host_recovers",
+        host_work_is_bounded,
+    );
+}
+
+fn host_work_is_bounded() {
     let sandbox = Arc::new(Sandbox::new(SandboxConfig::default()).expect("sandbox"));
     let builtin = flavorbox_builtin::components()
         .map(|bytes| sandbox.load(bytes).expect("built-in loads"))
