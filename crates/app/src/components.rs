@@ -212,8 +212,9 @@ type OverlapGuard = Box<dyn Fn(&str) -> bool + Send + Sync>;
 /// A stored component's registry URI, which passed the grammar when it
 /// was written; one that no longer does is an error naming the component.
 pub(super) fn stored_uri(record: &ComponentRecord) -> Result<RegistryUri, AppError> {
-    RegistryUri::parse(&record.uri)
-        .map_err(|e| AppError::Internal(format!("stored uri of `{}`: {e}", record.name)))
+    RegistryUri::parse(&record.uri).map_err(|e| {
+        AppError::corrupt_record("registry component", &record.name, format!("its uri: {e}"))
+    })
 }
 
 /// A stored component's config, a JSON object when it was written; one
@@ -221,14 +222,16 @@ pub(super) fn stored_uri(record: &ComponentRecord) -> Result<RegistryUri, AppErr
 fn stored_config(record: &ComponentRecord) -> Result<Map<String, Value>, AppError> {
     match serde_json::from_str::<Value>(&record.config_json) {
         Ok(Value::Object(config)) => Ok(config),
-        Ok(_) => Err(AppError::Internal(format!(
-            "stored config of `{}`: not a JSON object",
-            record.name
-        ))),
-        Err(e) => Err(AppError::Internal(format!(
-            "stored config of `{}`: {e}",
-            record.name
-        ))),
+        Ok(_) => Err(AppError::corrupt_record(
+            "registry component",
+            &record.name,
+            "its config is not a JSON object",
+        )),
+        Err(e) => Err(AppError::corrupt_record(
+            "registry component",
+            &record.name,
+            format!("its config: {e}"),
+        )),
     }
 }
 

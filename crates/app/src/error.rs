@@ -266,19 +266,6 @@ pub enum AppError {
         "flavor `{0}` was not registered from an OCI registry, so it has no tag to follow: register the new version with `flavorbox flavor register`"
     )]
     NoOrigin(String),
-    /// A record this layer stored does not read back (a newer flavorbox
-    /// wrote it, or the database was damaged): named, never guessed at.
-    #[error(
-        "the stored {kind} `{name}` cannot be read: {reason}; if a newer flavorbox wrote it, use that version, otherwise restore the database from a backup"
-    )]
-    CorruptRecord {
-        /// What kind of record.
-        kind: &'static str,
-        /// Its name (or id).
-        name: String,
-        /// What is wrong with it.
-        reason: String,
-    },
     /// The operator's configuration contradicts itself or the sandbox.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -309,6 +296,16 @@ fn list_issues(issues: &[ConfigIssue]) -> String {
 }
 
 impl AppError {
+    /// A record the store holds that does not read back as this version
+    /// wrote it: the store's [`StoreError::CorruptRecord`](flavorbox_store::StoreError), one wording for both layers.
+    pub fn corrupt_record(kind: &'static str, name: &str, reason: impl Into<String>) -> AppError {
+        AppError::Store(flavorbox_store::StoreError::CorruptRecord {
+            kind,
+            name: name.to_string(),
+            reason: reason.into(),
+        })
+    }
+
     /// A component body longer than `max` bytes, refused before it is read
     /// to the end (the same answer a load gives for an oversized component).
     pub fn component_too_large(max: usize) -> AppError {
@@ -367,9 +364,7 @@ impl AppError {
             AppError::UploadTooLarge { .. } => C::TooLarge,
             AppError::Oci(e) => oci_code(e),
             AppError::NoOrigin(_) => C::Conflict,
-            AppError::CorruptRecord { .. } | AppError::Config(_) | AppError::Internal(_) => {
-                C::Internal
-            }
+            AppError::Config(_) | AppError::Internal(_) => C::Internal,
         }
     }
 
@@ -413,11 +408,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_record_names_itself_and_is_an_internal_error() {
-        let e = AppError::CorruptRecord {
-            kind: "job",
-            name: "0f".into(),
-            reason: "its detail is not JSON".into(),
-        };
+        let e = AppError::corrupt_record("job", "0f", "its detail is not JSON");
         assert_eq!(e.code(), ErrorCode::Internal);
         let message = e.to_string();
         assert!(

@@ -530,7 +530,7 @@ fn shown_name(name: &str) -> String {
 /// What a stored flavor's metadata said when it was registered.
 fn stored_metadata(record: &FlavorRecord) -> Result<FlavorMetadata, AppError> {
     serde_json::from_str(&record.metadata_json)
-        .map_err(|e| AppError::Internal(format!("stored metadata of `{}`: {e}", record.name)))
+        .map_err(|e| AppError::corrupt_record("flavor", &record.name, format!("its metadata: {e}")))
 }
 
 pub(super) fn info_from_record(record: FlavorRecord) -> Result<FlavorInfo, AppError> {

@@ -37,10 +37,14 @@ impl Detail {
     /// The detail stored for job `id`; one that does not parse is an
     /// error naming the job.
     fn parse(id: &str, json: &str) -> Result<Detail, AppError> {
-        serde_json::from_str(json).map_err(|e| AppError::CorruptRecord {
-            kind: "job",
-            name: id.to_string(),
-            reason: format!("its stored detail (progress, digest, warnings, error) is not what this version writes: {e}"),
+        serde_json::from_str(json).map_err(|e| {
+            AppError::corrupt_record(
+                "job",
+                id,
+                format!(
+                    "its stored detail (progress, digest, warnings, error) is not what this version writes: {e}"
+                ),
+            )
         })
     }
 }
@@ -342,7 +346,7 @@ mod tests {
             .unwrap();
         let err = tenant.job("damaged").await.expect_err("corrupt");
         assert!(
-            matches!(&err, AppError::CorruptRecord { kind: "job", name, .. } if name == "damaged"),
+            matches!(&err, AppError::Store(StoreError::CorruptRecord { kind: "job", name, .. }) if name == "damaged"),
             "{err:?}"
         );
         assert_eq!(err.code(), ErrorCode::Internal);

@@ -53,7 +53,7 @@ pub use crate::registry_config::parse_options;
 pub use flavorbox_net::oci::{OciSource, PublicKey, SigningKey};
 pub use flavorbox_net::push::{ArchiveLimits, PushEvent, save_image};
 pub use flavorbox_net::registry_api::{AllowedHost, EgressPolicy, Endpoint};
-pub use flavorbox_sandbox::flavor::{ConfigIssue, LogLine};
+pub use flavorbox_sandbox::flavor::{ConfigIssue, LogLine, is_valid_name as is_valid_flavor_name};
 pub use flavorbox_store::StoreError;
 
 /// A tenant whose identity has been established: the local user of the CLI,

@@ -330,7 +330,8 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
-    /// The word stored and shown.
+    /// The word shown (the API's; the store keeps its own, see
+    /// `flavorbox_store::JobStatus`).
     pub fn as_str(self) -> &'static str {
         match self {
             JobStatus::Queued => "queued",
@@ -339,19 +340,6 @@ impl JobStatus {
             JobStatus::Failed => "failed",
             JobStatus::Interrupted => "interrupted",
         }
-    }
-
-    /// Parses what [`as_str`](Self::as_str) wrote.
-    pub fn parse(text: &str) -> Option<JobStatus> {
-        [
-            JobStatus::Queued,
-            JobStatus::Running,
-            JobStatus::Succeeded,
-            JobStatus::Failed,
-            JobStatus::Interrupted,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
     }
 
     /// Whether the job is over.

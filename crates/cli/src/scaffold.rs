@@ -179,12 +179,11 @@ fn rename(text: &str, name: &str) -> String {
         .replace("acme", name)
 }
 
+/// A flavor name (the host's rule) that can also name the crate, module or
+/// package the scaffold writes, which cannot start with a digit.
 fn check_name(name: &str) -> anyhow::Result<()> {
-    let ok = (1..=63).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_');
+    let ok = flavorbox_app::is_valid_flavor_name(name)
+        && name.starts_with(|c: char| c.is_ascii_lowercase());
     if ok {
         Ok(())
     } else {

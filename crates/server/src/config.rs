@@ -59,6 +59,7 @@ use serde::Deserialize;
 
 use flavorbox_app::{AllowedHost, EgressPolicy};
 use flavorbox_app::{AppConfigBuilder, CallBounds, Quotas, SecretKey, TenantQuota};
+use secrecy::SecretString;
 
 /// Environment variable holding the admin token.
 pub const ADMIN_TOKEN_ENV: &str = "FLAVORBOX_ADMIN_TOKEN";
@@ -75,11 +76,11 @@ const MIN_ADMIN_TOKEN: usize = 32;
 pub struct ServeOptions {
     /// Where to listen.
     pub listen: SocketAddr,
-    /// The admin token (never logged).
-    pub admin_token: String,
-    /// The token `/metrics` requires, if the operator set one (never logged);
-    /// without it `/metrics` is open.
-    pub metrics_token: Option<String>,
+    /// The admin token (redacted when printed, never logged).
+    pub admin_token: SecretString,
+    /// The token `/metrics` requires, if the operator set one (redacted when
+    /// printed, never logged); without it `/metrics` is open.
+    pub metrics_token: Option<SecretString>,
     /// Push jobs running at once.
     pub max_running_jobs: usize,
     /// Push jobs of one tenant running at once (at most `max_running_jobs`).
@@ -401,8 +402,8 @@ pub fn load(
             .listen
             .or(file.listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
-        admin_token,
-        metrics_token,
+        admin_token: admin_token.into(),
+        metrics_token: metrics_token.map(SecretString::from),
         max_running_jobs,
         max_running_jobs_per_tenant: bounded(
             "max_running_jobs_per_tenant",
@@ -627,6 +628,7 @@ fn seconds(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret as _;
 
     fn env_with(key: &Path) -> impl Fn(&str) -> Option<String> {
         let key = key.display().to_string();
@@ -897,12 +899,12 @@ mod tests {
         let builder = || flavorbox_app::AppConfig::builder(dir.path().join("home"));
         let (_, options) = load(builder(), &flags, env_with(&key)).expect("from the file");
         assert_eq!(
-            options.metrics_token.as_deref(),
+            options.metrics_token.as_ref().map(|t| t.expose_secret()),
             Some(token.as_str()),
             "the final newline is not part of it"
         );
         let (_, options) = load(builder(), &ServeFlags::default(), env_with(&key)).expect("none");
-        assert_eq!(options.metrics_token, None, "unset: /metrics is open");
+        assert!(options.metrics_token.is_none(), "unset: /metrics is open");
 
         assert_eq!(
             metrics_token(None, Some(token.clone())).unwrap(),

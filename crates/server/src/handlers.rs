@@ -7,6 +7,7 @@ use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt as _;
+use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -62,7 +63,9 @@ pub struct TenantCreated {
     /// The tenant's name.
     pub tenant: String,
     /// Its bearer token; store it now, it cannot be shown again.
-    pub token: String,
+    #[serde(serialize_with = "flavorbox_app::wire::serialize_secret")]
+    #[schema(value_type = String)]
+    pub token: SecretString,
 }
 
 /// `/healthz` and `/readyz`.
@@ -93,7 +96,7 @@ pub async fn create_tenant(
         StatusCode::CREATED,
         Json(TenantCreated {
             tenant: body.name,
-            token,
+            token: token.into(),
         }),
     )
         .into_response())

@@ -41,6 +41,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 
 use flavorbox_app::App;
+use secrecy::ExposeSecret as _;
 
 pub use self::config::ServeOptions;
 
@@ -138,11 +139,13 @@ pub async fn serve(app: App, options: ServeOptions) -> anyhow::Result<()> {
         );
     }
     let state = AppState {
-        admin: Arc::new(auth::OperatorToken::new(&options.admin_token)),
+        admin: Arc::new(auth::OperatorToken::new(
+            options.admin_token.expose_secret(),
+        )),
         metrics_token: options
             .metrics_token
-            .as_deref()
-            .map(|token| Arc::new(auth::OperatorToken::new(token))),
+            .as_ref()
+            .map(|token| Arc::new(auth::OperatorToken::new(token.expose_secret()))),
         metrics: Arc::new(metrics::Metrics::new(app.clone())),
         jobs: Arc::new(jobs::Jobs::with_limits(
             options.max_running_jobs,
