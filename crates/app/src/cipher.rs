@@ -119,6 +119,66 @@ impl SecretKey {
     }
 }
 
+/// What the canary holds, sealed under a row no tenant can name (tenant
+/// names never hold a NUL).
+const CANARY: (&str, &str, &str) = (
+    "\0flavorbox",
+    "secrets-key-canary",
+    "flavorbox secrets key v1",
+);
+
+/// Checks that `key` is the key this database's secrets are sealed with, and
+/// records a canary sealed with it the first time a key serves the database
+/// (after checking it against a stored secret, for databases older than
+/// the canary). Every server on one database must use one key: a start
+/// with another refuses here, clearly, instead of failing secret by secret
+/// at push time. Writes nothing on a read-only home.
+pub(crate) async fn check_secrets_key(
+    store: &flavorbox_store::Store,
+    key: &SecretKey,
+) -> Result<(), AppError> {
+    let (tenant, name, text) = CANARY;
+    let wrong_key = |what: String| {
+        AppError::Config(format!(
+            "the secrets key is not the key this database's secrets are sealed with ({what}): every server on one database must use the same key; start with that key ({}, or `secrets_key_file` in the config), since another key cannot open the stored secrets",
+            "FLAVORBOX_SECRETS_KEY_FILE"
+        ))
+    };
+    let canary = match store.secrets_key_canary().await? {
+        Some(canary) => canary,
+        None => {
+            if let Some(secret) = store.any_secret().await?
+                && secret.stored.starts_with(PREFIX)
+                && key
+                    .open(&secret.tenant, &secret.name, &secret.stored)
+                    .is_err()
+            {
+                return Err(wrong_key(format!(
+                    "it cannot open tenant `{}`'s secret `{}`",
+                    secret.tenant, secret.name
+                )));
+            }
+            if store.is_read_only() {
+                return Ok(());
+            }
+            store
+                .keep_secrets_key_canary(&key.seal(tenant, name, text)?)
+                .await?;
+            // Another server may have kept its own first: check what was kept.
+            store
+                .secrets_key_canary()
+                .await?
+                .ok_or_else(|| AppError::Internal("the secrets key canary was not kept".into()))?
+        }
+    };
+    match key.open(tenant, name, &canary) {
+        Ok(opened) if opened == text => Ok(()),
+        _ => Err(wrong_key(
+            "it cannot open the canary the first key sealed".into(),
+        )),
+    }
+}
+
 fn associated_data(tenant: &str, name: &str) -> Vec<u8> {
     format!("flavorbox-secret\0{tenant}\0{name}").into_bytes()
 }
@@ -152,5 +212,101 @@ mod tests {
             key.seal("acme", "hub", "s3cret").unwrap(),
             "fresh nonce"
         );
+    }
+
+    /// Everything a database holds about its secrets, to compare before
+    /// and after a refused start.
+    async fn secrets_state(home: &std::path::Path) -> (Option<String>, Vec<(String, String)>) {
+        let store = flavorbox_store::Store::open(home).await.expect("store");
+        let canary = store.secrets_key_canary().await.expect("canary");
+        let secrets = store
+            .tenant(crate::Tenant::LOCAL)
+            .list_secrets()
+            .await
+            .expect("secrets")
+            .into_iter()
+            .map(|s| (s.name, s.username))
+            .collect();
+        store.close().await;
+        (canary, secrets)
+    }
+
+    #[tokio::test]
+    async fn a_start_with_another_secrets_key_is_refused_and_changes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = dir.path().join("home");
+        let open = |key: [u8; 32]| {
+            crate::App::open(
+                crate::AppConfig::builder(&home)
+                    .secrets_key(SecretKey::from_bytes(key))
+                    .build()
+                    .expect("config"),
+            )
+        };
+        // The first key to serve the database leaves its canary; a secret
+        // is sealed with it.
+        let app = open([1; 32]).await.expect("first start");
+        app.tenant(&crate::Tenant::local())
+            .create_secret(crate::CreateSecret {
+                name: "registry".into(),
+                username: "me".into(),
+                password: "hunter2".to_string().into(),
+            })
+            .await
+            .expect("secret");
+        app.close().await;
+        drop(app);
+        let before = secrets_state(&home).await;
+        assert!(before.0.is_some(), "the canary is kept");
+
+        // The same key starts again; another is refused, saying what to do,
+        // and the database is as it was.
+        open([1; 32]).await.expect("same key").close().await;
+        let err = open([2; 32]).await.err().expect("another key is refused");
+        let message = err.to_string();
+        assert!(
+            message.contains("not the key this database's secrets are sealed with")
+                && message.contains("FLAVORBOX_SECRETS_KEY_FILE"),
+            "{message}"
+        );
+        assert_eq!(secrets_state(&home).await, before);
+    }
+
+    #[tokio::test]
+    async fn a_database_sealed_before_the_canary_is_checked_against_its_secrets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = dir.path().join("home");
+        // A secret sealed with key 1 by a version that kept no canary.
+        let store = flavorbox_store::Store::open(&home).await.expect("store");
+        let sealed = SecretKey::from_bytes([1; 32])
+            .seal(crate::Tenant::LOCAL, "registry", "hunter2")
+            .expect("seal");
+        store
+            .tenant(crate::Tenant::LOCAL)
+            .create_secret("registry", "me", &sealed)
+            .await
+            .expect("secret");
+        store.close().await;
+        drop(store);
+
+        let store = flavorbox_store::Store::open(&home).await.expect("store");
+        let err = check_secrets_key(&store, &SecretKey::from_bytes([2; 32]))
+            .await
+            .expect_err("the wrong key is refused");
+        assert!(
+            err.to_string()
+                .contains("tenant `default`'s secret `registry`"),
+            "{err}"
+        );
+        assert_eq!(
+            store.secrets_key_canary().await.unwrap(),
+            None,
+            "no canary kept"
+        );
+        check_secrets_key(&store, &SecretKey::from_bytes([1; 32]))
+            .await
+            .expect("the right key passes and keeps its canary");
+        assert!(store.secrets_key_canary().await.unwrap().is_some());
+        store.close().await;
     }
 }

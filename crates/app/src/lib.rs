@@ -106,6 +106,9 @@ impl App {
     /// with precompiled code cached where the store keeps it.
     pub async fn open(config: AppConfig) -> Result<App, AppError> {
         let store = Store::open(config.home()).await?;
+        if let Some(key) = config.secrets_key() {
+            cipher::check_secrets_key(&store, key).await?;
+        }
         let calls = config.calls();
         let sandbox = Sandbox::new(SandboxConfig {
             // A read-only home's cache is used if it is there, never made.

@@ -139,3 +139,54 @@ impl Store {
         .rows_affected())
     }
 }
+
+/// A stored secret, for checking the secrets key against it.
+#[derive(Debug)]
+pub struct SealedSecret {
+    /// Its tenant.
+    pub tenant: String,
+    /// Its name.
+    pub name: String,
+    /// The value as stored (sealed, or plain if it was stored without a key).
+    pub stored: String,
+}
+
+impl Store {
+    /// What the secrets key sealed when it first served this database, if
+    /// a key ever did.
+    pub async fn secrets_key_canary(&self) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT sealed FROM secrets_key_canary WHERE singleton = 1")
+                .fetch_optional(self.db.pool()?)
+                .await?;
+        Ok(row.map(|(sealed,)| sealed))
+    }
+
+    /// Records the canary unless one is there (two servers starting at once:
+    /// the first wins, and each checks what was kept).
+    pub async fn keep_secrets_key_canary(&self, sealed: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO secrets_key_canary (singleton, sealed, created_at) VALUES (1, $1, $2) \
+             ON CONFLICT (singleton) DO NOTHING",
+        )
+        .bind(sealed)
+        .bind(now_rfc3339())
+        .execute(self.db.pool()?)
+        .await?;
+        Ok(())
+    }
+
+    /// One stored secret of any tenant (the oldest), if there is one.
+    pub async fn any_secret(&self) -> Result<Option<SealedSecret>, StoreError> {
+        let row: Option<(String, String, String)> = sqlx::query_as(
+            "SELECT tenant, name, password FROM secrets ORDER BY created_at, tenant, name LIMIT 1",
+        )
+        .fetch_optional(self.db.pool()?)
+        .await?;
+        Ok(row.map(|(tenant, name, stored)| SealedSecret {
+            tenant,
+            name,
+            stored,
+        }))
+    }
+}

@@ -36,6 +36,7 @@ use std::sync::Arc;
 
 use sqlx::migrate::Migrator;
 
+pub use accounts::SealedSecret;
 pub use blob::BlobStore;
 pub use error::StoreError;
 pub use jobs::{JOB_HISTORY, JobHistory};

@@ -1841,3 +1841,53 @@ fn a_denial_reads_the_same_from_the_local_cli_and_through_a_server() {
     );
     assert!(said.iter().all(|err| *err == said[0]), "{said:#?}");
 }
+
+#[test]
+fn a_server_started_with_another_secrets_key_refuses_to_start_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &ServerOptions::default()).expect("server");
+    let token = server.tenant("keyed").unwrap();
+    let created = server
+        .json(
+            "PUT",
+            "/v1/secrets/registry",
+            Some(&token),
+            &json!({"username": "me", "password": "hunter2"}),
+        )
+        .unwrap();
+    assert_eq!(created.status, 201, "{}", created.text);
+    let listed = |server: &Server| {
+        let answer = server.get("/v1/secrets", Some(&token)).unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        answer.body
+    };
+    let before = listed(&server);
+    let (home, admin) = (server.home.clone(), server.admin.clone());
+    server.stop().expect("stop");
+
+    // Another key (a replica or a restart configured with the wrong file):
+    // refused at start, saying what to do; the database is untouched.
+    let key = dir.path().join("secrets.key");
+    let right = std::fs::read(&key).unwrap();
+    std::fs::write(&key, [0x5a; 32]).unwrap();
+    let err = Server::start_with(
+        dir.path(),
+        home.clone(),
+        admin.clone(),
+        &ServerOptions::default(),
+    )
+    .err()
+    .expect("another key is refused");
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("not the key this database's secrets are sealed with")
+            && message.contains("FLAVORBOX_SECRETS_KEY_FILE"),
+        "{message}"
+    );
+    // The right key starts again, and finds the tenant's secrets as they were.
+    std::fs::write(&key, right).unwrap();
+    let mut again =
+        Server::start_with(dir.path(), home, admin, &ServerOptions::default()).expect("restart");
+    assert_eq!(listed(&again), before);
+    again.stop().expect("stop");
+}
