@@ -140,8 +140,7 @@ pub(crate) async fn check_secrets_key(
     let (tenant, name, text) = CANARY;
     let wrong_key = |what: String| {
         AppError::Config(format!(
-            "the secrets key is not the key this database's secrets are sealed with ({what}): every server on one database must use the same key; start with that key ({}, or `secrets_key_file` in the config), since another key cannot open the stored secrets",
-            "FLAVORBOX_SECRETS_KEY_FILE"
+            "the secrets key is not the key this database's secrets are sealed with ({what}): every server on one database must use the same key; start with that key (the file FLAVORBOX_SECRETS_KEY_FILE names), since another key cannot open the stored secrets"
         ))
     };
     let canary = match store.secrets_key_canary().await? {

@@ -138,5 +138,5 @@ pub fn is_path_component(c: &str) -> bool {
 /// Whether `s` is a repository path: one or more path components separated
 /// by `/`, at most [`MAX_PATH_LENGTH`] characters.
 pub fn is_repository_path(s: &str) -> bool {
-    !s.is_empty() && s.len() <= MAX_PATH_LENGTH && first_invalid_component(s).is_none()
+    RepositoryPath::parse(s).is_ok()
 }

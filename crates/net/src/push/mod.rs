@@ -165,20 +165,19 @@ pub async fn save_image(image: &str) -> Result<tempfile::NamedTempFile, PushErro
     };
     let file = tempfile::NamedTempFile::new()
         .map_err(|e| export_error(format!("cannot create a temporary file: {e}")))?;
-    let reopened = file
-        .reopen()
-        .map_err(|e| export_error(format!("cannot write the temporary file: {e}")))?;
-    let mut out = tokio::fs::File::from_std(reopened);
+    let unwritable =
+        |e: std::io::Error| export_error(format!("cannot write the temporary file: {e}"));
+    let mut out = tokio::fs::File::from_std(file.reopen().map_err(unwritable)?);
     let mut stream = docker.export_image(image);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| export_error(e.to_string()))?;
         tokio::io::AsyncWriteExt::write_all(&mut out, &chunk)
             .await
-            .map_err(|e| export_error(format!("cannot write the temporary file: {e}")))?;
+            .map_err(unwritable)?;
     }
     tokio::io::AsyncWriteExt::flush(&mut out)
         .await
-        .map_err(|e| export_error(format!("cannot write the temporary file: {e}")))?;
+        .map_err(unwritable)?;
     Ok(file)
 }
 
