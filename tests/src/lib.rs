@@ -3,6 +3,7 @@
 
 pub mod faults;
 pub mod hostile;
+pub mod images;
 pub mod polyglot;
 pub mod server;
 pub mod services;
@@ -19,6 +20,19 @@ pub fn guest_bytes(package: &str) -> Vec<u8> {
     let path = guest_path(package);
     std::fs::read(&path).unwrap_or_else(|e| panic!("test guest {}: {e}", path.display()))
 }
+
+/// The hostile test guest (`tests/guests/hostile`) as a WIT 0.1 component,
+/// built through `tests/guests-v0-1/hostile`: what the sandbox suites load.
+pub const HOSTILE: &str = "guest-hostile";
+
+/// The same hostile test guest as a WIT 0.2 component: it asks for
+/// `image-info`, and `{"mode": "echo-info"}` / `{"mode": "info-stats"}` make
+/// its `prepare-image-push` deny with what it was handed.
+pub const HOSTILE_V0_2: &str = "guest-hostile-v0-2";
+
+/// The built-in `default` flavor as a WIT 0.1 component
+/// (`tests/guests-v0-1/default`): a flavor built before 0.2.
+pub const DEFAULT_V0_1: &str = "guest-default-v0-1";
 
 /// Path of the `flavorbox` binary of this build, brought up to date first.
 ///
@@ -67,7 +81,7 @@ pub fn flavorbox_bin() -> PathBuf {
 
 /// The built-in flavors this project ships, by name: the one list the suites
 /// hold the embedded built-ins, the CLI's listing and the server's to.
-pub const BUILTIN_NAMES: [&str; 8] = [
+pub const BUILTIN_NAMES: [&str; 9] = [
     "aws",
     "azure",
     "default",
@@ -76,6 +90,7 @@ pub const BUILTIN_NAMES: [&str; 8] = [
     "gcp",
     "github",
     "gitlab",
+    "policy",
 ];
 
 /// Runs `body` in a process of its own: the test binary runs itself again

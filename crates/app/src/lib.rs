@@ -43,14 +43,15 @@ pub use self::push::{PushSource, PushUpdate};
 pub use self::quota::{Admission, CallBounds, TenantQuota};
 pub use self::wire::{
     CheckReport, CheckRequest, ComponentInfo, CreateSecret, FlavorInfo, FlavorOriginInfo,
-    FlavorUpdate, ImageInfo, JobError, JobInfo, JobStatus, PublishReport, PushProgress, PushReport,
-    PushRequest, RegisterComponent, RegisterFromOci, RegistryBody, SecretBody, SecretChange,
-    SecretInfo, UpdateComponent,
+    FlavorUpdate, ImageInfo, ImageSeen, JobError, JobInfo, JobStatus, PublishReport, PushProgress,
+    PushReport, PushRequest, RegisterComponent, RegisterFromOci, RegistryBody, SecretBody,
+    SecretChange, SecretInfo, UpdateComponent,
 };
 pub use crate::registry_config::parse_options;
 // The inner layers' types that are part of this layer's API. The edges
 // name them through here and depend on no inner crate themselves.
 pub use flavorbox_net::oci::{OciSource, PublicKey, SigningKey};
+pub use flavorbox_net::image_info::archive_facts;
 pub use flavorbox_net::push::{ArchiveLimits, PushEvent, save_image};
 pub use flavorbox_net::registry_api::{AllowedHost, EgressPolicy, Endpoint};
 pub use flavorbox_sandbox::flavor::{ConfigIssue, LogLine, is_valid_name as is_valid_flavor_name};

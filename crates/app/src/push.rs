@@ -17,10 +17,10 @@ use tokio::sync::mpsc;
 use super::components::stored_uri;
 use super::lookups::ComponentLookup;
 use super::{
-    AppError, CheckReport, ImageInfo, PushProgress, PushReport, PushRequest, TenantApp,
+    AppError, CheckReport, ImageInfo, ImageSeen, PushProgress, PushReport, PushRequest, TenantApp,
     parse_reference,
 };
-use flavorbox_grammar::{Reference, RegistryUri};
+use flavorbox_grammar::{ImageFacts, Reference, RegistryUri};
 use flavorbox_net::credentials::Credentials;
 use flavorbox_sandbox::flavor::{LogLine, PushDecision};
 use flavorbox_sandbox::{LoadedFlavor, RepositoryLookup};
@@ -111,18 +111,40 @@ impl<'a> TenantApp<'a> {
 
     /// The host's checks and the flavor's decision, without pushing: what
     /// a push would do. A denial is an answer here, not an error.
+    ///
+    /// A check names the image alone: a flavor that asks to see the image
+    /// (`image-info`) is called with it absent, and the report says so.
     pub async fn check(&self, component: &str, image: &str) -> Result<CheckReport, AppError> {
-        Ok(self.decide_push(component, image).await?.report)
+        Ok(self.decide_push(component, image, None).await?.report)
     }
 
     /// The first half of every push, and all of a check: the host's checks
-    /// (before any flavor code runs), then the flavor's `prepare-image-push`.
-    async fn decide_push(&self, component: &str, image: &str) -> Result<Decided, AppError> {
+    /// (before any flavor code runs), then what the host reads from the
+    /// image at `source` (only for a flavor that asks, before its call and
+    /// outside its deadline), then the flavor's `prepare-image-push`.
+    async fn decide_push(
+        &self,
+        component: &str,
+        image: &str,
+        source: Option<(&PushSource, bool)>,
+    ) -> Result<Decided, AppError> {
         let target = self.check_target(image, component).await?;
         let flavor = self.component_flavor(&target, component).await?;
         let credentials = self.credentials(target.record.secret.as_deref()).await?;
-        let (decision, logs) = self.decide(&flavor, &target, credentials.clone()).await?;
-        let report = CheckReport::decided(&target.reference, decision, logs);
+        let (info, seen) = match source {
+            _ if !flavor.wants_image_info() => (None, ImageSeen::NotAsked),
+            None => (None, ImageSeen::Absent),
+            Some((source, dry_run)) => {
+                match self.read_image(source, &target.reference, dry_run).await? {
+                    Some(info) => (Some(info), ImageSeen::Given),
+                    None => (None, ImageSeen::Absent),
+                }
+            }
+        };
+        let (decision, logs) = self
+            .decide(&flavor, &target, credentials.clone(), info)
+            .await?;
+        let report = CheckReport::decided(&target.reference, decision, logs, seen);
         Ok(Decided {
             target,
             flavor,
@@ -173,7 +195,13 @@ impl<'a> TenantApp<'a> {
             flavor,
             credentials,
             report,
-        } = self.decide_push(&request.component, &request.image).await?;
+        } = self
+            .decide_push(
+                &request.component,
+                &request.image,
+                Some((source, request.dry_run)),
+            )
+            .await?;
         // Reported before the push starts (and on a denial), so a warning
         // such as "create the repository first" is seen even when the push
         // then fails.
@@ -258,12 +286,46 @@ impl<'a> TenantApp<'a> {
         })
     }
 
+    /// What the host reads from the image at `source` for a flavor that
+    /// asks (`image-info`): from the engine on the CLI, from the uploaded
+    /// archive on a server, measured there. `None` when there is no image
+    /// to read: a dry run of an image the engine does not have, or with no
+    /// engine to ask (a real push then fails at the engine, as it would).
+    async fn read_image(
+        &self,
+        source: &PushSource,
+        image: &Reference,
+        dry_run: bool,
+    ) -> Result<Option<ImageFacts>, AppError> {
+        let now = unix_now();
+        match source {
+            PushSource::Engine => {
+                let docker = match self.app.docker().await {
+                    Ok(docker) => docker,
+                    Err(_) if dry_run => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                Ok(
+                    flavorbox_net::image_info::engine_facts(docker, &image.to_string(), now)
+                        .await?,
+                )
+            }
+            PushSource::Archive { path } => {
+                let limits = self.app.config.archive_limits();
+                let facts =
+                    flavorbox_net::image_info::archive_facts_async(path, &limits, now).await?;
+                Ok(Some(facts))
+            }
+        }
+    }
+
     /// The flavor's `prepare-image-push`: its decision and log lines.
     async fn decide(
         &self,
         flavor: &Arc<LoadedFlavor>,
         target: &Target,
         credentials: Option<Credentials>,
+        info: Option<ImageFacts>,
     ) -> Result<(PushDecision, Vec<LogLine>), AppError> {
         // Whether the flavor gets to use it is the sandbox's `Grants` to decide.
         let lookup: Arc<dyn RepositoryLookup> = Arc::new(ComponentLookup {
@@ -276,15 +338,29 @@ impl<'a> TenantApp<'a> {
         let image = target.reference.clone();
         let config = target.record.config_json.clone();
         let outcome = self
-            .sandbox_call(move |sandbox| sandbox.prepare_image_push(&loaded, &ctx, &config, &image))
+            .sandbox_call(move |sandbox| {
+                sandbox.prepare_image_push(&loaded, &ctx, &config, &image, info.as_ref())
+            })
             .await??;
         Ok((outcome.value, outcome.logs))
     }
 }
 
+/// The host's clock, in Unix seconds: what an image's age is measured against.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 impl CheckReport {
     /// The report of a decision on the push of `image`.
-    fn decided(image: &Reference, decision: PushDecision, logs: Vec<LogLine>) -> CheckReport {
+    fn decided(
+        image: &Reference,
+        decision: PushDecision,
+        logs: Vec<LogLine>,
+        image_info: ImageSeen,
+    ) -> CheckReport {
         let image = ImageInfo::from(image);
         match decision {
             PushDecision::Approve { warnings } => CheckReport {
@@ -293,6 +369,7 @@ impl CheckReport {
                 reason: None,
                 image,
                 logs,
+                image_info,
             },
             PushDecision::Deny { reason } => CheckReport {
                 allowed: false,
@@ -300,6 +377,7 @@ impl CheckReport {
                 reason: Some(reason),
                 image,
                 logs,
+                image_info,
             },
         }
     }
@@ -332,6 +410,7 @@ impl CheckReport {
             digest: None,
             warnings: self.warnings,
             dry_run,
+            image_info: self.image_info,
         })
     }
 }

@@ -257,6 +257,9 @@ pub struct PushReport {
     pub warnings: Vec<String>,
     /// Whether the engine was left out.
     pub dry_run: bool,
+    /// Whether the flavor's decision saw the image.
+    #[serde(default)]
+    pub image_info: ImageSeen,
 }
 
 /// An image reference as the host parsed and normalised it.
@@ -310,6 +313,25 @@ pub struct CheckReport {
     /// The flavor's log lines.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<LogLine>,
+    /// Whether the flavor decided having seen the image (WIT 0.2's
+    /// `image-info`): a check by name alone cannot show it the image.
+    #[serde(default)]
+    pub image_info: ImageSeen,
+}
+
+/// Whether a flavor's decision saw what the host read from the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageSeen {
+    /// The flavor does not ask for the image (every 0.1 flavor).
+    #[default]
+    NotAsked,
+    /// The flavor asks, and the host had no image to read (a check by
+    /// name, a dry run of an image the engine does not have): its rules
+    /// that need the image are checked by the push.
+    Absent,
+    /// The flavor decided with what the host read from the image.
+    Given,
 }
 
 /// Where a push job is.

@@ -46,8 +46,17 @@ pub struct Report {
     pub isolated_call_p50_us: f64,
     /// The same, 99th percentile, µs.
     pub isolated_call_p99_us: f64,
-    /// `prepare-image-push`, fresh instance per call, µs.
+    /// The WIT version the flavor was built for.
+    pub wit_version: String,
+    /// `prepare-image-push`, fresh instance per call, µs: the call without
+    /// the image, as every 0.1 flavor (and a 0.2 check by name) is called.
     pub prepare_call_p50_us: f64,
+    /// `prepare-image-push` with a typical image's info handed in (WIT 0.2,
+    /// a flavor that asks for `image-info`), µs; none for other flavors.
+    pub prepare_with_info_call_p50_us: Option<f64>,
+    /// Building that info from an image config (bounding it, dropping env
+    /// values), µs: the host's share of reading an image besides I/O.
+    pub image_info_build_us: f64,
     /// `validate-config` repeated on one instance (comparison only), µs.
     pub warm_call_p50_us: f64,
     /// The same logic as a native function call, µs (built-in flavors only).
@@ -150,10 +159,29 @@ pub fn run(
     })?;
     let prepare = sample(Duration::from_millis(800), 100_000, || {
         sandbox
-            .prepare_image_push(&flavor, &CallContext::default(), &push_config, &image)
+            .prepare_image_push(&flavor, &CallContext::default(), &push_config, &image, None)
             .map(drop)
             .map_err(anyhow::Error::from)
     })?;
+    let facts = sample_facts(unix_now());
+    let prepare_with_info = if flavor.wants_image_info() {
+        let times = sample(Duration::from_millis(800), 100_000, || {
+            sandbox
+                .prepare_image_push(
+                    &flavor,
+                    &CallContext::default(),
+                    &push_config,
+                    &image,
+                    Some(&facts),
+                )
+                .map(drop)
+                .map_err(anyhow::Error::from)
+        })?;
+        Some(percentile_us(&times, 50))
+    } else {
+        None
+    };
+    let image_info_build = image_info_build_us();
     let (warm, warm_verdict) = sandbox.warm_validate_timings(&flavor, &config_json, 20_000)?;
     same_verdict("a warm call", &verdict, &warm_verdict)?;
     let warm = median_us(&warm[100..]);
@@ -191,7 +219,10 @@ pub fn run(
         cached_load_ms: median_us(&cached_load) / 1000.0,
         isolated_call_p50_us: isolated_p50,
         isolated_call_p99_us: percentile_us(&isolated, 99),
+        wit_version: flavor.metadata().wit_version.clone(),
         prepare_call_p50_us: percentile_us(&prepare, 50),
+        prepare_with_info_call_p50_us: prepare_with_info,
+        image_info_build_us: image_info_build,
         warm_call_p50_us: warm,
         native_call_p50_us: native,
         process_call_p50_us: process,
@@ -243,6 +274,60 @@ fn sample_image(verdict: &Validation) -> Reference {
     Reference::parse(&format!("{uri}/bench/app:1.0"))
         .or_else(|_| Reference::parse("localhost:5000/bench/app:1.0"))
         .expect("a valid reference")
+}
+
+/// The host's clock in Unix seconds.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The config of a typical application image: a dozen labels, a few env
+/// variables, ports, an entrypoint and eight layers.
+const SAMPLE_CONFIG: &str = r#"{
+  "architecture": "amd64", "os": "linux", "created": "2026-11-20T10:00:00Z",
+  "config": {
+    "User": "app", "ExposedPorts": {"8080/tcp": {}, "9090/tcp": {}},
+    "Env": ["PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "PYTHONUNBUFFERED=1",
+            "APP_HOME=/app", "MODEL_DIR=/models", "API_TOKEN=not-for-flavors"],
+    "Entrypoint": ["/usr/local/bin/python", "-m", "trainer"], "Cmd": ["--epochs", "10"],
+    "Labels": {
+      "org.opencontainers.image.source": "https://github.com/example/trainer",
+      "org.opencontainers.image.revision": "0123456789abcdef0123456789abcdef01234567",
+      "org.opencontainers.image.version": "1.4.2", "org.opencontainers.image.vendor": "Example",
+      "org.opencontainers.image.title": "trainer", "org.opencontainers.image.licenses": "Apache-2.0",
+      "org.opencontainers.image.created": "2026-11-20T10:00:00Z", "team": "ml", "tier": "batch",
+      "maintainer": "ml@example.com", "com.example.cost-center": "1234", "com.example.pii": "none"
+    }
+  },
+  "rootfs": {"type": "layers", "diff_ids": []}
+}"#;
+
+/// The typical image's info, as the host hands it to a flavor.
+fn sample_facts(now: i64) -> flavorbox_grammar::ImageFacts {
+    let config = flavorbox_grammar::ImageConfig::parse(SAMPLE_CONFIG.as_bytes())
+        .expect("the sample config parses");
+    let layers: Vec<flavorbox_grammar::LayerFacts> = (0..8u64)
+        .map(|i| flavorbox_grammar::LayerFacts {
+            digest: format!("sha256:{i:064x}"),
+            compressed_size: Some(10_000_000 + i),
+            uncompressed_size: Some(30_000_000 + i),
+        })
+        .collect();
+    flavorbox_grammar::ImageFacts::from_config("sha256:0", &config, &layers, now)
+}
+
+/// The median cost of parsing and bounding the typical image's config, µs.
+fn image_info_build_us() -> f64 {
+    let now = unix_now();
+    let mut times = Vec::with_capacity(2000);
+    for _ in 0..2000 {
+        let started = Instant::now();
+        std::hint::black_box(sample_facts(std::hint::black_box(now)));
+        times.push(started.elapsed());
+    }
+    median_us(&times)
 }
 
 /// Runs `f` `n` times, timing each run.

@@ -46,6 +46,7 @@ natives! {
     "gcp" => flavor_gcp::Gcp,
     "github" => flavor_github::GitHub,
     "gitlab" => flavor_gitlab::GitLab,
+    "policy" => flavor_policy::Policy,
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use super::output::{Progress, print_component, print_flavor, print_json, print_l
 use super::remote::{Login, RemoteBackend, normalise_url};
 use super::{FlavorCommand, LoginArgs, PushArgs, RegistryCommand, SecretCommand};
 use flavorbox_app::{
-    self as app, ComponentInfo, CreateSecret, PushProgress, PushRequest, RegisterComponent,
-    SecretChange, UpdateComponent,
+    self as app, ComponentInfo, CreateSecret, ImageSeen, PushProgress, PushRequest,
+    RegisterComponent, SecretChange, UpdateComponent,
 };
 
 /// `image parse`: the host's parser, no state needed.
@@ -139,11 +139,12 @@ pub(crate) async fn flavor(backend: &impl Backend, cmd: FlavorCommand) -> anyhow
                         f.name.clone(),
                         if f.builtin { "built-in" } else { "registered" }.to_string(),
                         f.metadata.display_name.clone(),
+                        f.metadata.wit_version.clone(),
                         f.sha256.chars().take(12).collect(),
                     ]
                 })
                 .collect();
-            print_table(&["NAME", "SOURCE", "DISPLAY NAME", "SHA256"], rows);
+            print_table(&["NAME", "SOURCE", "DISPLAY NAME", "WIT", "SHA256"], rows);
             Ok(())
         }
         FlavorCommand::Describe { name, out } => {
@@ -359,10 +360,20 @@ pub(crate) async fn push(backend: &impl Backend, args: PushArgs) -> anyhow::Resu
             println!("pushed {}", report.image);
             println!("digest: {digest}");
         }
-        None => println!(
-            "dry run: `{}` passed every check for registry `{}`; nothing was pushed",
-            report.image, args.registry
-        ),
+        None => {
+            println!(
+                "dry run: `{}` passed every check for registry `{}`; nothing was pushed",
+                report.image, args.registry
+            );
+            if report.image_info == ImageSeen::Absent {
+                eprintln!(
+                    "note: the flavor asks to see the image, and there was none to read (no \
+                     engine answered, or it does not have `{}`): its rules on the image are \
+                     checked by the push",
+                    report.image
+                );
+            }
+        }
     }
     Ok(())
 }

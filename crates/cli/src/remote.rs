@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use super::backend::Backend;
 use flavorbox_app::SigningKey;
 use flavorbox_app::{
-    CheckReport, CheckRequest, ComponentInfo, CreateSecret, FlavorInfo, FlavorUpdate, JobInfo,
-    JobStatus, PublishReport, PushProgress, PushReport, PushRequest, RegisterComponent,
+    CheckReport, CheckRequest, ComponentInfo, CreateSecret, FlavorInfo, FlavorUpdate, ImageSeen,
+    JobInfo, JobStatus, PublishReport, PushProgress, PushReport, PushRequest, RegisterComponent,
     RegisterFromOci, RegistryBody, SecretBody, SecretInfo, UpdateComponent,
 };
 
@@ -397,19 +397,45 @@ impl Backend for RemoteBackend {
         if request.dry_run || !checked.allowed {
             on_progress(checked.progress(&flavor));
         }
+        let seen = checked.image_info;
         let pushed = checked.into_push(&flavor, request.dry_run)?;
         if request.dry_run {
-            return Ok(pushed);
+            // The flavor asks to see the image, which a check by name
+            // cannot show it: a dry run of an image the engine has uploads
+            // it, and the server decides on what it reads there, as the
+            // push would. Without the image, the answer by name stands.
+            if seen != ImageSeen::Absent {
+                return Ok(pushed);
+            }
+            let Ok(archive) = flavorbox_app::save_image(&request.image).await else {
+                return Ok(pushed);
+            };
+            return self.upload(&request, archive, pushed, on_progress).await;
         }
         let archive = flavorbox_app::save_image(&request.image).await?;
+        self.upload(&request, archive, pushed, on_progress).await
+    }
+}
+
+impl RemoteBackend {
+    /// Uploads the image archive for a push job (a dry run when the request
+    /// is one) and follows the job to its end, handing on its progress.
+    async fn upload(
+        &self,
+        request: &PushRequest,
+        archive: tempfile::NamedTempFile,
+        pushed: PushReport,
+        on_progress: &mut (dyn FnMut(PushProgress) + Send),
+    ) -> anyhow::Result<PushReport> {
         let job: JobInfo = self
             .call(
                 "POST",
                 format!(
-                    "/v1/registries/{}/push?image={}",
+                    "/v1/registries/{}/push?image={}{}",
                     segment(&request.component),
                     url::form_urlencoded::byte_serialize(request.image.as_bytes())
-                        .collect::<String>()
+                        .collect::<String>(),
+                    if request.dry_run { "&dry_run=true" } else { "" }
                 ),
                 Body::File(archive.path().to_path_buf()),
             )
@@ -429,6 +455,11 @@ impl Backend for RemoteBackend {
                     JobStatus::Succeeded => Ok(PushReport {
                         digest: now.digest,
                         warnings: now.warnings,
+                        image_info: if request.dry_run {
+                            ImageSeen::Given
+                        } else {
+                            pushed.image_info
+                        },
                         ..pushed
                     }),
                     _ => Err(match now.error {

@@ -19,13 +19,16 @@
 //! - [`reference`]: image references and the domain rules.
 //! - [`registry`]: registry URIs and containment.
 //! - [`path`]: the repository path grammar, shared with the guest kit.
+//! - [`image`]: what the host reads from an image for a flavor (`image-info`).
 
+pub mod image;
 pub mod path;
 pub mod reference;
 pub mod registry;
 #[cfg(test)]
 mod tests;
 
+pub use image::{ImageConfig, ImageFacts, LayerFacts, Platform};
 pub use path::{MAX_PATH_LENGTH, RepositoryPath, RepositoryPathError};
 pub use reference::{
     DEFAULT_DOMAIN, DEFAULT_TAG, LEGACY_DEFAULT_DOMAIN, MAX_TAG_LENGTH, Reference, ReferenceError,

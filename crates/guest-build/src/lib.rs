@@ -5,6 +5,12 @@
 //! `cargo build --target wasm32-wasip2 --profile guest`. The nested build uses
 //! its own target directory next to the outer one, so it neither deadlocks on
 //! the outer build's lock nor rebuilds guests that have not changed.
+//!
+//! Each call is one cargo invocation, and cargo unifies features within an
+//! invocation: guests that need a feature the others must not get (the
+//! suite's WIT 0.1 fixtures turn on `flavor-kit/v0_1`) are built by a call of
+//! their own, with [`build_in`] in a target directory of their own, so that
+//! neither set's artifacts ever stand in for the other's.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -15,20 +21,51 @@ pub const TARGET: &str = "wasm32-wasip2";
 /// The cargo profile guests are built with (defined in the workspace `Cargo.toml`).
 pub const PROFILE: &str = "guest";
 
+/// The nested target directory [`build`] uses, next to the outer build's
+/// profile directory.
+pub const TARGET_DIR: &str = "guest-wasm";
+
 /// A guest package to build, and the file name its component gets in `OUT_DIR`.
 pub struct Guest<'a> {
     /// Cargo package name, e.g. `flavor-aws`.
     pub package: &'a str,
     /// Directory of the package, watched for changes.
     pub dir: PathBuf,
+    /// Name of its component in `OUT_DIR`, without `.wasm`; the package name
+    /// when `None`.
+    pub file: Option<&'a str>,
 }
 
-/// Builds `guests` and copies each component to `$OUT_DIR/<package>.wasm`.
+impl<'a> Guest<'a> {
+    /// The guest `package` in `dir`, copied to `$OUT_DIR/<package>.wasm`.
+    pub fn new(package: &'a str, dir: PathBuf) -> Self {
+        Guest {
+            package,
+            dir,
+            file: None,
+        }
+    }
+}
+
+/// Builds `guests` and copies each component to `$OUT_DIR/<file>.wasm` (see
+/// [`Guest::file`]).
 ///
 /// `watch` lists extra paths (the WIT package, shared guest crates) whose
 /// changes must rebuild the guests. Panics with a readable message on failure,
 /// which is what a build script should do.
 pub fn build(workspace_root: &Path, guests: &[Guest<'_>], watch: &[PathBuf]) -> Vec<PathBuf> {
+    build_in(workspace_root, guests, watch, TARGET_DIR)
+}
+
+/// As [`build`], in the nested target directory `target_dir` (a name, next
+/// to [`TARGET_DIR`]): for guests built with features the others must not
+/// share, whose artifacts must not overwrite theirs.
+pub fn build_in(
+    workspace_root: &Path,
+    guests: &[Guest<'_>],
+    watch: &[PathBuf],
+    target_dir: &str,
+) -> Vec<PathBuf> {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
     let lock = workspace_root.join("Cargo.lock");
     let manifest = workspace_root.join("Cargo.toml");
@@ -47,8 +84,8 @@ pub fn build(workspace_root: &Path, guests: &[Guest<'_>], watch: &[PathBuf]) -> 
     let target_dir = out_dir
         .ancestors()
         .nth(3)
-        .map(|p| p.join("guest-wasm"))
-        .unwrap_or_else(|| out_dir.join("guest-wasm"));
+        .map(|p| p.join(target_dir))
+        .unwrap_or_else(|| out_dir.join(target_dir));
 
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -91,7 +128,7 @@ pub fn build(workspace_root: &Path, guests: &[Guest<'_>], watch: &[PathBuf]) -> 
     for guest in guests {
         let file = format!("{}.wasm", guest.package.replace('-', "_"));
         let from = target_dir.join(TARGET).join(PROFILE).join(&file);
-        let to = out_dir.join(format!("{}.wasm", guest.package));
+        let to = out_dir.join(format!("{}.wasm", guest.file.unwrap_or(guest.package)));
         copy_if_changed(&from, &to);
         built.push(to);
     }
@@ -157,26 +194,28 @@ fn copy_if_changed(from: &Path, to: &Path) {
     }
 }
 
-/// Builds every guest crate in `dir` (see [`discover`]), watching the WIT
-/// package, the shared guest helper and the grammar it uses; returns `(package, component path)`
-/// pairs in package-name order.
-pub fn build_dir(workspace_root: &Path, dir: &Path) -> Vec<(String, PathBuf)> {
-    let found = discover(dir, &[]);
-    let guests: Vec<Guest<'_>> = found
-        .iter()
-        .map(|(package, dir)| Guest {
-            package,
-            dir: dir.clone(),
-        })
-        .collect();
-    // `dir` itself too: a guest crate added to it must be discovered.
-    let watch = [
+/// What the guests in `dir` must be rebuilt on a change to: the WIT package (its
+/// frozen versions included), the shared guest helper, the grammar it uses,
+/// and `dir` itself (a guest crate added to it must be discovered).
+pub fn watch_list(workspace_root: &Path, dir: &Path) -> Vec<PathBuf> {
+    vec![
         workspace_root.join("wit"),
         workspace_root.join("guest-flavors").join("flavor-kit"),
         workspace_root.join("crates").join("grammar"),
         dir.to_path_buf(),
-    ];
-    let built = build(workspace_root, &guests, &watch);
+    ]
+}
+
+/// Builds every guest crate in `dir` (see [`discover`]), watching
+/// [`watch_list`]; returns `(package, component path)` pairs in
+/// package-name order.
+pub fn build_dir(workspace_root: &Path, dir: &Path) -> Vec<(String, PathBuf)> {
+    let found = discover(dir, &[]);
+    let guests: Vec<Guest<'_>> = found
+        .iter()
+        .map(|(package, dir)| Guest::new(package, dir.clone()))
+        .collect();
+    let built = build(workspace_root, &guests, &watch_list(workspace_root, dir));
     found
         .into_iter()
         .map(|(package, _)| package)

@@ -6,6 +6,7 @@
 
 pub mod background;
 pub mod credentials;
+pub mod image_info;
 pub mod oci;
 pub mod push;
 pub mod registry_api;

@@ -12,12 +12,16 @@ use serde::{Deserialize, Serialize};
 pub enum Capability {
     /// Ask the host whether a repository exists on the component's registry.
     RepositoryExists,
+    /// Receive what the host read from the image in `prepare-image-push`
+    /// (from WIT 0.2 on).
+    ImageInfo,
 }
 
 impl std::fmt::Display for Capability {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Capability::RepositoryExists => f.write_str("repository-exists"),
+            Capability::ImageInfo => f.write_str("image-info"),
         }
     }
 }

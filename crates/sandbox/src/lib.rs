@@ -65,7 +65,7 @@ pub use crate::flavor::{LogLevel, LogLine};
 use self::loader::CodeCache;
 use crate::flavor::{ConfigIssue, DeclaredMetadata, FlavorMetadata, PushDecision};
 use crate::world::FlavorPre;
-use flavorbox_grammar::Reference;
+use flavorbox_grammar::{ImageFacts, Reference};
 
 /// A flavor's verdict on a config: the normalised config, or every issue.
 pub type Validation = Result<serde_json::Map<String, serde_json::Value>, Vec<ConfigIssue>>;
@@ -90,6 +90,13 @@ impl LoadedFlavor {
     /// The flavor's name.
     pub fn name(&self) -> &str {
         &self.metadata.name
+    }
+    /// Whether the flavor asked to see the image (`image-info`, WIT 0.2
+    /// on): the host reads the image for a push only when it did.
+    pub fn wants_image_info(&self) -> bool {
+        self.metadata
+            .capabilities
+            .contains(&crate::flavor::Capability::ImageInfo)
     }
 }
 
@@ -512,17 +519,25 @@ impl Sandbox {
         }
     }
 
-    /// Calls `prepare-image-push` in a fresh instance with a host-parsed reference.
+    /// Calls `prepare-image-push` in a fresh instance with a host-parsed
+    /// reference and what the host read from the image (`info`, read by
+    /// the caller before the call and outside its deadline). The info
+    /// reaches only a flavor that asked for [`Capability::ImageInfo`] and
+    /// was built for a WIT version that has it; see [`wants_image_info`].
+    ///
+    /// [`wants_image_info`]: LoadedFlavor::wants_image_info
     pub fn prepare_image_push(
         &self,
         flavor: &LoadedFlavor,
         ctx: &CallContext,
         config_json: &str,
         image: &Reference,
+        info: Option<&ImageFacts>,
     ) -> Result<Outcome<PushDecision>, CallError> {
         const F: &str = "prepare-image-push";
+        let info = info.filter(|_| flavor.wants_image_info());
         let outcome = self.call(flavor, ctx, F, |instance, store| {
-            instance.prepare_image_push(store, config_json, image)
+            instance.prepare_image_push(store, config_json, image, info)
         })?;
         let value = match outcome.value {
             PushDecision::Approve { warnings } => {

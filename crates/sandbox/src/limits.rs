@@ -111,6 +111,9 @@ impl Grants {
     pub fn allows(self, flavor: &FlavorMetadata, function: &str, capability: Capability) -> bool {
         let operator = match capability {
             Capability::RepositoryExists => self.repository_exists,
+            // Reading the image costs the host, not the operator's network:
+            // any flavor that asks gets it.
+            Capability::ImageInfo => true,
         };
         operator && function != "metadata" && flavor.capabilities.contains(&capability)
     }

@@ -451,6 +451,12 @@ fn stopping() -> ApiError {
 pub struct PushQuery {
     /// The image reference to push, under the registry's uri (e.g. `registry.example.com/team/app:1`).
     pub image: String,
+    /// Run every check on the uploaded image, the flavor's decision
+    /// included (a flavor that asks to see the image sees this one), and
+    /// push nothing: the job succeeds without a digest, or fails with the
+    /// denial.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 #[utoipa::path(post, path = "/v1/registries/{name}/push", tag = "registries",
@@ -504,7 +510,7 @@ pub async fn push(
     let request = PushRequest {
         image: query.image,
         component: name,
-        dry_run: false,
+        dry_run: query.dry_run,
     };
     state
         .jobs

@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 
-use crate::{ConfigIssue, Host, ImageReference, LogLevel};
+use crate::{ConfigIssue, Host, ImageInfo, ImageReference, Layer, LogLevel, Platform};
 
 /// A host that answers `repository-exists` with a fixed answer and records
 /// what it was asked and logged.
@@ -46,6 +46,54 @@ pub fn image(domain: &str, path: &str, tag: &str) -> ImageReference {
         tag: Some(tag.to_string()),
         digest: None,
         name: format!("{domain}/{path}"),
+    }
+}
+
+/// The info the host would hand in for a small, whole (nothing truncated)
+/// image built for `platform` (`os/arch` or `os/arch/variant`): two layers of
+/// known sizes (3 MiB compressed, 8 MiB uncompressed in all), built a day
+/// ago, running as `app`, with one label (`org.opencontainers.image.source`)
+/// and one environment variable name (`PATH`).
+pub fn image_info(platform: &str) -> ImageInfo {
+    let mut parts = platform.splitn(3, '/');
+    let os = parts.next().unwrap_or_default().to_string();
+    let architecture = parts.next().unwrap_or_default().to_string();
+    let variant = parts.next().map(str::to_string);
+    const MIB: u64 = 1 << 20;
+    ImageInfo {
+        platform: Platform {
+            os,
+            architecture,
+            variant,
+        },
+        config_digest: format!("sha256:{}", "c".repeat(64)),
+        created: Some("2025-01-01T00:00:00Z".into()),
+        age_seconds: Some(86_400),
+        user: "app".into(),
+        labels: vec![(
+            "org.opencontainers.image.source".into(),
+            "https://example.com/app".into(),
+        )],
+        exposed_ports: vec!["8080/tcp".into()],
+        entrypoint: vec!["/app".into()],
+        cmd: vec![],
+        env_names: vec!["PATH".into()],
+        layer_count: 2,
+        layers: vec![
+            Layer {
+                digest: format!("sha256:{}", "a".repeat(64)),
+                compressed_size: Some(2 * MIB),
+                uncompressed_size: Some(5 * MIB),
+            },
+            Layer {
+                digest: format!("sha256:{}", "b".repeat(64)),
+                compressed_size: Some(MIB),
+                uncompressed_size: Some(3 * MIB),
+            },
+        ],
+        compressed_size: Some(3 * MIB),
+        uncompressed_size: Some(8 * MIB),
+        truncated: vec![],
     }
 }
 

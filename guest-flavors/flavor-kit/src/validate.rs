@@ -245,6 +245,37 @@ pub fn expect_domain(
     false
 }
 
+/// The rules of a URI for any registry (the `default` flavor's, shared with
+/// `policy`): the host has already checked the domain (a domain name or
+/// bracketed IPv6 address, lowercased; [`normalize_uri`]). Here a port, when
+/// given, must be a TCP port (1 to 65535; the Docker reference grammar only
+/// asks for digits,
+/// https://github.com/distribution/reference/blob/main/reference.go, but no
+/// other number can be reached), and every path segment must be a lowercase
+/// path component of the same grammar (the issue shows `example`). Any
+/// number of path segments is accepted: self-hosted registries (GitLab
+/// self-managed, GitHub Enterprise Server's `containers.<hostname>`, Harbor
+/// projects, ...) nest freely.
+pub fn check_any_registry(uri: &RegistryUri, example: &str, issues: &mut Vec<ConfigIssue>) {
+    if let Some(port) = uri.port() {
+        let problem = if port.is_empty() || !port.bytes().all(|c| c.is_ascii_digit()) {
+            Some("is not a number")
+        } else if !port.parse::<u16>().is_ok_and(|p| p != 0) {
+            Some("is not a TCP port (1 to 65535)")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            issues.push(ConfigIssue::with_example(
+                "uri",
+                format!("the port `{port}` of `uri` `{}` {problem}", uri.uri),
+                "localhost:5000",
+            ));
+        }
+    }
+    check_path_components("uri", uri, example, issues);
+}
+
 /// A config being validated: the parsed JSON object and every issue found so
 /// far. Built by [`ConfigCheck::parse`], finished by [`ConfigCheck::finish`].
 #[derive(Debug, Clone)]

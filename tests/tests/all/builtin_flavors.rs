@@ -565,6 +565,7 @@ fn push(name: &str, config: Value, image: &str, lookup: &Arc<RecordingLookup>) -
             &ctx,
             &Value::Object(normalised).to_string(),
             &image,
+            None,
         )
         .unwrap_or_else(|e| panic!("prepare-image-push of `{name}` failed: {e}"))
         .value
@@ -675,12 +676,12 @@ fn every_flavor_declares_https_docs_and_a_schema_requiring_uri() {
 }
 
 #[test]
-fn only_aws_asks_for_repository_exists() {
+fn only_aws_asks_for_repository_exists_and_only_policy_for_image_info() {
     for (name, flavor) in &builtins().flavors {
-        let expected: &[Capability] = if name == "aws" {
-            &[Capability::RepositoryExists]
-        } else {
-            &[]
+        let expected: &[Capability] = match name.as_str() {
+            "aws" => &[Capability::RepositoryExists],
+            "policy" => &[Capability::ImageInfo],
+            _ => &[],
         };
         assert_eq!(flavor.metadata().capabilities, expected, "{name}");
     }

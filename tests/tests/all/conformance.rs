@@ -323,7 +323,7 @@ fn answer(sandbox: &Sandbox, flavor: &LoadedFlavor, case: &Case) -> Answer {
             let image = Reference::parse(image).expect("valid image");
             Answer::Pushed(
                 sandbox
-                    .prepare_image_push(flavor, &ctx(Some(*lookup)), config, &image)
+                    .prepare_image_push(flavor, &ctx(Some(*lookup)), config, &image, None)
                     .unwrap_or_else(|e| panic!("{label}: prepare-image-push failed: {e}"))
                     .value,
             )

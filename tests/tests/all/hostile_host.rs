@@ -248,6 +248,7 @@ fn host_work_is_bounded() {
             &ctx(Limits::default(), None),
             r#"{"uri":"localhost:5000"}"#,
             &image,
+            None,
         )
         .expect("good push decision");
     let after = rss_bytes();

@@ -20,6 +20,7 @@ mod faults;
 mod grammar_vectors;
 mod hostile_host;
 mod hostile_tenants;
+mod image_policy;
 mod languages;
 mod layering;
 mod oci;

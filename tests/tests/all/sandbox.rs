@@ -341,7 +341,7 @@ fn a_hanging_host_lookup_is_bounded_by_the_call_deadline() {
     };
     let image = Reference::parse("localhost:5000/team/app:1").expect("valid");
     let err = sandbox
-        .prepare_image_push(&flavor, &ctx, "{}", &image)
+        .prepare_image_push(&flavor, &ctx, "{}", &image, None)
         .expect_err("times out");
     assert_eq!(err.kind, CallErrorKind::Timeout(Duration::from_millis(200)));
     assert_eq!(err.function, "prepare-image-push");
@@ -409,7 +409,7 @@ fn loader_explains_what_is_wrong() {
     match sandbox.load(&guest_bytes("guest-no-export")) {
         Err(e @ LoadError::MissingExport { .. }) => {
             let msg = e.to_string();
-            assert!(msg.contains("flavorbox:registry/flavor@0.1.0"), "{msg}");
+            assert!(msg.contains("flavorbox:registry/flavor@0.2.0"), "{msg}");
             assert!(msg.contains("acme:greeter/greet@1.0.0"), "{msg}");
         }
         other => panic!("expected MissingExport, got {other:?}"),
@@ -451,11 +451,35 @@ fn an_edited_working_wit_cannot_change_what_a_0_1_flavor_is_checked_against() {
         }
         other => panic!("expected WrongWorld, got {other:?}"),
     }
-    // The built-ins, built from the unedited working WIT (the same contract
-    // as the frozen 0.1 today), load and are dispatched as 0.1.
+    // The built-ins, built from the frozen 0.2 (the flavor kit's default),
+    // load and are dispatched as 0.2.
     for bytes in flavorbox_builtin::components() {
         let flavor = sandbox.load(bytes).expect("a built-in loads");
-        assert_eq!(flavor.metadata().wit_version, "0.1.0", "{}", flavor.name());
+        assert_eq!(flavor.metadata().wit_version, "0.2.0", "{}", flavor.name());
+    }
+    // A flavor built before 0.2 (the `default` built-in against the frozen
+    // 0.1, `tests/guests-v0-1/default`) still loads, is dispatched as 0.1 and
+    // answers as the 0.2 built-in does.
+    let old = sandbox
+        .load(&guest_bytes(flavorbox_tests::DEFAULT_V0_1))
+        .expect("the 0.1 default flavor loads");
+    assert_eq!(old.name(), "default");
+    assert_eq!(old.metadata().wit_version, "0.1.0");
+    let new = sandbox
+        .load(flavorbox_builtin::component("default").expect("`default` is built in"))
+        .expect("the built-in default flavor loads");
+    let ctx = ctx(Limits::default());
+    for config in [
+        r#"{"uri":"localhost:5000/team"}"#,
+        r#"{"uri":"localhost:50a0/Team"}"#,
+    ] {
+        let answer = |flavor: &flavorbox_sandbox::LoadedFlavor| {
+            sandbox
+                .validate_config(flavor, &ctx, config)
+                .expect("the call succeeds")
+                .value
+        };
+        assert_eq!(answer(&old), answer(&new), "{config}");
     }
 }
 

@@ -186,7 +186,7 @@ pub fn push_archive_blocking(
 }
 
 /// Sets the flag when dropped: a push whose future is dropped stops.
-struct CancelOnDrop(Arc<AtomicBool>);
+pub(crate) struct CancelOnDrop(pub(crate) Arc<AtomicBool>);
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
@@ -604,6 +604,151 @@ impl Tarball {
         }
         Ok(bytes)
     }
+
+    /// Whether entry `name` starts as gzip does (a `docker save` layer may).
+    fn is_gzip(&self, name: &str) -> Result<bool, PushError> {
+        let (mut probe, _) = self.open(name)?;
+        let mut magic = [0u8; 2];
+        Ok(probe.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b])
+    }
+
+    /// Entry `name` read to its end through a [`Meter`]: hashed, counted,
+    /// and its expansion counted against what is left of `budget`.
+    fn measure(
+        &self,
+        name: &str,
+        expansion: Expansion,
+        cancel: &AtomicBool,
+        budget: Budget,
+    ) -> Result<Measured, PushError> {
+        let (reader, _) = self.open(name)?;
+        let mut meter = Meter::new(reader, cancel, expansion, budget);
+        io::copy(&mut meter, &mut io::sink()).map_err(|e| meter.error(e, name))?;
+        meter.finish(name)
+    }
+}
+
+/// One layer of an archive's image, measured by [`read_image`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MeasuredLayer {
+    /// The digest the image names it by: its diff id in a `docker save`
+    /// archive, its blob digest in an OCI layout; checked against its bytes.
+    pub(crate) digest: String,
+    /// Its bytes in the archive, when that is what the push sends (a gzip
+    /// layer, any OCI layout blob); `None` for a plain `docker save` tar,
+    /// which the push compresses on the way.
+    pub(crate) compressed: Option<u64>,
+    /// The bytes of its tar stream, counted as it was decoded.
+    pub(crate) unpacked: u64,
+}
+
+/// The one image of an archive, read through by [`read_image`].
+#[derive(Debug)]
+pub(crate) struct ImageContents {
+    /// The image config's bytes, as the archive holds them.
+    pub(crate) config: Vec<u8>,
+    /// Its layers, base first.
+    pub(crate) layers: Vec<MeasuredLayer>,
+}
+
+/// Reads the single image in the tarball at `archive` as
+/// [`push_archive_blocking`] reads it, without a registry: the same index,
+/// links and checks, every layer hashed against the digest it is named by
+/// and its expansion counted against `limits` (in the push's order, the
+/// same budget); stops at the next read once `cancel` is set. An OCI index
+/// must name one platform's manifest: the contents are one image's.
+pub(crate) fn read_image(
+    archive: &Path,
+    limits: &ArchiveLimits,
+    cancel: &AtomicBool,
+) -> Result<ImageContents, PushError> {
+    let tarball = Tarball::index(archive)?;
+    let mut budget = Budget {
+        used: 0,
+        max: limits.max_unpacked_bytes,
+    };
+    match tarball.image()? {
+        Image::Saved(saved) => {
+            let mut layers = Vec::with_capacity(saved.layers.len());
+            for (name, diff_id) in &saved.layers {
+                let gzip = tarball.is_gzip(name)?;
+                let expansion = if gzip {
+                    Expansion::Gzip
+                } else {
+                    Expansion::None
+                };
+                let measured = tarball.measure(name, expansion, cancel, budget)?;
+                check_diff_id(name, diff_id, &measured.unpacked_digest)?;
+                budget.used += measured.unpacked;
+                layers.push(MeasuredLayer {
+                    digest: diff_id.clone(),
+                    compressed: gzip.then_some(measured.count),
+                    unpacked: measured.unpacked,
+                });
+            }
+            Ok(ImageContents {
+                config: saved.config,
+                layers,
+            })
+        }
+        Image::Layout(layout) => {
+            let manifest = match (
+                layout.manifest,
+                <[LayoutManifest; 1]>::try_from(layout.children),
+            ) {
+                (Some(manifest), _) | (None, Ok([manifest])) => manifest,
+                (None, Err(children)) => {
+                    return Err(bad(format!(
+                        "the archive holds an index of {} images (one per platform); copy one platform into it (`skopeo copy --override-os … --override-arch … oci-archive:FILE:TAG`)",
+                        children.len()
+                    )));
+                }
+            };
+            // The manifest's first blob is its config: read whole (within
+            // the limit of a config), then measured like the layers, as the
+            // push sends and counts it.
+            let Some((config_blob, layer_blobs)) = manifest.blobs.split_first() else {
+                return Err(bad("the image manifest names no config"));
+            };
+            let config = tarball.verified_small(&Descriptor {
+                media_type: Some(config_blob.media_type.clone()),
+                digest: config_blob.digest.clone(),
+                size: config_blob.size,
+            })?;
+            let mut layers = Vec::with_capacity(layer_blobs.len());
+            for (at, blob) in manifest.blobs.iter().enumerate() {
+                let expansion = expansion(&blob.media_type).map_err(bad)?;
+                let name = Tarball::blob_name(&blob.digest)?;
+                let measured = tarball.measure(&name, expansion, cancel, budget)?;
+                if measured.digest != blob.digest || measured.count != blob.size {
+                    return Err(bad(format!(
+                        "blob {} in the archive does not match its digest or size: the archive is damaged",
+                        blob.digest
+                    )));
+                }
+                budget.used += measured.unpacked;
+                if at > 0 {
+                    layers.push(MeasuredLayer {
+                        digest: blob.digest.clone(),
+                        compressed: Some(measured.count),
+                        unpacked: measured.unpacked,
+                    });
+                }
+            }
+            Ok(ImageContents { config, layers })
+        }
+    }
+}
+
+/// Refuses layer `name` whose tar stream hashed to `found` when the image
+/// config names it `diff_id`.
+fn check_diff_id(name: &str, diff_id: &str, found: &str) -> Result<(), PushError> {
+    if diff_id != found {
+        return Err(bad(format!(
+            "layer `{name}` does not match the image config's diff id {diff_id}: the archive is damaged; save it again"
+        )));
+    }
+    Ok(())
 }
 
 /// The `mediaType` a manifest names itself, if any.
@@ -776,18 +921,14 @@ impl Pusher<'_, '_> {
     /// Pushes one `docker save` layer (a plain tar, compressed on the way,
     /// or a gzip one as it is) and returns its digest and size as pushed.
     fn push_saved_layer(&mut self, name: &str, diff_id: &str) -> Result<(String, u64), PushError> {
-        let (mut probe, size) = self.tarball.open(name)?;
-        let mut magic = [0u8; 2];
-        let gzip = probe.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
-        drop(probe);
-        if gzip {
+        let (_, size) = self.tarball.locate(name)?;
+        if self.tarball.is_gzip(name)? {
             // Hashed (and its expansion checked against the diff id) first,
             // then pushed as it is under the digest found.
-            let (reader, _) = self.tarball.open(name)?;
-            let mut meter = Meter::new(reader, self.cancel, Expansion::Gzip, self.budget());
-            io::copy(&mut meter, &mut io::sink()).map_err(|e| meter.error(e, name))?;
-            let measured = meter.finish(name)?;
-            self.check_diff_id(name, diff_id, &measured.unpacked_digest)?;
+            let measured =
+                self.tarball
+                    .measure(name, Expansion::Gzip, self.cancel, self.budget())?;
+            check_diff_id(name, diff_id, &measured.unpacked_digest)?;
             let digest = measured.digest;
             self.push_entry(name, &digest, size, Expansion::Gzip)?;
             return Ok((digest, size));
@@ -804,7 +945,7 @@ impl Pusher<'_, '_> {
             Err(e) => return Err(meter.stopped(name).unwrap_or_else(|| self.registry(e))),
         };
         let measured = meter.finish(name)?;
-        self.check_diff_id(name, diff_id, &measured.digest)?;
+        check_diff_id(name, diff_id, &measured.digest)?;
         self.unpacked += measured.unpacked;
         let digest = compressed.digest();
         let pushed = compressed.count;
@@ -813,15 +954,6 @@ impl Pusher<'_, '_> {
             .map_err(|e| self.registry(e))?;
         self.layer_event(&digest, "Pushed", Some(pushed), Some(pushed));
         Ok((digest, pushed))
-    }
-
-    fn check_diff_id(&self, name: &str, diff_id: &str, found: &str) -> Result<(), PushError> {
-        if diff_id != found {
-            return Err(bad(format!(
-                "layer `{name}` does not match the image config's diff id {diff_id}: the archive is damaged; save it again"
-            )));
-        }
-        Ok(())
     }
 
     /// What is left of the image's unpacked budget.

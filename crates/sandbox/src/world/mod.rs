@@ -16,22 +16,23 @@
 //! version-neutral methods, which take and return the host's types. Nothing
 //! outside this module names a version.
 //!
-//! Adding a version (say 0.2):
+//! Adding a version (say 0.3, as 0.2 was added):
 //! 1. copy the working WIT, at its new package version, to
-//!    `wit/v0.2/`; from then on that copy never changes;
-//! 2. add `v0_2.rs` beside `v0_1.rs` (copy it): `bindgen!` over `wit/v0.2`,
+//!    `wit/v0.3/`; from then on that copy never changes;
+//! 2. add `v0_3.rs` beside `v0_2.rs` (copy it): `bindgen!` over `wit/v0.3`,
 //!    its `VERSION`, `MINOR`, `WIT` and pinned `FROZEN` digests with their
 //!    tests, its host-imports impl and its conversions to and from
 //!    `crate::flavor` (a new argument such as an `image-info` record comes
 //!    from the host's types; older versions simply do not pass it on);
-//! 3. here: a `V0_2` variant in `FlavorPre` and `Flavor` with its match
-//!    arms, a line in `add_to_linker`, `v0_2::MINOR` in
+//! 3. here: a `V0_3` variant in `FlavorPre` and `Flavor` with its match
+//!    arms, a line in `add_to_linker`, `v0_3::MINOR` in
 //!    [`SUPPORTED_VERSIONS`], [`NEWEST_VERSION`] moved to it, and its
 //!    `(VERSION, WIT)` in the tests' `FROZEN_WITS`.
 //!
 //! Older modules stay exactly as they are, so their flavors keep loading.
 
 mod v0_1;
+mod v0_2;
 
 use wasmtime::Store;
 use wasmtime::component::{InstancePre, Linker};
@@ -40,17 +41,17 @@ use crate::error::LoadError;
 use crate::flavor::{ConfigIssue, DeclaredMetadata, PushDecision};
 use crate::state::CallState;
 use crate::text::{clean, first_line, truncate};
-use flavorbox_grammar::Reference;
+use flavorbox_grammar::{ImageFacts, Reference};
 
 /// The WIT package every flavor is built against.
 pub const PACKAGE: &str = "flavorbox:registry";
 
 /// A supported WIT version range: every `major.minor` in this list, any patch.
-pub const SUPPORTED_VERSIONS: &[&str] = &[v0_1::MINOR];
+pub const SUPPORTED_VERSIONS: &[&str] = &[v0_1::MINOR, v0_2::MINOR];
 
 /// The newest supported version: what a component that exports no flavor is
 /// told to implement.
-pub const NEWEST_VERSION: &str = v0_1::VERSION;
+pub const NEWEST_VERSION: &str = v0_2::VERSION;
 
 /// The supported `major.minor` a full `major.minor.patch` version is in.
 fn supported_minor(version: &str) -> Option<&'static str> {
@@ -79,6 +80,7 @@ pub fn supported_range() -> String {
 /// each through the projection to the call's host state.
 pub(crate) fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
     v0_1::add_to_linker(linker)?;
+    v0_2::add_to_linker(linker)?;
     Ok(())
 }
 
@@ -87,6 +89,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<
 pub(crate) enum FlavorPre {
     /// `flavorbox:registry@0.1.x`.
     V0_1(v0_1::ContainerRegistryFlavorPre<CallState>),
+    /// `flavorbox:registry@0.2.x`.
+    V0_2(v0_2::ContainerRegistryFlavorPre<CallState>),
 }
 
 impl FlavorPre {
@@ -101,6 +105,9 @@ impl FlavorPre {
             Some(v0_1::MINOR) => Ok(FlavorPre::V0_1(
                 v0_1::ContainerRegistryFlavorPre::new(instance_pre).map_err(wrong_world)?,
             )),
+            Some(v0_2::MINOR) => Ok(FlavorPre::V0_2(
+                v0_2::ContainerRegistryFlavorPre::new(instance_pre).map_err(wrong_world)?,
+            )),
             _ => Err(LoadError::UnsupportedVersion {
                 found: clean(&truncate(&format!("{PACKAGE}/flavor@{version}"), 200)),
                 supported: supported_range(),
@@ -112,6 +119,7 @@ impl FlavorPre {
     pub(crate) fn instantiate(&self, store: &mut Store<CallState>) -> wasmtime::Result<Flavor> {
         Ok(match self {
             FlavorPre::V0_1(pre) => Flavor::V0_1(pre.instantiate(store)?),
+            FlavorPre::V0_2(pre) => Flavor::V0_2(pre.instantiate(store)?),
         })
     }
 }
@@ -121,6 +129,8 @@ impl FlavorPre {
 pub(crate) enum Flavor {
     /// `flavorbox:registry@0.1.x`.
     V0_1(v0_1::ContainerRegistryFlavor),
+    /// `flavorbox:registry@0.2.x`.
+    V0_2(v0_2::ContainerRegistryFlavor),
 }
 
 impl Flavor {
@@ -131,6 +141,7 @@ impl Flavor {
     ) -> wasmtime::Result<DeclaredMetadata> {
         match self {
             Flavor::V0_1(f) => v0_1::metadata(f, store),
+            Flavor::V0_2(f) => v0_2::metadata(f, store),
         }
     }
 
@@ -143,18 +154,23 @@ impl Flavor {
     ) -> wasmtime::Result<Result<String, Vec<ConfigIssue>>> {
         match self {
             Flavor::V0_1(f) => v0_1::validate_config(f, store, config_json),
+            Flavor::V0_2(f) => v0_2::validate_config(f, store, config_json),
         }
     }
 
-    /// Calls `prepare-image-push` with a host-parsed reference.
+    /// Calls `prepare-image-push` with a host-parsed reference and, from
+    /// 0.2 on, what the host read from the image (0.1 has no such
+    /// parameter: its flavors are called exactly as before).
     pub(crate) fn prepare_image_push(
         &self,
         store: &mut Store<CallState>,
         config_json: &str,
         image: &Reference,
+        info: Option<&ImageFacts>,
     ) -> wasmtime::Result<PushDecision> {
         match self {
             Flavor::V0_1(f) => v0_1::prepare_image_push(f, store, config_json, image),
+            Flavor::V0_2(f) => v0_2::prepare_image_push(f, store, config_json, image, info),
         }
     }
 }
@@ -173,7 +189,10 @@ mod tests {
             ("0.1.", false),
             ("0.1.x", false),
             ("0.10.0", false),
-            ("0.2.0", false),
+            ("0.2.0", true),
+            ("0.2.3", true),
+            ("0.3.0", false),
+            ("0.20.0", false),
             ("1.1.0", false),
         ] {
             assert_eq!(supported(version), ok, "{version}");
@@ -190,7 +209,10 @@ mod tests {
     }
 
     /// Every released version's frozen WIT text, by version.
-    const FROZEN_WITS: &[(&str, &str)] = &[(super::v0_1::VERSION, super::v0_1::WIT)];
+    const FROZEN_WITS: &[(&str, &str)] = &[
+        (super::v0_1::VERSION, super::v0_1::WIT),
+        (super::v0_2::VERSION, super::v0_2::WIT),
+    ];
 
     /// The package version a WIT file declares (`package flavorbox:registry@0.1.0;`).
     fn package_version(wit: &str) -> Option<&str> {

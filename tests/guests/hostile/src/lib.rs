@@ -4,11 +4,22 @@
 //! `prepare-image-push` denies with the config's `deny` text when there is
 //! one, else asks the host whether the image's repository exists and reports
 //! the answer as a warning.
+//!
+//! Built twice by `tests/build.rs`: against WIT 0.2 (the kit's default;
+//! `guest-hostile-v0-2.wasm`) and, through `tests/guests-v0-1/hostile`,
+//! against the frozen WIT 0.1 (`guest-hostile.wasm`, what the sandbox suites
+//! load). It asks for `image-info`; the 0.1 build drops that capability.
+//! With `{"mode": "echo-info"}` or `{"mode": "info-stats"}`,
+//! `prepare-image-push` denies with a JSON dump of the image info it was
+//! handed (`{"wit": ..., "info": ...}`), or with its counts and longest
+//! items, so a test can see exactly what reached the guest.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use flavor_kit::serde_json::{Value, json};
 use flavor_kit::{
-    Capability, ConfigIssue, Flavor, Host, ImageReference, LogLevel, Metadata, PushDecision,
+    Capability, ConfigIssue, Flavor, Host, ImageInfo, ImageReference, LogLevel, Metadata,
+    PushDecision,
 };
 
 /// Counts calls within one instance: must be 1 on every call if the host
@@ -182,7 +193,7 @@ impl Flavor for Hostile {
             docs_url: "https://example.invalid/hostile".into(),
             logo_url: String::new(),
             config_schema: r#"{"type":"object"}"#.into(),
-            capabilities: vec![Capability::RepositoryExists],
+            capabilities: vec![Capability::RepositoryExists, Capability::ImageInfo],
         }
     }
 
@@ -241,6 +252,8 @@ impl Flavor for Hostile {
                 )])
             }
             "probe" => Ok(probe()),
+            // Answered by `prepare-image-push`.
+            "echo-info" | "info-stats" => Ok(config.to_string()),
             "http-body-hang"
             | "http-response-hang"
             | "http-body-bomb"
@@ -291,6 +304,34 @@ impl Flavor for Hostile {
         }
     }
 
+    fn prepare_image_push_with_info(
+        host: &dyn Host,
+        config: &str,
+        image: &ImageReference,
+        info: Option<&ImageInfo>,
+    ) -> PushDecision {
+        let mode = flavor_kit::parse_config(config)
+            .ok()
+            .and_then(|map| map.get("mode").and_then(|m| m.as_str()).map(str::to_string));
+        match mode.as_deref() {
+            Some("echo-info") => PushDecision::Deny(
+                json!({
+                    "wit": flavor_kit::WIT_VERSION,
+                    "info": info.map(info_json),
+                })
+                .to_string(),
+            ),
+            Some("info-stats") => PushDecision::Deny(
+                json!({
+                    "wit": flavor_kit::WIT_VERSION,
+                    "info": info.map(info_stats),
+                })
+                .to_string(),
+            ),
+            _ => Self::prepare_image_push(host, config, image),
+        }
+    }
+
     fn prepare_image_push(host: &dyn Host, config: &str, image: &ImageReference) -> PushDecision {
         let deny = flavor_kit::parse_config(config)
             .ok()
@@ -303,6 +344,76 @@ impl Flavor for Hostile {
             Err(e) => PushDecision::Deny(format!("lookup failed: {e}")),
         }
     }
+}
+
+/// Everything in `info`, field by field (the WIT record's names, in snake case).
+fn info_json(info: &ImageInfo) -> Value {
+    json!({
+        "platform": {
+            "os": info.platform.os,
+            "architecture": info.platform.architecture,
+            "variant": info.platform.variant,
+        },
+        "config_digest": info.config_digest,
+        "created": info.created,
+        "age_seconds": info.age_seconds,
+        "user": info.user,
+        "labels": info
+            .labels
+            .iter()
+            .map(|(key, value)| json!({ "key": key, "value": value }))
+            .collect::<Vec<_>>(),
+        "exposed_ports": info.exposed_ports,
+        "entrypoint": info.entrypoint,
+        "cmd": info.cmd,
+        "env_names": info.env_names,
+        "layer_count": info.layer_count,
+        "layers": info
+            .layers
+            .iter()
+            .map(|l| json!({
+                "digest": l.digest,
+                "compressed_size": l.compressed_size,
+                "uncompressed_size": l.uncompressed_size,
+            }))
+            .collect::<Vec<_>>(),
+        "compressed_size": info.compressed_size,
+        "uncompressed_size": info.uncompressed_size,
+        "truncated": info.truncated,
+    })
+}
+
+/// The counts and longest items (in bytes) of every bounded field of
+/// `info`, small enough to come back whole whatever the image: what a test
+/// of the host's bounds needs. `env_names_with_equals` counts names holding
+/// `=` (a value that leaked into a name).
+fn info_stats(info: &ImageInfo) -> Value {
+    fn longest<'a>(items: impl IntoIterator<Item = &'a String>) -> usize {
+        items.into_iter().map(String::len).max().unwrap_or(0)
+    }
+    json!({
+        "platform": info.platform.to_string(),
+        "labels": info.labels.len(),
+        "longest_label_key": longest(info.labels.iter().map(|(k, _)| k)),
+        "longest_label_value": longest(info.labels.iter().map(|(_, v)| v)),
+        "exposed_ports": info.exposed_ports.len(),
+        "longest_exposed_port": longest(&info.exposed_ports),
+        "entrypoint": info.entrypoint.len(),
+        "longest_entrypoint_item": longest(&info.entrypoint),
+        "cmd": info.cmd.len(),
+        "longest_cmd_item": longest(&info.cmd),
+        "env_names": info.env_names.len(),
+        "longest_env_name": longest(&info.env_names),
+        "env_names_with_equals": info.env_names.iter().filter(|n| n.contains('=')).count(),
+        "layers": info.layers.len(),
+        "layer_count": info.layer_count,
+        "user_len": info.user.len(),
+        "created_len": info.created.as_ref().map(String::len),
+        "age_seconds": info.age_seconds,
+        "compressed_size": info.compressed_size,
+        "uncompressed_size": info.uncompressed_size,
+        "truncated": info.truncated,
+    })
 }
 
 flavor_kit::export_flavor!(Hostile);

@@ -4,7 +4,7 @@
 #[cfg(target_arch = "wasm32")]
 mod component {
     wit_bindgen::generate!({
-        path: "../../../wit",
+        path: "../../../wit/v0.1",
         inline: r#"
             package test:sneaky;
             world sneaky {
