@@ -424,3 +424,26 @@ fn github_decides_alike_in_rust_python_and_js() {
 fn aws_decides_alike_in_rust_python_and_js_with_the_repository_lookup() {
     conform("aws", aws_table());
 }
+
+#[test]
+fn the_default_flavor_built_for_0_1_answers_the_table_as_the_0_2_built_in_does() {
+    // The `default` built-in as a 0.1 flavor (built from the frozen 0.1
+    // WIT): the new host calls it through the 0.1 bindings, and every answer
+    // is the table's and the 0.2 built-in's.
+    let sandbox = Sandbox::new(polyglot::caching_sandbox_config()).expect("sandbox");
+    let old = sandbox
+        .load(&flavorbox_tests::guest_bytes(flavorbox_tests::DEFAULT_V0_1))
+        .expect("the 0.1 fixture loads");
+    assert_eq!(old.metadata().wit_version, "0.1.0");
+    let new = flavorbox_builtin::components()
+        .map(|bytes| sandbox.load(bytes).expect("built-in loads"))
+        .find(|f| f.name() == "default")
+        .expect("the default built-in");
+    assert_eq!(new.metadata().wit_version, "0.2.0");
+    assert_eq!(old.metadata().capabilities, new.metadata().capabilities);
+    for case in &default_table() {
+        let got = answer(&sandbox, &old, case);
+        check_expected(case, &got, "default 0.1");
+        assert_eq!(got, answer(&sandbox, &new, case), "0.1 and 0.2 answer alike");
+    }
+}

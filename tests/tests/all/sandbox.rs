@@ -46,16 +46,23 @@ fn ctx(limits: Limits) -> CallContext {
     }
 }
 
+/// How a call in mode `m` ends, the same for the hostile guest built for
+/// WIT 0.1 and for 0.2: every hostile case holds for both versions.
 fn err_kind(sandbox: &Sandbox, ctx: &CallContext, m: &str) -> CallErrorKind {
-    let flavor = hostile(sandbox);
-    match sandbox.validate_config(&flavor, ctx, &mode(m)) {
-        Ok(o) => panic!("mode {m} should fail, got {:?}", o.value),
-        Err(e) => {
-            assert_eq!(e.flavor, "hostile");
-            assert_eq!(e.function, "validate-config");
-            e.kind
+    let kinds = [flavorbox_tests::HOSTILE, flavorbox_tests::HOSTILE_V0_2].map(|guest| {
+        let flavor = sandbox.load(&guest_bytes(guest)).expect("hostile guest loads");
+        match sandbox.validate_config(&flavor, ctx, &mode(m)) {
+            Ok(o) => panic!("{guest}: mode {m} should fail, got {:?}", o.value),
+            Err(e) => {
+                assert_eq!(e.flavor, "hostile");
+                assert_eq!(e.function, "validate-config");
+                e.kind
+            }
         }
-    }
+    });
+    let [v0_1, v0_2] = kinds;
+    assert_eq!(v0_1, v0_2, "mode {m} ends alike for the 0.1 and 0.2 builds");
+    v0_1
 }
 
 fn assert_next_call_works(sandbox: &Sandbox) {
