@@ -4,12 +4,20 @@
 // A flavor is an object with three methods written against plain values and
 // a `host` handed in on every call, so its logic runs and is unit-tested with
 // plain Node (`node --test`, with `FakeHost`). `exportFlavor` wires it to the
-// `flavorbox:registry` WIT world: the module componentize-js builds exports
-// the result under the name `flavor` (the WIT interface it implements):
+// `flavorbox:registry` WIT world (0.2, `wit/v0.2`; a flavor built against
+// 0.1 works too): the module componentize-js builds exports the result under
+// the name `flavor` (the WIT interface it implements):
 //
 //     import { exportFlavor } from './flavorbox-kit.js';
-//     import * as host from 'flavorbox:registry/host@0.1.0';
+//     import * as host from 'flavorbox:registry/host@0.2.0';
 //     export const flavor = exportFlavor(acme, host);
+//
+// A flavor that asks for the `IMAGE_INFO` capability in its metadata gets
+// what the host read from the image as a fourth argument,
+// `prepareImagePush(host, config, image, info)`: a plain object (see
+// `imageInfo` for its fields), or `null` when the host has only the image's
+// name (a dry run of an image it does not have). A `prepareImagePush` written
+// for 0.1, without `info`, keeps working.
 //
 // The config rules every registry shares (ZenML's base fields `uri` and
 // `default_repository`, the Docker reference grammar of path components, DNS
@@ -20,6 +28,10 @@
 
 /** The capability to call `host.repositoryExists` (ask for it in the metadata). */
 export const REPOSITORY_EXISTS = 'repository-exists';
+/** The capability to receive the image's info in `prepareImagePush` (WIT 0.2). */
+export const IMAGE_INFO = 'image-info';
+/** Every capability a flavor may ask for. */
+export const CAPABILITIES = [REPOSITORY_EXISTS, IMAGE_INFO];
 /** The longest repository path (the name without the domain) Docker accepts. */
 export const MAX_PATH_LEN = 255;
 /** The longest DNS label (RFC 1035). */
@@ -52,6 +64,98 @@ export function approve(warnings = []) {
 /** Deny the push, for this reason. */
 export function deny(reason) {
   return { tag: 'deny', val: reason };
+}
+
+/**
+ * What the host read from the image itself, as `prepareImagePush` gets it:
+ * `fields` over defaults, so a native test names only what its rule reads,
+ * e.g. `imageInfo({ labels: { 'org.opencontainers.image.source': 'https://x' } })`.
+ *
+ * - `platform`: `{ os, architecture, variant }` (`variant` null unless the
+ *   config names one); `platformName(info.platform)` is `linux/amd64`.
+ * - `configDigest` (`sha256:...`), `created` (RFC 3339, or null),
+ *   `ageSeconds` (or null), `user` (empty: root).
+ * - `labels`: an object of key to value, without a prototype (so
+ *   `info.labels.constructor` is undefined, as for any label not set).
+ * - `exposedPorts`, `entrypoint`, `cmd`: arrays of strings; `envNames`: the
+ *   names of the config's `Env` entries, never their values.
+ * - `layerCount` (always the true count), `layers`: `[{ digest,
+ *   compressedSize, uncompressedSize }]`, base first; `compressedSize`,
+ *   `uncompressedSize`: sums in bytes, null when the host does not know them
+ *   (numbers, not BigInts).
+ * - `truncated`: the fields the host cut to its bounds (e.g. `['labels']`),
+ *   so a policy can refuse an image it could not see whole.
+ */
+export function imageInfo(fields = {}) {
+  const layers = fields.layers ?? [];
+  return {
+    configDigest: '',
+    created: null,
+    ageSeconds: null,
+    user: '',
+    exposedPorts: [],
+    entrypoint: [],
+    cmd: [],
+    envNames: [],
+    layerCount: layers.length,
+    compressedSize: null,
+    uncompressedSize: null,
+    truncated: [],
+    ...fields,
+    platform: { os: 'linux', architecture: 'amd64', variant: null, ...fields.platform },
+    labels: Object.assign(Object.create(null), fields.labels),
+    layers,
+  };
+}
+
+/** A platform as Docker writes it: `os/architecture`, then `/variant` when there is one. */
+export function platformName(platform) {
+  const base = `${platform.os}/${platform.architecture}`;
+  return platform.variant ? `${base}/${platform.variant}` : base;
+}
+
+/**
+ * The size of the image in bytes: compressed when the host knows it (what the
+ * registry stores; a server measures it, a CLI's engine does not), else
+ * uncompressed, else null.
+ */
+export function imageSize(info) {
+  return info.compressedSize ?? info.uncompressedSize ?? null;
+}
+
+/** A WIT `u64` (a BigInt in componentize-js), or none, as a number or null. */
+function num(value) {
+  return value === undefined || value === null ? null : Number(value);
+}
+
+/** The WIT `image-info` record as componentize-js gives it, as `imageInfo` describes. */
+function fromWitImageInfo(info) {
+  if (info === undefined || info === null) return null;
+  const p = info.platform;
+  return {
+    platform: { os: p.os, architecture: p.architecture, variant: p.variant ?? null },
+    configDigest: info.configDigest,
+    created: info.created ?? null,
+    ageSeconds: num(info.ageSeconds),
+    user: info.user,
+    labels: Object.assign(
+      Object.create(null),
+      Object.fromEntries(info.labels.map((l) => [l.key, l.value])),
+    ),
+    exposedPorts: [...info.exposedPorts],
+    entrypoint: [...info.entrypoint],
+    cmd: [...info.cmd],
+    envNames: [...info.envNames],
+    layerCount: Number(info.layerCount),
+    layers: info.layers.map((l) => ({
+      digest: l.digest,
+      compressedSize: num(l.compressedSize),
+      uncompressedSize: num(l.uncompressedSize),
+    })),
+    compressedSize: num(info.compressedSize),
+    uncompressedSize: num(info.uncompressedSize),
+    truncated: [...info.truncated],
+  };
 }
 
 /** Thrown by `validateConfig` to reject a config with every issue found. */
@@ -96,9 +200,10 @@ export class FakeHost {
 
 /**
  * The `flavor` export for a flavor's logic. `witHost` is the module
- * `flavorbox:registry/host@0.1.0` (componentize-js provides it); its
+ * `flavorbox:registry/host@0.2.0` (componentize-js provides it); its
  * `repositoryExists` throws the reason as a string-carrying error, which
- * becomes `LookupFailed` here.
+ * becomes `LookupFailed` here. `logic.prepareImagePush(host, config, image,
+ * info)` gets `info` as `imageInfo` describes it, or null.
  */
 export function exportFlavor(logic, witHost) {
   const host = {
@@ -123,7 +228,14 @@ export function exportFlavor(logic, witHost) {
         docsUrl: m.docsUrl,
         logoUrl: m.logoUrl ?? '',
         configSchema: m.configSchema,
-        capabilities: (m.capabilities ?? []).filter((c) => c === REPOSITORY_EXISTS),
+        capabilities: (m.capabilities ?? []).map((c) => {
+          if (!CAPABILITIES.includes(c)) {
+            throw new Error(
+              `unknown capability ${JSON.stringify(c)} in the metadata: use REPOSITORY_EXISTS or IMAGE_INFO`,
+            );
+          }
+          return c;
+        }),
       };
     },
     validateConfig(config) {
@@ -143,15 +255,17 @@ export function exportFlavor(logic, witHost) {
       }
       return { tag: 'ok', val: typeof result === 'string' ? result : stringifySorted(result) };
     },
-    prepareImagePush(config, image) {
+    // `info` is undefined when the component is built against WIT 0.1.
+    prepareImagePush(config, image, info) {
       try {
-        const decision = logic.prepareImagePush(host, config, {
+        const reference = {
           domain: image.domain,
           path: image.path,
           tag: image.tag,
           digest: image.digest,
           name: image.name,
-        });
+        };
+        const decision = logic.prepareImagePush(host, config, reference, fromWitImageInfo(info));
         return decision ?? approve([]);
       } catch (e) {
         // Fail closed: no push when the flavor could not decide.
@@ -491,7 +605,7 @@ export function validateUriConfig(config, example, check) {
 }
 
 /** The `prepareImagePush` of a flavor with nothing to check. */
-export function approvePush(host, flavor, image) {
+export function approvePush(host, flavor, image, _info = null) {
   host.log('debug', `${flavor}: nothing to check before pushing \`${image.name}\``);
   return approve([]);
 }

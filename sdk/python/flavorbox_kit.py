@@ -2,16 +2,26 @@
 Rust ``flavor-kit`` crate.
 
 A flavor is a class with three methods, written against plain Python types
-(:class:`Metadata`, :class:`Issue`, :class:`Image`, :class:`Approve`,
-:class:`Deny`) and a :class:`Host` handed in on every call, so its logic runs
-and is unit-tested with a plain ``python3`` (use :class:`FakeHost`).
-:func:`export` wires it to the ``flavorbox:registry`` WIT world: the module
+(:class:`Metadata`, :class:`Issue`, :class:`Image`, :class:`ImageInfo`,
+:class:`Approve`, :class:`Deny`) and a :class:`Host` handed in on every call,
+so its logic runs and is unit-tested with a plain ``python3`` (use
+:class:`FakeHost`). :func:`export` wires it to the ``flavorbox:registry`` WIT
+world (0.2, ``wit/v0.2``; a flavor built against 0.1 works too): the module
 componentize-py builds must bind the result to the name ``Flavor``::
 
     class Acme(flavorbox_kit.Flavor):
         ...
 
     Flavor = flavorbox_kit.export(Acme)
+
+A flavor that asks for the :data:`IMAGE_INFO` capability in its metadata
+gets what the host read from the image (:class:`ImageInfo`: platform,
+labels, sizes, ...) as the ``info`` argument of ``prepare_image_push``:
+``prepare_image_push(self, host, config, image, info)``. ``info`` is
+``None`` when the host has only the image's name (a dry run of an image it
+does not have). A ``prepare_image_push`` without the ``info`` parameter, as
+written for 0.1, keeps working: the adapter passes ``info`` only to a
+method that takes it.
 
 The config rules every registry shares (ZenML's base fields ``uri`` and
 ``default_repository``, the Docker reference grammar of path components,
@@ -30,7 +40,8 @@ from dataclasses import dataclass, field as _field
 from typing import Any, Callable, Dict, List, Optional, Union
 
 __all__ = [
-    "REPOSITORY_EXISTS", "Metadata", "Issue", "Image", "Approve", "Deny", "Invalid",
+    "REPOSITORY_EXISTS", "IMAGE_INFO", "CAPABILITIES", "Metadata", "Issue", "Image",
+    "Platform", "Layer", "ImageInfo", "Approve", "Deny", "Invalid",
     "LookupFailed", "Host", "NoHost", "FakeHost", "Flavor", "export", "parse_config",
     "with_example", "normalize_uri", "RegistryUri", "is_path_component",
     "is_repository_path", "is_dns_label", "expect_segments", "check_segments",
@@ -41,6 +52,10 @@ __all__ = [
 
 #: The capability to call ``host.repository_exists`` (ask for it in ``Metadata``).
 REPOSITORY_EXISTS = "repository-exists"
+#: The capability to receive :class:`ImageInfo` in ``prepare_image_push`` (WIT 0.2).
+IMAGE_INFO = "image-info"
+#: Every capability a flavor may ask for.
+CAPABILITIES = (REPOSITORY_EXISTS, IMAGE_INFO)
 
 #: The longest repository path (the name without the domain) Docker accepts.
 MAX_PATH_LEN = 255
@@ -91,6 +106,69 @@ class Image:
     tag: Optional[str]
     digest: Optional[str]
     name: str
+
+
+@dataclass
+class Platform:
+    """The platform an image was built for: ``str()`` is ``os/architecture[/variant]``."""
+
+    os: str
+    architecture: str
+    variant: Optional[str] = None
+
+    def __str__(self) -> str:
+        base = f"{self.os}/{self.architecture}"
+        return f"{base}/{self.variant}" if self.variant else base
+
+
+@dataclass
+class Layer:
+    """One layer of an image (base first): its digest and sizes in bytes, when the host knows them."""
+
+    digest: str
+    compressed_size: Optional[int] = None
+    uncompressed_size: Optional[int] = None
+
+
+@dataclass
+class ImageInfo:
+    """What the host read from the image itself, for a flavor that asks for :data:`IMAGE_INFO`.
+
+    Sizes are in bytes; ``None`` where the host does not know them.
+    ``labels`` is a dict (key to value); ``env_names`` has the names of the
+    config's ``Env`` entries only, never their values. The host bounds every
+    field (at most 64 labels, 128 layers listed, ...) and names what it cut
+    in ``truncated`` (e.g. ``["labels"]``), so a policy can refuse an image
+    it could not see whole. ``layer_count`` is always the true count (it
+    defaults to ``len(layers)`` when built by hand, in tests)."""
+
+    platform: Platform
+    config_digest: str = ""
+    created: Optional[str] = None
+    age_seconds: Optional[int] = None
+    user: str = ""
+    labels: Dict[str, str] = _field(default_factory=dict)
+    exposed_ports: List[str] = _field(default_factory=list)
+    entrypoint: List[str] = _field(default_factory=list)
+    cmd: List[str] = _field(default_factory=list)
+    env_names: List[str] = _field(default_factory=list)
+    layer_count: Optional[int] = None
+    layers: List[Layer] = _field(default_factory=list)
+    compressed_size: Optional[int] = None
+    uncompressed_size: Optional[int] = None
+    truncated: List[str] = _field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.layer_count is None:
+            self.layer_count = len(self.layers)
+
+    @property
+    def size(self) -> Optional[int]:
+        """The compressed size when the host knows it (what the registry stores; a server
+        measures it, a CLI's engine does not), else the uncompressed one, else ``None``."""
+        if self.compressed_size is not None:
+            return self.compressed_size
+        return self.uncompressed_size
 
 
 @dataclass
@@ -173,7 +251,11 @@ class Flavor:
         """Return the normalised config (JSON text or a dict), or raise :class:`Invalid`."""
         raise NotImplementedError
 
-    def prepare_image_push(self, host: Host, config: str, image: Image) -> Decision:
+    def prepare_image_push(self, host: Host, config: str, image: Image,
+                           info: Optional[ImageInfo] = None) -> Decision:
+        """Return :class:`Approve` or :class:`Deny`. ``info`` is what the host read from the
+        image: given only to a flavor whose metadata asks for :data:`IMAGE_INFO`, and ``None``
+        when the host has only the image's name. The ``info`` parameter may be left out."""
         return Approve([])
 
 
@@ -210,6 +292,8 @@ def export(flavor_class: type) -> type:
 
     logic = flavor_class()
     wasm_host = WasmHost()
+    # How `prepare_image_push` takes `info`, decided once, at build time.
+    pass_info = _info_parameter(logic.prepare_image_push)
 
     class Exported:
         def metadata(self) -> Any:
@@ -226,15 +310,29 @@ def export(flavor_class: type) -> type:
             except BaseException as e:  # noqa: BLE001 - see _die
                 _die(e)
 
-        def prepare_image_push(self, config: str, image: Any) -> Any:
+        # `info` is absent when the component is built against WIT 0.1.
+        def prepare_image_push(self, config: str, image: Any, info: Any = None) -> Any:
             try:
-                return self._prepare_image_push(config, image)
+                return self._prepare_image_push(config, image, info)
             except BaseException as e:  # noqa: BLE001 - see _die
                 _die(e)
 
         def _metadata(self) -> Any:
             m = logic.metadata()
-            caps = [w.Capability.REPOSITORY_EXISTS for c in m.capabilities if c == REPOSITORY_EXISTS]
+            caps = []
+            for c in m.capabilities:
+                if c not in CAPABILITIES:
+                    raise ValueError(f"unknown capability {c!r} in the metadata: use "
+                                     "kit.REPOSITORY_EXISTS or kit.IMAGE_INFO")
+                member = getattr(w.Capability, c.upper().replace("-", "_"), None)
+                if member is None:
+                    raise ValueError(f"capability {c!r} needs a newer WIT than this component "
+                                     "is built against: build it with Flavorbox's wit/v0.2")
+                if c == IMAGE_INFO and pass_info is None:
+                    raise ValueError("the metadata asks for `image-info`, but prepare_image_push "
+                                     "has no `info` parameter to receive it: define it as "
+                                     "prepare_image_push(self, host, config, image, info)")
+                caps.append(member)
             return w.FlavorMetadata(
                 m.name, m.display_name, m.description, m.docs_url, m.logo_url,
                 m.config_schema, caps,
@@ -249,15 +347,67 @@ def export(flavor_class: type) -> type:
                 return result
             return json.dumps(result, separators=(",", ":"), sort_keys=True)
 
-        def _prepare_image_push(self, config: str, image: Any) -> Any:
+        def _prepare_image_push(self, config: str, image: Any, info: Any) -> Any:
             image = Image(image.domain, image.path, image.tag, image.digest, image.name)
-            decision = logic.prepare_image_push(wasm_host, config, image)
+            if pass_info == "positional":
+                decision = logic.prepare_image_push(wasm_host, config, image, _image_info(info))
+            elif pass_info == "keyword":
+                decision = logic.prepare_image_push(wasm_host, config, image,
+                                                    info=_image_info(info))
+            else:
+                decision = logic.prepare_image_push(wasm_host, config, image)
             if isinstance(decision, Deny):
                 return w.PushDecision_Deny(decision.reason)
             return w.PushDecision_Approve(list(decision.warnings))
 
     Exported.__name__ = "Flavor"
     return Exported
+
+
+def _info_parameter(method: Callable[..., Any]) -> Optional[str]:
+    """How ``method`` (a bound ``prepare_image_push``) takes ``info``: ``"positional"`` (a
+    fourth positional parameter, or ``*args``), ``"keyword"`` (a keyword-only ``info``, or
+    ``**kwargs``), or ``None`` (it does not: a flavor written for WIT 0.1)."""
+    import inspect
+
+    try:
+        parameters = list(inspect.signature(method).parameters.values())
+    except (TypeError, ValueError):
+        return "positional"
+    kinds = inspect.Parameter
+    positional = [p for p in parameters
+                  if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)]
+    if len(positional) >= 4 or any(p.kind == kinds.VAR_POSITIONAL for p in parameters):
+        return "positional"
+    if any(p.kind == kinds.VAR_KEYWORD or (p.kind == kinds.KEYWORD_ONLY and p.name == "info")
+           for p in parameters):
+        return "keyword"
+    return None
+
+
+def _image_info(info: Any) -> Optional[ImageInfo]:
+    """The WIT ``image-info`` record (componentize-py's dataclass) as an :class:`ImageInfo`."""
+    if info is None:
+        return None
+    p = info.platform
+    return ImageInfo(
+        platform=Platform(p.os, p.architecture, p.variant),
+        config_digest=info.config_digest,
+        created=info.created,
+        age_seconds=info.age_seconds,
+        user=info.user,
+        labels={label.key: label.value for label in info.labels},
+        exposed_ports=list(info.exposed_ports),
+        entrypoint=list(info.entrypoint),
+        cmd=list(info.cmd),
+        env_names=list(info.env_names),
+        layer_count=info.layer_count,
+        layers=[Layer(layer.digest, layer.compressed_size, layer.uncompressed_size)
+                for layer in info.layers],
+        compressed_size=info.compressed_size,
+        uncompressed_size=info.uncompressed_size,
+        truncated=list(info.truncated),
+    )
 
 
 def _die(error: BaseException) -> None:
@@ -574,7 +724,8 @@ def validate_uri_config(config: str, example: str,
     return cfg.finish()
 
 
-def approve_push(host: Host, flavor: str, image: Image) -> Approve:
+def approve_push(host: Host, flavor: str, image: Image,
+                 info: Optional[ImageInfo] = None) -> Approve:
     """The ``prepare-image-push`` of a flavor with nothing to check."""
     host.log("debug", f"{flavor}: nothing to check before pushing `{image.name}`")
     return Approve([])

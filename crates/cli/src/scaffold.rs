@@ -4,8 +4,11 @@
 //!
 //! `new` writes a complete project from the examples the test suite builds
 //! (examples/flavor-example, sdk/python/example, sdk/js/example) with the
-//! flavor's name put in, the WIT copied in and the language's helper
+//! flavor's name put in, the newest frozen WIT (`wit/v0.2`, never the
+//! working copy) copied in and the language's helper
 //! (sdk/python/flavorbox_kit.py, sdk/js/flavorbox-kit.js) beside the code.
+//! The examples' `prepare-image-push` shows, in a comment, where the image's
+//! info (WIT 0.2's `image-info`) arrives and a rule on it.
 //! `build` is a thin wrapper over cargo, componentize-py or componentize-js
 //! that says what to install when a tool is missing, and prints the path of
 //! the `.wasm`. Nothing here touches the application layer: it edits files
@@ -24,7 +27,11 @@ const COMPONENTIZE_JS_VERSION: &str = "0.23.0";
 /// The world every flavor implements.
 const WORLD: &str = "container-registry-flavor";
 
-const WIT: &str = include_str!("../../../wit/flavor.wit");
+/// The WIT a new project is built against: the newest frozen version, the
+/// one the examples' `wit` links to.
+const WIT: &str = include_str!("../../../wit/v0.2/flavor.wit");
+/// Its package version, for the README.
+const WIT_VERSION: &str = "0.2.0";
 const RUST_CARGO_TOML: &str = include_str!("../../../examples/flavor-example/Cargo.toml");
 const RUST_LIB: &str = include_str!("../../../examples/flavor-example/src/lib.rs");
 const RUST_CARGO_CONFIG: &str = include_str!("../../../examples/flavor-example/.cargo/config.toml");
@@ -226,9 +233,13 @@ fn readme(name: &str, lang: Lang) -> String {
     format!(
         "# The `{name}` flavor ({lang})\n\n\
          A Flavorbox container-registry flavor: a WebAssembly component of the\n\
-         `container-registry-flavor` world in `wit/flavor.wit`. Start from the\n\
-         rules in the source and make them yours; the guide is Flavorbox's\n\
-         docs/writing-a-flavor.md.\n\n\
+         `container-registry-flavor` world of `flavorbox:registry@{WIT_VERSION}` in\n\
+         `wit/flavor.wit`. Start from the rules in the source and make them\n\
+         yours; the guide is Flavorbox's docs/writing-a-flavor.md.\n\n\
+         To decide on the image itself (its labels, platform, size), ask for the\n\
+         `image-info` capability in the metadata: `prepare-image-push` then gets\n\
+         what the host read from the image as `info` (see the commented rule\n\
+         there, and the guide's image policy examples).\n\n\
          Build (runs the command below):\n\n    flavorbox flavor build\n\n\
          or by hand:\n\n    {build}\n\n\
          The component is `{output}`. Register and use it:\n\n    \
@@ -465,11 +476,18 @@ mod tests {
 
     #[test]
     fn every_language_gets_the_wit_and_a_test() {
+        assert!(WIT.contains(&format!("package flavorbox:registry@{WIT_VERSION};")));
         for lang in [Lang::Rust, Lang::Python, Lang::Js] {
             let files = project_files("acme", lang);
             let paths: Vec<_> = files.iter().map(|(p, _)| *p).collect();
             assert!(paths.contains(&"wit/flavor.wit"), "{paths:?}");
             assert!(paths.contains(&"README.md"), "{paths:?}");
+            // The source shows where the image's info arrives.
+            assert!(
+                files.iter().any(|(_, text)| text.contains("IMAGE_INFO")
+                    || text.contains("Capability::ImageInfo")),
+                "{lang:?}"
+            );
             assert!(
                 files.iter().any(|(_, text)| text.contains("#[test]")
                     || text.contains("unittest")

@@ -9,7 +9,7 @@ wit_bindgen::generate!({
 });
 
 use exports::flavorbox::registry::flavor::{
-    ConfigIssue, FlavorMetadata, Guest, ImageReference, PushDecision,
+    ConfigIssue, FlavorMetadata, Guest, ImageInfo, ImageReference, PushDecision,
 };
 use flavorbox::registry::host::{LogLevel, log};
 
@@ -129,7 +129,11 @@ impl Guest for Acme {
         }
     }
 
-    fn prepare_image_push(_config: String, image: ImageReference) -> PushDecision {
+    fn prepare_image_push(
+        _config: String,
+        image: ImageReference,
+        _info: Option<ImageInfo>,
+    ) -> PushDecision {
         log(
             LogLevel::Info,
             &format!("acme: checking the push of `{}`", image.name),
@@ -142,6 +146,14 @@ impl Guest for Acme {
                 image.name
             ));
         }
+        // `_info` is what the host read from the image (platform, labels,
+        // sizes, ...), given only to a flavor that asks for it in its metadata
+        // (`Capability::ImageInfo`); here it is always `None`. A rule on it:
+        //     if let Some(info) = &_info
+        //         && info.platform.architecture != "amd64"
+        //     {
+        //         return PushDecision::Deny("ACME runs amd64 images only".into());
+        //     }
         PushDecision::Approve(Vec::new())
     }
 }

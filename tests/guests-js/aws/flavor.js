@@ -3,7 +3,7 @@
 // push to a repository that does not exist (asked through
 // `repository-exists`); the rules of guest-flavors/aws.
 
-import * as witHost from 'flavorbox:registry/host@0.1.0';
+import * as witHost from 'flavorbox:registry/host@0.2.0';
 import * as kit from './flavorbox-kit.js';
 
 const EXAMPLE = '715803424592.dkr.ecr.us-east-1.amazonaws.com';

@@ -1,7 +1,7 @@
 // The `default` flavor in JavaScript, for the conformance table: any registry
 // URI with a valid port and lowercase path components (guest-flavors/default).
 
-import * as witHost from 'flavorbox:registry/host@0.1.0';
+import * as witHost from 'flavorbox:registry/host@0.2.0';
 import * as kit from './flavorbox-kit.js';
 
 const EXAMPLE = 'registry.example.com/team';

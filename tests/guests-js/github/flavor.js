@@ -1,7 +1,7 @@
 // The `github` flavor in JavaScript, for the conformance table: ghcr.io,
 // GHE.com and the legacy docker.pkg.github.com (guest-flavors/github).
 
-import * as witHost from 'flavorbox:registry/host@0.1.0';
+import * as witHost from 'flavorbox:registry/host@0.2.0';
 import * as kit from './flavorbox-kit.js';
 
 const GHCR = 'ghcr.io';

@@ -3,7 +3,7 @@
 // same modes as the Rust hostile guest (tests/guests/hostile) where
 // JavaScript can express them.
 
-import * as witHost from 'flavorbox:registry/host@0.1.0';
+import * as witHost from 'flavorbox:registry/host@0.2.0';
 import * as kit from './flavorbox-kit.js';
 
 let calls = 0;

@@ -77,14 +77,26 @@ fn guide_shows_the_example_crate_verbatim() {
 
 #[test]
 fn example_reads_the_repository_wit_at_the_guides_path() {
-    // The guide's `path: "wit"` is the example's too: `wit` there is the
-    // repository's `wit/` (a symbolic link), so both stay the same contract.
-    let lib = std::fs::read_to_string(example_dir().join("src/lib.rs")).expect("lib.rs");
-    assert!(lib.contains(r#"path: "wit","#));
-    let linked =
-        std::fs::read_to_string(example_dir().join("wit/flavor.wit")).expect("example wit");
-    let repo = std::fs::read_to_string(workspace_root().join("wit/flavor.wit")).expect("repo wit");
-    assert_eq!(linked, repo);
+    // The guide's `path: "wit"` is the examples' too: `wit` there is the
+    // repository's newest frozen WIT, `wit/v0.2/` (a symbolic link), the
+    // one the guide copies, so all stay the same contract.
+    let frozen =
+        std::fs::read_to_string(workspace_root().join("wit/v0.2/flavor.wit")).expect("repo wit");
+    assert!(frozen.contains("package flavorbox:registry@0.2.0;"));
+    assert!(
+        guide()
+            .lines()
+            .any(|l| l == "cp -r /path/to/flavorbox/wit/v0.2 wit")
+    );
+    for example in ["flavor-example", "policy-example"] {
+        let dir = workspace_root().join("examples").join(example);
+        let lib = std::fs::read_to_string(dir.join("src/lib.rs")).expect("lib.rs");
+        assert!(lib.contains(r#"path: "wit","#), "{example}");
+        let link = std::fs::read_link(dir.join("wit")).expect("wit is a symbolic link");
+        assert_eq!(link, Path::new("../../wit/v0.2"), "{example}");
+        let linked = std::fs::read_to_string(dir.join("wit/flavor.wit")).expect("example wit");
+        assert_eq!(linked, frozen, "{example}");
+    }
 }
 
 /// A cargo command without the settings of the cargo running this test, so
@@ -265,7 +277,7 @@ fn guide_commands_register_and_use_the_example_flavor() {
         "name:          acme",
         "display name:  ACME internal registry",
         "source:        registered",
-        "wit version:   0.1.0",
+        "wit version:   0.2.0",
         "capabilities:  none",
     ] {
         assert!(

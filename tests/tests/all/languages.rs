@@ -5,12 +5,21 @@
 //! sockets and HTTP are contained with the same typed errors as the Rust
 //! hostile guest (tests/tests/all/sandbox.rs), the host carries on, and an
 //! exception's message reaches the user bounded and escaped.
+//!
+//! The SDKs' WIT adapters hand WIT 0.2's `image-info` to authors as the SDKs
+//! document it (their native tests, with the bindings' shapes), and the
+//! guide's image policy examples (sdk/*/policy-example) build, load asking
+//! for `image-info`, and decide on what the real sandbox hands them.
 
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use flavorbox_grammar::{ImageFacts, LayerFacts, Platform, Reference};
+use flavorbox_sandbox::flavor::{Capability, PushDecision};
 use flavorbox_sandbox::{CallContext, CallErrorKind, Limits, LoadedFlavor, Sandbox};
-use flavorbox_tests::polyglot::{self, Lang};
+use flavorbox_tests::polyglot::{self, Lang, repo};
 
 fn sandbox() -> Sandbox {
     Sandbox::new(polyglot::caching_sandbox_config()).expect("sandbox")
@@ -266,4 +275,196 @@ fn repository_lookup_needs_a_grant() {
         assert_eq!(issues[0].field, "lookup");
         assert!(issues[0].message.contains("not granted"), "{issues:?}");
     });
+}
+
+/// Runs `program args` in `dir` and asserts it succeeded.
+fn run_native(dir: &Path, program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "`{program} {}` in {} failed:\n{}{}",
+        args.join(" "),
+        dir.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn sdk_adapters_hand_the_image_info_to_authors_and_keep_0_1_flavors_working() {
+    // The adapters with the shapes componentize-py and componentize-js give
+    // (BigInt sizes, `none` as undefined, labels as a list of records), a
+    // flavor written for 0.1 (no `info` parameter), and capability mistakes.
+    run_native(
+        &repo().join("sdk/python"),
+        "python3",
+        &["-B", "-m", "unittest", "-v", "test_flavorbox_kit"],
+    );
+    run_native(
+        &repo().join("sdk/js"),
+        "node",
+        &["--test", "flavorbox-kit.test.js"],
+    );
+}
+
+/// The guide's image policy example in `lang`, built and loaded.
+fn policy_example(sandbox: &Sandbox, lang: Lang) -> Arc<LoadedFlavor> {
+    let dir = repo().join("sdk").join(lang.name()).join("policy-example");
+    let path = polyglot::guest(lang, &dir);
+    sandbox
+        .load_file(&path)
+        .unwrap_or_else(|e| panic!("the {} policy example loads: {e}", lang.name()))
+}
+
+/// An image that meets the policy: labelled, linux/amd64, 80 MiB.
+fn good_image() -> ImageFacts {
+    let size = 80 << 20;
+    ImageFacts {
+        platform: Platform {
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            variant: None,
+        },
+        config_digest: format!("sha256:{}", "c".repeat(64)),
+        created: Some("2026-01-02T03:04:05Z".into()),
+        age_seconds: Some(86_400),
+        labels: vec![
+            ("a".into(), "1".into()),
+            (
+                "org.opencontainers.image.source".into(),
+                "https://git.acme.internal/ml".into(),
+            ),
+        ],
+        env_names: vec!["PATH".into()],
+        layer_count: 1,
+        layers: vec![LayerFacts {
+            digest: format!("sha256:{}", "1".repeat(64)),
+            compressed_size: None,
+            uncompressed_size: Some(size),
+        }],
+        uncompressed_size: Some(size),
+        ..ImageFacts::default()
+    }
+}
+
+/// The flavor's decision on `image` with `info`.
+fn decide(
+    sandbox: &Sandbox,
+    flavor: &LoadedFlavor,
+    config: &str,
+    info: Option<&ImageFacts>,
+) -> PushDecision {
+    let image = Reference::parse("registry.acme.internal/ml/trainer:1").expect("reference");
+    sandbox
+        .prepare_image_push(flavor, &ctx(limits()), config, &image, info)
+        .unwrap_or_else(|e| panic!("{}: prepare-image-push: {e}", flavor.name()))
+        .value
+}
+
+fn denial(decision: PushDecision) -> String {
+    match decision {
+        PushDecision::Deny { reason } => reason,
+        other => panic!("expected a denial, got {other:?}"),
+    }
+}
+
+#[test]
+fn policy_examples_load_asking_for_image_info_and_decide_on_it() {
+    let sandbox = sandbox();
+    for lang in Lang::ALL {
+        let flavor = policy_example(&sandbox, lang);
+        let name = lang.name();
+        let metadata = flavor.metadata();
+        assert_eq!(metadata.name, "acme-policy", "{name}");
+        assert_eq!(metadata.capabilities, [Capability::ImageInfo], "{name}");
+        assert_eq!(metadata.wit_version, "0.2.0", "{name}");
+        assert!(flavor.wants_image_info(), "{name}");
+
+        let config = sandbox
+            .validate_config(
+                &flavor,
+                &ctx(limits()),
+                r#"{"uri":"registry.acme.internal/ml"}"#,
+            )
+            .unwrap_or_else(|e| panic!("{name}: validate-config: {e}"))
+            .value
+            .unwrap_or_else(|issues| panic!("{name}: {issues:?}"));
+        assert_eq!(config["max_size_mib"], 512, "{name}");
+        let config = serde_json::Value::Object(config).to_string();
+
+        let image = Reference::parse("registry.acme.internal/ml/trainer:1").expect("reference");
+        let outcome = sandbox
+            .prepare_image_push(
+                &flavor,
+                &ctx(limits()),
+                &config,
+                &image,
+                Some(&good_image()),
+            )
+            .unwrap_or_else(|e| panic!("{name}: prepare-image-push: {e}"));
+        assert_eq!(
+            outcome.value,
+            PushDecision::Approve { warnings: vec![] },
+            "{name}"
+        );
+        assert!(
+            outcome.logs.iter().any(|l| l.message
+                == "acme-policy: `registry.acme.internal/ml/trainer` meets the image policy"),
+            "{name}: {:?}",
+            outcome.logs
+        );
+
+        // Every broken rule is named; a size past 2^32 arrives whole (a
+        // BigInt in JavaScript, made a number by the kit).
+        let mut bad = good_image();
+        bad.labels.retain(|(k, _)| k == "a");
+        bad.platform.architecture = "arm64".into();
+        bad.platform.variant = Some("v8".into());
+        bad.uncompressed_size = Some(5_000_000_000);
+        let reason = denial(decide(&sandbox, &flavor, &config, Some(&bad)));
+        for part in [
+            "`registry.acme.internal/ml/trainer` breaks ACME's image policy: ",
+            "it has no `org.opencontainers.image.source` label (add",
+            "it is built for linux/arm64/v8, not linux/amd64",
+            "it is 4768.4 MiB, more than the 512 MiB this registry accepts",
+        ] {
+            assert!(reason.contains(part), "{name}: {part:?} not in {reason}");
+        }
+
+        // The compressed size counts when the host knows it; an image the
+        // host could not see whole, or measure, is refused.
+        let mut compressed = good_image();
+        compressed.compressed_size = Some(600 << 20);
+        let reason = denial(decide(&sandbox, &flavor, &config, Some(&compressed)));
+        assert!(reason.contains("it is 600.0 MiB"), "{name}: {reason}");
+        let mut cut = good_image();
+        cut.labels.retain(|(k, _)| k == "a");
+        cut.truncated = vec!["labels".into()];
+        cut.uncompressed_size = None;
+        let reason = denial(decide(&sandbox, &flavor, &config, Some(&cut)));
+        assert!(
+            reason.contains("label among the labels the host read"),
+            "{name}: {reason}"
+        );
+        assert!(
+            reason.contains("the host could not measure its size"),
+            "{name}: {reason}"
+        );
+
+        // A check by name alone: approved, with a warning that the push checks the image.
+        match decide(&sandbox, &flavor, &config, None) {
+            PushDecision::Approve { warnings } => {
+                assert_eq!(warnings.len(), 1, "{name}: {warnings:?}");
+                assert!(
+                    warnings[0].contains("was checked by name only"),
+                    "{name}: {warnings:?}"
+                );
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
 }

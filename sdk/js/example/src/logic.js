@@ -100,7 +100,7 @@ export const logic = {
     return { uri, team };
   },
 
-  prepareImagePush(host, config, image) {
+  prepareImagePush(host, config, image, info) {
     host.log('info', `acme: checking the push of \`${image.name}\``);
     // The host fills in `latest` when a reference has no tag.
     if (image.tag === 'latest') {
@@ -108,6 +108,13 @@ export const logic = {
         `ACME does not accept \`latest\` tags: tag the image with a version, e.g. \`${image.name}:1.0.0\``,
       );
     }
+    // `info` is what the host read from the image (platform, labels, sizes,
+    // ...), given only to a flavor that asks for it in its metadata
+    // (`capabilities: [IMAGE_INFO]`); here it is always null. A rule on it,
+    // with `IMAGE_INFO` and `platformName` imported from the kit:
+    //   if (info && platformName(info.platform) !== 'linux/amd64') {
+    //     return deny(`ACME runs linux/amd64 images, not ${platformName(info.platform)}`);
+    //   }
     return approve([]);
   },
 };

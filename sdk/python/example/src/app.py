@@ -96,13 +96,19 @@ class Acme(kit.Flavor):
         # The normalised config: the same `uri`, with `team` filled in.
         return {"uri": uri, "team": team}
 
-    def prepare_image_push(self, host: kit.Host, config: str, image: kit.Image):
+    def prepare_image_push(self, host: kit.Host, config: str, image: kit.Image,
+                           info: kit.ImageInfo | None = None):
         host.log("info", f"acme: checking the push of `{image.name}`")
         # The host fills in `latest` when a reference has no tag.
         if image.tag == "latest":
             return kit.Deny(
                 "ACME does not accept `latest` tags: tag the image with a version, "
                 f"e.g. `{image.name}:1.0.0`")
+        # `info` is what the host read from the image (platform, labels, sizes,
+        # ...), given only to a flavor that asks for it in its metadata
+        # (`capabilities=[kit.IMAGE_INFO]`); here it is always None. A rule on it:
+        #   if info is not None and str(info.platform) != "linux/amd64":
+        #       return kit.Deny(f"ACME runs linux/amd64 images, not {info.platform}")
         return kit.Approve([])
 
 
