@@ -6,9 +6,15 @@ Run by tests/tests/all/zenml.rs with ZenML's config in a temporary directory and
 one JSON document: what each step returned or raised.
 
     plan = {
-      "local":  {"uri", "component", "home", "image", "outside", "denied": {"component", "image"}},
-      "server": {"uri", "component", "url", "token", "image"},
+      "local":  {"uri", "component", "home", "image", "outside", "denied": {"component", "image"},
+                 "policy": {"component", "bad", "good"}},
+      "server": {"uri", "component", "url", "token", "image",
+                 "policy": {"component", "bad", "good"}},
     }
+
+`policy` is a registry component of the built-in `policy` flavor and two
+images in the engine, one that breaks its rules and one that meets them:
+ZenML's `prepare_image_push` and `push_image` on each.
 """
 
 import json
@@ -44,6 +50,15 @@ def use_registry(client, name, configuration):
     )
     client.activate_stack(f"stack-{name}")
     return Client().active_stack.container_registry
+
+
+def images_through(out, prefix, registry, policy):
+    """ZenML's two calls on the image that breaks the policy and the one that
+    meets it, in the order ZenML's image builders make them."""
+    for which in ("bad", "good"):
+        image = policy[which]
+        out[f"{prefix}_{which}_prepare"] = attempt(lambda: registry.prepare_image_push(image))
+        out[f"{prefix}_{which}_push"] = attempt(lambda: registry.push_image(image))
 
 
 def main():
@@ -95,6 +110,14 @@ def main():
     out["denied_prepare"] = attempt(lambda: strict.prepare_image_push(denied["image"]))
     out["denied_push"] = attempt(lambda: strict.push_image(denied["image"]))
 
+    policy = local["policy"]
+    guarded = use_registry(
+        client,
+        "guarded",
+        {"uri": local["uri"], "component": policy["component"], "flavorbox_home": local["home"]},
+    )
+    images_through(out, "local_policy", guarded, policy)
+
     server = plan.get("server")
     if server:
         # The tenant token lives in a ZenML secret; the component refers to it.
@@ -112,6 +135,18 @@ def main():
         stored = client.get_stack_component(REGISTRY, "remote").configuration
         out["stored_token"] = stored.get("token")
         out["server_push"] = attempt(lambda: remote.push_image(server["image"]))
+        policy = server["policy"]
+        remote_guarded = use_registry(
+            client,
+            "remote-guarded",
+            {
+                "uri": server["uri"],
+                "component": policy["component"],
+                "server_url": server["url"],
+                "token": "{{flavorbox.token}}",
+            },
+        )
+        images_through(out, "server_policy", remote_guarded, policy)
 
     print(json.dumps(out))
 

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use flavorbox_tests::images::{ImageSpec, load_image};
 use flavorbox_tests::server::{Server, ServerOptions};
 use flavorbox_tests::services::{make_image, registry_manifest_digest, registry_tags, services};
 use flavorbox_tests::{block_on, flavorbox_bin, guest_path, run_cli};
@@ -30,6 +31,9 @@ fn zenml_python() -> PathBuf {
     );
     python
 }
+
+/// The label the `guarded` components require.
+const SOURCE: &str = "org.opencontainers.image.source";
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -119,6 +123,28 @@ fn zenml_pushes_through_flavorbox_locally_and_through_a_server() {
         None,
     );
 
+    // A third with the built-in `policy` flavor: linux/amd64 images that
+    // say where their source is.
+    flavorbox(
+        &home,
+        &[
+            "registry",
+            "register",
+            "guarded",
+            "--flavor",
+            "policy",
+            "--uri",
+            &uri,
+            "--secret",
+            "reg",
+            "--config",
+            r#"platforms=["linux/amd64"]"#,
+            "--config",
+            &format!(r#"required_labels=["{SOURCE}"]"#),
+        ],
+        None,
+    );
+
     // The same registry behind a server, for a tenant.
     let server_dir = dir.path().join("server");
     std::fs::create_dir_all(&server_dir).expect("server dir");
@@ -149,6 +175,13 @@ fn zenml_pushes_through_flavorbox_locally_and_through_a_server() {
         "/v1/registries/team",
         json!({"flavor": "default", "uri": uri, "secret": "reg"}),
     );
+    put(
+        "/v1/registries/guarded",
+        json!({
+            "flavor": "policy", "uri": uri, "secret": "reg",
+            "config": {"platforms": ["linux/amd64"], "required_labels": [SOURCE]},
+        }),
+    );
 
     let image = format!("{uri}/app:1");
     let outside = format!("{registry}/zenml-evil/app:1");
@@ -157,13 +190,35 @@ fn zenml_pushes_through_flavorbox_locally_and_through_a_server() {
     for name in [&image, &outside, &denied, &remote] {
         block_on(make_image(name)).expect("make image");
     }
+    // Built for arm64 with no source label, and what the policy asks for.
+    let bad = ImageSpec {
+        architecture: "arm64".into(),
+        ..ImageSpec::default()
+    };
+    let good = ImageSpec::default().label(SOURCE, "https://git.example.com/ml/trainer");
+    let policy_images = |place: &str| {
+        let images = json!({
+            "component": "guarded",
+            "bad": format!("{uri}/{place}-policy/bad:1"),
+            "good": format!("{uri}/{place}-policy/good:1"),
+        });
+        for (which, spec) in [("bad", &bad), ("good", &good)] {
+            let name = images[which].as_str().expect("image name");
+            block_on(load_image(name, spec)).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        }
+        images
+    };
+    let (local_policy, server_policy) = (policy_images("local"), policy_images("server"));
 
     let plan = json!({
         "local": {
             "uri": uri, "component": "team", "home": home, "image": image, "outside": outside,
-            "denied": {"component": "strict", "image": denied},
+            "denied": {"component": "strict", "image": denied}, "policy": local_policy,
         },
-        "server": {"uri": uri, "component": "team", "url": server.url, "token": token, "image": remote},
+        "server": {
+            "uri": uri, "component": "team", "url": server.url, "token": token, "image": remote,
+            "policy": server_policy,
+        },
     });
     let workspace = dir.path().join("project");
     std::fs::create_dir_all(&workspace).expect("project dir");
@@ -261,4 +316,40 @@ fn zenml_pushes_through_flavorbox_locally_and_through_a_server() {
         returned(&out, "server_push"),
         &json!(format!("{uri}/remote@{digest}"))
     );
+
+    // The built-in `policy` flavor decides on the image itself, locally (the
+    // engine's inspect) and on the server (the uploaded image, for the dry
+    // run of `prepare_image_push` too): ZenML gets the rules' reasons before
+    // anything is pushed, and the image that meets them lands.
+    for (place, images) in [("local", &local_policy), ("server", &server_policy)] {
+        for step in ["prepare", "push"] {
+            let step = format!("{place}_policy_bad_{step}");
+            let (kind, message) = raised(&out, &step);
+            assert_eq!(kind, "FlavorboxError", "{step}: {message}");
+            for part in [
+                "rule `platforms`: image is linux/arm64, allowed: linux/amd64",
+                &format!("rule `required_labels`: image has no label `{SOURCE}`"),
+            ] {
+                assert!(message.contains(part), "{step}: {part:?} not in {message}");
+            }
+        }
+        assert!(
+            registry_tags(registry, &format!("zenml/{place}-policy/bad"), auth).is_err(),
+            "{place}: a refused image reached the registry"
+        );
+        assert_eq!(
+            returned(&out, &format!("{place}_policy_good_prepare")),
+            &Value::Null
+        );
+        let repository = format!("zenml/{place}-policy/good");
+        let digest = registry_manifest_digest(registry, &repository, "1", auth).expect("manifest");
+        let good_repo = images["good"]
+            .as_str()
+            .expect("name")
+            .trim_end_matches(":1");
+        assert_eq!(
+            returned(&out, &format!("{place}_policy_good_push")),
+            &json!(format!("{good_repo}@{digest}"))
+        );
+    }
 }
