@@ -44,7 +44,9 @@ fn main() {
     // The wrapped crates too: their changes must rebuild the 0.1 fixtures.
     let mut watch = guest_build::watch_list(&root, &v0_1_dir);
     watch.push(guests_dir.join("hostile"));
-    watch.push(root.join("guest-flavors").join("default"));
+    for wrapped in ["default", "github", "aws"] {
+        watch.push(root.join("guest-flavors").join(wrapped));
+    }
     guest_build::build_in(&root, &guests, &watch, "guest-wasm-v0-1");
 
     let out = std::env::var("OUT_DIR").expect("set by cargo");

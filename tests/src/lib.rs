@@ -34,6 +34,13 @@ pub const HOSTILE_V0_2: &str = "guest-hostile-v0-2";
 /// (`tests/guests-v0-1/default`): a flavor built before 0.2.
 pub const DEFAULT_V0_1: &str = "guest-default-v0-1";
 
+/// The built-in flavor `name` as a WIT 0.1 component
+/// (`tests/guests-v0-1/NAME`, for `default`, `github` and `aws`): the
+/// conformance tables run against them too.
+pub fn builtin_v0_1(name: &str) -> String {
+    format!("guest-{name}-v0-1")
+}
+
 /// Path of the `flavorbox` binary of this build, brought up to date first.
 ///
 /// The binary lives next to the test executables (`<target>/<profile>/`).
