@@ -9,7 +9,8 @@
 //! archive holds, every layer is hashed against the digest it is named by,
 //! and its sizes are the bytes in the archive and the bytes it decoded to,
 //! counted against the image's unpacked limit as they stream. The engine's
-//! inspect is the engine's own record of an image it holds.
+//! inspect is the engine's own record of an image it holds, and its history
+//! gives each layer's uncompressed size when its steps match the layers.
 //!
 //! [`ImageFacts::from_config`] bounds the record and keeps env names only.
 
@@ -20,7 +21,7 @@ use std::sync::atomic::AtomicBool;
 
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
-use bollard::models::ImageInspect;
+use bollard::models::{HistoryResponseItem, ImageInspect};
 use flavorbox_grammar::image::RunConfig;
 use flavorbox_grammar::{ImageConfig, ImageFacts, LayerFacts};
 
@@ -116,13 +117,36 @@ pub async fn engine_facts(
             reason: "not an image reference or id".into(),
         });
     }
-    match docker.inspect_image(image).await {
-        Ok(inspect) => facts_of_inspect(&inspect, image, now_unix).map(Some),
+    // Both requests at once: the history only adds per-layer sizes.
+    let (inspect, history) = tokio::join!(docker.inspect_image(image), docker.image_history(image));
+    match inspect {
+        Ok(inspect) => {
+            let sizes = history.ok().and_then(|h| layer_sizes(&h, &inspect));
+            facts_of_inspect(&inspect, image, sizes.as_deref(), now_unix).map(Some)
+        }
         Err(BollardError::DockerResponseServerError {
             status_code: 404, ..
         }) => Ok(None),
         Err(e) => Err(engine_error(e, image)),
     }
+}
+
+/// Each layer's uncompressed size, oldest first, from the engine's history
+/// of the image, when the history can be matched to the layers: the engine
+/// lists one entry per config history step, newest first, with the size of
+/// the step's layer, or 0 for a step that made none (`ENV`, `LABEL`, ...).
+/// Only when the non-empty steps are exactly as many as the layers is each
+/// step's size taken for its layer; otherwise (a layer of no content, a
+/// config without history) the sizes stay unknown rather than guessed.
+fn layer_sizes(history: &[HistoryResponseItem], inspect: &ImageInspect) -> Option<Vec<u64>> {
+    let layers = inspect.root_fs.as_ref()?.layers.as_ref()?.len();
+    let sizes: Vec<u64> = history
+        .iter()
+        .rev()
+        .filter(|step| step.size > 0)
+        .map(|step| u64::try_from(step.size).ok())
+        .collect::<Option<_>>()?;
+    (sizes.len() == layers && layers > 0).then_some(sizes)
 }
 
 /// An engine failure to inspect `image`.
@@ -146,6 +170,7 @@ fn engine_error(error: BollardError, image: &str) -> PushError {
 fn facts_of_inspect(
     inspect: &ImageInspect,
     image: &str,
+    layer_sizes: Option<&[u64]>,
     now_unix: i64,
 ) -> Result<ImageFacts, PushError> {
     let id = inspect
@@ -193,10 +218,11 @@ fn facts_of_inspect(
         .map(|layers| {
             layers
                 .iter()
-                .map(|digest| LayerFacts {
+                .enumerate()
+                .map(|(i, digest)| LayerFacts {
                     digest: digest.clone(),
                     compressed_size: None,
-                    uncompressed_size: None,
+                    uncompressed_size: layer_sizes.map(|sizes| sizes[i]),
                 })
                 .collect()
         })

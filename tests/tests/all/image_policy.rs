@@ -224,6 +224,106 @@ fn the_policy_flavor_decides_on_the_image_the_engine_holds() {
     );
 }
 
+/// The JSON a hostile guest denied with, found in `said`.
+fn guest_json(said: &str) -> Value {
+    let (start, end) = (said.find('{'), said.rfind('}'));
+    let (Some(start), Some(end)) = (start, end) else {
+        panic!("no JSON in {said}")
+    };
+    serde_json::from_str(&said[start..=end])
+        .unwrap_or_else(|e| panic!("the denial is the guest's JSON ({e}): {said}"))
+}
+
+#[test]
+fn on_the_cli_a_0_2_flavor_sees_the_engine_s_record_of_the_image_and_no_env_values() {
+    let s = services();
+    let home = tempfile::tempdir().unwrap();
+    let uri = format!("{}/{}", s.open_registry, repository("engine-echo"));
+    let wasm = flavorbox_tests::guest_path(flavorbox_tests::HOSTILE_V0_2);
+    let out = cli(home.path(), &["flavor", "register", wasm.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = cli(
+        home.path(),
+        &[
+            "registry",
+            "register",
+            "echo",
+            "--flavor",
+            "hostile",
+            "--uri",
+            &uri,
+            "--config",
+            "mode=echo-info",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+
+    let secret = "s3cr3t-engine-value";
+    let spec = ImageSpec {
+        architecture: "arm".into(),
+        variant: Some("v7".into()),
+        user: Some("1000:1000".into()),
+        env: vec![format!("API_TOKEN={secret}"), "PATH=/bin".into()],
+        created: rfc3339_days_ago(3),
+        layer_bytes: 300_000,
+        ..ImageSpec::default()
+    }
+    .label("team", "ml");
+    let image = format!("{uri}/app:1");
+    block_on(load_image(&image, &spec)).unwrap();
+    let out = cli(
+        home.path(),
+        &["push", &image, "--registry", "echo", "--dry-run"],
+    );
+    assert!(!out.status.success(), "the guest denies with what it saw");
+    let said = text(&out);
+    assert!(
+        !said.contains(secret),
+        "an env value reached the flavor: {said}"
+    );
+    let seen = guest_json(&said);
+    assert_eq!(seen["wit"], "0.2.0", "{seen}");
+    let info = &seen["info"];
+    assert_eq!(
+        (
+            &info["platform"]["os"],
+            &info["platform"]["architecture"],
+            &info["platform"]["variant"]
+        ),
+        (&json!("linux"), &json!("arm"), &json!("v7")),
+        "{info}"
+    );
+    assert_eq!(info["user"], "1000:1000");
+    assert_eq!(info["labels"], json!([{"key": "team", "value": "ml"}]));
+    assert_eq!(info["env_names"], json!(["API_TOKEN", "PATH"]));
+    let age = info["age_seconds"].as_u64().unwrap();
+    assert!(
+        (3 * 86_400 - 120..3 * 86_400 + 120).contains(&age),
+        "{info}"
+    );
+    // The engine's id is the config digest (a classic engine store), and the
+    // one layer's size, from the engine's history, is the image's size: the
+    // layer's tar, a little more than its content.
+    let id = block_on(async {
+        let docker = flavorbox_tests::services::docker().await?;
+        anyhow::Ok(docker.inspect_image(&image).await?)
+    })
+    .unwrap()
+    .id
+    .unwrap();
+    assert_eq!(info["config_digest"], id);
+    assert_eq!(info["layer_count"], 1);
+    let total = info["uncompressed_size"].as_u64().unwrap();
+    assert!((300_000..400_000).contains(&total), "{info}");
+    assert_eq!(info["layers"][0]["uncompressed_size"], total, "{info}");
+    assert_eq!(info["layers"][0]["compressed_size"], Value::Null);
+    assert_eq!(
+        info["compressed_size"],
+        Value::Null,
+        "unknown before a push"
+    );
+}
+
 /// Uploads `tarball` as a push (or a dry run) of `image`; the job at its end.
 fn upload(server: &Server, token: &str, image: &str, tarball: &[u8], dry_run: bool) -> Value {
     let accepted = server

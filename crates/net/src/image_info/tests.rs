@@ -514,7 +514,7 @@ fn the_engine_inspect_reads_as_its_config_with_the_engine_size() {
         "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"}
     }))
     .unwrap();
-    let facts = facts_of_inspect(&inspect, "localhost:5000/team/app:1", NOW).unwrap();
+    let facts = facts_of_inspect(&inspect, "localhost:5000/team/app:1", None, NOW).unwrap();
     assert_eq!(facts.platform.to_string(), "linux/arm64/v8");
     assert_eq!(
         facts.config_digest,
@@ -543,12 +543,52 @@ fn the_engine_inspect_reads_as_its_config_with_the_engine_size() {
     // Go's zero time is no creation time.
     let mut zero = inspect.clone();
     zero.created = Some("0001-01-01T00:00:00Z".to_string());
-    let facts = facts_of_inspect(&zero, "x", NOW).unwrap();
+    let facts = facts_of_inspect(&zero, "x", None, NOW).unwrap();
     assert_eq!((facts.created, facts.age_seconds), (None, None));
 
     let mut no_id = inspect;
     no_id.id = None;
-    assert!(facts_of_inspect(&no_id, "x", NOW).is_err());
+    assert!(facts_of_inspect(&no_id, "x", None, NOW).is_err());
+}
+
+/// The engine's history of an image, newest step first, with these sizes.
+fn history(sizes_newest_first: &[i64]) -> Vec<HistoryResponseItem> {
+    sizes_newest_first
+        .iter()
+        .map(|&size| HistoryResponseItem {
+            id: "<missing>".into(),
+            created: 0,
+            created_by: "RUN step".into(),
+            tags: Vec::new(),
+            size,
+            comment: String::new(),
+        })
+        .collect()
+}
+
+#[test]
+fn layer_sizes_come_from_the_history_only_when_it_matches_the_layers() {
+    let inspect: ImageInspect = serde_json::from_value(serde_json::json!({
+        "Id": "sha256:abc",
+        "RootFS": {"Type": "layers", "Layers": ["sha256:1", "sha256:2"]}
+    }))
+    .unwrap();
+    // Newest first; the steps of size 0 (ENV, LABEL) made no layer.
+    let sizes = layer_sizes(&history(&[0, 2048, 0, 1024]), &inspect);
+    assert_eq!(sizes, Some(vec![1024, 2048]));
+    let facts = facts_of_inspect(&inspect, "x", sizes.as_deref(), NOW).unwrap();
+    let got: Vec<_> = facts.layers.iter().map(|l| l.uncompressed_size).collect();
+    assert_eq!(got, [Some(1024), Some(2048)]);
+    // Not matched (a layer of no content, a config without history, a
+    // negative size): unknown, not guessed.
+    for h in [
+        vec![0, 2048, 0],
+        vec![],
+        vec![5, 2048, 1024],
+        vec![-1, 2048],
+    ] {
+        assert_eq!(layer_sizes(&history(&h), &inspect), None, "{h:?}");
+    }
 }
 
 #[tokio::test]
