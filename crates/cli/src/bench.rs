@@ -15,9 +15,10 @@ pub(crate) async fn bench(
     args: BenchArgs,
 ) -> anyhow::Result<()> {
     let config = limits.config(home)?;
-    let mut target = match bench::builtin_target(&args.flavor) {
-        Some(target) => target,
-        None => registered_target(config.clone(), &args.flavor).await?,
+    let mut target = match (&args.wasm, bench::builtin_target(&args.flavor)) {
+        (Some(path), _) => file_target(path)?,
+        (None, Some(target)) => target,
+        (None, None) => registered_target(config.clone(), &args.flavor).await?,
     };
     target.config = args.config;
     let sandbox_config = App::sandbox_config(&config);
@@ -122,6 +123,23 @@ fn archive_read(limits: &flavorbox_app::ArchiveLimits) -> anyhow::Result<Archive
     Ok(ArchiveRead {
         facts_ms: median(facts),
         sha256_ms: median(sha),
+    })
+}
+
+/// A component file, measured without registering it; named by its path
+/// (its metadata's name may be a built-in's, as a 0.1 build of one is).
+fn file_target(path: &std::path::Path) -> anyhow::Result<Target> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read the component {}: {e}; build it first (`flavorbox flavor build` prints its path)",
+            path.display()
+        )
+    })?;
+    Ok(Target {
+        name: path.display().to_string(),
+        bytes,
+        native: None,
+        config: None,
     })
 }
 

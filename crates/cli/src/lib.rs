@@ -118,6 +118,10 @@ pub(crate) struct BenchArgs {
     /// A built-in flavor, or one registered in the local state.
     #[arg(long, default_value = "default", value_name = "NAME")]
     pub(crate) flavor: String,
+    /// A component file to measure instead, without registering it (e.g. a
+    /// flavor you are writing, or one built for an older WIT version).
+    #[arg(long, value_name = "FILE.wasm", conflicts_with = "flavor")]
+    pub(crate) wasm: Option<PathBuf>,
     /// The config to validate (JSON); default: the schema's first examples.
     #[arg(long, value_name = "JSON")]
     pub(crate) config: Option<String>,
