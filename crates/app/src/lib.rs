@@ -50,8 +50,8 @@ pub use self::wire::{
 pub use crate::registry_config::parse_options;
 // The inner layers' types that are part of this layer's API. The edges
 // name them through here and depend on no inner crate themselves.
-pub use flavorbox_net::oci::{OciSource, PublicKey, SigningKey};
 pub use flavorbox_net::image_info::archive_facts;
+pub use flavorbox_net::oci::{OciSource, PublicKey, SigningKey};
 pub use flavorbox_net::push::{ArchiveLimits, PushEvent, save_image};
 pub use flavorbox_net::registry_api::{AllowedHost, EgressPolicy, Endpoint};
 pub use flavorbox_sandbox::flavor::{ConfigIssue, LogLine, is_valid_name as is_valid_flavor_name};

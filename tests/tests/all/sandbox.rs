@@ -50,7 +50,9 @@ fn ctx(limits: Limits) -> CallContext {
 /// WIT 0.1 and for 0.2: every hostile case holds for both versions.
 fn err_kind(sandbox: &Sandbox, ctx: &CallContext, m: &str) -> CallErrorKind {
     let kinds = [flavorbox_tests::HOSTILE, flavorbox_tests::HOSTILE_V0_2].map(|guest| {
-        let flavor = sandbox.load(&guest_bytes(guest)).expect("hostile guest loads");
+        let flavor = sandbox
+            .load(&guest_bytes(guest))
+            .expect("hostile guest loads");
         match sandbox.validate_config(&flavor, ctx, &mode(m)) {
             Ok(o) => panic!("{guest}: mode {m} should fail, got {:?}", o.value),
             Err(e) => {
