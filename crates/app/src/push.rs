@@ -463,6 +463,7 @@ mod tests {
                 reason: "no pushes on Fridays".into(),
             },
             Vec::new(),
+            ImageSeen::NotAsked,
         );
         let err = denied.into_push("strict", false).expect_err("denied");
         assert_eq!(
@@ -475,10 +476,13 @@ mod tests {
                 warnings: vec!["create the repository first".into()],
             },
             Vec::new(),
+            ImageSeen::Given,
         );
         let report = approved.into_push("strict", true).expect("approved");
         assert_eq!(report.image, "localhost:5000/team/app:latest");
         assert_eq!(report.warnings, ["create the repository first"]);
         assert!(report.dry_run && report.digest.is_none());
+        // What the flavor saw of the image reaches the push's report.
+        assert_eq!(report.image_info, ImageSeen::Given);
     }
 }
