@@ -142,20 +142,60 @@ pub struct RunConfig {
     #[serde(default, rename = "ExposedPorts")]
     pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
     /// `Entrypoint`.
-    #[serde(default, rename = "Entrypoint")]
+    #[serde(default, rename = "Entrypoint", deserialize_with = "string_or_list")]
     pub entrypoint: Option<Vec<String>>,
     /// `Cmd`.
-    #[serde(default, rename = "Cmd")]
+    #[serde(default, rename = "Cmd", deserialize_with = "string_or_list")]
     pub cmd: Option<Vec<String>>,
     /// `Env` (`NAME=value` entries).
-    #[serde(default, rename = "Env")]
+    #[serde(default, rename = "Env", deserialize_with = "string_or_list")]
     pub env: Option<Vec<String>>,
 }
 
+/// A list of strings, or one string as a list of one: Docker's `strslice`
+/// takes `"Cmd": "echo hi"` as well as `["echo", "hi"]`, and `null`.
+fn string_or_list<'de, D>(deserializer: D) -> Result<Option<Vec<String>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(
+        match Option::<OneOrMany>::deserialize(deserializer).map_err(|_| {
+            // Never the value itself: an `Env` entry can hold a secret.
+            serde::de::Error::custom("a field that must be a string or a list of strings is not")
+        })? {
+            None => None,
+            Some(OneOrMany::One(one)) => Some(vec![one]),
+            Some(OneOrMany::Many(many)) => Some(many),
+        },
+    )
+}
+
 impl ImageConfig {
-    /// Parses config JSON; an error says what is wrong with it.
+    /// Parses config JSON; an error says what is wrong with it, where, and
+    /// never quotes the config (its `Env` values can hold secrets).
     pub fn parse(json: &[u8]) -> Result<ImageConfig, String> {
-        serde_json::from_slice(json).map_err(|e| format!("the image config is not valid JSON: {e}"))
+        serde_json::from_slice(json).map_err(|e| {
+            let what = match e.classify() {
+                serde_json::error::Category::Data => {
+                    "is not an image config: a field has the wrong type"
+                }
+                serde_json::error::Category::Eof => "ends early",
+                serde_json::error::Category::Syntax | serde_json::error::Category::Io => {
+                    "is not valid JSON"
+                }
+            };
+            format!(
+                "the image config {what} (line {}, column {})",
+                e.line(),
+                e.column()
+            )
+        })
     }
 }
 
@@ -397,6 +437,30 @@ pub fn unix_seconds(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strslice_fields_take_a_string_and_errors_never_quote_the_config() {
+        let config = ImageConfig::parse(
+            br#"{"architecture":"amd64","os":"linux","config":{"Cmd":"echo hi","Entrypoint":null,"Env":"A=1"}}"#,
+        )
+        .unwrap();
+        let run = config.config.unwrap();
+        assert_eq!(run.cmd, Some(vec!["echo hi".to_string()]));
+        assert_eq!(run.entrypoint, None);
+        assert_eq!(run.env, Some(vec!["A=1".to_string()]));
+        for bad in [
+            &br#"{"config":{"Env":["API_TOKEN=s3cr3t", 5]}}"#[..],
+            br#"{"config":{"Env":{"API_TOKEN":"s3cr3t"}}}"#,
+            br#"{"config":{"Labels":{"k":"s3cr3t","n":1}}}"#,
+            br#"{"created":"s3cr3t","config":{"User":["s3cr3t"]}}"#,
+            br#"{"config":{"Env":["API_TOKEN=s3cr3t"#,
+        ] {
+            let e = ImageConfig::parse(bad).unwrap_err();
+            assert!(!e.contains("s3cr3t"), "{e}");
+            assert!(e.starts_with("the image config "), "{e}");
+            assert!(e.contains("line 1, column"), "{e}");
+        }
+    }
 
     #[test]
     fn rfc3339_times_read_as_unix_seconds() {

@@ -124,8 +124,12 @@ pub async fn engine_facts(
             let sizes = history.ok().and_then(|h| layer_sizes(&h, &inspect));
             facts_of_inspect(&inspect, image, sizes.as_deref(), now_unix).map(Some)
         }
+        // Not there, or a name this engine cannot read (dockerd 20.10 takes
+        // no bracketed IPv6 host): no image to show the flavor, as when it
+        // is absent; a real push then fails at the engine with its reason.
         Err(BollardError::DockerResponseServerError {
-            status_code: 404, ..
+            status_code: 404 | 400,
+            ..
         }) => Ok(None),
         Err(e) => Err(engine_error(e, image)),
     }

@@ -77,8 +77,10 @@ impl Flavor for Policy {
                             "type": "array",
                             "description": "Platforms an image may be built for, as \
                                             `os/arch` (any variant) or `os/arch/variant`. \
-                                            `x86_64` is read as `amd64`, `aarch64` as `arm64`; \
-                                            an `arm64` image without a variant is `arm64/v8`.",
+                                            Read as containerd reads them: `x86_64` is \
+                                            `amd64`, `aarch64` is `arm64`, `armhf` is \
+                                            `arm/v7`; an `arm64` image without a variant is \
+                                            `arm64/v8`, an `arm` one `arm/v7`.",
                             "items": {
                                 "type": "string",
                                 "pattern": "^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)?$",
@@ -259,40 +261,69 @@ fn number(x: f64) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct PlatformRule {
     os: String,
+    /// Normalised as containerd normalises it.
     architecture: String,
-    /// `None`: any variant of `os/architecture`.
+    /// `None`: any variant of `os/architecture`; else the normalised
+    /// variant (`""` for the architecture's base, e.g. `arm64/v8`).
     variant: Option<String>,
 }
 
+/// The canonical form, which reads back as the same rule: a base variant
+/// is written out (`linux/arm64/v8`, `linux/amd64/v1`).
 impl std::fmt::Display for PlatformRule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(variant) = &self.variant {
-            write!(f, "/{variant}")?;
+        match self.variant.as_deref() {
+            None => Ok(()),
+            Some("") => match self.architecture.as_str() {
+                "amd64" => f.write_str("/v1"),
+                "arm64" => f.write_str("/v8"),
+                _ => Ok(()),
+            },
+            Some(variant) => write!(f, "/{variant}"),
         }
-        Ok(())
     }
 }
 
-/// Lowercases an architecture and reads its common aliases (`x86_64` is
-/// `amd64`, `aarch64` is `arm64`, `i386` is `386`).
-fn normalize_arch(arch: &str) -> String {
+/// An architecture and variant as containerd's `normalizeArch` reads them
+/// (https://github.com/containerd/platforms/blob/main/database.go):
+/// aliases (`x86_64` is `amd64`, `aarch64` is `arm64`, `i386` is `386`,
+/// `armhf` is `arm/v7`, `armel` is `arm/v6`), `amd64/v1` and `arm64/v8`
+/// are their architecture's base (variant `""`), a bare `arm` is `arm/v7`,
+/// and a variant written as a number (`8`, `v8.0`) is `v8`. The second
+/// value says whether the alias itself named a variant.
+fn normalize(arch: &str, variant: &str) -> (String, String, bool) {
     let arch = arch.trim().to_ascii_lowercase();
+    let variant = variant.trim().to_ascii_lowercase();
     match arch.as_str() {
-        "x86_64" | "x86-64" => "amd64".into(),
-        "aarch64" => "arm64".into(),
-        "i386" => "386".into(),
-        _ => arch,
-    }
-}
-
-/// The variant of `arch` as containerd compares it: an `arm64` image without
-/// a variant is `arm64/v8`.
-fn effective_variant(arch: &str, variant: Option<&str>) -> Option<String> {
-    match variant.map(|v| v.trim().to_ascii_lowercase()) {
-        Some(v) if !v.is_empty() => Some(v),
-        _ if arch == "arm64" => Some("v8".into()),
-        _ => None,
+        "i386" => ("386".into(), String::new(), false),
+        "x86_64" | "x86-64" | "amd64" => {
+            let v = if variant == "v1" {
+                String::new()
+            } else {
+                variant
+            };
+            ("amd64".into(), v, false)
+        }
+        "aarch64" | "arm64" => {
+            let v = match variant.as_str() {
+                "8" | "v8" | "v8.0" => String::new(),
+                "9" | "9.0" | "v9.0" => "v9".into(),
+                _ => variant,
+            };
+            ("arm64".into(), v, false)
+        }
+        "armhf" => ("arm".into(), "v7".into(), true),
+        "armel" => ("arm".into(), "v6".into(), true),
+        "arm" => {
+            let v = match variant.as_str() {
+                "" | "7" => "v7".into(),
+                "5" | "6" | "8" => format!("v{variant}"),
+                _ => variant,
+            };
+            ("arm".into(), v, false)
+        }
+        _ => (arch, variant, false),
     }
 }
 
@@ -316,25 +347,35 @@ impl PlatformRule {
                  `-`, e.g. `linux/amd64`"
             ));
         }
+        let (architecture, variant) = match parts.get(2) {
+            Some(variant) => {
+                let (arch, variant, _) = normalize(parts[1], variant);
+                (arch, Some(variant))
+            }
+            None => {
+                let (arch, variant, named) = normalize(parts[1], "");
+                (arch, named.then_some(variant))
+            }
+        };
         Ok(PlatformRule {
             os: parts[0].to_string(),
-            architecture: normalize_arch(parts[1]),
-            variant: parts.get(2).map(|v| v.to_string()),
+            architecture,
+            variant,
         })
     }
 
     /// Whether an image built for `platform` is allowed by this rule.
     fn allows(&self, platform: &flavor_kit::Platform) -> bool {
-        let arch = normalize_arch(&platform.architecture);
+        let (arch, variant, _) = normalize(
+            &platform.architecture,
+            platform.variant.as_deref().unwrap_or_default(),
+        );
         platform.os.trim().eq_ignore_ascii_case(&self.os)
             && arch == self.architecture
-            && match &self.variant {
-                None => true,
-                Some(wanted) => {
-                    effective_variant(&arch, platform.variant.as_deref())
-                        == effective_variant(&arch, Some(wanted))
-                }
-            }
+            && self
+                .variant
+                .as_ref()
+                .is_none_or(|wanted| *wanted == variant)
     }
 }
 
@@ -648,11 +689,13 @@ fn cut(info: &ImageInfo, fields: &[&str]) -> Option<String> {
     ))
 }
 
-/// Whether a config `User` runs as root: empty, or user `root` or uid `0`,
-/// with any group.
+/// Whether a config `User` runs as root: empty, or user `root`, or a uid
+/// that is 0 as the runtime reads a number (Go's `strconv.Atoi`: `0`,
+/// `00`, `+0`, `-0`), with any group.
 fn runs_as_root(user: &str) -> bool {
     let name = user.trim().split(':').next().unwrap_or_default();
-    name.is_empty() || name == "root" || name == "0"
+    let digits = name.strip_prefix(['+', '-']).unwrap_or(name);
+    name.is_empty() || name == "root" || (!digits.is_empty() && digits.bytes().all(|c| c == b'0'))
 }
 
 /// An optional array field; records an issue when it is not an array.
@@ -881,6 +924,35 @@ mod tests {
         approved(push(rules.clone(), Some(&image_info("linux/arm64"))));
         denied(push(rules, Some(&image_info("linux/arm64/v9"))));
 
+        // Variants as containerd reads them: `8` and `v8.0` are arm64's
+        // base, a bare `arm` is `arm/v7`, `amd64/v1` is `amd64`.
+        let rules = json!({ "platforms": ["linux/arm64/v8", "linux/arm/v7", "linux/amd64/v1"] });
+        for image in [
+            "linux/arm64/8",
+            "linux/arm64/v8.0",
+            "linux/arm",
+            "linux/arm/7",
+            "linux/amd64",
+        ] {
+            approved(push(rules.clone(), Some(&image_info(image))));
+        }
+        for image in ["linux/arm/v6", "linux/arm64/v9", "linux/amd64/v3"] {
+            denied(push(rules.clone(), Some(&image_info(image))));
+        }
+        // The canonical form reads back as the same rule.
+        let c = accepted(validate(config(json!({
+            "platforms": ["linux/aarch64/8", "linux/armhf", "linux/x86_64/v1", "linux/arm"],
+        }))));
+        assert_eq!(
+            c["platforms"],
+            json!([
+                "linux/arm64/v8",
+                "linux/arm/v7",
+                "linux/amd64/v1",
+                "linux/arm"
+            ])
+        );
+
         // Aliases and case, in the config and in the image.
         let c = accepted(validate(config(json!({
             "platforms": ["Linux/X86_64", "linux/aarch64", "linux/amd64"],
@@ -1032,7 +1104,18 @@ mod tests {
             info.user = user.into();
             approved(push(rules.clone(), Some(&info)));
         }
-        for user in ["root", "0", "0:0", "root:root", "root:1000", " 0 "] {
+        // A uid the runtime reads as 0 is root however it is written.
+        for user in [
+            "root",
+            "0",
+            "0:0",
+            "root:root",
+            "root:1000",
+            " 0 ",
+            "00",
+            "+0",
+            "-0:0",
+        ] {
             info.user = user.into();
             let reason = denied(push(rules.clone(), Some(&info)));
             assert_eq!(
