@@ -18,7 +18,16 @@ const KEYS: &[&str] = &[
     "throughput_one_thread_calls_per_s",
     "sandbox_over_native",
     "process_over_sandbox",
+    "image_info_build_us",
+    "image_info_archive_32mib_ms",
+    "sha256_32mib_ms",
+    "image_info_archive_over_sha256",
 ];
+
+/// Keys whose value is not a measured number: the WIT version, and the
+/// prepare call with the image's info, measured only for a flavor that asks
+/// for it (`null` otherwise).
+const OTHER_KEYS: &[&str] = &["wit_version", "prepare_with_info_call_p50_us"];
 
 const SCALE_KEYS: &[&str] = &[
     "rss_per_flavor_kib",
@@ -54,7 +63,12 @@ fn bench_json_prints_exactly_its_keys_each_measured() {
     assert!(ok, "bench failed: {stderr}");
     let report: Value = serde_json::from_str(&stdout).expect("one JSON object");
     let report = report.as_object().expect("an object");
-    let mut expected: Vec<&str> = KEYS.iter().chain(SCALE_KEYS).copied().collect();
+    let mut expected: Vec<&str> = KEYS
+        .iter()
+        .chain(SCALE_KEYS)
+        .chain(OTHER_KEYS)
+        .copied()
+        .collect();
     expected.sort_unstable();
     let mut got: Vec<&str> = report.keys().map(String::as_str).collect();
     got.sort_unstable();
@@ -75,6 +89,67 @@ fn bench_json_prints_exactly_its_keys_each_measured() {
         measured(report, "process_over_sandbox"),
         process / isolated
     ));
+    assert!(close(
+        measured(report, "image_info_archive_over_sha256"),
+        measured(report, "image_info_archive_32mib_ms") / measured(report, "sha256_32mib_ms")
+    ));
+    // `github` is a 0.2 flavor that does not ask to see the image.
+    assert_eq!(report["wit_version"], "0.2.0");
+    assert_eq!(report["prepare_with_info_call_p50_us"], Value::Null);
+}
+
+#[test]
+fn bench_measures_the_prepare_call_with_the_image_and_a_0_1_component_file() {
+    let home = tempfile::tempdir().expect("tempdir");
+    // `policy` asks for `image-info`: its prepare call with it is measured.
+    let (ok, stdout, stderr) = run_cli(
+        home.path(),
+        &["bench", "--json", "--flavor", "policy"],
+        None,
+        &[],
+    );
+    assert!(ok, "bench failed: {stderr}");
+    let report: Value = serde_json::from_str(&stdout).expect("one JSON object");
+    let report = report.as_object().expect("an object");
+    measured(report, "prepare_with_info_call_p50_us");
+    measured(report, "prepare_call_p50_us");
+    assert_eq!(report["wit_version"], "0.2.0");
+
+    // A component file, unregistered: the `default` flavor built for 0.1.
+    let wasm = flavorbox_tests::guest_path(&flavorbox_tests::builtin_v0_1("default"));
+    let (ok, stdout, stderr) = run_cli(
+        home.path(),
+        &["bench", "--json", "--wasm", wasm.to_str().expect("utf-8")],
+        None,
+        &[],
+    );
+    assert!(ok, "bench --wasm failed: {stderr}");
+    let report: Value = serde_json::from_str(&stdout).expect("one JSON object");
+    let report = report.as_object().expect("an object");
+    assert_eq!(report["wit_version"], "0.1.0");
+    measured(report, "prepare_call_p50_us");
+    measured(report, "isolated_call_p50_us");
+    // Nothing was registered to measure it.
+    let (ok, listed, _) = run_cli(home.path(), &["flavor", "list", "--json"], None, &[]);
+    assert!(ok);
+    let listed: Value = serde_json::from_str(&listed).expect("a list");
+    assert_eq!(
+        listed.as_array().expect("array").len(),
+        flavorbox_tests::BUILTIN_NAMES.len()
+    );
+
+    // A file that is not there says so.
+    let (ok, _, stderr) = run_cli(
+        home.path(),
+        &["bench", "--wasm", "/nonexistent/flavor.wasm"],
+        None,
+        &[],
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("cannot read the component /nonexistent/flavor.wasm"),
+        "{stderr}"
+    );
 }
 
 #[test]

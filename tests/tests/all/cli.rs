@@ -238,7 +238,8 @@ fn bad_flavor_files_are_refused_with_the_reason_and_nothing_is_stored() {
             .as_array()
             .expect("array")
             .len(),
-        8
+        flavorbox_tests::BUILTIN_NAMES.len(),
+        "the built-ins, nothing registered"
     );
 }
 
