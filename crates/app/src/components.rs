@@ -127,6 +127,12 @@ impl TenantApp<'_> {
         self.store
             .insert_component_guarded(&record, guard.as_deref())
             .await?;
+        self.record_change(
+            "component.register",
+            Some(&request.name),
+            Some((&record.flavor, loaded.sha256())),
+        )
+        .await?;
         let mut info = self.describe_component(&request.name).await?;
         info.logs = logs;
         Ok(info)
@@ -172,6 +178,12 @@ impl TenantApp<'_> {
         self.store
             .update_component_guarded(&record, guard.as_deref())
             .await?;
+        self.record_change(
+            "component.update",
+            Some(name),
+            Some((&record.flavor, loaded.sha256())),
+        )
+        .await?;
         let mut info = self.describe_component(name).await?;
         info.logs = logs;
         Ok(info)
@@ -201,7 +213,11 @@ impl TenantApp<'_> {
     pub async fn delete_component(&self, name: &str) -> Result<(), AppError> {
         match self.store.delete_component(name).await {
             Err(StoreError::NotFound { .. }) => Err(AppError::UnknownComponent(name.to_string())),
-            other => Ok(other?),
+            Err(e) => Err(e.into()),
+            Ok(()) => {
+                self.record_change("component.delete", Some(name), None)
+                    .await
+            }
         }
     }
 }

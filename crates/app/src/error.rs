@@ -120,6 +120,9 @@ pub enum AppError {
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// An audit query the server cannot answer as asked.
+    #[error("{0}")]
+    BadAuditQuery(String),
     /// The config was rejected (by the host's base rules or the flavor).
     #[error("invalid config for flavor `{flavor}`:{}", list_issues(.issues))]
     InvalidConfig {
@@ -350,6 +353,7 @@ impl AppError {
             | AppError::UnknownComponent(_)
             | AppError::UnknownJob(_) => C::NotFound,
             AppError::InvalidName { .. }
+            | AppError::BadAuditQuery(_)
             | AppError::BadReference { .. }
             | AppError::NameMismatch { .. } => C::BadRequest,
             AppError::OutsideRegistry { .. } | AppError::DigestPush(..) => C::InvalidTarget,

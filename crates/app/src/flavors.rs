@@ -226,6 +226,12 @@ impl TenantApp<'_> {
         };
         // Stored: only now is the compiled code worth keeping.
         self.app.sandbox.keep(prepared);
+        let action = match registration {
+            Registration::Add { .. } => "flavor.register",
+            Registration::Replace { .. } => "flavor.replace",
+        };
+        self.record_change(action, None, Some((&record.name, &record.sha256)))
+            .await?;
         if let Registration::Replace { previous, .. } = registration {
             self.release_content(previous).await?;
         }
@@ -427,8 +433,33 @@ impl TenantApp<'_> {
             // The tenant's own code goes even while others still use the
             // blob (under another name, the tenant may still have it: then
             // it is compiled again when next loaded).
-            Ok(()) => self.release_content(&record.sha256).await,
+            Ok(()) => {
+                self.record_change("flavor.delete", None, Some((name, &record.sha256)))
+                    .await?;
+                self.release_content(&record.sha256).await
+            }
         }
+    }
+
+    /// Records a change of a flavor or component in the audit trail.
+    pub(super) async fn record_change(
+        &self,
+        action: &str,
+        component: Option<&str>,
+        flavor: Option<(&str, &str)>,
+    ) -> Result<(), AppError> {
+        self.record(
+            flavorbox_store::AuditEntry {
+                action: action.to_string(),
+                verdict: "changed".to_string(),
+                component: component.map(str::to_string),
+                flavor: flavor.map(|(name, _)| name.to_string()),
+                flavor_sha256: flavor.map(|(_, sha256)| sha256.to_string()),
+                ..Default::default()
+            },
+            false,
+        )
+        .await
     }
 
     /// Loads a flavor by name: built-in, or registered by this tenant.

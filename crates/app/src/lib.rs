@@ -13,6 +13,7 @@
 //! - [`wire`]: inputs and outputs, serde both ways.
 //! - `flavors`, `components`, `secrets`, `push`, `lookups`: the operations.
 
+pub mod audit;
 mod cipher;
 mod components;
 pub mod config;
@@ -34,6 +35,8 @@ use flavorbox_builtin as builtin;
 use flavorbox_grammar::Reference;
 use flavorbox_sandbox::{LoadedFlavor, Sandbox, SandboxConfig};
 use flavorbox_store::{Store, TenantStore};
+
+use crate::audit::{AuditLog, Caller};
 
 pub use self::cipher::SecretKey;
 pub use self::config::{AppConfig, AppConfigBuilder, Quotas};
@@ -59,8 +62,27 @@ pub use flavorbox_store::StoreError;
 
 /// A tenant whose identity has been established: the local user of the CLI,
 /// or a caller the server authenticated. Every operation acts for one.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Tenant(String);
+/// Two are the same tenant when their names are; the caller (token and
+/// request ids, for the audit trail) travels along, into jobs too.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    name: String,
+    caller: Option<Arc<Caller>>,
+}
+
+impl PartialEq for Tenant {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Tenant {}
+
+impl std::hash::Hash for Tenant {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
 
 impl Tenant {
     /// The name the single-user CLI acts as.
@@ -68,24 +90,38 @@ impl Tenant {
 
     /// The local user of the CLI (no authentication: the state is theirs).
     pub fn local() -> Tenant {
-        Tenant(Self::LOCAL.to_string())
+        Tenant::verified(Self::LOCAL)
     }
 
     /// A tenant an authentication layer has verified (the server's bearer
     /// tokens). Never build one from a name a caller merely claims.
     pub fn verified(name: impl Into<String>) -> Tenant {
-        Tenant(name.into())
+        Tenant {
+            name: name.into(),
+            caller: None,
+        }
+    }
+
+    /// The same tenant, acting through `caller` (recorded in the audit trail).
+    pub fn with_caller(mut self, caller: Caller) -> Tenant {
+        self.caller = Some(Arc::new(caller));
+        self
     }
 
     /// The tenant's name.
     pub fn name(&self) -> &str {
-        &self.0
+        &self.name
+    }
+
+    /// Who is asking, when the server said.
+    pub fn caller(&self) -> Option<&Caller> {
+        self.caller.as_deref()
     }
 }
 
 impl std::fmt::Display for Tenant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.name)
     }
 }
 
@@ -100,6 +136,8 @@ pub struct App {
     builtins: OnceLock<Vec<Arc<LoadedFlavor>>>,
     admission: Admission,
     registering: flavors::SameContent,
+    /// This process's side of the audit trail.
+    audit: AuditLog,
 }
 
 impl App {
@@ -124,6 +162,7 @@ impl App {
             store,
             registry_api: flavorbox_net::registry_api::RegistryApi::new(config.egress().clone()),
             admission: Admission::new(calls).with_compiles(config.compiles()),
+            audit: AuditLog::new(audit::replica_name()),
             config,
             docker: tokio::sync::OnceCell::new(),
             builtins: OnceLock::new(),
@@ -227,6 +266,10 @@ impl App {
     /// Closes the state's database connections (checkpointing its log);
     /// the last thing a process does with the app.
     pub async fn close(&self) {
+        // The allowed checks that wait are written first.
+        if let Err(e) = self.flush_audit().await {
+            tracing::warn!("the audit trail's last batch was not written: {e}");
+        }
         self.store.close().await;
     }
 

@@ -24,7 +24,7 @@ use flavorbox_grammar::{ImageFacts, Reference, RegistryUri};
 use flavorbox_net::credentials::Credentials;
 use flavorbox_sandbox::flavor::{LogLine, PushDecision};
 use flavorbox_sandbox::{LoadedFlavor, RepositoryLookup};
-use flavorbox_store::ComponentRecord;
+use flavorbox_store::{AuditEntry, ComponentRecord};
 
 /// One item of a push's stream.
 #[derive(Debug)]
@@ -115,14 +115,74 @@ impl<'a> TenantApp<'a> {
     /// A check names the image alone: a flavor that asks to see the image
     /// (`image-info`) is called with it absent, and the report says so.
     pub async fn check(&self, component: &str, image: &str) -> Result<CheckReport, AppError> {
-        Ok(self.decide_push(component, image, None).await?.report)
+        Ok(self
+            .decide_push(component, image, None, "check")
+            .await?
+            .report)
+    }
+
+    /// [`decide`](Self::decide_unrecorded)s and records the decision in
+    /// the audit trail as `action`: the flavor's verdict, or the host's
+    /// refusal before it. Only an allowed check waits in the batch.
+    async fn decide_push(
+        &self,
+        component: &str,
+        image: &str,
+        source: Option<(&PushSource, bool)>,
+        action: &str,
+    ) -> Result<Decided, AppError> {
+        let decided = self.decide_unrecorded(component, image, source).await;
+        let entry = match &decided {
+            Ok(d) => AuditEntry {
+                action: action.to_string(),
+                verdict: if d.report.allowed {
+                    "allowed"
+                } else {
+                    "denied"
+                }
+                .to_string(),
+                image: Some(d.report.image.reference()),
+                component: Some(component.to_string()),
+                flavor: Some(d.flavor.name().to_string()),
+                flavor_sha256: Some(d.flavor.sha256().to_string()),
+                reason: d.report.reason.clone(),
+                ..AuditEntry::default()
+            },
+            Err(e) => AuditEntry {
+                action: action.to_string(),
+                verdict: "refused".to_string(),
+                image: Some(image.to_string()),
+                component: Some(component.to_string()),
+                reason: Some(e.to_string()),
+                ..AuditEntry::default()
+            },
+        };
+        let batch = action == "check" && decided.as_ref().is_ok_and(|d| d.report.allowed);
+        match decided {
+            Ok(d) => {
+                self.record(entry, batch).await?;
+                Ok(d)
+            }
+            // A tenant held back (its CPU budget, concurrency, an overloaded
+            // server) was not decided on: no row, so a flood of refusals
+            // costs no writes.
+            Err(e @ (AppError::Quota { .. } | AppError::Busy { .. })) => Err(e),
+            Err(e) => {
+                // The refusal is the answer; a trail that cannot take it
+                // is logged, not put in its place.
+                if let Err(trail) = self.record(entry, false).await {
+                    tracing::warn!("a refusal was not recorded in the audit trail: {trail}");
+                }
+                Err(e)
+            }
+        }
     }
 
     /// The first half of every push, and all of a check: the host's checks
     /// (before any flavor code runs), then what the host reads from the
     /// image at `source` (only for a flavor that asks, before its call and
     /// outside its deadline), then the flavor's `prepare-image-push`.
-    async fn decide_push(
+    async fn decide_unrecorded(
         &self,
         component: &str,
         image: &str,
@@ -200,6 +260,7 @@ impl<'a> TenantApp<'a> {
                 &request.component,
                 &request.image,
                 Some((source, request.dry_run)),
+                if request.dry_run { "dry-run" } else { "push" },
             )
             .await?;
         // Reported before the push starts (and on a denial), so a warning
@@ -210,6 +271,44 @@ impl<'a> TenantApp<'a> {
         if request.dry_run {
             return Ok(pushed);
         }
+        let outcome = self
+            .push_approved(&target, source, credentials, progress)
+            .await;
+        let mut entry = AuditEntry {
+            action: "push".to_string(),
+            image: Some(target.reference.to_string()),
+            component: Some(request.component.clone()),
+            flavor: Some(flavor.name().to_string()),
+            flavor_sha256: Some(flavor.sha256().to_string()),
+            ..AuditEntry::default()
+        };
+        match &outcome {
+            Ok(digest) => {
+                entry.verdict = "pushed".to_string();
+                entry.digest = Some(digest.clone());
+            }
+            Err(e) => {
+                entry.verdict = "failed".to_string();
+                entry.reason = Some(e.to_string());
+            }
+        }
+        // The push happened (or failed) either way: a trail that cannot
+        // take its outcome is logged, not reported as the push's failure.
+        if let Err(trail) = self.record(entry, false).await {
+            tracing::warn!("a push's outcome was not recorded in the audit trail: {trail}");
+        }
+        pushed.digest = Some(outcome?);
+        Ok(pushed)
+    }
+
+    /// The push itself, after the flavor approved: the manifest digest.
+    async fn push_approved(
+        &self,
+        target: &Target,
+        source: &PushSource,
+        credentials: Option<Credentials>,
+        progress: &Progress,
+    ) -> Result<String, AppError> {
         let engine = progress.clone();
         let mut on_event = |event| {
             let _ = engine.send(PushUpdate::Progress(PushProgress::Engine { event }));
@@ -244,8 +343,7 @@ impl<'a> TenantApp<'a> {
                 .await?
             }
         };
-        pushed.digest = Some(outcome.digest);
-        Ok(pushed)
+        Ok(outcome.digest)
     }
 
     /// The host's checks, before any flavor code runs: the reference

@@ -4,6 +4,7 @@
 //! are written once, against the trait.
 
 use flavorbox_app::SigningKey;
+use flavorbox_app::audit::{AuditPage, AuditQuery};
 use flavorbox_app::{
     ComponentInfo, CreateSecret, FlavorInfo, FlavorUpdate, PublishReport, PushProgress, PushReport,
     PushRequest, RegisterComponent, RegisterFromOci, SecretInfo, TenantApp, UpdateComponent,
@@ -75,6 +76,8 @@ pub(crate) trait Backend {
         request: PushRequest,
         on_progress: &mut (dyn FnMut(PushProgress) + Send),
     ) -> anyhow::Result<PushReport>;
+    /// A page of the tenant's audit trail, newest first.
+    async fn audit(&self, query: AuditQuery) -> anyhow::Result<AuditPage>;
 }
 
 /// The application layer in this process, on the local state, as the local tenant.
@@ -181,5 +184,8 @@ impl Backend for LocalBackend<'_> {
         on_progress: &mut (dyn FnMut(PushProgress) + Send),
     ) -> anyhow::Result<PushReport> {
         Ok(self.app.push_with(request, on_progress).await?)
+    }
+    async fn audit(&self, query: AuditQuery) -> anyhow::Result<AuditPage> {
+        Ok(self.app.audit(&query).await?)
     }
 }

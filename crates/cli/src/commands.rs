@@ -8,7 +8,8 @@ use anyhow::{Context, bail};
 use super::backend::Backend;
 use super::output::{Progress, print_component, print_flavor, print_json, print_logs, print_table};
 use super::remote::{Login, RemoteBackend, normalise_url};
-use super::{FlavorCommand, LoginArgs, PushArgs, RegistryCommand, SecretCommand};
+use super::{AuditArgs, FlavorCommand, LoginArgs, PushArgs, RegistryCommand, SecretCommand};
+use flavorbox_app::audit::{AuditEvent, AuditQuery};
 use flavorbox_app::{
     self as app, ComponentInfo, CreateSecret, ImageSeen, PushProgress, PushRequest,
     RegisterComponent, SecretChange, UpdateComponent,
@@ -378,6 +379,107 @@ pub(crate) async fn push(backend: &impl Backend, args: PushArgs) -> anyhow::Resu
     Ok(())
 }
 
+/// `audit`: a page of the trail, newest first; the next page's command on stderr.
+pub(crate) async fn audit(backend: &impl Backend, args: AuditArgs) -> anyhow::Result<()> {
+    let query = AuditQuery {
+        image: args.image,
+        verdict: args.verdict,
+        since: args.since,
+        until: args.until,
+        before: args.before,
+        limit: Some(args.limit),
+    };
+    // The app (or the server) checks the filters and names a bad one.
+    let page = backend
+        .audit(query.clone())
+        .await
+        .context("cannot read the audit trail")?;
+    if args.out.json {
+        print_json(&page)?;
+    } else if page.events.is_empty() {
+        eprintln!("no audit events match");
+    } else {
+        let rows = page.events.iter().map(audit_row).collect();
+        print_table(
+            &[
+                "ID",
+                "AT",
+                "ACTION",
+                "VERDICT",
+                "IMAGE/FLAVOR",
+                "COMPONENT",
+                "DETAIL",
+            ],
+            rows,
+        );
+    }
+    if let Some(next) = page.next {
+        eprintln!("more events: {}", next_page_command(&query, next));
+    }
+    Ok(())
+}
+
+/// One event as a table row: the image of a decision, the flavor of a
+/// change; the reason, else the digest pushed.
+fn audit_row(e: &AuditEvent) -> Vec<String> {
+    let dash = || "-".to_string();
+    let subject = e
+        .image
+        .clone()
+        .or_else(|| e.flavor.clone())
+        .unwrap_or_else(dash);
+    let detail = e
+        .reason
+        .as_deref()
+        .or(e.digest.as_deref())
+        .map(|text| text.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(dash);
+    vec![
+        e.id.to_string(),
+        e.at.clone(),
+        e.action.clone(),
+        e.verdict.clone(),
+        subject,
+        e.component.clone().unwrap_or_else(dash),
+        detail,
+    ]
+}
+
+/// The command that shows the page after the one `query` got: the same
+/// filters, older than `next`.
+fn next_page_command(query: &AuditQuery, next: i64) -> String {
+    let mut command = "flavorbox audit".to_string();
+    let filters = [
+        ("--image", &query.image),
+        ("--verdict", &query.verdict),
+        ("--since", &query.since),
+        ("--until", &query.until),
+    ];
+    for (flag, value) in filters {
+        if let Some(value) = value {
+            command.push_str(&format!(" {flag} {}", shell_word(value)));
+        }
+    }
+    if let Some(limit) = query.limit.filter(|&n| n != flavorbox_app::audit::PAGE) {
+        command.push_str(&format!(" --limit {limit}"));
+    }
+    command.push_str(&format!(" --before {next}"));
+    command
+}
+
+/// `text` as one shell word: as is when it is plain, else single-quoted.
+fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:/@+=,".contains(c));
+    if plain {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
 /// `login`: checks the URL and token against the server, then saves them.
 pub(crate) async fn login(home: &std::path::Path, args: LoginArgs) -> anyhow::Result<()> {
     let token = if args.token_stdin {
@@ -402,7 +504,7 @@ pub(crate) async fn login(home: &std::path::Path, args: LoginArgs) -> anyhow::Re
         .with_context(|| format!("cannot log in to {}", login.url))?;
     let path = login.save(home)?;
     eprintln!(
-        "logged in to {}; `flavor`, `registry`, `secret` and `push` now use it (saved in {}; `flavorbox logout` to return to the local state)",
+        "logged in to {}; `flavor`, `registry`, `secret`, `push` and `audit` now use it (saved in {}; `flavorbox logout` to return to the local state)",
         login.url,
         path.display()
     );
@@ -426,4 +528,34 @@ pub(crate) fn logout(home: &std::path::Path) -> anyhow::Result<()> {
         Err(e) => return Err(e).with_context(|| format!("cannot remove {}", path.display())),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_page_command_keeps_the_filters() {
+        let query = AuditQuery {
+            image: Some("127.0.0.1:5000/team/app:1".into()),
+            verdict: Some("denied".into()),
+            since: None,
+            until: Some("it's late".into()),
+            before: Some(90),
+            limit: Some(100),
+        };
+        assert_eq!(
+            next_page_command(&query, 42),
+            "flavorbox audit --image 127.0.0.1:5000/team/app:1 --verdict denied \
+             --until 'it'\\''s late' --before 42"
+        );
+        let query = AuditQuery {
+            limit: Some(5),
+            ..AuditQuery::default()
+        };
+        assert_eq!(
+            next_page_command(&query, 7),
+            "flavorbox audit --limit 5 --before 7"
+        );
+    }
 }

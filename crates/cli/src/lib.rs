@@ -102,9 +102,12 @@ pub(crate) enum Command {
     Image(ImageCommand),
     /// Push an image to a registry component's registry.
     Push(PushArgs),
+    /// The audit trail: every check, push and dry run with its verdict, and
+    /// every change of a flavor or registry component, newest first.
+    Audit(AuditArgs),
     /// Run the multi-tenant server (see docs/server.md).
     Serve(ServeArgs),
-    /// Send `flavor`, `registry`, `secret` and `push` to a server from now on.
+    /// Send `flavor`, `registry`, `secret`, `push` and `audit` to a server from now on.
     Login(LoginArgs),
     /// Forget the server: commands use the local state again.
     Logout,
@@ -369,6 +372,30 @@ pub(crate) struct PushArgs {
     pub(crate) out: JsonFlag,
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct AuditArgs {
+    /// Only this image, as recorded (`host/repo:tag`).
+    #[arg(long, value_name = "IMAGE")]
+    pub(crate) image: Option<String>,
+    /// Only this verdict: allowed, denied, refused, pushed, failed or changed.
+    #[arg(long, value_name = "VERDICT")]
+    pub(crate) verdict: Option<String>,
+    /// Only events at or after this time (RFC 3339, e.g. `2026-12-01T00:00:00Z`).
+    #[arg(long, value_name = "RFC3339")]
+    pub(crate) since: Option<String>,
+    /// Only events before this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub(crate) until: Option<String>,
+    /// Events per page, 1 to 1000.
+    #[arg(long, value_name = "N", default_value_t = flavorbox_app::audit::PAGE)]
+    pub(crate) limit: u32,
+    /// Only events older than this id: the next page, as the previous one says.
+    #[arg(long, value_name = "ID")]
+    pub(crate) before: Option<i64>,
+    #[command(flatten)]
+    pub(crate) out: JsonFlag,
+}
+
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -496,6 +523,7 @@ async fn dispatch(backend: &impl Backend, command: Command) -> anyhow::Result<()
         Command::Registry(cmd) => commands::registry(backend, cmd).await,
         Command::Secret(cmd) => commands::secret(backend, cmd).await,
         Command::Push(args) => commands::push(backend, args).await,
+        Command::Audit(args) => commands::audit(backend, args).await,
         Command::Image(_)
         | Command::Serve(_)
         | Command::Login(_)

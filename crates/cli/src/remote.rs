@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::backend::Backend;
 use flavorbox_app::SigningKey;
+use flavorbox_app::audit::{AuditPage, AuditQuery};
 use flavorbox_app::{
     CheckReport, CheckRequest, ComponentInfo, CreateSecret, FlavorInfo, FlavorUpdate, ImageSeen,
     JobInfo, JobStatus, PublishReport, PushProgress, PushReport, PushRequest, RegisterComponent,
@@ -392,28 +393,59 @@ impl Backend for RemoteBackend {
         } else {
             String::new()
         };
+        // A dry run for a flavor that asks to see the image, which a check
+        // by name cannot show it: when the engine has the image, it is
+        // uploaded and the server decides on what it reads there, as the
+        // push would, and that decision (not the check's, made blind) is
+        // the one shown. Without the image, the answer by name stands.
+        let seen = checked.image_info;
+        let dry_run_upload = if request.dry_run && checked.allowed && seen == ImageSeen::Absent {
+            flavorbox_app::save_image(&request.image).await.ok()
+        } else {
+            None
+        };
         // Past the check the server's job reports the flavor's decision
         // itself: the check's is shown only when the push ends with it.
-        if request.dry_run || !checked.allowed {
+        if (request.dry_run && dry_run_upload.is_none()) || !checked.allowed {
             on_progress(checked.progress(&flavor));
         }
-        let seen = checked.image_info;
         let pushed = checked.into_push(&flavor, request.dry_run)?;
         if request.dry_run {
-            // The flavor asks to see the image, which a check by name
-            // cannot show it: a dry run of an image the engine has uploads
-            // it, and the server decides on what it reads there, as the
-            // push would. Without the image, the answer by name stands.
-            if seen != ImageSeen::Absent {
-                return Ok(pushed);
-            }
-            let Ok(archive) = flavorbox_app::save_image(&request.image).await else {
-                return Ok(pushed);
+            return match dry_run_upload {
+                Some(archive) => self.upload(&request, archive, pushed, on_progress).await,
+                None => Ok(pushed),
             };
-            return self.upload(&request, archive, pushed, on_progress).await;
         }
         let archive = flavorbox_app::save_image(&request.image).await?;
         self.upload(&request, archive, pushed, on_progress).await
+    }
+    async fn audit(&self, query: AuditQuery) -> anyhow::Result<AuditPage> {
+        self.call("GET", audit_path(&query), Body::None).await
+    }
+}
+
+/// `GET /v1/audit` with the query's filters as parameters (the server
+/// checks them, as the local app does).
+fn audit_path(query: &AuditQuery) -> String {
+    let mut params = url::form_urlencoded::Serializer::new(String::new());
+    let text = [
+        ("image", query.image.clone()),
+        ("verdict", query.verdict.clone()),
+        ("since", query.since.clone()),
+        ("until", query.until.clone()),
+        ("before", query.before.map(|n| n.to_string())),
+        ("limit", query.limit.map(|n| n.to_string())),
+    ];
+    for (name, value) in text {
+        if let Some(value) = value {
+            params.append_pair(name, &value);
+        }
+    }
+    let params = params.finish();
+    if params.is_empty() {
+        "/v1/audit".to_string()
+    } else {
+        format!("/v1/audit?{params}")
     }
 }
 
@@ -455,10 +487,11 @@ impl RemoteBackend {
                     JobStatus::Succeeded => Ok(PushReport {
                         digest: now.digest,
                         warnings: now.warnings,
-                        image_info: if request.dry_run {
-                            ImageSeen::Given
-                        } else {
-                            pushed.image_info
+                        // The job decided on the uploaded image: a flavor
+                        // that asks for it was shown it.
+                        image_info: match pushed.image_info {
+                            ImageSeen::NotAsked => ImageSeen::NotAsked,
+                            ImageSeen::Absent | ImageSeen::Given => ImageSeen::Given,
                         },
                         ..pushed
                     }),
@@ -476,6 +509,24 @@ impl RemoteBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_audit_query_becomes_encoded_parameters() {
+        assert_eq!(audit_path(&AuditQuery::default()), "/v1/audit");
+        let query = AuditQuery {
+            image: Some("127.0.0.1:5000/team/app:1".into()),
+            verdict: Some("denied".into()),
+            since: Some("2026-12-01T00:00:00+01:00".into()),
+            until: None,
+            before: Some(42),
+            limit: Some(10),
+        };
+        assert_eq!(
+            audit_path(&query),
+            "/v1/audit?image=127.0.0.1%3A5000%2Fteam%2Fapp%3A1&verdict=denied\
+             &since=2026-12-01T00%3A00%3A00%2B01%3A00&before=42&limit=10"
+        );
+    }
 
     #[test]
     fn debug_of_a_login_hides_the_token() {

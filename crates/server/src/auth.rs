@@ -170,6 +170,15 @@ impl FromRequestParts<AppState> for Authenticated {
         admission.pass();
         state.throttle.remember(&hash);
         tracing::Span::current().record("tenant", tenant.name());
-        Ok(Authenticated(tenant))
+        // Who asked, for the audit trail: a prefix of the token's hash names
+        // the token without revealing it.
+        let caller = flavorbox_app::audit::Caller {
+            token_id: Some(hash[..16].to_string()),
+            request_id: parts
+                .extensions
+                .get::<super::metrics::RequestId>()
+                .map(|id| id.0.clone()),
+        };
+        Ok(Authenticated(tenant.with_caller(caller)))
     }
 }

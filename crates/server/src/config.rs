@@ -24,6 +24,7 @@
 //! body_timeout_secs = 30                # longest pause between chunks of a body
 //! max_connections = 1024                # open connections; past it, 503 and close
 //! sweep_interval_secs = 600             # removal of dead uploads
+//! audit_retention_days = 90             # audit rows older than this are removed by the sweep
 //! max_image_unpacked_mib = 8192         # what a pushed image's layers may expand to
 //! metrics_token_file = "/etc/flavorbox/metrics.token"   # /metrics needs it as a bearer token
 //!
@@ -98,6 +99,8 @@ pub struct ServeOptions {
     pub edge: EdgeLimits,
     /// How often dead uploads (and the state's leftovers) are swept.
     pub sweep_interval: Duration,
+    /// How long audit rows are kept.
+    pub audit_retention: Duration,
 }
 
 /// What one client connection may hold, and for how long.
@@ -170,6 +173,9 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Default period of the upload sweep.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(600);
 
+/// Days audit rows are kept unless the config says otherwise.
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u64 = 90;
+
 /// The file's shape.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -196,6 +202,7 @@ pub struct ServerFile {
     body_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
     sweep_interval_secs: Option<u64>,
+    audit_retention_days: Option<u64>,
     max_image_unpacked_mib: Option<u64>,
     metrics_token_file: Option<PathBuf>,
     #[serde(default)]
@@ -487,6 +494,14 @@ pub fn load(
             DEFAULT_SWEEP_INTERVAL,
             "how often dead uploads are removed",
         )?,
+        audit_retention: bounded(
+            "audit_retention_days",
+            file.audit_retention_days,
+            1..=36_500,
+            DEFAULT_AUDIT_RETENTION_DAYS,
+            "days audit rows are kept",
+        )
+        .map(|days| Duration::from_secs(days * 86_400))?,
     };
     Ok((config, options))
 }

@@ -19,6 +19,7 @@
 //!
 //! See `docs/server.md` for the operator's view.
 
+mod audit;
 pub mod auth;
 pub mod config;
 mod connections;
@@ -95,6 +96,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/registries/{name}/check", post(h::check))
         .route("/v1/registries/{name}/push", post(jobs::push))
         .route("/v1/jobs/{id}", get(jobs::get_job))
+        .route("/v1/audit", get(audit::tenant_audit))
+        .route("/v1/admin/audit", get(audit::admin_audit))
         .route("/healthz", get(h::healthz))
         .route("/readyz", get(h::readyz))
         .route("/metrics", get(metrics::render))

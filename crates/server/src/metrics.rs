@@ -257,8 +257,16 @@ pub(crate) async fn render(State(state): State<AppState>, _reader: MetricsReader
         .into_response()
 }
 
+/// The id of a request, as its `x-request-id` answer header shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestId(pub(crate) String);
+
 /// Request id, span, counters, latency.
-pub(crate) async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn track(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let start = Instant::now();
     let method = request.method().to_string();
     let route = request
@@ -266,6 +274,10 @@ pub(crate) async fn track(State(state): State<AppState>, request: Request, next:
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
     let request_id = flavorbox_app::new_job_id().unwrap_or_default();
+    // For the audit trail: the handlers' tenant carries it.
+    request
+        .extensions_mut()
+        .insert(RequestId(request_id.clone()));
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,

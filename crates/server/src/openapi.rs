@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{handlers, jobs, metrics};
+use super::{audit, handlers, jobs, metrics};
 
 /// The document.
 #[derive(OpenApi)]
@@ -18,7 +18,7 @@ use super::{handlers, jobs, metrics};
         handlers::list_secrets, handlers::put_secret, handlers::delete_secret,
         handlers::list_registries, handlers::put_registry, handlers::patch_registry,
         handlers::get_registry, handlers::delete_registry, handlers::check,
-        jobs::push, jobs::get_job,
+        jobs::push, jobs::get_job, audit::tenant_audit, audit::admin_audit,
         handlers::healthz, handlers::readyz, metrics::render,
     ),
     modifiers(&Security),

@@ -91,9 +91,11 @@ pub(crate) async fn at_start(jobs: &Jobs) {
     }
 }
 
-/// Every `state.options.sweep_interval` until shutdown: dead uploads, and
-/// the state's leftovers.
+/// Every `state.options.sweep_interval` until shutdown: dead uploads, the
+/// state's leftovers and audit rows past their retention; every second, the
+/// audit trail's batch of allowed checks.
 pub(crate) fn spawn_periodic(state: AppState) {
+    let state_clone_for_audit = state.clone();
     let interval = state.options.sweep_interval;
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
@@ -118,6 +120,26 @@ pub(crate) fn spawn_periodic(state: AppState) {
             }
             if let Err(e) = state.app.sweep().await {
                 tracing::warn!(error = %e, "sweeping the state's leftovers failed");
+            }
+            match state.app.prune_audit(state.options.audit_retention).await {
+                Ok(0) => {}
+                Ok(rows) => tracing::info!(rows, "removed audit rows past their retention"),
+                Err(e) => tracing::warn!(error = %e, "pruning the audit trail failed"),
+            }
+        }
+    });
+    // The allowed checks batched in memory are written at least this often.
+    let state_for_audit = state_clone_for_audit;
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(flavorbox_app::audit::BATCH_AGE);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Err(e) = state_for_audit.app.flush_audit().await {
+                tracing::warn!(error = %e, "writing the audit trail's batch failed");
+            }
+            if state_for_audit.jobs.is_stopping() {
+                return;
             }
         }
     });

@@ -56,8 +56,9 @@ impl Store {
                 .bind(name)
                 .fetch_all(&mut *tx)
                 .await?;
-        // Components first: they refer to secrets.
-        for table in ["components", "secrets", "flavors", "jobs"] {
+        // Components first: they refer to secrets. The audit trail goes too:
+        // a later tenant of the same name must not read this one's.
+        for table in ["components", "secrets", "flavors", "jobs", "audit"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE tenant = $1"))
                 .bind(name)
                 .execute(&mut *tx)

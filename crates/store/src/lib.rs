@@ -15,9 +15,11 @@
 //! write for times), `sqlite` (everything that knows the database is SQLite,
 //! and what a PostgreSQL backend must provide instead) and `blob` (the
 //! [`BlobStore`] trait and its directory implementation), `accounts` (the
-//! server's tenants and blob references across tenants) and `jobs` (push jobs).
+//! server's tenants and blob references across tenants), `jobs` (push jobs)
+//! and `audit` (the audit trail).
 
 mod accounts;
+mod audit;
 mod blob;
 mod egress_paths;
 mod error;
@@ -37,6 +39,7 @@ use std::sync::Arc;
 use sqlx::migrate::Migrator;
 
 pub use accounts::SealedSecret;
+pub use audit::{AuditEntry, AuditFilter, AuditRecord};
 pub use blob::BlobStore;
 pub use error::StoreError;
 pub use jobs::{JOB_HISTORY, JobHistory};

@@ -42,6 +42,12 @@ pub(super) type Db = sqlx::Sqlite;
 /// One connection of [`Db`], as helpers that run inside a transaction take it.
 pub(super) type Connection = sqlx::SqliteConnection;
 
+/// The database's clock as the store's timestamp text
+/// (`YYYY-MM-DDThh:mm:ss.mmmZ`, as [`format_rfc3339`](super::timestamp)
+/// writes): what rows stamped by the database use. PostgreSQL's is
+/// `to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`.
+pub(super) const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+
 /// File name of the database inside the home directory.
 pub(super) const DB_FILE: &str = "flavorbox.db";
 

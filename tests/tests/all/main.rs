@@ -10,6 +10,7 @@
 //! `cargo test -p flavorbox-tests --test all server::` or
 //! `cargo test -p flavorbox-tests --test all faults:: -- --test-threads=2`.
 
+mod audit;
 mod author_guide;
 mod author_guide_languages;
 mod bench;
