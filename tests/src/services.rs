@@ -634,3 +634,27 @@ fn wait_for_registry(addr: &str, root: &Path) -> Result<()> {
         }
     }
 }
+
+/// The local CLI on `home` with the test services' Docker engine, and no
+/// server or log settings of the environment: its whole output.
+pub fn engine_cli(home: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(crate::flavorbox_bin())
+        .args(args)
+        .env("FLAVORBOX_HOME", home)
+        .env("DOCKER_HOST", &services().docker_host)
+        .env_remove("FLAVORBOX_LOG")
+        .env_remove("FLAVORBOX_SERVER")
+        .env_remove("FLAVORBOX_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run flavorbox")
+}
+
+/// What a command printed, stdout then stderr.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

@@ -156,7 +156,7 @@ impl AuditQuery {
                 .map(|text| {
                     flavorbox_grammar::image::unix_seconds(text)
                         .and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok())
-                        .map(store_time)
+                        .map(flavorbox_store::format_rfc3339)
                         .ok_or_else(|| {
                             AppError::BadAuditQuery(format!(
                                 "`{field}` is `{text}`, not an RFC 3339 time; write e.g. `2026-12-01T00:00:00Z`"
@@ -180,21 +180,6 @@ impl AuditQuery {
             limit,
         })
     }
-}
-
-/// `at` as the store writes times: fixed-width RFC 3339 UTC, milliseconds.
-fn store_time(at: time::OffsetDateTime) -> String {
-    let at = at.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second(),
-        at.millisecond()
-    )
 }
 
 /// A page read with one row more than asked, to know whether there is a next.
@@ -329,7 +314,10 @@ impl App {
     /// Removes rows older than `retention`; how many.
     pub async fn prune_audit(&self, retention: Duration) -> Result<u64, AppError> {
         let cutoff = time::OffsetDateTime::now_utc() - retention;
-        Ok(self.store.prune_audit(&store_time(cutoff)).await?)
+        Ok(self
+            .store
+            .prune_audit(&flavorbox_store::format_rfc3339(cutoff))
+            .await?)
     }
 }
 

@@ -389,7 +389,15 @@ pub fn unix_seconds(text: &str) -> Option<i64> {
     }
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days_in_month = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if !(1..=12).contains(&month) || !(1..=days_in_month).contains(&day) || hour > 23 || minute > 59
+    {
         return None;
     }
     if second > 60 {
@@ -473,6 +481,12 @@ mod tests {
             ("2000-02-29T00:00:00Z", Some(951_782_400)),
             ("0001-01-01T00:00:00Z", Some(-62_135_596_800)),
             ("2024-13-02T03:04:05Z", None),
+            // Days past the month's end do not roll over.
+            ("2026-02-30T00:00:00Z", None),
+            ("2023-02-29T00:00:00Z", None),
+            ("1900-02-29T00:00:00Z", None),
+            ("2026-04-31T00:00:00Z", None),
+            ("2024-02-29T00:00:00Z", Some(1_709_164_800)),
             ("2024-01-02", None),
             ("2024-01-02T03:04:05", None),
             ("2024-01-02T03:04:05.Z", None),

@@ -49,6 +49,7 @@ pub use records::{
 };
 pub use state::{SweepReport, temp_prefix};
 pub use tenant::TenantStore;
+pub use timestamp::format_rfc3339;
 
 use blob::BlobDir;
 use error::io_error;

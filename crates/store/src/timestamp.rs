@@ -13,7 +13,7 @@ pub(super) fn now_rfc3339() -> String {
 }
 
 /// Formats `at` in UTC as `YYYY-MM-DDThh:mm:ss.mmmZ` (milliseconds truncated).
-pub(super) fn format_rfc3339(at: OffsetDateTime) -> String {
+pub fn format_rfc3339(at: OffsetDateTime) -> String {
     let at = at.to_offset(time::UtcOffset::UTC);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",

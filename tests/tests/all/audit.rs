@@ -5,13 +5,14 @@
 //! query; and the CLI logged in to a server showing the same rows as the API.
 
 use std::collections::BTreeSet;
-use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use flavorbox_tests::images::{ImageSpec, load_image, save_tarball};
 use flavorbox_tests::server::{Server, ServerOptions};
-use flavorbox_tests::services::{registry_manifest_digest, services};
-use flavorbox_tests::{block_on, flavorbox_bin, guest_bytes, run_cli};
+use flavorbox_tests::services::{
+    engine_cli as cli, output_text as text, registry_manifest_digest, services,
+};
+use flavorbox_tests::{block_on, guest_bytes, run_cli};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -24,28 +25,6 @@ fn repository(name: &str) -> String {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() % 1_000_000_000)
             .unwrap_or(0)
-    )
-}
-
-/// The local CLI on `home` with the test engine.
-fn cli(home: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(flavorbox_bin())
-        .args(args)
-        .env("FLAVORBOX_HOME", home)
-        .env("DOCKER_HOST", &services().docker_host)
-        .env_remove("FLAVORBOX_LOG")
-        .env_remove("FLAVORBOX_SERVER")
-        .env_remove("FLAVORBOX_TOKEN")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run flavorbox")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     )
 }
 

@@ -4,13 +4,14 @@
 //! Docker engine) and through the server (from the uploaded tarball), and a
 //! denied image never reaches the registry.
 
-use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use flavorbox_tests::block_on;
 use flavorbox_tests::images::{ImageSpec, load_image, rfc3339_days_ago, save_tarball};
 use flavorbox_tests::server::{Server, ServerOptions};
-use flavorbox_tests::services::{registry_manifest_digest, registry_tags, services};
-use flavorbox_tests::{block_on, flavorbox_bin};
+use flavorbox_tests::services::{
+    engine_cli as cli, output_text as text, registry_manifest_digest, registry_tags, services,
+};
 use serde_json::{Value, json};
 
 /// The label every approved image carries.
@@ -113,28 +114,6 @@ fn assert_nothing_landed(registry: &str, repo: &str) {
     if let Ok(tags) = registry_tags(registry, repo, None) {
         assert!(tags.is_empty(), "{repo} has tags {tags:?}");
     }
-}
-
-/// The CLI on `home` with the test engine.
-fn cli(home: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(flavorbox_bin())
-        .args(args)
-        .env("FLAVORBOX_HOME", home)
-        .env("DOCKER_HOST", &services().docker_host)
-        .env_remove("FLAVORBOX_LOG")
-        .env_remove("FLAVORBOX_SERVER")
-        .env_remove("FLAVORBOX_TOKEN")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run flavorbox")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[test]
