@@ -238,6 +238,28 @@ fn rule_list(rules: &[&str], one: &str, many: &str) -> String {
     }
 }
 
+/// A configured limit for a message, exactly as it reads (`0.25`, `15.46`,
+/// `1e-7` as `0.0000001`): never rounded into another limit.
+fn limit(x: f64) -> String {
+    format!("{x}")
+}
+
+/// An image's value past `limit`, with as few decimals as show it past the
+/// limit (`15.5` against 15.46 would read as within; `15.47` does not).
+fn over(value: f64, limit: f64) -> String {
+    let shown = number(value);
+    if shown.parse::<f64>().is_ok_and(|v| v > limit) {
+        return shown;
+    }
+    for decimals in 2..=12 {
+        let text = format!("{value:.decimals$}");
+        if text.parse::<f64>().is_ok_and(|v| v > limit) {
+            return text;
+        }
+    }
+    format!("{value}")
+}
+
 /// A number for a message: whole numbers without a fraction, others with
 /// one decimal.
 fn number(x: f64) -> String {
@@ -596,7 +618,7 @@ impl Rules {
                     format!(
                         "the image's size is unknown (the host knows neither its compressed nor \
                          its uncompressed size), so the limit of {} MiB cannot be checked",
-                        number(max)
+                        limit(max)
                     ),
                 ),
                 (compressed, uncompressed) => {
@@ -609,8 +631,8 @@ impl Rules {
                             MAX_SIZE_MIB,
                             format!(
                                 "image is {} MiB {kind} ({bytes} bytes), allowed: at most {} MiB",
-                                number(bytes as f64 / MIB),
-                                number(max)
+                                over(bytes as f64 / MIB, max),
+                                limit(max)
                             ),
                         );
                     }
@@ -650,7 +672,7 @@ impl Rules {
                                 Some(created) => format!("its `created` `{created}` does not read"),
                                 None => "its config has no `created` time".to_string(),
                             },
-                            number(max)
+                            limit(max)
                         ),
                     ),
                     Some(age) if age as f64 > max * DAY => {
@@ -663,8 +685,8 @@ impl Rules {
                             MAX_AGE_DAYS,
                             format!(
                                 "image is {} days old{created}, allowed: at most {} days",
-                                number(age as f64 / DAY),
-                                number(max)
+                                over(age as f64 / DAY, max),
+                                limit(max)
                             ),
                         );
                     }
@@ -1262,5 +1284,31 @@ mod tests {
         assert_eq!(number(2.5), "2.5");
         assert_eq!(number(2.04), "2");
         assert_eq!(number(612.345), "612.3");
+    }
+
+    #[test]
+    fn a_limit_reads_as_configured_and_a_value_past_it_shows_so() {
+        for (x, text) in [(0.25, "0.25"), (15.46, "15.46"), (1e-7, "0.0000001"), (2048.0, "2048")] {
+            assert_eq!(limit(x), text);
+        }
+        assert_eq!(over(15.5, 15.46), "15.5");
+        assert_eq!(over(15.463, 15.46), "15.5");
+        // One decimal would read as the limit itself.
+        assert_eq!(over(15.43, 15.4), "15.43");
+        assert_eq!(over(0.26, 0.25), "0.3");
+        assert_eq!(over(3.0 / 1_048_576.0, 1e-7), "0.000003");
+        assert_eq!(over(700.0, 512.0), "700");
+        // Through the rule: the message never contradicts itself.
+        let mut info = image_info("linux/amd64");
+        info.age_seconds = Some(15 * 86_400 + 40_000);
+        let reason = denied(push(json!({ "max_age_days": 15.4 }), Some(&info.clone())));
+        assert_contains(&reason, &["image is 15.5 days old", "at most 15.4 days"]);
+        info.created = Some("2026-01-01T00:00:00Z".into());
+        let reason = denied(push(json!({ "max_age_days": 15.46 }), Some(&info)));
+        assert_eq!(
+            reason,
+            "rule `max_age_days`: image is 15.5 days old (created 2026-01-01T00:00:00Z), \
+             allowed: at most 15.46 days"
+        );
     }
 }
