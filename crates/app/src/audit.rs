@@ -292,6 +292,11 @@ pub(crate) fn replica_name() -> String {
 }
 
 impl App {
+    /// The name this process records in the audit trail.
+    pub fn replica(&self) -> &str {
+        &self.audit.replica
+    }
+
     /// Writes the allowed checks that wait (the server's sweep calls this
     /// every few seconds; closing does too).
     pub async fn flush_audit(&self) -> Result<(), AppError> {

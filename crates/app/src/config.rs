@@ -79,6 +79,36 @@ impl AppConfig {
         &self.home
     }
 
+    /// A short fingerprint of everything that decides how this process
+    /// treats tenants: limits, grants, quotas, egress and allowlists,
+    /// archive bounds, whether a secrets key is set (never the key). Two
+    /// replicas of one deployment must show the same; the state directory
+    /// is not part of it.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        // Maps in a fixed order, so equal configs print alike.
+        let tenant_allow: std::collections::BTreeMap<_, _> = self.tenant_allow.iter().collect();
+        let quotas: std::collections::BTreeMap<_, _> = self.quotas.tenants.iter().collect();
+        let text = format!(
+            "{:?}|{:?}|{}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{}|{}|{:?}|{}",
+            self.limits,
+            self.grants,
+            self.max_component_bytes,
+            self.egress,
+            tenant_allow,
+            self.shared_registry_paths,
+            self.quotas.default,
+            quotas,
+            self.calls,
+            self.compiles,
+            self.max_loaded_flavors,
+            self.pooling,
+            self.archive_limits,
+            self.secrets_key.is_some(),
+        );
+        hex::encode(&Sha256::digest(text.as_bytes())[..8])
+    }
+
     /// The limits of every flavor call.
     pub fn limits(&self) -> &Limits {
         &self.limits
@@ -375,6 +405,47 @@ fn mib_bytes(mib: u64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fingerprint_follows_the_settings_not_the_home_or_map_order() {
+        let quota = |flavors| TenantQuota {
+            max_flavors: Some(flavors),
+            ..TenantQuota::unlimited()
+        };
+        let with = |home: &str, tenants: &[(&str, u64)]| {
+            AppConfig::builder(home)
+                .quotas(Quotas {
+                    default: TenantQuota::unlimited(),
+                    tenants: tenants
+                        .iter()
+                        .map(|(name, n)| (name.to_string(), quota(*n)))
+                        .collect(),
+                })
+                .build()
+                .unwrap()
+                .fingerprint()
+        };
+        let many: Vec<(String, u64)> = (0..50).map(|i| (format!("t{i}"), i)).collect();
+        let many: Vec<(&str, u64)> = many.iter().map(|(n, i)| (n.as_str(), *i)).collect();
+        let reversed: Vec<(&str, u64)> = many.iter().rev().copied().collect();
+        let fp = with("/srv/a", &many);
+        assert_eq!(fp.len(), 16);
+        assert_eq!(
+            fp,
+            with("/srv/b", &reversed),
+            "another home, another map order"
+        );
+        assert_ne!(fp, with("/srv/a", &many[1..]), "another quota");
+        assert_ne!(
+            AppConfig::builder("/srv/a").build().unwrap().fingerprint(),
+            AppConfig::builder("/srv/a")
+                .fuel(7)
+                .build()
+                .unwrap()
+                .fingerprint(),
+            "another limit"
+        );
+    }
 
     #[test]
     fn contradictions_are_refused_up_front() {

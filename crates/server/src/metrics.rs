@@ -219,6 +219,16 @@ impl Metrics {
             "HTTP connections closed for sending nothing in time, by phase (headers, idle)",
             edge.stalled.clone(),
         );
+        // Which replica this is and what it was configured with: replicas
+        // of one deployment must show one fingerprint.
+        registry.register(
+            "flavorbox_config",
+            "This process's replica name and the fingerprint of its configuration",
+            prometheus_client::metrics::info::Info::new(vec![
+                ("replica".to_string(), app.replica().to_string()),
+                ("fingerprint".to_string(), app.config().fingerprint()),
+            ]),
+        );
         registry.register_collector(Box::new(AppCollector(app)));
         Metrics {
             registry,

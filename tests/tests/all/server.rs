@@ -1891,3 +1891,56 @@ fn a_server_started_with_another_secrets_key_refuses_to_start_and_changes_nothin
     assert_eq!(listed(&again), before);
     again.stop().expect("stop");
 }
+
+/// The `flavorbox_config_info` labels a server's `/metrics` shows.
+fn config_info(server: &Server) -> (String, String) {
+    let metrics = server.get("/metrics", None).unwrap().text;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("flavorbox_config_info{"))
+        .unwrap_or_else(|| panic!("no flavorbox_config_info in {metrics}"));
+    let label = |name: &str| {
+        let start = line
+            .find(&format!("{name}=\""))
+            .unwrap_or_else(|| panic!("{name} in {line}"))
+            + name.len()
+            + 2;
+        line[start..].split('"').next().unwrap().to_string()
+    };
+    assert!(line.ends_with(" 1"), "{line}");
+    (label("replica"), label("fingerprint"))
+}
+
+#[test]
+fn replicas_show_their_name_and_one_config_fingerprint_in_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = |name: &str, config: &str| {
+        let home = dir.path().join(name);
+        std::fs::create_dir_all(&home).unwrap();
+        Server::start(
+            &home,
+            &ServerOptions {
+                config: Some(config.into()),
+                env: vec![("FLAVORBOX_REPLICA".into(), name.into())],
+                ..Default::default()
+            },
+        )
+        .expect("server")
+    };
+    let same = "[quotas]\ntimeout_ms = 1500\n";
+    let (a, b) = (start("replica-a", same), start("replica-b", same));
+    let other = start("replica-c", "[quotas]\ntimeout_ms = 1400\n");
+    let (name_a, fp_a) = config_info(&a);
+    let (name_b, fp_b) = config_info(&b);
+    let (_, fp_c) = config_info(&other);
+    assert_eq!(
+        (name_a.as_str(), name_b.as_str()),
+        ("replica-a", "replica-b")
+    );
+    assert_eq!(fp_a.len(), 16, "{fp_a}");
+    assert_eq!(
+        fp_a, fp_b,
+        "one configuration, one fingerprint, whatever the home"
+    );
+    assert_ne!(fp_a, fp_c, "another timeout shows");
+}
