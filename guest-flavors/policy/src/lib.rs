@@ -1288,7 +1288,12 @@ mod tests {
 
     #[test]
     fn a_limit_reads_as_configured_and_a_value_past_it_shows_so() {
-        for (x, text) in [(0.25, "0.25"), (15.46, "15.46"), (1e-7, "0.0000001"), (2048.0, "2048")] {
+        for (x, text) in [
+            (0.25, "0.25"),
+            (15.46, "15.46"),
+            (1e-7, "0.0000001"),
+            (2048.0, "2048"),
+        ] {
             assert_eq!(limit(x), text);
         }
         assert_eq!(over(15.5, 15.46), "15.5");
