@@ -7,7 +7,8 @@ one JSON document: what each step returned or raised.
 
     plan = {
       "local":  {"uri", "component", "home", "image", "outside", "denied": {"component", "image"},
-                 "policy": {"component", "bad", "good"}},
+                 "policy": {"component", "bad", "good"},
+                 "rules": {"component", "denied": {rule: image}, "good"}},
       "server": {"uri", "component", "url", "token", "image",
                  "policy": {"component", "bad", "good"}},
     }
@@ -117,6 +118,18 @@ def main():
         {"uri": local["uri"], "component": policy["component"], "flavorbox_home": local["home"]},
     )
     images_through(out, "local_policy", guarded, policy)
+
+    # One image per rule of a stricter component, each breaking only that
+    # rule, and one that keeps them all: ZenML's `prepare_image_push` on each.
+    rules = local["rules"]
+    ruled = use_registry(
+        client,
+        "ruled",
+        {"uri": local["uri"], "component": rules["component"], "flavorbox_home": local["home"]},
+    )
+    for rule, image in rules["denied"].items():
+        out[f"rule_{rule}"] = attempt(lambda image=image: ruled.prepare_image_push(image))
+    out["rules_kept"] = attempt(lambda: ruled.prepare_image_push(rules["good"]))
 
     server = plan.get("server")
     if server:

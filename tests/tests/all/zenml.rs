@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use flavorbox_tests::images::{ImageSpec, load_image};
+use flavorbox_tests::images::{ImageSpec, load_image, rfc3339_days_ago};
 use flavorbox_tests::server::{Server, ServerOptions};
 use flavorbox_tests::services::{make_image, registry_manifest_digest, registry_tags, services};
 use flavorbox_tests::{block_on, flavorbox_bin, guest_path, run_cli};
@@ -145,6 +145,29 @@ fn zenml_pushes_through_flavorbox_locally_and_through_a_server() {
         None,
     );
 
+    // A fourth whose size, user and age rules each an image breaks alone.
+    flavorbox(
+        &home,
+        &[
+            "registry",
+            "register",
+            "ruled",
+            "--flavor",
+            "policy",
+            "--uri",
+            &uri,
+            "--secret",
+            "reg",
+            "--config",
+            "max_size_mib=1",
+            "--config",
+            "deny_root_user=true",
+            "--config",
+            "max_age_days=30",
+        ],
+        None,
+    );
+
     // The same registry behind a server, for a tenant.
     let server_dir = dir.path().join("server");
     std::fs::create_dir_all(&server_dir).expect("server dir");
@@ -209,11 +232,44 @@ fn zenml_pushes_through_flavorbox_locally_and_through_a_server() {
         images
     };
     let (local_policy, server_policy) = (policy_images("local"), policy_images("server"));
+    let keeper = ImageSpec {
+        user: Some("app".into()),
+        ..ImageSpec::default()
+    };
+    let rule_images = [
+        (
+            "max_size_mib",
+            ImageSpec {
+                layer_bytes: 2 << 20,
+                ..keeper.clone()
+            },
+        ),
+        ("deny_root_user", ImageSpec::default()),
+        (
+            "max_age_days",
+            ImageSpec {
+                created: rfc3339_days_ago(45),
+                ..keeper.clone()
+            },
+        ),
+        ("kept", keeper),
+    ];
+    let mut rules = json!({"component": "ruled", "denied": {}});
+    for (rule, spec) in &rule_images {
+        let name = format!("{uri}/rules/{}:1", rule.replace('_', "-"));
+        block_on(load_image(&name, spec)).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        if *rule == "kept" {
+            rules["good"] = json!(name);
+        } else {
+            rules["denied"][*rule] = json!(name);
+        }
+    }
 
     let plan = json!({
         "local": {
             "uri": uri, "component": "team", "home": home, "image": image, "outside": outside,
             "denied": {"component": "strict", "image": denied}, "policy": local_policy,
+            "rules": rules,
         },
         "server": {
             "uri": uri, "component": "team", "url": server.url, "token": token, "image": remote,
@@ -352,4 +408,29 @@ fn zenml_pushes_through_flavorbox_locally_and_through_a_server() {
             &json!(format!("{good_repo}@{digest}"))
         );
     }
+
+    // Each of the size, user and age rules refuses, through ZenML, the
+    // image that breaks it, naming itself and the image's value; the image
+    // that keeps them all is approved.
+    for (rule, value) in [
+        ("max_size_mib", "MiB uncompressed"),
+        ("deny_root_user", "image runs as root"),
+        ("max_age_days", "days old"),
+    ] {
+        let step = format!("rule_{rule}");
+        let (kind, message) = raised(&out, &step);
+        assert_eq!(kind, "FlavorboxError", "{step}: {message}");
+        assert!(
+            message.contains(&format!("rule `{rule}`")) && message.contains(value),
+            "{step}: {message}"
+        );
+        let others = ["max_size_mib", "deny_root_user", "max_age_days"];
+        for other in others.iter().filter(|o| **o != rule) {
+            assert!(
+                !message.contains(&format!("rule `{other}`")),
+                "{step} breaks only its own rule: {message}"
+            );
+        }
+    }
+    assert_eq!(returned(&out, "rules_kept"), &Value::Null);
 }
