@@ -230,3 +230,21 @@ pub fn caching_sandbox_config() -> flavorbox_sandbox::SandboxConfig {
         ..Default::default()
     }
 }
+
+/// Runs `program args` in `dir` (a language's own tool: python3, node) and
+/// asserts it succeeded, showing its output when it did not.
+pub fn run_native(dir: &Path, program: &str, args: &[&str]) {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "`{program} {}` in {} failed:\n{}{}",
+        args.join(" "),
+        dir.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

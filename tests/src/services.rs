@@ -658,3 +658,16 @@ pub fn output_text(out: &std::process::Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// A repository path of its own for one test run, `PREFIX-NAME-PID-NANOS`:
+/// the registries outlive a test.
+pub fn unique_repository(prefix: &str, name: &str) -> String {
+    format!(
+        "{prefix}-{name}-{}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() % 1_000_000_000)
+            .unwrap_or(0)
+    )
+}

@@ -18,14 +18,7 @@ use sha2::{Digest, Sha256};
 
 /// A unique repository per run: the registries outlive a test.
 fn repository(name: &str) -> String {
-    format!(
-        "audit-{name}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() % 1_000_000_000)
-            .unwrap_or(0)
-    )
+    flavorbox_tests::services::unique_repository("audit", name)
 }
 
 /// `flavorbox audit --json ARGS` on `home`: the page.

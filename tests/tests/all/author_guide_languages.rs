@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use flavorbox_tests::images::{ImageSpec, load_image};
-use flavorbox_tests::polyglot::{self, Lang, cache_dir, repo};
+use flavorbox_tests::polyglot::{self, Lang, cache_dir, repo, run_native};
 use flavorbox_tests::services::{registry_tags, services};
 use flavorbox_tests::{block_on, flavorbox_bin};
 
@@ -441,22 +441,6 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(&path, &target).expect("copy");
         }
     }
-}
-
-/// Runs `program args` in `dir` and asserts it succeeded.
-fn run_native(dir: &Path, program: &str, args: &[&str]) {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "`{program} {}` failed:\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// The policy example in `lang`, built: Python and JavaScript with the

@@ -98,14 +98,7 @@ fn bad() -> Vec<(&'static str, ImageSpec, Vec<&'static str>)> {
 
 /// A unique repository per run: the registries outlive a test.
 fn repository(name: &str) -> String {
-    format!(
-        "policy-{name}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() % 1_000_000_000)
-            .unwrap_or(0)
-    )
+    flavorbox_tests::services::unique_repository("policy", name)
 }
 
 /// The registry has no tag of `repo` (a repository never pushed to is

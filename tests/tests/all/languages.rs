@@ -11,15 +11,13 @@
 //! guide's image policy examples (sdk/*/policy-example) build, load asking
 //! for `image-info`, and decide on what the real sandbox hands them.
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use flavorbox_grammar::{ImageFacts, LayerFacts, Platform, Reference};
 use flavorbox_sandbox::flavor::{Capability, PushDecision};
 use flavorbox_sandbox::{CallContext, CallErrorKind, Limits, LoadedFlavor, Sandbox};
-use flavorbox_tests::polyglot::{self, Lang, repo};
+use flavorbox_tests::polyglot::{self, Lang, repo, run_native};
 
 fn sandbox() -> Sandbox {
     Sandbox::new(polyglot::caching_sandbox_config()).expect("sandbox")
@@ -275,23 +273,6 @@ fn repository_lookup_needs_a_grant() {
         assert_eq!(issues[0].field, "lookup");
         assert!(issues[0].message.contains("not granted"), "{issues:?}");
     });
-}
-
-/// Runs `program args` in `dir` and asserts it succeeded.
-fn run_native(dir: &Path, program: &str, args: &[&str]) {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "`{program} {}` in {} failed:\n{}{}",
-        args.join(" "),
-        dir.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]

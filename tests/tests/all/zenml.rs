@@ -123,49 +123,23 @@ fn zenml_pushes_through_flavorbox_locally_and_through_a_server() {
         None,
     );
 
-    // A third with the built-in `policy` flavor: linux/amd64 images that
-    // say where their source is.
-    flavorbox(
-        &home,
-        &[
-            "registry",
-            "register",
-            "guarded",
-            "--flavor",
-            "policy",
-            "--uri",
-            &uri,
-            "--secret",
-            "reg",
-            "--config",
-            r#"platforms=["linux/amd64"]"#,
-            "--config",
-            &format!(r#"required_labels=["{SOURCE}"]"#),
-        ],
-        None,
-    );
-
+    // Components of the built-in `policy` flavor with these rules.
+    let register_policy = |name: &str, rules: &[&str]| {
+        let mut args = vec![
+            "registry", "register", name, "--flavor", "policy", "--uri", &uri, "--secret", "reg",
+        ];
+        for rule in rules {
+            args.extend(["--config", rule]);
+        }
+        flavorbox(&home, &args, None);
+    };
+    // A third: linux/amd64 images that say where their source is.
+    let required = format!(r#"required_labels=["{SOURCE}"]"#);
+    register_policy("guarded", &[r#"platforms=["linux/amd64"]"#, &required]);
     // A fourth whose size, user and age rules each an image breaks alone.
-    flavorbox(
-        &home,
-        &[
-            "registry",
-            "register",
-            "ruled",
-            "--flavor",
-            "policy",
-            "--uri",
-            &uri,
-            "--secret",
-            "reg",
-            "--config",
-            "max_size_mib=1",
-            "--config",
-            "deny_root_user=true",
-            "--config",
-            "max_age_days=30",
-        ],
-        None,
+    register_policy(
+        "ruled",
+        &["max_size_mib=1", "deny_root_user=true", "max_age_days=30"],
     );
 
     // The same registry behind a server, for a tenant.
