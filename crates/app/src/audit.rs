@@ -216,8 +216,14 @@ impl AuditLog {
         }
     }
 
-    fn take(&self, all: bool) -> Vec<(String, AuditEntry)> {
+    /// Adds `waiting` (an allowed check) to the batch, then takes the batch
+    /// if it is due: full, old enough, or `all` (to write it now).
+    fn take(&self, waiting: Option<(String, AuditEntry)>, all: bool) -> Vec<(String, AuditEntry)> {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(row) = waiting {
+            pending.rows.push(row);
+            pending.oldest.get_or_insert_with(Instant::now);
+        }
         let due = all
             || pending.rows.len() >= BATCH
             || pending.oldest.is_some_and(|t| t.elapsed() >= BATCH_AGE);
@@ -249,14 +255,9 @@ impl AuditLog {
         }
         let row = (tenant.name().to_string(), entry);
         let rows = if batch {
-            {
-                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-                pending.rows.push(row);
-                pending.oldest.get_or_insert_with(Instant::now);
-            }
-            self.take(false)
+            self.take(Some(row), false)
         } else {
-            let mut rows = self.take(true);
+            let mut rows = self.take(None, true);
             rows.push(row);
             rows
         };
@@ -266,11 +267,10 @@ impl AuditLog {
 
     /// Writes what waits.
     pub(crate) async fn flush(&self, store: &Store) -> Result<(), AppError> {
-        let rows = self.take(true);
         if store.is_read_only() {
             return Ok(());
         }
-        store.append_audit(&rows).await?;
+        store.append_audit(&self.take(None, true)).await?;
         Ok(())
     }
 }
@@ -309,11 +309,24 @@ impl App {
         tenant: Option<&str>,
         query: &AuditQuery,
     ) -> Result<AuditPage, AppError> {
+        self.audit_page(query, async |filter| {
+            self.store.audit(tenant, &filter).await
+        })
+        .await
+    }
+
+    /// The page `query` asks for, read by `read` once the batch is written,
+    /// with one row more than asked to know whether there is a next.
+    async fn audit_page(
+        &self,
+        query: &AuditQuery,
+        read: impl AsyncFnOnce(AuditFilter) -> Result<Vec<AuditRecord>, flavorbox_store::StoreError>,
+    ) -> Result<AuditPage, AppError> {
         let mut filter = query.filter()?;
         self.flush_audit().await?;
         let limit = filter.limit;
         filter.limit += 1;
-        Ok(paged(self.store.audit(tenant, &filter).await?, limit))
+        Ok(paged(read(filter).await?, limit))
     }
 
     /// Removes rows older than `retention`; how many.
@@ -329,11 +342,9 @@ impl App {
 impl TenantApp<'_> {
     /// This tenant's trail.
     pub async fn audit(&self, query: &AuditQuery) -> Result<AuditPage, AppError> {
-        let mut filter = query.filter()?;
-        self.app.flush_audit().await?;
-        let limit = filter.limit;
-        filter.limit += 1;
-        Ok(paged(self.store.audit(&filter).await?, limit))
+        self.app
+            .audit_page(query, async |filter| self.store.audit(&filter).await)
+            .await
     }
 
     /// Records `entry` for this tenant; see the module docs for `batch`.
