@@ -226,7 +226,7 @@ fn facts_of_inspect(
                 .map(|(i, digest)| LayerFacts {
                     digest: digest.clone(),
                     compressed_size: None,
-                    uncompressed_size: layer_sizes.map(|sizes| sizes[i]),
+                    uncompressed_size: layer_sizes.and_then(|sizes| sizes.get(i).copied()),
                 })
                 .collect()
         })
