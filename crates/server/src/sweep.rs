@@ -95,7 +95,7 @@ pub(crate) async fn at_start(jobs: &Jobs) {
 /// state's leftovers and audit rows past their retention; every second, the
 /// audit trail's batch of allowed checks.
 pub(crate) fn spawn_periodic(state: AppState) {
-    let state_clone_for_audit = state.clone();
+    let audit_state = state.clone();
     let interval = state.options.sweep_interval;
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
@@ -129,16 +129,15 @@ pub(crate) fn spawn_periodic(state: AppState) {
         }
     });
     // The allowed checks batched in memory are written at least this often.
-    let state_for_audit = state_clone_for_audit;
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(flavorbox_app::audit::BATCH_AGE);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            if let Err(e) = state_for_audit.app.flush_audit().await {
+            if let Err(e) = audit_state.app.flush_audit().await {
                 tracing::warn!(error = %e, "writing the audit trail's batch failed");
             }
-            if state_for_audit.jobs.is_stopping() {
+            if audit_state.jobs.is_stopping() {
                 return;
             }
         }
