@@ -205,6 +205,10 @@ pub(crate) struct Pending {
 pub(crate) struct AuditLog {
     replica: String,
     pending: Mutex<Pending>,
+    /// Held from taking rows out of the batch until they are written, so a
+    /// flush before a read waits for a write already under way and the
+    /// read sees its rows.
+    writing: tokio::sync::Mutex<()>,
 }
 
 impl AuditLog {
@@ -213,25 +217,34 @@ impl AuditLog {
         AuditLog {
             replica,
             pending: Mutex::new(Pending::default()),
+            writing: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// Adds `waiting` (an allowed check) to the batch, then takes the batch
-    /// if it is due: full, old enough, or `all` (to write it now).
-    fn take(&self, waiting: Option<(String, AuditEntry)>, all: bool) -> Vec<(String, AuditEntry)> {
+    /// Adds an allowed check to the batch; whether the batch is due
+    /// (full, or its oldest row waited long enough).
+    fn join(&self, row: (String, AuditEntry)) -> bool {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(row) = waiting {
-            pending.rows.push(row);
-            pending.oldest.get_or_insert_with(Instant::now);
-        }
-        let due = all
-            || pending.rows.len() >= BATCH
-            || pending.oldest.is_some_and(|t| t.elapsed() >= BATCH_AGE);
-        if !due {
-            return Vec::new();
-        }
-        pending.oldest = None;
-        std::mem::take(&mut pending.rows)
+        pending.rows.push(row);
+        let oldest = *pending.oldest.get_or_insert_with(Instant::now);
+        pending.rows.len() >= BATCH || oldest.elapsed() >= BATCH_AGE
+    }
+
+    /// Writes the batch, and `row` with it, in one transaction.
+    async fn write(
+        &self,
+        store: &Store,
+        row: Option<(String, AuditEntry)>,
+    ) -> Result<(), AppError> {
+        let _writing = self.writing.lock().await;
+        let mut rows = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            pending.oldest = None;
+            std::mem::take(&mut pending.rows)
+        };
+        rows.extend(row);
+        store.append_audit(&rows).await?;
+        Ok(())
     }
 
     /// Records `entry` for `tenant`: batched when `batch`, else written
@@ -254,14 +267,12 @@ impl AuditLog {
             entry.request_id = caller.request_id.clone();
         }
         let row = (tenant.name().to_string(), entry);
-        let rows = if batch {
-            self.take(Some(row), false)
-        } else {
-            let mut rows = self.take(None, true);
-            rows.push(row);
-            rows
-        };
-        store.append_audit(&rows).await?;
+        if !batch {
+            return self.write(store, Some(row)).await;
+        }
+        if self.join(row) {
+            self.write(store, None).await?;
+        }
         Ok(())
     }
 
@@ -270,8 +281,7 @@ impl AuditLog {
         if store.is_read_only() {
             return Ok(());
         }
-        store.append_audit(&self.take(None, true)).await?;
-        Ok(())
+        self.write(store, None).await
     }
 }
 
