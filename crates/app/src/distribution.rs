@@ -64,7 +64,7 @@ impl TenantApp<'_> {
             .get_flavor(name)
             .await?
             .ok_or_else(|| AppError::UnknownFlavor(name.to_string()))?;
-        let bytes = self.app.store.blobs().get(&record.sha256)?;
+        let bytes = self.app.store.blob(&record.sha256).await?;
         let options = self.oci_options(secret, insecure).await?;
         let digest = self
             .oci()

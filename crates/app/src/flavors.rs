@@ -478,7 +478,7 @@ impl TenantApp<'_> {
             None => {
                 // The tenant's cached code is loaded as a call; only a
                 // miss (evicted, or a new wasmtime) is compiled, as a compile.
-                let bytes = Arc::new(self.app.store.blobs().get(&record.sha256)?);
+                let bytes = Arc::new(self.app.store.blob(&record.sha256).await?);
                 let to_load = bytes.clone();
                 let cached = self
                     .sandbox_call(move |sandbox| sandbox.load_cached(&owner, &to_load))

@@ -307,7 +307,7 @@ impl App {
             Err(e) => return vec![(String::new(), String::new(), e.to_string())],
         };
         for (tenant, name, sha256) in flavors.into_iter().take(self.config.max_loaded_flavors()) {
-            let bytes = match self.store.blobs().get(&sha256) {
+            let bytes = match self.store.blob(&sha256).await {
                 Ok(bytes) => bytes,
                 Err(e) => {
                     failed.push((tenant, name, e.to_string()));
@@ -404,7 +404,7 @@ impl TenantApp<'_> {
         let Some(record) = self.store.get_flavor(name).await? else {
             return Ok(None);
         };
-        Ok(Some(self.app.store.blobs().get(&record.sha256)?))
+        Ok(Some(self.app.store.blob(&record.sha256).await?))
     }
 
     /// Runs sandbox work for this tenant off the async runtime, once

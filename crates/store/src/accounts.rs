@@ -3,6 +3,7 @@
 //! jobs a restart interrupted. Tenant-scoped queries stay in `tenant.rs`.
 
 use super::Store;
+use super::backend::{Kind, WriteLock};
 use super::error::{StoreError, TENANT, already_exists, not_found};
 use super::records::JobStatus;
 use super::timestamp::now_rfc3339;
@@ -50,7 +51,7 @@ impl Store {
     /// Removes a tenant and every row it owns, in one transaction; returns
     /// the digests of the flavors it had registered, for blob collection.
     pub async fn delete_tenant(&self, name: &str) -> Result<Vec<String>, StoreError> {
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.db.begin_write(WriteLock::Tenant(name)).await?;
         let digests: Vec<(String,)> =
             sqlx::query_as("SELECT sha256 FROM flavors WHERE tenant = $1")
                 .bind(name)
@@ -81,12 +82,19 @@ impl Store {
 
     /// Removes the blob `sha256` if no tenant's flavor uses it; whether it did.
     ///
-    /// Decided and done under the database's write lock, which every
-    /// registration holds from storing its blob to committing its row (in
-    /// this process or any other): a blob is never removed between another
-    /// registration's put and its insert.
+    /// SQLite: decided and done under the database's write lock, which
+    /// every registration holds from storing its blob to committing its row
+    /// (in this process or any other), so a blob is never removed between
+    /// another registration's put and its insert. PostgreSQL: one statement,
+    /// which the flavors' foreign key makes fail while any flavor (of any
+    /// tenant, on any replica, committed or about to be) uses the blob.
     pub async fn collect_blob(&self, sha256: &str) -> Result<bool, StoreError> {
-        let mut tx = self.db.begin_write().await?;
+        if self.db.kind() == Kind::Postgres {
+            return collect_from_database(self.db.pool()?, Some(sha256))
+                .await
+                .map(|n| n > 0);
+        }
+        let mut tx = self.db.begin_write(WriteLock::None).await?;
         let used: Option<(String,)> =
             sqlx::query_as("SELECT name FROM flavors WHERE sha256 = $1 LIMIT 1")
                 .bind(sha256)
@@ -189,5 +197,26 @@ impl Store {
             name,
             stored,
         }))
+    }
+}
+
+/// Deletes the database blob `sha256` (or, with `None`, every blob) that no
+/// flavor uses; how many went. A flavor that takes a blob up meanwhile
+/// makes the delete fail on the foreign key, which is "in use", not an error.
+pub(super) async fn collect_from_database(
+    pool: &sqlx::Pool<super::backend::Db>,
+    sha256: Option<&str>,
+) -> Result<u64, StoreError> {
+    let result = sqlx::query(
+        "DELETE FROM blobs WHERE ($1 IS NULL OR sha256 = $1) \
+         AND NOT EXISTS (SELECT 1 FROM flavors WHERE flavors.sha256 = blobs.sha256)",
+    )
+    .bind(sha256)
+    .execute(pool)
+    .await;
+    match result {
+        Ok(done) => Ok(done.rows_affected()),
+        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Ok(0),
+        Err(e) => Err(e.into()),
     }
 }

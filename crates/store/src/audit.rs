@@ -117,13 +117,13 @@ async fn append(
     if entries.is_empty() {
         return Ok(());
     }
-    let mut tx = db.begin_write().await?;
+    let mut tx = db.begin_write(backend::WriteLock::None).await?;
     for (tenant, e) in entries {
         sqlx::query(&format!(
             "INSERT INTO audit (at, tenant, action, verdict, image, component, flavor, \
              flavor_sha256, reason, digest, token_id, request_id, replica) \
              VALUES ({}, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            backend::NOW
+            db.now()
         ))
         .bind(tenant)
         .bind(&e.action)
@@ -199,7 +199,7 @@ impl Store {
 
     /// Removes rows older than `cutoff` (RFC 3339, the store's format); how many.
     pub async fn prune_audit(&self, cutoff: &str) -> Result<u64, StoreError> {
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.db.begin_write(backend::WriteLock::None).await?;
         let removed = sqlx::query("DELETE FROM audit WHERE at < $1")
             .bind(cutoff)
             .execute(&mut *tx)

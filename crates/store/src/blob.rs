@@ -168,3 +168,48 @@ fn create_new_private(path: &Path) -> std::io::Result<File> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path)
 }
+
+/// The blob `sha256` from the database's `blobs` table (PostgreSQL), checked
+/// against its digest.
+pub(super) async fn get_from_database(
+    db: &super::backend::Database,
+    sha256: &str,
+) -> Result<Vec<u8>, StoreError> {
+    validate_digest(sha256)?;
+    let row: Option<(Vec<u8>,)> = sqlx::query_as("SELECT content FROM blobs WHERE sha256 = $1")
+        .bind(sha256)
+        .fetch_optional(db.pool()?)
+        .await?;
+    let Some((bytes,)) = row else {
+        return Err(StoreError::NotFound {
+            kind: "blob",
+            name: sha256.to_owned(),
+        });
+    };
+    if hex::encode(Sha256::digest(&bytes)) != sha256 {
+        return Err(StoreError::CorruptBlob {
+            sha256: sha256.to_owned(),
+        });
+    }
+    Ok(bytes)
+}
+
+/// Stores `bytes` in the database's `blobs` table inside the caller's
+/// transaction (a copy already there is kept: rows are written whole or
+/// not at all); returns its digest.
+pub(super) async fn put_in_database(
+    conn: &mut super::backend::Connection,
+    bytes: &[u8],
+) -> Result<String, StoreError> {
+    let sha256 = hex::encode(Sha256::digest(bytes));
+    sqlx::query(
+        "INSERT INTO blobs (sha256, content, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (sha256) DO NOTHING",
+    )
+    .bind(&sha256)
+    .bind(bytes)
+    .bind(super::timestamp::now_rfc3339())
+    .execute(conn)
+    .await?;
+    Ok(sha256)
+}

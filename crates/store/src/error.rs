@@ -147,6 +147,29 @@ pub enum StoreError {
         /// What was found.
         reason: String,
     },
+    /// The database server could not be reached or refused the login.
+    #[error(
+        "cannot connect to the database `{url}`: {reason}; check that it runs, that the URL (host, port, user, password, database name) is right, and that this host may connect"
+    )]
+    DatabaseUnreachable {
+        /// The URL, its password replaced.
+        url: String,
+        /// What the connection attempt said.
+        reason: String,
+    },
+    /// The shared database's schema is older than this flavorbox and the
+    /// operator runs migrations as their own step.
+    #[error(
+        "the database `{url}` has schema version {applied}, this flavorbox needs {latest}: run `flavorbox migrate --database URL` first (or start without --no-migrate)"
+    )]
+    SchemaBehind {
+        /// The newest migration applied.
+        applied: i64,
+        /// The newest migration this build has.
+        latest: i64,
+        /// The URL, its password replaced.
+        url: String,
+    },
     /// The database refused or failed a query.
     #[error("database error: {0}")]
     Database(sqlx::Error),
@@ -201,6 +224,19 @@ impl From<sqlx::Error> for StoreError {
     /// full disk and a read-only file system have errors of their own.
     fn from(e: sqlx::Error) -> StoreError {
         if let sqlx::Error::Database(db) = &e
+            && db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some()
+        {
+            // SQLSTATE classes: disk_full, read_only_sql_transaction.
+            match db.code().as_deref() {
+                Some("53100") => return StoreError::NoSpace { path: None },
+                Some("25006") => return StoreError::ReadOnly { path: None },
+                _ => {}
+            }
+        }
+        if let sqlx::Error::Database(db) = &e
+            && db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
             && let Some(code) = db.code().and_then(|c| c.parse::<u32>().ok())
         {
             match code {

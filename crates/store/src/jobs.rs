@@ -1,6 +1,7 @@
 //! Push jobs, scoped to their tenant like every other row.
 
 use super::TenantStore;
+use super::backend::WriteLock;
 use super::error::{JOB, StoreError, already_exists, corrupt, not_found};
 use super::records::{JobRecord, JobStatus};
 use super::timestamp::{format_rfc3339, now_rfc3339};
@@ -75,7 +76,7 @@ impl TenantStore {
     ) -> Result<(), StoreError> {
         let now = now_rfc3339();
         let active = active_statuses();
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.db.begin_write(WriteLock::Tenant(&self.tenant)).await?;
         if let Some(max) = max_active {
             let (count,): (i64,) = sqlx::query_as(&format!(
                 "SELECT COUNT(*) FROM jobs WHERE tenant = $1 AND status IN {active}"

@@ -2,28 +2,32 @@
 //! a SQL database, `.wasm` components in a content-addressed blob store,
 //! and the place the sandbox keeps precompiled code.
 //!
-//! All SQL of the host lives here, behind a narrow API, so that moving to a
-//! PostgreSQL database shared by several server replicas is a new backend
-//! module and a connection string, not a rewrite: queries use `$n`
-//! placeholders, portable types and no SQLite-only functions. Every row
+//! All SQL of the host lives here, behind a narrow API, written once over
+//! two databases chosen at run time: an embedded SQLite file (the CLI, a
+//! single server) and a PostgreSQL server that several replicas share
+//! ([`Store::open_shared`]). Queries use `$n` placeholders, portable types
+//! and no database-only functions; what differs is in `backend`. Every row
 //! belongs to a tenant, and every query a [`TenantStore`] runs is filtered by
 //! its tenant, so one tenant can never read or change another's rows. The
 //! store knows nothing of wasm, pushes or the CLI.
 //!
 //! One file per concern: `records` (the rows callers see), `error`
 //! ([`StoreError`]), `tenant` (the queries), `timestamp` (the text they
-//! write for times), `sqlite` (everything that knows the database is SQLite,
-//! and what a PostgreSQL backend must provide instead) and `blob` (the
+//! write for times), `backend` (what differs between the databases: write
+//! transactions and their locks, the clock), `sqlite` and `postgres` (how
+//! each is opened and migrated) and `blob` (the
 //! [`BlobStore`] trait and its directory implementation), `accounts` (the
 //! server's tenants and blob references across tenants), `jobs` (push jobs)
 //! and `audit` (the audit trail).
 
 mod accounts;
 mod audit;
+mod backend;
 mod blob;
 mod egress_paths;
 mod error;
 mod jobs;
+mod postgres;
 mod records;
 mod sqlite;
 mod state;
@@ -36,13 +40,13 @@ use std::fs::DirBuilder;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sqlx::migrate::Migrator;
-
 pub use accounts::SealedSecret;
 pub use audit::{AuditEntry, AuditFilter, AuditRecord};
+pub use backend::Kind as DatabaseKind;
 pub use blob::BlobStore;
 pub use error::StoreError;
 pub use jobs::{JOB_HISTORY, JobHistory};
+pub use postgres::{is_postgres_url, redact as redact_database_url};
 pub use records::{
     ComponentRecord, FlavorOrigin, FlavorRecord, JobRecord, JobStatus, RowQuota, SecretRecord,
     SecretSummary,
@@ -53,13 +57,6 @@ pub use timestamp::format_rfc3339;
 
 use blob::BlobDir;
 use error::io_error;
-
-/// The database backend the queries run on: the only line that names it.
-use sqlite as backend;
-
-/// The schema migrations, embedded at build time from `migrations/`; the
-/// same files serve every backend.
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// The database, the blobs and the code cache under one home directory.
 #[derive(Debug, Clone)]
@@ -109,10 +106,10 @@ impl Store {
         // flavorbox created with the default mode.
         set_private_dir(&code_cache_dir)?;
         let code_cache_key = host_key(&home.join(CODE_CACHE_KEY_FILE), &code_cache_dir)?;
-        if !home.join(backend::DB_FILE).exists() {
+        if !home.join(sqlite::DB_FILE).exists() {
             state::refuse_orphaned_state(home, &blob_dir)?;
         }
-        let db = backend::Database::open(home).await?;
+        let db = sqlite::open(home).await?;
         state::check_identity(&db, home).await?;
         Ok(Store {
             db,
@@ -125,15 +122,83 @@ impl Store {
         })
     }
 
+    /// Opens the PostgreSQL database at `url`, shared with other replicas,
+    /// with this replica's own code cache (and its key) under `home`.
+    ///
+    /// Pending migrations run first (once, under PostgreSQL's migration
+    /// lock, whichever replica gets there first) unless `migrate` is false:
+    /// then a schema behind this build is refused
+    /// ([`StoreError::SchemaBehind`]) and the operator runs
+    /// [`Store::migrate`] as a step of its own. Blobs live in the database.
+    /// The home's identity marker names the database it serves, so a home
+    /// moved to another database is refused as a SQLite home would be.
+    pub async fn open_shared(home: &Path, url: &str, migrate: bool) -> Result<Store, StoreError> {
+        create_private_dir(home)?;
+        check_private_dir(home)?;
+        let code_cache_dir = home.join("cache").join("code");
+        create_private_dir(&code_cache_dir)?;
+        check_private_dir(&home.join("cache"))?;
+        set_private_dir(&code_cache_dir)?;
+        let code_cache_key = host_key(&home.join(CODE_CACHE_KEY_FILE), &code_cache_dir)?;
+        let db = postgres::open(url, migrate).await?;
+        state::check_identity(&db, home).await?;
+        let blob_dir = home.join("blobs").join("sha256");
+        Ok(Store {
+            db,
+            blobs: Arc::new(BlobDir::new(blob_dir.clone())),
+            home: home.to_path_buf(),
+            blob_dir,
+            code_cache_dir,
+            code_cache_key,
+            read_only: false,
+        })
+    }
+
+    /// Brings the database at `url` (PostgreSQL) up to this build's schema
+    /// and returns the versions it applied; nothing else is opened. For
+    /// operators who migrate as a step of its own before upgrading replicas.
+    pub async fn migrate(url: &str) -> Result<Vec<i64>, StoreError> {
+        let pool = postgres::connect(url).await?;
+        let before = postgres::applied(&pool).await;
+        let result = postgres::MIGRATOR.run(&pool).await;
+        pool.close().await;
+        result?;
+        Ok(postgres::MIGRATOR
+            .iter()
+            .map(|m| m.version)
+            .filter(|v| *v > before)
+            .collect())
+    }
+
+    /// Which database this store runs on.
+    pub fn database_kind(&self) -> DatabaseKind {
+        self.db.kind()
+    }
+
+    /// One round trip to the database (and, for SQLite, a check that the
+    /// file is still the one opened): for readiness probes of a server
+    /// whose database is a server of its own.
+    pub async fn ping_database(&self) -> Result<(), StoreError> {
+        self.db.ping().await
+    }
+
+    /// The `.wasm` content stored under `sha256`, checked against it.
+    pub async fn blob(&self, sha256: &str) -> Result<Vec<u8>, StoreError> {
+        match self.db.kind() {
+            DatabaseKind::Sqlite => self.blobs.get(sha256),
+            DatabaseKind::Postgres => blob::get_from_database(&self.db, sha256).await,
+        }
+    }
+
     /// Opens a home this user cannot write to, changing nothing in it.
     async fn open_read_only(home: &Path) -> Result<Store, StoreError> {
         check_private_dir(home)?;
-        if !home.join(backend::DB_FILE).exists() {
+        if !home.join(sqlite::DB_FILE).exists() {
             return Err(StoreError::ReadOnly {
                 path: Some(home.to_path_buf()),
             });
         }
-        let db = backend::Database::open_read_only(home).await?;
+        let db = sqlite::open_read_only(home).await?;
         let blob_dir = home.join("blobs").join("sha256");
         // Code compiled here is not cached (nothing can be written): an
         // existing cache is used only under its own intact key.
@@ -175,7 +240,9 @@ impl Store {
         TenantStore::new(self.db.clone(), tenant, self.blobs.clone())
     }
 
-    /// The content-addressed blobs (`.wasm` components), shared by every tenant.
+    /// The blob directory of a SQLite store (`.wasm` components, shared by
+    /// every tenant); for tests and tools that look at the files. Callers
+    /// read blobs with [`Store::blob`], which serves either database.
     pub fn blobs(&self) -> &dyn BlobStore {
         &*self.blobs
     }

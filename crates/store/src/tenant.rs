@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::backend::{Connection, Database};
+use super::backend::{Connection, Database, Kind, WriteLock};
 use super::blob::{self, BlobStore};
 use super::egress_paths::require_no_overlap;
 use super::error::{
@@ -159,7 +159,7 @@ impl TenantStore {
         content: Option<&[u8]>,
     ) -> Result<bool, StoreError> {
         blob::validate_digest(&r.sha256)?;
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.db.begin_write(WriteLock::Tenant(&self.tenant)).await?;
         let existing: Option<(String,)> =
             sqlx::query_as("SELECT sha256 FROM flavors WHERE tenant = $1 AND name = $2")
                 .bind(&self.tenant)
@@ -168,7 +168,7 @@ impl TenantStore {
                 .await?;
         match existing {
             Some((sha256,)) if sha256 == r.sha256 => {
-                self.put_blob(r, content)?;
+                self.put_blob(&mut tx, r, content).await?;
                 tx.commit().await?;
                 return Ok(false);
             }
@@ -188,7 +188,7 @@ impl TenantStore {
             self.quota.max_flavors,
         )
         .await?;
-        self.put_blob(r, content)?;
+        self.put_blob(&mut tx, r, content).await?;
         sqlx::query(
             "INSERT INTO flavors (tenant, name, sha256, metadata_json, registered_at, \
              origin_reference, origin_digest, origin_key) \
@@ -211,11 +211,23 @@ impl TenantStore {
 
     /// Stores `content` as the blob of `r` (checking an existing copy and
     /// replacing a damaged one), refusing content that is not `r.sha256`.
-    fn put_blob(&self, r: &FlavorRecord, content: Option<&[u8]>) -> Result<(), StoreError> {
+    ///
+    /// On SQLite the blob is a file, written under the database's write
+    /// lock; on PostgreSQL it is a row written in `tx`, which the flavor row
+    /// then references.
+    async fn put_blob(
+        &self,
+        tx: &mut Connection,
+        r: &FlavorRecord,
+        content: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
         let Some(content) = content else {
             return Ok(());
         };
-        let stored = self.blobs.put(content)?;
+        let stored = match self.db.kind() {
+            Kind::Sqlite => self.blobs.put(content)?,
+            Kind::Postgres => blob::put_in_database(tx, content).await?,
+        };
         if stored != r.sha256 {
             return Err(StoreError::InvalidDigest(r.sha256.clone()));
         }
@@ -266,8 +278,8 @@ impl TenantStore {
         content: Option<&[u8]>,
     ) -> Result<Vec<String>, StoreError> {
         blob::validate_digest(&r.sha256)?;
-        let mut tx = self.db.begin_write().await?;
-        self.put_blob(r, content)?;
+        let mut tx = self.db.begin_write(WriteLock::Tenant(&self.tenant)).await?;
+        self.put_blob(&mut tx, r, content).await?;
         let changed = sqlx::query(
             "UPDATE flavors SET sha256 = $1, metadata_json = $2, registered_at = $3, \
              origin_reference = $4, origin_digest = $5, origin_key = $6 \
@@ -300,7 +312,7 @@ impl TenantStore {
     ///
     /// The blob stays: blobs are shared and content-addressed.
     pub async fn delete_flavor(&self, name: &str) -> Result<(), StoreError> {
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.db.begin_write(WriteLock::Tenant(&self.tenant)).await?;
         let deleted = sqlx::query("DELETE FROM flavors WHERE tenant = $1 AND name = $2")
             .bind(&self.tenant)
             .bind(name)
@@ -339,7 +351,10 @@ impl TenantStore {
         r: &ComponentRecord,
         overlaps: Option<&(dyn Fn(&str) -> bool + Send + Sync)>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self
+            .db
+            .begin_write(WriteLock::TenantAndPaths(&self.tenant))
+            .await?;
         if let Some(secret) = &r.secret {
             require_secret(&mut tx, &self.tenant, secret).await?;
         }
@@ -393,7 +408,10 @@ impl TenantStore {
         r: &ComponentRecord,
         overlaps: Option<&(dyn Fn(&str) -> bool + Send + Sync)>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self
+            .db
+            .begin_write(WriteLock::TenantAndPaths(&self.tenant))
+            .await?;
         // The row is written first so that a missing or changed component is
         // reported as such before anything about its new contents; a check
         // that fails below drops `tx`, which rolls the write back.
@@ -493,7 +511,7 @@ impl TenantStore {
         username: &str,
         password: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.db.begin_write(WriteLock::Tenant(&self.tenant)).await?;
         require_room(
             &mut tx,
             "secrets",
@@ -568,7 +586,7 @@ impl TenantStore {
 
     /// Deletes a secret, refusing while a registry component references it.
     pub async fn delete_secret(&self, name: &str) -> Result<(), StoreError> {
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.db.begin_write(WriteLock::Tenant(&self.tenant)).await?;
         let by = names_where(&mut tx, &self.tenant, "secret", name).await?;
         if !by.is_empty() {
             return Err(StoreError::InUse {

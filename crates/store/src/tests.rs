@@ -987,9 +987,11 @@ async fn a_database_from_before_versions_migrates_and_its_rows_start_at_version_
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     fs::create_dir_all(&home).unwrap();
-    let old_migrations = dir.path().join("migrations");
-    fs::create_dir(&old_migrations).unwrap();
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let old_migrations = dir.path().join("migrations").join("sqlite");
+    fs::create_dir_all(&old_migrations).unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join("sqlite");
     for file in ["0001_init.sql", "0002_component_flavor_digest.sql"] {
         fs::copy(source.join(file), old_migrations.join(file)).unwrap();
     }

@@ -1,0 +1,13 @@
+-- Flavorbox state, version 3.
+--
+-- Optimistic concurrency for registry components: every update bumps
+-- `version` and succeeds only if the row still has the version the writer
+-- read, so of two commands that read the same component the second to write
+-- is refused instead of silently undoing the first. The previous token,
+-- `updated_at`, has millisecond resolution: two updates in the same
+-- millisecond could not tell each other apart.
+--
+-- BIGINT rather than INTEGER: the same in SQLite (a 64-bit INTEGER either
+-- way), and in PostgreSQL the 64-bit type the host reads it as. Existing rows
+-- start at 1, like new ones.
+ALTER TABLE components ADD COLUMN version BIGINT NOT NULL DEFAULT 1;

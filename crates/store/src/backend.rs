@@ -1,0 +1,220 @@
+//! The database the queries run on, chosen at run time: an embedded SQLite
+//! file (the CLI, a single server) or a PostgreSQL server that several
+//! replicas share.
+//!
+//! The queries are written once, over sqlx's `Any` driver, with `$n`
+//! placeholders and types both accept. What differs between the two is
+//! here and only here ([`Kind`]): how a write transaction starts and what
+//! it serialises ([`Database::begin_write`]), the database's clock
+//! ([`Database::now`]), the migrations, and where `.wasm` blobs live. The
+//! file-specific half of SQLite (its path, permissions, WAL) is in
+//! `sqlite.rs`, PostgreSQL's connection in `postgres.rs`.
+
+use std::ops::{Deref, DerefMut};
+
+use sqlx::Pool;
+use sqlx::pool::PoolConnection;
+
+use super::error::StoreError;
+
+/// The sqlx database type the queries run on.
+pub(super) type Db = sqlx::Any;
+
+/// One connection of [`Db`], as helpers that run inside a transaction take it.
+pub(super) type Connection = sqlx::AnyConnection;
+
+/// Which database a [`Database`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A file under the home directory, one writer at a time.
+    Sqlite,
+    /// A server shared by replicas; writers serialise per tenant.
+    Postgres,
+}
+
+impl Kind {
+    /// The name operators see (`sqlite`, `postgres`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Sqlite => "sqlite",
+            Kind::Postgres => "postgres",
+        }
+    }
+}
+
+/// What a write transaction serialises against, beyond the rows it touches.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum WriteLock<'a> {
+    /// Every other write of this tenant: quotas, in-use checks and the job
+    /// quota count and then insert, and must see each other's rows.
+    Tenant(&'a str),
+    /// A tenant's write that also reads other tenants' rows to decide
+    /// (overlapping registry paths): every other such write, of any tenant.
+    TenantAndPaths(&'a str),
+    /// Nothing beyond the rows (an append-only log, a cross-tenant
+    /// statement whose constraints decide).
+    None,
+}
+
+/// A pool of connections to the database, migrated to the current schema.
+#[derive(Debug, Clone)]
+pub(super) struct Database {
+    pool: Pool<Db>,
+    kind: Kind,
+    /// The SQLite file and its identity when opened, checked before each
+    /// use; `None` on PostgreSQL.
+    file: Option<super::sqlite::FileIdentity>,
+}
+
+/// The advisory-lock key of the registry-path check, apart from every
+/// tenant's (those hash `tenant:NAME`).
+const PATHS_LOCK: &str = "flavorbox:egress-paths";
+
+impl Database {
+    /// A database on `pool`, of `kind`, already migrated.
+    pub(super) fn new(
+        pool: Pool<Db>,
+        kind: Kind,
+        file: Option<super::sqlite::FileIdentity>,
+    ) -> Database {
+        Database { pool, kind, file }
+    }
+
+    /// Which database this is.
+    pub(super) fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The database's clock as the store's timestamp text
+    /// (`YYYY-MM-DDThh:mm:ss.mmmZ`, as [`format_rfc3339`](super::timestamp)
+    /// writes), for rows stamped by the database (one clock for every replica).
+    pub(super) fn now(&self) -> &'static str {
+        match self.kind {
+            Kind::Sqlite => "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+            Kind::Postgres => {
+                "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+            }
+        }
+    }
+
+    /// The connection pool, for single statements outside a transaction;
+    /// refused once a SQLite file was removed or replaced.
+    pub(super) fn pool(&self) -> Result<&Pool<Db>, StoreError> {
+        self.check()?;
+        Ok(&self.pool)
+    }
+
+    /// Whether the database is there: for SQLite, whether the file at its
+    /// path is still the one opened (a process that wrote on after the file
+    /// was deleted would acknowledge writes no later start sees); a `stat`.
+    /// PostgreSQL is asked with [`Database::ping`].
+    pub(super) fn check(&self) -> Result<(), StoreError> {
+        match &self.file {
+            Some(file) => file.check(),
+            None => Ok(()),
+        }
+    }
+
+    /// One round trip to the database: whether it answers now.
+    pub(super) async fn ping(&self) -> Result<(), StoreError> {
+        self.check()?;
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Starts a write transaction serialised as `lock` says.
+    ///
+    /// SQLite: `BEGIN IMMEDIATE` takes the database's one write lock up
+    /// front (waiting under the busy timeout), which serialises every
+    /// writer, so `lock` asks nothing more. A plain deferred transaction
+    /// that reads and then writes could fail without waiting.
+    ///
+    /// PostgreSQL: `BEGIN` (read committed) and a transaction-scoped
+    /// advisory lock per tenant (and one for the registry-path check), so
+    /// that a count-then-insert or an in-use check of one tenant sees every
+    /// committed write of that tenant, whichever replica made it, while
+    /// other tenants write beside it. The locks go with the transaction.
+    ///
+    /// The transaction is a [`WriteTx`]: a connection whose transaction did
+    /// not commit is closed, never returned to the pool.
+    pub(super) async fn begin_write(&self, lock: WriteLock<'_>) -> Result<WriteTx, StoreError> {
+        self.check()?;
+        let conn = self.pool.acquire().await?;
+        // From here on, a failure drops `tx`, which closes the connection.
+        let mut tx = WriteTx { conn, done: false };
+        match self.kind {
+            Kind::Sqlite => {
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut *tx).await?;
+            }
+            Kind::Postgres => {
+                sqlx::query("BEGIN").execute(&mut *tx).await?;
+                let keys: &[String] = match lock {
+                    WriteLock::Tenant(tenant) => &[format!("tenant:{tenant}")],
+                    WriteLock::TenantAndPaths(tenant) => {
+                        &[format!("tenant:{tenant}"), PATHS_LOCK.to_owned()]
+                    }
+                    WriteLock::None => &[],
+                };
+                // Always in this order (tenant, then paths): no two writers
+                // wait for each other's second lock.
+                for key in keys {
+                    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        Ok(tx)
+    }
+
+    /// Closes every connection (on SQLite, checkpointing the write-ahead log).
+    pub(super) async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A write transaction on a pooled connection.
+///
+/// sqlx's own transaction counts its depth beside the database's: when a
+/// COMMIT fails (a full disk), SQLite has already rolled back, sqlx's
+/// ROLLBACK on drop then fails too, and the connection went back to the
+/// pool still counted as inside a transaction, failing every later write on
+/// it until the pool retired it. This one keeps no count: a transaction
+/// that did not commit closes its connection (the database rolls back on
+/// close), so whatever went wrong, no later write inherits it.
+pub(super) struct WriteTx {
+    conn: PoolConnection<Db>,
+    done: bool,
+}
+
+impl WriteTx {
+    /// Commits; on failure the connection is closed.
+    pub(super) async fn commit(mut self) -> Result<(), StoreError> {
+        sqlx::query("COMMIT").execute(&mut *self.conn).await?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        if !self.done {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+impl Deref for WriteTx {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
