@@ -197,6 +197,12 @@ pub(super) async fn get_from_database(
 /// Stores `bytes` in the database's `blobs` table inside the caller's
 /// transaction (a copy already there is kept: rows are written whole or
 /// not at all); returns its digest.
+///
+/// A copy already there is locked, not merely seen: with `DO NOTHING` a
+/// collection could delete it between this statement and the flavor row
+/// that references it (read committed), and the flavor's insert would fail
+/// on the foreign key. `DO UPDATE` waits for a collection under way and,
+/// when it removed the row, inserts it again.
 pub(super) async fn put_in_database(
     conn: &mut super::backend::Connection,
     bytes: &[u8],
@@ -204,7 +210,7 @@ pub(super) async fn put_in_database(
     let sha256 = hex::encode(Sha256::digest(bytes));
     sqlx::query(
         "INSERT INTO blobs (sha256, content, created_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (sha256) DO NOTHING",
+         ON CONFLICT (sha256) DO UPDATE SET created_at = blobs.created_at",
     )
     .bind(&sha256)
     .bind(bytes)

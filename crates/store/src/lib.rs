@@ -32,8 +32,15 @@ mod records;
 mod sqlite;
 mod state;
 mod tenant;
+/// The store's suite, on SQLite.
 #[cfg(test)]
 mod tests;
+/// The same suite, compiled again, on a PostgreSQL server of its own
+/// (`tests.rs` asks its module path which copy it is).
+#[cfg(test)]
+#[path = "tests.rs"]
+#[allow(clippy::duplicate_mod)]
+mod tests_postgres;
 mod timestamp;
 
 use std::fs::DirBuilder;

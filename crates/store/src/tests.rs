@@ -1,4 +1,9 @@
-//! Tests of the store against real SQLite databases in temporary directories.
+//! Tests of the store against real databases: compiled twice, as `tests`
+//! on SQLite files in temporary directories and as `tests_postgres` on a
+//! fresh database of a private PostgreSQL server each. Tests of what only
+//! a SQLite home has (its files, their modes, a file removed under the
+//! process, a read-only home) return at once in the PostgreSQL copy
+//! ([`sqlite_only`]).
 
 use std::fs;
 use std::path::Path;
@@ -20,12 +25,68 @@ fn blob_dir(dir: &TempDir) -> BlobDir {
     BlobDir::new(dir.path().join("home").join("blobs").join("sha256"))
 }
 
+/// Whether this copy of the suite runs on PostgreSQL.
+fn on_postgres() -> bool {
+    module_path!().ends_with("tests_postgres")
+}
+
+/// True (and the caller returns) in the PostgreSQL copy: for tests of the
+/// SQLite home's files, which a shared database does not have.
+fn sqlite_only() -> bool {
+    on_postgres()
+}
+
 async fn open_temp() -> (TempDir, Store) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(&dir.path().join("home"))
+    let home = dir.path().join("home");
+    if !on_postgres() {
+        let store = Store::open(&home).await.expect("open store");
+        return (dir, store);
+    }
+    let url = flavorbox_testdb::postgres().fresh_database();
+    let store = Store::open_shared(&home, &url, true)
         .await
         .expect("open store");
+    // Rows-only tests register flavors under DIGEST without content; the
+    // flavors' foreign key needs a blob row of that name.
+    rows_only_blob(&store, DIGEST).await;
     (dir, store)
+}
+
+/// Two stores on one database, as two processes (SQLite, one home) or two
+/// replicas (PostgreSQL, one server) open it.
+async fn open_pair() -> (TempDir, Store, Store) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    if !on_postgres() {
+        let home = dir.path().join("home");
+        let first = Store::open(&home).await.expect("open store");
+        let second = Store::open(&home).await.expect("open store");
+        return (dir, first, second);
+    }
+    let url = flavorbox_testdb::postgres().fresh_database();
+    let first = Store::open_shared(&dir.path().join("one"), &url, true)
+        .await
+        .expect("open store");
+    let second = Store::open_shared(&dir.path().join("two"), &url, true)
+        .await
+        .expect("open store");
+    (dir, first, second)
+}
+
+/// On PostgreSQL, a blob row named `sha256` (whose content is not that
+/// digest's) for tests of flavor rows registered without content; nothing
+/// on SQLite, where blobs are files and rows do not reference them.
+async fn rows_only_blob(store: &Store, sha256: &str) {
+    if !on_postgres() {
+        return;
+    }
+    sqlx::query("INSERT INTO blobs (sha256, content, created_at) VALUES ($1, $2, $3)")
+        .bind(sha256)
+        .bind(&b"placeholder of rows-only tests"[..])
+        .bind(now_rfc3339())
+        .execute(store.db.pool().unwrap())
+        .await
+        .expect("placeholder blob");
 }
 
 fn flavor(name: &str) -> FlavorRecord {
@@ -704,6 +765,9 @@ async fn a_loose_code_cache_is_tightened_on_open() {
 
 #[tokio::test]
 async fn blob_put_get_round_trips_and_is_idempotent() {
+    if sqlite_only() {
+        return;
+    }
     let (dir, store) = open_temp().await;
     let blobs = store.blobs();
     let sha256 = blobs.put(b"hello").unwrap();
@@ -725,6 +789,9 @@ async fn blob_put_get_round_trips_and_is_idempotent() {
 
 #[tokio::test]
 async fn missing_blob_is_not_found() {
+    if sqlite_only() {
+        return;
+    }
     let (_dir, store) = open_temp().await;
     let err = store.blobs().get(DIGEST).unwrap_err();
     assert!(
@@ -735,6 +802,9 @@ async fn missing_blob_is_not_found() {
 
 #[tokio::test]
 async fn corrupt_blob_is_detected_and_repaired_by_put() {
+    if sqlite_only() {
+        return;
+    }
     let (dir, store) = open_temp().await;
     let blobs = store.blobs();
     let sha256 = blobs.put(b"original").unwrap();
@@ -750,6 +820,9 @@ async fn corrupt_blob_is_detected_and_repaired_by_put() {
 
 #[tokio::test]
 async fn blob_names_that_are_not_digests_are_rejected() {
+    if sqlite_only() {
+        return;
+    }
     let (dir, store) = open_temp().await;
     let blobs = store.blobs();
     let upper = DIGEST.to_uppercase();
@@ -1038,6 +1111,7 @@ async fn a_component_must_name_the_flavor_content_that_validated_it() {
     let (_dir, store) = open_temp().await;
     let t = store.tenant("default");
     let sha = "a".repeat(64);
+    rows_only_blob(&store, &sha).await;
     t.insert_flavor(
         &FlavorRecord {
             name: "mine".to_owned(),
@@ -1139,6 +1213,7 @@ async fn a_flavor_keeps_its_origin_and_is_replaced_only_from_the_content_read() 
 
     let mut moved = record.clone();
     moved.sha256 = "d".repeat(64);
+    rows_only_blob(&store, &moved.sha256).await;
     if let Some(origin) = moved.origin.as_mut() {
         origin.digest = format!("sha256:{}", "e".repeat(64));
         origin.key = Some("sha256:key".to_owned());
@@ -1243,6 +1318,9 @@ async fn a_database_of_another_home_is_refused() {
 
 #[tokio::test]
 async fn a_database_removed_under_the_store_refuses_reads_and_writes() {
+    if sqlite_only() {
+        return;
+    }
     let (dir, store) = open_temp().await;
     let t = store.tenant("default");
     t.create_secret("before", "u", "p").await.unwrap();
@@ -1284,6 +1362,9 @@ async fn a_damaged_code_cache_key_is_replaced_and_its_cache_dropped() {
 
 #[tokio::test]
 async fn registering_the_same_content_again_repairs_its_blob() {
+    if sqlite_only() {
+        return;
+    }
     let (dir, store) = open_temp().await;
     let t = store.tenant("default");
     let record = flavor_of("mine", b"the component");
@@ -1339,14 +1420,43 @@ async fn a_blob_is_collected_only_when_no_flavor_uses_it() {
     b.insert_flavor(&record, Some(b"shared")).await.unwrap();
     a.delete_flavor("mine").await.unwrap();
     assert!(!store.collect_blob(&record.sha256).await.unwrap());
-    assert_eq!(store.blobs().get(&record.sha256).unwrap(), b"shared");
+    assert_eq!(store.blob(&record.sha256).await.unwrap(), b"shared");
     b.delete_flavor("mine").await.unwrap();
     assert!(store.collect_blob(&record.sha256).await.unwrap());
-    assert!(!store.blobs().contains(&record.sha256).unwrap());
+    assert!(matches!(
+        store.blob(&record.sha256).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_sweep_collects_the_blobs_no_flavor_uses_and_keeps_the_rest() {
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("a");
+    let (kept, dropped) = (flavor_of("kept", b"kept"), flavor_of("dropped", b"dropped"));
+    t.insert_flavor(&kept, Some(b"kept")).await.unwrap();
+    t.insert_flavor(&dropped, Some(b"dropped")).await.unwrap();
+    // A delete whose collection never ran (a kill in between).
+    t.delete_flavor("dropped").await.unwrap();
+    let report = store.sweep(Default::default).await.unwrap();
+    // On PostgreSQL the rows-only placeholder blob goes too.
+    let orphans = if on_postgres() { 2 } else { 1 };
+    assert_eq!(report.orphan_blobs, orphans, "{report:?}");
+    assert_eq!(store.blob(&kept.sha256).await.unwrap(), b"kept");
+    assert!(matches!(
+        store.blob(&dropped.sha256).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // The dropped content registered again is whole.
+    t.insert_flavor(&dropped, Some(b"dropped")).await.unwrap();
+    assert_eq!(store.blob(&dropped.sha256).await.unwrap(), b"dropped");
 }
 
 #[tokio::test]
 async fn a_sweep_removes_what_dead_writers_left_and_keeps_what_is_used() {
+    if sqlite_only() {
+        return;
+    }
     let (dir, store) = open_temp().await;
     let home = dir.path().join("home");
     let used = flavor_of("mine", b"used");
@@ -1723,4 +1833,104 @@ async fn a_deleted_tenants_trail_goes_with_it() {
     let left = store.audit(None, &all).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].tenant, "stays");
+}
+
+#[test]
+fn the_migrations_are_the_same_on_both_databases_where_the_sql_is_portable() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let names = |dir: &str| {
+        let mut names: Vec<String> = fs::read_dir(root.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        names("sqlite"),
+        names("postgres"),
+        "one migration per version on both"
+    );
+    // What may differ, and why: the audit id (SQLite's rowid, PostgreSQL's
+    // identity column) and where blobs live (files, or a table).
+    let allowed: &[(&str, Option<usize>)] =
+        &[("0008_audit.sql", Some(1)), ("0009_blobs.sql", None)];
+    for name in names("sqlite") {
+        let read = |dir: &str| fs::read_to_string(root.join(dir).join(&name)).unwrap();
+        let (lite, pg) = (read("sqlite"), read("postgres"));
+        let differing = lite.lines().zip(pg.lines()).filter(|(a, b)| a != b).count()
+            + lite.lines().count().abs_diff(pg.lines().count());
+        match allowed.iter().find(|(n, _)| *n == name) {
+            None => assert_eq!(lite, pg, "{name} differs between the databases"),
+            Some((_, Some(lines))) => assert_eq!(differing, *lines, "{name}"),
+            Some((_, None)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn registrations_racing_on_two_stores_never_exceed_the_quota() {
+    let (_dir, one, two) = open_pair().await;
+    let quota = RowQuota {
+        max_flavors: Some(5),
+        ..RowQuota::default()
+    };
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = if i % 2 == 0 { one.clone() } else { two.clone() };
+        let t = store.tenant("acme").with_quota(quota);
+        tasks.push(tokio::spawn(async move {
+            let content = format!("flavor {i}");
+            let record = flavor_of(&format!("f{i}"), content.as_bytes());
+            t.insert_flavor(&record, Some(content.as_bytes())).await
+        }));
+    }
+    let mut refused = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => {}
+            Err(StoreError::QuotaExceeded { .. }) => refused += 1,
+            Err(e) => panic!("unexpected: {e:?}"),
+        }
+    }
+    assert_eq!(refused, 15);
+    assert_eq!(one.tenant("acme").list_flavors().await.unwrap().len(), 5);
+    assert_eq!(two.tenant("acme").list_flavors().await.unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn racing_deletes_and_registrations_leave_every_flavor_with_its_blob() {
+    let (_dir, one, two) = open_pair().await;
+    let record = flavor_of("shared", b"shared content");
+    for round in 0..50 {
+        let (a, b) = (one.tenant("a"), two.tenant("b"));
+        a.insert_flavor(&record, Some(b"shared content"))
+            .await
+            .unwrap();
+        // One store deletes and collects, the other registers the same
+        // content for another tenant, at once.
+        let deleter = {
+            let (a, one) = (a.clone(), one.clone());
+            let sha256 = record.sha256.clone();
+            tokio::spawn(async move {
+                a.delete_flavor("shared").await.unwrap();
+                one.collect_blob(&sha256).await.unwrap()
+            })
+        };
+        let registrar = {
+            let record = record.clone();
+            tokio::spawn(async move { b.insert_flavor(&record, Some(b"shared content")).await })
+        };
+        deleter.await.unwrap();
+        registrar.await.unwrap().unwrap();
+        for store in [&one, &two] {
+            assert_eq!(
+                store.blob(&record.sha256).await.unwrap(),
+                b"shared content",
+                "round {round}"
+            );
+        }
+        two.tenant("b").delete_flavor("shared").await.unwrap();
+        two.collect_blob(&record.sha256).await.unwrap();
+    }
 }
