@@ -32,6 +32,7 @@ pub struct AppConfig {
     pooling: bool,
     secrets_key: Option<SecretKey>,
     archive_limits: flavorbox_net::push::ArchiveLimits,
+    database: Option<String>,
 }
 
 /// Every tenant's quota: a default and named exceptions.
@@ -71,12 +72,19 @@ impl AppConfig {
             pooling: sandbox.pooling,
             secrets_key: None,
             archive_limits: flavorbox_net::push::ArchiveLimits::default(),
+            database: None,
         }
     }
 
     /// The state directory.
     pub fn home(&self) -> &Path {
         &self.home
+    }
+
+    /// The shared PostgreSQL database (a `postgres://` URL), if the state
+    /// is there rather than in the home's SQLite file.
+    pub fn database(&self) -> Option<&str> {
+        self.database.as_deref()
     }
 
     /// A short fingerprint of everything that decides how this process
@@ -90,7 +98,7 @@ impl AppConfig {
         let tenant_allow: std::collections::BTreeMap<_, _> = self.tenant_allow.iter().collect();
         let quotas: std::collections::BTreeMap<_, _> = self.quotas.tenants.iter().collect();
         let text = format!(
-            "{:?}|{:?}|{}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{}|{}|{:?}|{}",
+            "{:?}|{:?}|{}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{}|{}|{:?}|{}|{}",
             self.limits,
             self.grants,
             self.max_component_bytes,
@@ -105,6 +113,9 @@ impl AppConfig {
             self.pooling,
             self.archive_limits,
             self.secrets_key.is_some(),
+            // Which kind of database, not where: replicas may reach one
+            // server by different names.
+            self.database.is_some(),
         );
         hex::encode(&Sha256::digest(text.as_bytes())[..8])
     }
@@ -222,9 +233,18 @@ pub struct AppConfigBuilder {
     pooling: bool,
     secrets_key: Option<SecretKey>,
     archive_limits: flavorbox_net::push::ArchiveLimits,
+    database: Option<String>,
 }
 
 impl AppConfigBuilder {
+    /// Keeps the state in the PostgreSQL database at `url` (shared by
+    /// replicas) instead of the home's SQLite file; the home keeps this
+    /// process's compiled-code cache.
+    pub fn database(mut self, url: impl Into<String>) -> Self {
+        self.database = Some(url.into());
+        self
+    }
+
     /// Fuel per call.
     pub fn fuel(mut self, fuel: u64) -> Self {
         self.limits.fuel = fuel;
@@ -330,6 +350,14 @@ impl AppConfigBuilder {
 
     /// Checks the settings together and against the sandbox's ceilings.
     pub fn build(self) -> Result<AppConfig, AppError> {
+        if let Some(url) = &self.database
+            && !flavorbox_store::is_postgres_url(url)
+        {
+            return Err(AppError::Config(format!(
+                "--database `{}` is not a PostgreSQL URL: use postgres://USER:PASSWORD@HOST:PORT/DATABASE (leave it out to keep the state in the home's SQLite file)",
+                flavorbox_store::redact_database_url(url)
+            )));
+        }
         let sandbox = SandboxConfig {
             default_limits: self.limits.clone(),
             grants: self.grants,
@@ -387,6 +415,7 @@ impl AppConfigBuilder {
             pooling: self.pooling,
             secrets_key: self.secrets_key,
             archive_limits: self.archive_limits,
+            database: self.database,
         })
     }
 }

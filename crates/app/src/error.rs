@@ -341,7 +341,21 @@ impl AppError {
                 C::QuotaExceeded
             }
             AppError::Store(S::NoSpace { .. }) => C::InsufficientStorage,
-            AppError::Store(S::ReadOnly { .. } | S::DatabaseGone { .. }) => C::Unavailable,
+            AppError::Store(
+                S::ReadOnly { .. }
+                | S::DatabaseGone { .. }
+                | S::DatabaseUnreachable { .. }
+                | S::SchemaBehind { .. },
+            ) => C::Unavailable,
+            // A shared database that does not answer (or dropped the
+            // connection): the request may be retried, on this replica or
+            // another, when it is back.
+            AppError::Store(S::Database(
+                flavorbox_store::SqlxError::PoolTimedOut
+                | flavorbox_store::SqlxError::PoolClosed
+                | flavorbox_store::SqlxError::Io(_)
+                | flavorbox_store::SqlxError::WorkerCrashed,
+            )) => C::Unavailable,
             AppError::Store(_) => C::Internal,
             AppError::InvalidConfig { .. } => C::InvalidConfig,
             AppError::BuiltinName(_)

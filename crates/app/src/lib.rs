@@ -58,7 +58,7 @@ pub use flavorbox_net::oci::{OciSource, PublicKey, SigningKey};
 pub use flavorbox_net::push::{ArchiveLimits, PushEvent, save_image};
 pub use flavorbox_net::registry_api::{AllowedHost, EgressPolicy, Endpoint};
 pub use flavorbox_sandbox::flavor::{ConfigIssue, LogLine, is_valid_name as is_valid_flavor_name};
-pub use flavorbox_store::StoreError;
+pub use flavorbox_store::{StoreError, is_postgres_url, redact_database_url};
 
 /// A tenant whose identity has been established: the local user of the CLI,
 /// or a caller the server authenticated. Every operation acts for one.
@@ -144,7 +144,10 @@ impl App {
     /// Opens the state in the configuration's home (created if needed),
     /// with precompiled code cached where the store keeps it.
     pub async fn open(config: AppConfig) -> Result<App, AppError> {
-        let store = Store::open(config.home()).await?;
+        let store = match config.database() {
+            Some(url) => Store::open_shared(config.home(), url, true).await?,
+            None => Store::open(config.home()).await?,
+        };
         if let Some(key) = config.secrets_key() {
             cipher::check_secrets_key(&store, key).await?;
         }
@@ -174,6 +177,12 @@ impl App {
             tracing::warn!(error = %e, "sweeping leftovers of earlier runs failed");
         }
         Ok(app)
+    }
+
+    /// Brings the shared PostgreSQL database at `url` up to this version's
+    /// schema without opening anything else; the versions it applied.
+    pub async fn migrate_database(url: &str) -> Result<Vec<i64>, AppError> {
+        Ok(Store::migrate(url).await?)
     }
 
     /// Removes what killed processes left in the state directory (temporary
@@ -250,6 +259,28 @@ impl App {
     /// removed or replaced. A `stat`, cheap enough for every readiness probe.
     pub fn check_database(&self) -> Result<(), AppError> {
         Ok(self.store.check_database()?)
+    }
+
+    /// Whether the database answers now: for SQLite the file check of
+    /// [`App::check_database`], for a shared PostgreSQL database one round
+    /// trip, bounded by `within`. For `/readyz`.
+    pub async fn database_ready(&self, within: std::time::Duration) -> Result<(), AppError> {
+        if self.store.database_kind() == flavorbox_store::DatabaseKind::Sqlite {
+            return self.check_database();
+        }
+        match tokio::time::timeout(within, self.store.ping_database()).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(AppError::Store(
+                flavorbox_store::StoreError::DatabaseUnreachable {
+                    url: self
+                        .config
+                        .database()
+                        .map(flavorbox_store::redact_database_url)
+                        .unwrap_or_default(),
+                    reason: format!("no answer within {within:?}"),
+                },
+            )),
+        }
     }
 
     /// Marks every push job still queued or running, of every tenant,

@@ -530,6 +530,26 @@ pub(crate) fn logout(home: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `migrate`: applies this version's pending migrations to a shared
+/// PostgreSQL database and says which, or that there were none.
+pub(crate) async fn migrate(url: &str) -> anyhow::Result<()> {
+    if !flavorbox_app::is_postgres_url(url) {
+        anyhow::bail!(
+            "`{}` is not a PostgreSQL URL: use postgres://USER:PASSWORD@HOST:PORT/DATABASE (a SQLite home migrates itself when opened)",
+            flavorbox_app::redact_database_url(url)
+        );
+    }
+    let applied = flavorbox_app::App::migrate_database(url).await?;
+    let shown = flavorbox_app::redact_database_url(url);
+    if applied.is_empty() {
+        println!("{shown} is up to date: nothing to apply");
+    } else {
+        let versions: Vec<String> = applied.iter().map(i64::to_string).collect();
+        println!("{shown}: applied migration(s) {}", versions.join(", "));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

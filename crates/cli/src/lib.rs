@@ -107,6 +107,9 @@ pub(crate) enum Command {
     Audit(AuditArgs),
     /// Run the multi-tenant server (see docs/server.md).
     Serve(ServeArgs),
+    /// Bring a shared PostgreSQL database up to this version's schema, as a
+    /// step of its own before replicas are upgraded (docs/server.md).
+    Migrate(MigrateArgs),
     /// Send `flavor`, `registry`, `secret`, `push` and `audit` to a server from now on.
     Login(LoginArgs),
     /// Forget the server: commands use the local state again.
@@ -153,6 +156,28 @@ pub(crate) struct ServeArgs {
     /// Sandbox calls that may run at once (default: twice the cores, at least 4).
     #[arg(long, value_name = "N")]
     pub(crate) max_concurrent_calls: Option<usize>,
+    /// Keep the state in this PostgreSQL database, shared by every replica
+    /// (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`), instead of the
+    /// home's SQLite file; the home keeps this replica's compiled code.
+    #[arg(
+        long,
+        env = "FLAVORBOX_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub(crate) database: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MigrateArgs {
+    /// The PostgreSQL database to migrate.
+    #[arg(
+        long,
+        env = "FLAVORBOX_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub(crate) database: String,
 }
 
 #[derive(Debug, Args)]
@@ -473,6 +498,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Serve(args) => return serve(&cli.limits, home, args).await,
+        Command::Migrate(args) => return commands::migrate(&args.database).await,
         Command::Login(args) => return commands::login(&home, args).await,
         Command::Logout => return commands::logout(&home),
         Command::Bench(args) => return bench::bench(&cli.limits, home, args).await,
@@ -526,6 +552,7 @@ async fn dispatch(backend: &impl Backend, command: Command) -> anyhow::Result<()
         Command::Audit(args) => commands::audit(backend, args).await,
         Command::Image(_)
         | Command::Serve(_)
+        | Command::Migrate(_)
         | Command::Login(_)
         | Command::Logout
         | Command::Bench(_) => Ok(()),
@@ -540,12 +567,22 @@ async fn serve(limits: &LimitArgs, home: PathBuf, args: ServeArgs) -> anyhow::Re
         config: args.config,
         max_concurrent_calls: args.max_concurrent_calls,
     };
+    let mut builder = limits.builder(home.clone());
+    let state = match &args.database {
+        Some(url) => {
+            builder = builder.database(url.clone());
+            format!(
+                "the database {} (code cache in {})",
+                flavorbox_app::redact_database_url(url),
+                home.display()
+            )
+        }
+        None => format!("the state in {}", home.display()),
+    };
     let (config, options) =
-        flavorbox_server::config::load(limits.builder(home.clone()), &flags, |name| {
-            std::env::var(name).ok()
-        })?;
+        flavorbox_server::config::load(builder, &flags, |name| std::env::var(name).ok())?;
     let app = App::open(config)
         .await
-        .with_context(|| format!("cannot open the state in {}", home.display()))?;
+        .with_context(|| format!("cannot open {state}"))?;
     flavorbox_server::serve(app, options).await
 }

@@ -506,13 +506,17 @@ pub async fn healthz() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Flavors are loaded and the database is in place; serving", body = Health),
-        (status = 503, description = "Still loading, draining, or the database file is gone or replaced", body = Health),
+        (status = 503, description = "Still loading, draining, the database file is gone or replaced, or the shared database does not answer", body = Health),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let ready = state.ready.load(std::sync::atomic::Ordering::Acquire);
     // Probes come every few seconds: the log says when this changes.
     static DATABASE_GONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    let database = match state.app.check_database() {
+    let database = match state
+        .app
+        .database_ready(std::time::Duration::from_secs(2))
+        .await
+    {
         Ok(()) => {
             DATABASE_GONE.store(false, std::sync::atomic::Ordering::Relaxed);
             true

@@ -58,6 +58,8 @@ pub use records::{
     ComponentRecord, FlavorOrigin, FlavorRecord, JobRecord, JobStatus, RowQuota, SecretRecord,
     SecretSummary,
 };
+/// The database driver's error, inside [`StoreError::Database`].
+pub use sqlx::Error as SqlxError;
 pub use state::{SweepReport, temp_prefix};
 pub use tenant::TenantStore;
 pub use timestamp::format_rfc3339;

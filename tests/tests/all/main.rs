@@ -26,6 +26,7 @@ mod languages;
 mod layering;
 mod oci;
 mod push_layer;
+mod replicas;
 mod sandbox;
 mod server;
 mod server_openapi;

@@ -1,0 +1,276 @@
+//! Several `flavorbox serve` replicas on one real PostgreSQL server (a
+//! private one on loopback, from `flavorbox_testdb`), each with its own home
+//! (its compiled-code cache), driven over HTTP: what one replica writes the
+//! other reads, a flavor uploaded to one runs on the other, the audit trail
+//! is one, a replica with another secrets key refuses to start, `/readyz`
+//! follows the database, and `flavorbox migrate` runs the migrations as a
+//! step of its own.
+
+use std::path::Path;
+
+use flavorbox_tests::server::{Answer, Server, ServerOptions};
+use flavorbox_tests::{flavorbox_bin, guest_bytes};
+use serde_json::{Value, json};
+
+/// A registry the egress policy lets through; checks never contact it.
+const REGISTRY: &str = "127.0.0.1:5999";
+
+/// What the uploaded flavor answers every push with.
+const DENIAL: &str = "denied by the flavor uploaded to the other replica";
+
+/// Options of a replica on the database at `url`.
+fn on(url: &str) -> ServerOptions {
+    ServerOptions {
+        allow: vec![REGISTRY.into()],
+        args: vec!["--database".into(), url.into()],
+        ..ServerOptions::default()
+    }
+}
+
+/// Starts replica `name` with its own home in `dir`, the secrets key and
+/// admin token the others have.
+fn replica(dir: &Path, name: &str, url: &str) -> Server {
+    let mut options = on(url);
+    options.env.push(("FLAVORBOX_REPLICA".into(), name.into()));
+    Server::start_with(dir, dir.join(name), admin(), &options)
+        .unwrap_or_else(|e| panic!("replica {name}: {e:#}"))
+}
+
+fn admin() -> String {
+    format!("admin-{}", "x".repeat(40))
+}
+
+fn check(server: &Server, token: &str, registry: &str, image: &str) -> Answer {
+    server
+        .json(
+            "POST",
+            &format!("/v1/registries/{registry}/check"),
+            Some(token),
+            &json!({ "image": image }),
+        )
+        .unwrap()
+}
+
+fn audit(server: &Server, token: &str) -> Vec<Value> {
+    let answer = server.get("/v1/audit", Some(token)).unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    answer.body["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn replicas_on_one_database_share_tenants_flavors_components_and_the_audit_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = flavorbox_testdb::postgres().fresh_database();
+    let a = replica(dir.path(), "replica-a", &url);
+    let b = replica(dir.path(), "replica-b", &url);
+
+    // A tenant made on one replica authenticates on the other.
+    let acme = a.tenant("acme").unwrap();
+    let globex = b.tenant("globex").unwrap();
+    assert_eq!(b.get("/v1/flavors", Some(&acme)).unwrap().status, 200);
+
+    // A flavor uploaded to A runs on B, which never saw the upload.
+    let upload = a
+        .request(
+            "PUT",
+            "/v1/flavors/hostile",
+            Some(&acme),
+            Some(("application/wasm", &guest_bytes("guest-hostile"))),
+        )
+        .unwrap();
+    assert_eq!(upload.status, 201, "{}", upload.text);
+    let listed = b.get("/v1/flavors", Some(&acme)).unwrap();
+    assert!(listed.text.contains("hostile"), "{}", listed.text);
+    let put = b
+        .json(
+            "PUT",
+            "/v1/registries/prod",
+            Some(&acme),
+            &json!({"flavor": "hostile", "uri": format!("{REGISTRY}/acme"), "config": {"mode": "ok", "deny": DENIAL}}),
+        )
+        .unwrap();
+    assert_eq!(put.status, 201, "{}", put.text);
+    // The component written on B is read on A.
+    let got = a.get("/v1/registries/prod", Some(&acme)).unwrap();
+    assert_eq!(got.status, 200, "{}", got.text);
+    assert_eq!(got.body["flavor"], "hostile");
+
+    // The flavor's own answer, given on B.
+    let denied = check(&b, &acme, "prod", &format!("{REGISTRY}/acme/app:1"));
+    assert_eq!(denied.status, 200, "{}", denied.text);
+    assert_eq!(denied.body["allowed"], false, "{}", denied.text);
+    assert_eq!(denied.body["reason"], DENIAL, "{}", denied.text);
+    let outside = check(&a, &acme, "prod", &format!("{REGISTRY}/acmeevil/app:1"));
+    assert_eq!(outside.status, 422, "{}", outside.text);
+
+    // A name taken on one replica is taken on the other.
+    let again = a
+        .json(
+            "POST",
+            "/v1/tenants",
+            Some(&admin()),
+            &json!({ "name": "acme" }),
+        )
+        .unwrap();
+    assert_eq!(again.status, 409, "{}", again.text);
+
+    // One audit trail: the decisions and changes either replica served,
+    // read alike on both, each row naming the replica that served it.
+    let on_a = audit(&a, &acme);
+    let on_b = audit(&b, &acme);
+    assert_eq!(on_a, on_b);
+    let replicas: std::collections::BTreeSet<&str> =
+        on_a.iter().filter_map(|e| e["replica"].as_str()).collect();
+    assert_eq!(
+        replicas,
+        ["replica-a", "replica-b"].into_iter().collect(),
+        "{on_a:#?}"
+    );
+    assert!(
+        on_a.iter().any(|e| e["action"] == "check"
+            && e["verdict"] == "denied"
+            && e["replica"] == "replica-b"),
+        "{on_a:#?}"
+    );
+    // And never another tenant's.
+    assert!(audit(&a, &globex).is_empty());
+    assert!(audit(&b, &globex).is_empty());
+
+    // The flavor deleted on B is gone on A, and its blob with it.
+    let delete = b
+        .request("DELETE", "/v1/registries/prod", Some(&acme), None)
+        .unwrap();
+    assert_eq!(delete.status, 204, "{}", delete.text);
+    let delete = b
+        .request("DELETE", "/v1/flavors/hostile", Some(&acme), None)
+        .unwrap();
+    assert_eq!(delete.status, 204, "{}", delete.text);
+    assert_eq!(
+        a.get("/v1/flavors/hostile", Some(&acme)).unwrap().status,
+        404
+    );
+    let database = url.rsplit('/').next().unwrap();
+    let blobs = flavorbox_testdb::postgres()
+        .psql(database, "SELECT count(*) FROM blobs")
+        .unwrap();
+    assert_eq!(blobs, "0");
+}
+
+#[test]
+fn a_replica_with_another_secrets_key_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = flavorbox_testdb::postgres().fresh_database();
+    let a = replica(dir.path(), "replica-a", &url);
+    let acme = a.tenant("acme").unwrap();
+    let secret = a
+        .json(
+            "PUT",
+            "/v1/secrets/reg",
+            Some(&acme),
+            &json!({"username": "u", "password": "p4ssw0rd"}),
+        )
+        .unwrap();
+    assert_eq!(secret.status, 201, "{}", secret.text);
+
+    // Another directory: another secrets.key.
+    let other = tempfile::tempdir().unwrap();
+    let refused = Server::start_with(other.path(), other.path().join("home"), admin(), &on(&url));
+    let message = format!("{:#}", refused.err().expect("the replica refuses to start"));
+    assert!(message.contains("key"), "{message}");
+    // The database still serves the replica with the right key.
+    assert_eq!(a.get("/v1/secrets", Some(&acme)).unwrap().status, 200);
+}
+
+#[test]
+fn readyz_follows_the_shared_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = flavorbox_testdb::postgres().fresh_database();
+    let a = replica(dir.path(), "replica-a", &url);
+    assert_eq!(a.get("/readyz", None).unwrap().status, 200);
+    let pg = flavorbox_testdb::postgres();
+    let database = url.rsplit('/').next().unwrap();
+    // The database refuses connections and drops the ones it has.
+    pg.psql(
+        "postgres",
+        &format!(
+            "ALTER DATABASE {database} ALLOW_CONNECTIONS false; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'"
+        ),
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut status = 0;
+    while std::time::Instant::now() < deadline {
+        status = a.get("/readyz", None).unwrap().status;
+        if status == 503 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(status, 503, "readyz without the database");
+    pg.psql(
+        "postgres",
+        &format!("ALTER DATABASE {database} ALLOW_CONNECTIONS true"),
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        status = a.get("/readyz", None).unwrap().status;
+        if status == 200 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(status, 200, "readyz once the database is back");
+}
+
+#[test]
+fn migrate_applies_the_schema_once_and_says_so() {
+    let url = flavorbox_testdb::postgres().fresh_database();
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(flavorbox_bin())
+            .args(args)
+            .env_remove("FLAVORBOX_DATABASE_URL")
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = run(&["migrate", "--database", &url]);
+    assert!(ok, "{err}");
+    assert!(out.contains("applied migration(s) 1, 2"), "{out}");
+    let (ok, out, err) = run(&["migrate", "--database", &url]);
+    assert!(ok, "{err}");
+    assert!(out.contains("up to date"), "{out}");
+
+    let (ok, _, err) = run(&["migrate", "--database", "mysql://u:hunter2@h/db"]);
+    assert!(!ok);
+    assert!(err.contains("not a PostgreSQL URL"), "{err}");
+    assert!(
+        !err.contains("hunter2"),
+        "the password is never shown: {err}"
+    );
+
+    // A server that cannot reach its database says which, without the password.
+    let dead = format!(
+        "postgres://postgres:hunter2@127.0.0.1:{}/nothing",
+        flavorbox_tests::services::dead_registry()
+            .rsplit(':')
+            .next()
+            .unwrap()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let refused = Server::start_with(dir.path(), dir.path().join("home"), admin(), &on(&dead));
+    let message = format!("{:#}", refused.err().expect("no database, no server"));
+    assert!(
+        message.contains("cannot connect to the database"),
+        "{message}"
+    );
+    assert!(!message.contains("hunter2"), "{message}");
+}
