@@ -333,9 +333,12 @@ impl AppError {
             AppError::Store(S::NotFound { .. }) => C::NotFound,
             AppError::Store(S::AlreadyExists { .. }) => C::AlreadyExists,
             AppError::Store(S::InUse { .. }) => C::InUse,
-            AppError::Store(S::Conflict { .. } | S::FlavorReplaced(_) | S::PathTaken { .. }) => {
-                C::Conflict
-            }
+            AppError::Store(
+                S::Conflict { .. }
+                | S::FlavorReplaced(_)
+                | S::PathTaken { .. }
+                | S::JobLeaseLost(_),
+            ) => C::Conflict,
             AppError::Store(S::SecretNotFound(_)) => C::UnknownSecret,
             AppError::Store(S::QuotaExceeded { .. } | S::BytesQuotaExceeded { .. }) => {
                 C::QuotaExceeded

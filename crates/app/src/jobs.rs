@@ -228,10 +228,16 @@ impl TenantApp<'_> {
                     }
                     if written.elapsed() >= PROGRESS_EVERY {
                         written = Instant::now();
-                        let _ = self
+                        let written = self
                             .store
                             .update_job(id, StoredStatus::Running, &to_json(&detail))
                             .await;
+                        if let Err(e @ StoreError::JobLeaseLost(_)) = written {
+                            // Another replica gave the job up as lost: stop
+                            // pushing (dropping the stream ends the push).
+                            tracing::warn!(tenant = %self.tenant, job = id, error = %e, "stopping a push job this server no longer owns");
+                            return;
+                        }
                     }
                 }
                 PushUpdate::Done(result) => outcome = Some(result),

@@ -58,7 +58,9 @@ pub use flavorbox_net::oci::{OciSource, PublicKey, SigningKey};
 pub use flavorbox_net::push::{ArchiveLimits, PushEvent, save_image};
 pub use flavorbox_net::registry_api::{AllowedHost, EgressPolicy, Endpoint};
 pub use flavorbox_sandbox::flavor::{ConfigIssue, LogLine, is_valid_name as is_valid_flavor_name};
-pub use flavorbox_store::{StoreError, is_postgres_url, redact_database_url};
+pub use flavorbox_store::{
+    JOB_LEASE, JOB_LEASE_RENEW, StoreError, is_postgres_url, redact_database_url,
+};
 
 /// A tenant whose identity has been established: the local user of the CLI,
 /// or a caller the server authenticated. Every operation acts for one.
@@ -283,14 +285,36 @@ impl App {
         }
     }
 
-    /// Marks every push job still queued or running, of every tenant,
-    /// `interrupted`: what a single server does at start-up for the jobs
-    /// its last run left, and at the end of its drain for the jobs it could
-    /// not finish. How many it marked.
+    /// Marks the push jobs this server can no longer finish `interrupted`,
+    /// at start-up (what its last run left) and at the end of its drain
+    /// (what it could not finish); how many. On SQLite, the one server of
+    /// its database, that is every queued or running job. On a shared
+    /// database it is this replica's own jobs (by its name, so a restart
+    /// under the same `FLAVORBOX_REPLICA` takes back its own) and those
+    /// whose lease ran out: never a job another live replica runs.
     pub async fn interrupt_unfinished_jobs(&self) -> Result<u64, AppError> {
+        let detail = jobs::interrupted_detail();
+        Ok(match self.store.database_kind() {
+            flavorbox_store::DatabaseKind::Sqlite => {
+                self.store.fail_unfinished_jobs(&detail).await?
+            }
+            flavorbox_store::DatabaseKind::Postgres => {
+                self.store
+                    .interrupt_lost_jobs(Some(self.replica()), &detail)
+                    .await?
+            }
+        })
+    }
+
+    /// What every replica does every [`flavorbox_store::JOB_LEASE_RENEW`]:
+    /// renews the leases of the jobs it runs, and marks `interrupted` the
+    /// jobs whose lease ran out (their replica died, was paused or lost the
+    /// database). Returns how many it marked.
+    pub async fn tend_jobs(&self) -> Result<u64, AppError> {
+        self.store.renew_job_leases(self.replica()).await?;
         Ok(self
             .store
-            .fail_unfinished_jobs(&jobs::interrupted_detail())
+            .interrupt_lost_jobs(None, &jobs::interrupted_detail())
             .await?)
     }
 
@@ -388,7 +412,11 @@ impl App {
         .for_tenant(tenant.name());
         TenantApp {
             app: self,
-            store: self.store.tenant(tenant.name()).with_quota(quota.rows()),
+            store: self
+                .store
+                .tenant(tenant.name())
+                .with_quota(quota.rows())
+                .with_job_owner(self.replica()),
             limits: self.config.tenant_limits(tenant.name()),
             quota,
             tenant: tenant.clone(),

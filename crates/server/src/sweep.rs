@@ -96,6 +96,7 @@ pub(crate) async fn at_start(jobs: &Jobs) {
 /// audit trail's batch of allowed checks.
 pub(crate) fn spawn_periodic(state: AppState) {
     let audit_state = state.clone();
+    let lease_state = state.clone();
     let interval = state.options.sweep_interval;
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
@@ -125,6 +126,26 @@ pub(crate) fn spawn_periodic(state: AppState) {
                 Ok(0) => {}
                 Ok(rows) => tracing::info!(rows, "removed audit rows past their retention"),
                 Err(e) => tracing::warn!(error = %e, "pruning the audit trail failed"),
+            }
+        }
+    });
+    // Job leases: this replica's renewed, every replica's that ran out
+    // marked interrupted (a dead or paused replica's jobs end, visibly).
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(flavorbox_app::JOB_LEASE_RENEW);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match lease_state.app.tend_jobs().await {
+                Ok(0) => {}
+                Ok(jobs) => tracing::warn!(
+                    jobs,
+                    "marked push jobs interrupted whose server stopped renewing their lease"
+                ),
+                Err(e) => tracing::warn!(error = %e, "renewing push job leases failed"),
+            }
+            if lease_state.jobs.is_stopping() {
+                return;
             }
         }
     });

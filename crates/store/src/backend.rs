@@ -97,6 +97,18 @@ impl Database {
         }
     }
 
+    /// The database's clock `seconds` from now, as [`Database::now`] writes
+    /// it: for leases, which every replica compares on one clock.
+    pub(super) fn now_plus(&self, seconds: u32) -> String {
+        match self.kind {
+            Kind::Sqlite => format!("strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+{seconds} seconds')"),
+            Kind::Postgres => format!(
+                "to_char((clock_timestamp() + interval '{seconds} seconds') AT TIME ZONE 'UTC', \
+                 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+            ),
+        }
+    }
+
     /// The connection pool, for single statements outside a transaction;
     /// refused once a SQLite file was removed or replaced.
     pub(super) fn pool(&self) -> Result<&Pool<Db>, StoreError> {

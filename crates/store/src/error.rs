@@ -96,6 +96,13 @@ pub enum StoreError {
         /// Its name.
         name: String,
     },
+    /// A push job this server no longer owns: its lease ran out (the
+    /// server was paused or cut off from the database) and another marked
+    /// it interrupted.
+    #[error(
+        "push job `{0}` is no longer this server's: its lease ran out and it was marked interrupted; nothing more is written to it"
+    )]
+    JobLeaseLost(String),
     /// A state directory others could write to, or owned by another user:
     /// the host would trust what they put there.
     #[error("refusing to use `{}`: {reason}; make it owner-only (`chmod 700 {}`) and owned by this user, or choose another --home", path.display(), path.display())]

@@ -23,6 +23,16 @@ pub const JOB_HISTORY: JobHistory = JobHistory {
     max_age: std::time::Duration::from_secs(7 * 24 * 3600),
 };
 
+/// How long a job stays its owner's without a renewal. The owner renews
+/// every [`JOB_LEASE_RENEW`]; a replica that stops renewing (killed, paused,
+/// cut off from the database) loses its jobs this long after its last
+/// renewal, and any other replica then marks them interrupted.
+pub const JOB_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How often an owner renews its jobs' leases: a third of [`JOB_LEASE`], so
+/// two renewals may fail before a job is lost.
+pub const JOB_LEASE_RENEW: std::time::Duration = std::time::Duration::from_secs(10);
+
 type JobRow = (String, String, String, String, String, String, String);
 
 /// The SQL list of the statuses that hold a place in the job quota,
@@ -88,10 +98,11 @@ impl TenantStore {
                 return Err(StoreError::QuotaExceeded { kind: JOB, max });
             }
         }
-        sqlx::query(
+        sqlx::query(&format!(
             "INSERT INTO jobs (tenant, id, component, image, status, detail_json, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
-        )
+             updated_at, owner, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, {})",
+            self.db.now_plus(lease_seconds())
+        ))
         .bind(&self.tenant)
         .bind(&r.id)
         .bind(&r.component)
@@ -99,6 +110,7 @@ impl TenantStore {
         .bind(r.status.as_str())
         .bind(&r.detail_json)
         .bind(&now)
+        .bind(&self.job_owner)
         .execute(&mut *tx)
         .await
         .map_err(|e| already_exists(e, JOB, &r.id))?;
@@ -118,27 +130,37 @@ impl TenantStore {
         Ok(())
     }
 
-    /// Sets a job's status and detail.
+    /// Sets a job's status and detail, if the job is still this handle's
+    /// owner's and still queued or running: the fence that keeps a server
+    /// that lost the job (its lease ran out while it was paused or cut off,
+    /// and another marked it interrupted) from writing to it again. A job
+    /// that is not there is [`StoreError::NotFound`]; one that is no longer
+    /// this owner's to write, [`StoreError::JobLeaseLost`].
     pub async fn update_job(
         &self,
         id: &str,
         status: JobStatus,
         detail_json: &str,
     ) -> Result<(), StoreError> {
-        let updated = sqlx::query(
+        let updated = sqlx::query(&format!(
             "UPDATE jobs SET status = $3, detail_json = $4, updated_at = $5 \
-             WHERE tenant = $1 AND id = $2",
-        )
+             WHERE tenant = $1 AND id = $2 AND owner = $6 AND status IN {}",
+            active_statuses()
+        ))
         .bind(&self.tenant)
         .bind(id)
         .bind(status.as_str())
         .bind(detail_json)
         .bind(now_rfc3339())
+        .bind(&self.job_owner)
         .execute(self.db.pool()?)
         .await?
         .rows_affected();
         if updated == 0 {
-            return Err(not_found(JOB, id));
+            return Err(match self.get_job(id).await? {
+                None => not_found(JOB, id),
+                Some(_) => StoreError::JobLeaseLost(id.to_owned()),
+            });
         }
         Ok(())
     }
@@ -146,13 +168,16 @@ impl TenantStore {
     /// Removes job `id` if it is still queued (it never started): a job
     /// recorded for a push whose upload then failed. Whether it did.
     pub async fn delete_queued_job(&self, id: &str) -> Result<bool, StoreError> {
-        let deleted = sqlx::query("DELETE FROM jobs WHERE tenant = $1 AND id = $2 AND status = $3")
-            .bind(&self.tenant)
-            .bind(id)
-            .bind(JobStatus::Queued.as_str())
-            .execute(self.db.pool()?)
-            .await?
-            .rows_affected();
+        let deleted = sqlx::query(
+            "DELETE FROM jobs WHERE tenant = $1 AND id = $2 AND status = $3 AND owner = $4",
+        )
+        .bind(&self.tenant)
+        .bind(id)
+        .bind(JobStatus::Queued.as_str())
+        .bind(&self.job_owner)
+        .execute(self.db.pool()?)
+        .await?
+        .rows_affected();
         Ok(deleted > 0)
     }
 
@@ -180,5 +205,51 @@ impl TenantStore {
         .fetch_one(self.db.pool()?)
         .await?;
         Ok(u64::try_from(count).unwrap_or(0))
+    }
+}
+
+/// [`JOB_LEASE`] in whole seconds, for SQL.
+fn lease_seconds() -> u32 {
+    u32::try_from(JOB_LEASE.as_secs()).unwrap_or(u32::MAX)
+}
+
+impl super::Store {
+    /// Renews the lease of every queued or running job `owner` holds; how
+    /// many. The owner calls this every [`JOB_LEASE_RENEW`].
+    pub async fn renew_job_leases(&self, owner: &str) -> Result<u64, StoreError> {
+        Ok(sqlx::query(&format!(
+            "UPDATE jobs SET lease_until = {} WHERE owner = $1 AND status IN {}",
+            self.db.now_plus(lease_seconds()),
+            active_statuses()
+        ))
+        .bind(owner)
+        .execute(self.db.pool()?)
+        .await?
+        .rows_affected())
+    }
+
+    /// Marks `interrupted` (with `detail_json`) every queued or running job
+    /// whose lease ran out (its owner died, was paused or lost the
+    /// database), of any owner, or, with `owner`, every active job of that
+    /// owner whatever its lease (a replica restarting, or ending its
+    /// drain, under the same name). How many it marked.
+    pub async fn interrupt_lost_jobs(
+        &self,
+        owner: Option<&str>,
+        detail_json: &str,
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query(&format!(
+            "UPDATE jobs SET status = $3, detail_json = $1, updated_at = $2 \
+             WHERE status IN {} AND (lease_until IS NULL OR lease_until < {} OR owner = $4)",
+            active_statuses(),
+            self.db.now()
+        ))
+        .bind(detail_json)
+        .bind(now_rfc3339())
+        .bind(JobStatus::Interrupted.as_str())
+        .bind(owner)
+        .execute(self.db.pool()?)
+        .await?
+        .rows_affected())
     }
 }

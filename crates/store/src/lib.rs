@@ -52,7 +52,7 @@ pub use audit::{AuditEntry, AuditFilter, AuditRecord};
 pub use backend::Kind as DatabaseKind;
 pub use blob::BlobStore;
 pub use error::StoreError;
-pub use jobs::{JOB_HISTORY, JobHistory};
+pub use jobs::{JOB_HISTORY, JOB_LEASE, JOB_LEASE_RENEW, JobHistory};
 pub use postgres::{is_postgres_url, redact as redact_database_url};
 pub use records::{
     ComponentRecord, FlavorOrigin, FlavorRecord, JobRecord, JobStatus, RowQuota, SecretRecord,

@@ -28,6 +28,8 @@ pub struct TenantStore {
     quota: RowQuota,
     blobs: Arc<dyn BlobStore>,
     pub(super) job_history: super::jobs::JobHistory,
+    /// The server whose jobs this handle writes (`local` unless set).
+    pub(super) job_owner: String,
 }
 
 /// Row shapes, in column order.
@@ -120,12 +122,20 @@ impl TenantStore {
             quota: RowQuota::default(),
             blobs,
             job_history: super::jobs::JOB_HISTORY,
+            job_owner: "local".to_owned(),
         }
     }
 
     /// The same handle, keeping `history` of finished jobs.
     pub fn with_job_history(mut self, history: super::jobs::JobHistory) -> TenantStore {
         self.job_history = history;
+        self
+    }
+
+    /// The same handle, recording and writing jobs as `owner`'s (a
+    /// replica's name): see [`TenantStore::update_job`].
+    pub fn with_job_owner(mut self, owner: &str) -> TenantStore {
+        self.job_owner = owner.to_owned();
         self
     }
 

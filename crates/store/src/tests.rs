@@ -1599,6 +1599,11 @@ async fn a_job_status_this_version_never_writes_is_an_error_naming_the_job() {
     let t = store.tenant("acme");
     t.insert_job(&job("future"), None).await.unwrap();
     for status in JobStatus::ALL {
+        // Only an active job is written: start each round from queued.
+        sqlx::query("UPDATE jobs SET status = 'queued' WHERE id = 'future'")
+            .execute(store.db.pool().unwrap())
+            .await
+            .unwrap();
         t.update_job("future", status, "{}").await.unwrap();
         let read = t.get_job("future").await.unwrap().expect("the job");
         assert_eq!(read.status, status, "{status} reads back as itself");
@@ -1933,4 +1938,79 @@ async fn racing_deletes_and_registrations_leave_every_flavor_with_its_blob() {
         two.tenant("b").delete_flavor("shared").await.unwrap();
         two.collect_blob(&record.sha256).await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_job_whose_lease_ran_out_is_interrupted_and_its_owner_writes_nothing_more() {
+    let (_dir, store) = open_temp().await;
+    let mine = store.tenant("acme").with_job_owner("replica-1");
+    mine.insert_job(&job("j1"), None).await.unwrap();
+    mine.update_job("j1", JobStatus::Running, "{}")
+        .await
+        .unwrap();
+    // A live lease: nobody takes the job.
+    assert_eq!(store.interrupt_lost_jobs(None, "{}").await.unwrap(), 0);
+    assert_eq!(store.renew_job_leases("replica-1").await.unwrap(), 1);
+    // The owner stops renewing (paused) until the lease is behind the clock.
+    sqlx::query("UPDATE jobs SET lease_until = $1")
+        .bind(format_rfc3339(
+            time::OffsetDateTime::now_utc() - time::Duration::seconds(1),
+        ))
+        .execute(store.db.pool().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .interrupt_lost_jobs(None, r#"{"why":"lease"}"#)
+            .await
+            .unwrap(),
+        1
+    );
+    // Back from its pause, the owner's writes are fenced off.
+    let err = mine
+        .update_job("j1", JobStatus::Succeeded, "{}")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::JobLeaseLost(_)), "{err:?}");
+    let stored = mine.get_job("j1").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.detail_json.as_str()),
+        (JobStatus::Interrupted, r#"{"why":"lease"}"#)
+    );
+    // Renewing brings nothing back.
+    assert_eq!(store.renew_job_leases("replica-1").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_restart_interrupts_its_own_jobs_and_never_another_replicas() {
+    let (_dir, one, two) = open_pair().await;
+    let first = one.tenant("acme").with_job_owner("replica-1");
+    let second = two.tenant("acme").with_job_owner("replica-2");
+    first.insert_job(&job("a"), None).await.unwrap();
+    second.insert_job(&job("b"), None).await.unwrap();
+    // replica-1 restarts under its name: its job is interrupted, not b.
+    assert_eq!(
+        one.interrupt_lost_jobs(Some("replica-1"), "{}")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        second.get_job("b").await.unwrap().unwrap().status,
+        JobStatus::Queued
+    );
+    second
+        .update_job("b", JobStatus::Running, "{}")
+        .await
+        .unwrap();
+    // Neither writes the other's job.
+    assert!(matches!(
+        second.update_job("a", JobStatus::Running, "{}").await,
+        Err(StoreError::JobLeaseLost(_))
+    ));
+    assert!(matches!(
+        first.update_job("b", JobStatus::Failed, "{}").await,
+        Err(StoreError::JobLeaseLost(_))
+    ));
+    assert!(!first.delete_queued_job("b").await.unwrap());
 }

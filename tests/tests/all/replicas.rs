@@ -274,3 +274,37 @@ fn migrate_applies_the_schema_once_and_says_so() {
     );
     assert!(!message.contains("hunter2"), "{message}");
 }
+
+#[test]
+fn restarting_a_replica_interrupts_its_own_jobs_and_no_other_replicas() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = flavorbox_testdb::postgres().fresh_database();
+    let mut a = replica(dir.path(), "replica-a", &url);
+    let b = replica(dir.path(), "replica-b", &url);
+    let acme = a.tenant("acme").unwrap();
+    let database = url.rsplit('/').next().unwrap();
+    let pg = flavorbox_testdb::postgres();
+    // A job each replica is running (as its push handler records them).
+    for (id, owner) in [("job-of-a", "replica-a"), ("job-of-b", "replica-b")] {
+        pg.psql(
+            database,
+            &format!(
+                "INSERT INTO jobs (tenant, id, component, image, status, detail_json, created_at, \
+                 updated_at, owner, lease_until) VALUES ('acme', '{id}', 'prod', \
+                 '{REGISTRY}/acme/app:1', 'running', '{{}}', '2026-01-01T00:00:00.000Z', \
+                 '2026-01-01T00:00:00.000Z', '{owner}', '2999-01-01T00:00:00.000Z')"
+            ),
+        )
+        .unwrap();
+    }
+    let status = |server: &Server, id: &str| {
+        let answer = server.get(&format!("/v1/jobs/{id}"), Some(&acme)).unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        answer.body["status"].as_str().unwrap().to_string()
+    };
+    a.stop().unwrap();
+    let a = replica(dir.path(), "replica-a", &url);
+    assert_eq!(status(&a, "job-of-a"), "interrupted");
+    assert_eq!(status(&a, "job-of-b"), "running");
+    assert_eq!(status(&b, "job-of-b"), "running");
+}
