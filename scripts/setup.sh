@@ -40,10 +40,13 @@ declare -A PACKAGE_OF=(
     [htpasswd]=apache2-utils
     [skopeo]=skopeo
     [openssl]=openssl
+    [initdb]=postgresql
 )
 missing=()
-for binary in dockerd docker-registry htpasswd skopeo openssl; do
-    if command -v "$binary" >/dev/null 2>&1 || [ -x "/usr/sbin/$binary" ] || [ -x "/usr/bin/$binary" ]; then
+# initdb lives in /usr/lib/postgresql/N/bin (the replica tests' private server).
+for binary in dockerd docker-registry htpasswd skopeo openssl initdb; do
+    if command -v "$binary" >/dev/null 2>&1 || [ -x "/usr/sbin/$binary" ] || [ -x "/usr/bin/$binary" ] \
+        || compgen -G "/usr/lib/postgresql/*/bin/$binary" >/dev/null; then
         say "$binary present"
     else
         say "$binary missing (package ${PACKAGE_OF[$binary]})"
