@@ -469,7 +469,7 @@ impl TenantApp<'_> {
         }
         let record = self
             .store
-            .get_flavor(name)
+            .get_flavor_cached(name)
             .await?
             .ok_or_else(|| AppError::UnknownFlavor(name.to_string()))?;
         let owner = self.code_owner();

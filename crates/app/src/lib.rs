@@ -251,7 +251,7 @@ impl App {
     pub async fn authenticate(&self, token_sha256: &str) -> Result<Option<Tenant>, AppError> {
         Ok(self
             .store
-            .tenant_for_token(token_sha256)
+            .tenant_for_token_cached(token_sha256)
             .await?
             .map(Tenant::verified))
     }

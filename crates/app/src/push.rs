@@ -352,7 +352,7 @@ impl<'a> TenantApp<'a> {
         let reference = parse_reference(image)?;
         let record = self
             .store
-            .get_component(component)
+            .get_component_cached(component)
             .await?
             .ok_or_else(|| AppError::UnknownComponent(component.to_string()))?;
         let uri = stored_uri(&record)?;

@@ -4,6 +4,7 @@
 
 use super::Store;
 use super::backend::{Kind, WriteLock};
+use super::cache::ACCOUNTS;
 use super::error::{StoreError, TENANT, already_exists, not_found};
 use super::records::JobStatus;
 use super::timestamp::now_rfc3339;
@@ -11,14 +12,37 @@ use super::timestamp::now_rfc3339;
 impl Store {
     /// Records a tenant with the SHA-256 (hex) of its token.
     pub async fn create_tenant(&self, name: &str, token_sha256: &str) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write(WriteLock::Tenant(name)).await?;
+        tx.changes(ACCOUNTS);
         sqlx::query("INSERT INTO tenants (name, token_sha256, created_at) VALUES ($1, $2, $3)")
             .bind(name)
             .bind(token_sha256)
             .bind(now_rfc3339())
-            .execute(self.db.pool()?)
+            .execute(&mut *tx)
             .await
             .map_err(|e| already_exists(e, TENANT, name))?;
-        Ok(())
+        tx.commit().await
+    }
+
+    /// [`tenant_for_token`](Self::tenant_for_token) through this process's
+    /// cache: no round trip while no tenant was created or deleted (here,
+    /// or on any replica) and the entry is younger than
+    /// [`CACHE_TTL`](crate::CACHE_TTL). A token that matches nothing is
+    /// not kept.
+    pub async fn tenant_for_token_cached(
+        &self,
+        token_sha256: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let cache = &self.db.cache;
+        if let Some(tenant) = cache.token(token_sha256) {
+            return Ok(Some(tenant));
+        }
+        let before = cache.stamp(ACCOUNTS);
+        let found = self.tenant_for_token(token_sha256).await?;
+        if let Some(tenant) = &found {
+            cache.keep_token(token_sha256, tenant, before);
+        }
+        Ok(found)
     }
 
     /// The tenant whose token hashes to `token_sha256`, if any.
@@ -52,6 +76,7 @@ impl Store {
     /// the digests of the flavors it had registered, for blob collection.
     pub async fn delete_tenant(&self, name: &str) -> Result<Vec<String>, StoreError> {
         let mut tx = self.db.begin_write(WriteLock::Tenant(name)).await?;
+        tx.changes(ACCOUNTS);
         let digests: Vec<(String,)> =
             sqlx::query_as("SELECT sha256 FROM flavors WHERE tenant = $1")
                 .bind(name)

@@ -11,10 +11,12 @@
 //! `sqlite.rs`, PostgreSQL's connection in `postgres.rs`.
 
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 
 use sqlx::Pool;
 use sqlx::pool::PoolConnection;
 
+use super::cache::Cache;
 use super::error::StoreError;
 
 /// The sqlx database type the queries run on.
@@ -51,6 +53,8 @@ pub(super) enum WriteLock<'a> {
     /// A tenant's write that also reads other tenants' rows to decide
     /// (overlapping registry paths): every other such write, of any tenant.
     TenantAndPaths(&'a str),
+    /// A tenant's push jobs: the tenant's lock, but no cached rows change.
+    TenantJobs(&'a str),
     /// Nothing beyond the rows (an append-only log, a cross-tenant
     /// statement whose constraints decide).
     None,
@@ -64,6 +68,10 @@ pub(super) struct Database {
     /// The SQLite file and its identity when opened, checked before each
     /// use; `None` on PostgreSQL.
     file: Option<super::sqlite::FileIdentity>,
+    /// What the hot path reads, with its invalidation.
+    pub(super) cache: Arc<Cache>,
+    /// The task that hears other replicas' writes (PostgreSQL).
+    listener: Option<Arc<tokio::task::JoinHandle<()>>>,
 }
 
 /// The advisory-lock key of the registry-path check, apart from every
@@ -72,12 +80,29 @@ const PATHS_LOCK: &str = "flavorbox:egress-paths";
 
 impl Database {
     /// A database on `pool`, of `kind`, already migrated.
+    ///
+    /// On PostgreSQL (`listen_url` given) a task listens for other
+    /// replicas' writes, and the cache serves reads only while it does.
     pub(super) fn new(
         pool: Pool<Db>,
         kind: Kind,
         file: Option<super::sqlite::FileIdentity>,
+        listen_url: Option<&str>,
     ) -> Database {
-        Database { pool, kind, file }
+        let cache = Arc::new(Cache::new(listen_url.is_none()));
+        let listener = listen_url.map(|url| {
+            Arc::new(tokio::spawn(super::cache::listen(
+                url.to_owned(),
+                cache.clone(),
+            )))
+        });
+        Database {
+            pool,
+            kind,
+            file,
+            cache,
+            listener,
+        }
     }
 
     /// Which database this is.
@@ -152,8 +177,20 @@ impl Database {
     pub(super) async fn begin_write(&self, lock: WriteLock<'_>) -> Result<WriteTx, StoreError> {
         self.check()?;
         let conn = self.pool.acquire().await?;
+        let changes = match lock {
+            WriteLock::Tenant(tenant) | WriteLock::TenantAndPaths(tenant) => {
+                vec![tenant.to_owned()]
+            }
+            WriteLock::TenantJobs(_) | WriteLock::None => Vec::new(),
+        };
         // From here on, a failure drops `tx`, which closes the connection.
-        let mut tx = WriteTx { conn, done: false };
+        let mut tx = WriteTx {
+            conn,
+            done: false,
+            changes,
+            kind: self.kind,
+            cache: self.cache.clone(),
+        };
         match self.kind {
             Kind::Sqlite => {
                 sqlx::query("BEGIN IMMEDIATE").execute(&mut *tx).await?;
@@ -161,7 +198,9 @@ impl Database {
             Kind::Postgres => {
                 sqlx::query("BEGIN").execute(&mut *tx).await?;
                 let keys: &[String] = match lock {
-                    WriteLock::Tenant(tenant) => &[format!("tenant:{tenant}")],
+                    WriteLock::Tenant(tenant) | WriteLock::TenantJobs(tenant) => {
+                        &[format!("tenant:{tenant}")]
+                    }
                     WriteLock::TenantAndPaths(tenant) => {
                         &[format!("tenant:{tenant}"), PATHS_LOCK.to_owned()]
                     }
@@ -180,8 +219,13 @@ impl Database {
         Ok(tx)
     }
 
-    /// Closes every connection (on SQLite, checkpointing the write-ahead log).
+    /// Closes every connection (on SQLite, checkpointing the write-ahead
+    /// log), and stops listening for other replicas' writes.
     pub(super) async fn close(&self) {
+        if let Some(listener) = &self.listener {
+            listener.abort();
+        }
+        self.cache.set_live(false);
         self.pool.close().await;
     }
 }
@@ -198,13 +242,38 @@ impl Database {
 pub(super) struct WriteTx {
     conn: PoolConnection<Db>,
     done: bool,
+    /// Whose cached rows the transaction changes (tenants, or
+    /// [`ACCOUNTS`](super::cache::ACCOUNTS)): announced on commit.
+    changes: Vec<String>,
+    kind: Kind,
+    cache: Arc<Cache>,
 }
 
 impl WriteTx {
-    /// Commits; on failure the connection is closed.
+    /// Also announces a change of `key`'s cached rows on commit.
+    pub(super) fn changes(&mut self, key: &str) {
+        self.changes.push(key.to_owned());
+    }
+
+    /// Commits; on failure the connection is closed. What changed is
+    /// announced: to other replicas by a notification sent inside the
+    /// transaction (delivered only if it commits), to this process's cache
+    /// after the commit.
     pub(super) async fn commit(mut self) -> Result<(), StoreError> {
+        if self.kind == Kind::Postgres {
+            for key in &self.changes {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(super::cache::CHANNEL)
+                    .bind(key)
+                    .execute(&mut *self.conn)
+                    .await?;
+            }
+        }
         sqlx::query("COMMIT").execute(&mut *self.conn).await?;
         self.done = true;
+        for key in &self.changes {
+            self.cache.changed(key);
+        }
         Ok(())
     }
 }

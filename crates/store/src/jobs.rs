@@ -86,7 +86,10 @@ impl TenantStore {
     ) -> Result<(), StoreError> {
         let now = now_rfc3339();
         let active = active_statuses();
-        let mut tx = self.db.begin_write(WriteLock::Tenant(&self.tenant)).await?;
+        let mut tx = self
+            .db
+            .begin_write(WriteLock::TenantJobs(&self.tenant))
+            .await?;
         if let Some(max) = max_active {
             let (count,): (i64,) = sqlx::query_as(&format!(
                 "SELECT COUNT(*) FROM jobs WHERE tenant = $1 AND status IN {active}"

@@ -61,7 +61,7 @@ pub(super) async fn open(url: &str, migrate: bool) -> Result<Database, StoreErro
             });
         }
     }
-    Ok(Database::new(pool, Kind::Postgres, None))
+    Ok(Database::new(pool, Kind::Postgres, None, Some(url)))
 }
 
 /// The newest migration applied to the database on `pool`; 0 for a new

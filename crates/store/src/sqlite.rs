@@ -105,6 +105,7 @@ pub(super) async fn open(home: &Path) -> Result<Database, StoreError> {
         pool,
         Kind::Sqlite,
         Some(FileIdentity { path: db, identity }),
+        None,
     ))
 }
 
@@ -139,6 +140,7 @@ pub(super) async fn open_read_only(home: &Path) -> Result<Database, StoreError> 
         pool,
         Kind::Sqlite,
         Some(FileIdentity { path: db, identity }),
+        None,
     ))
 }
 
@@ -157,6 +159,24 @@ async fn connect(url: &str, pragmas: &'static str) -> Result<Pool<Db>, StoreErro
     sqlx::any::install_default_drivers();
     let mut attempt = 1;
     loop {
+        // One connection first, by hand: sqlx's pool retries a connection
+        // whose set-up statements fail until its acquire timeout, and then
+        // reports the timeout, not why (a full disk, a read-only file).
+        let first = async {
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(url).await?;
+            let ran = sqlx::Executor::execute(&mut conn, pragmas).await;
+            let _ = sqlx::Connection::close(conn).await;
+            ran.map(|_| ())
+        };
+        match first.await {
+            Ok(()) => {}
+            Err(sqlx::Error::Database(e)) if is_busy(e.as_ref()) && attempt < OPEN_ATTEMPTS => {
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                attempt += 1;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        }
         // No ping before each acquire (sqlx's default): a connection to a
         // local file does not go stale, and the ping is a second round trip
         // to the connection's worker thread on every query.

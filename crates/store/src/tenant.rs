@@ -494,16 +494,48 @@ impl TenantStore {
 
     /// Deletes a registry component.
     pub async fn delete_component(&self, name: &str) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write(WriteLock::Tenant(&self.tenant)).await?;
         let deleted = sqlx::query("DELETE FROM components WHERE tenant = $1 AND name = $2")
             .bind(&self.tenant)
             .bind(name)
-            .execute(self.db.pool()?)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
         if deleted == 0 {
             return Err(not_found(COMPONENT, name));
         }
-        Ok(())
+        tx.commit().await
+    }
+
+    /// [`get_component`](Self::get_component) through this process's
+    /// cache (see [`CACHE_TTL`](crate::CACHE_TTL)): for reads that decide
+    /// a flavor call, never a write.
+    pub async fn get_component_cached(
+        &self,
+        name: &str,
+    ) -> Result<Option<ComponentRecord>, StoreError> {
+        let cache = &self.db.cache;
+        if let Some(found) = cache.component(&self.tenant, name) {
+            return Ok(found);
+        }
+        let before = cache.stamp(&self.tenant);
+        let found = self.get_component(name).await?;
+        cache.keep_component(&self.tenant, name, before, found.clone());
+        Ok(found)
+    }
+
+    /// [`get_flavor`](Self::get_flavor) through this process's cache (see
+    /// [`CACHE_TTL`](crate::CACHE_TTL)): for reads that decide a flavor
+    /// call, never a write.
+    pub async fn get_flavor_cached(&self, name: &str) -> Result<Option<FlavorRecord>, StoreError> {
+        let cache = &self.db.cache;
+        if let Some(found) = cache.flavor(&self.tenant, name) {
+            return Ok(found);
+        }
+        let before = cache.stamp(&self.tenant);
+        let found = self.get_flavor(name).await?;
+        cache.keep_flavor(&self.tenant, name, before, found.clone());
+        Ok(found)
     }
 
     /// Names of the registry components that use `flavor`, sorted.

@@ -2014,3 +2014,88 @@ async fn a_restart_interrupts_its_own_jobs_and_never_another_replicas() {
     ));
     assert!(!first.delete_queued_job("b").await.unwrap());
 }
+
+#[tokio::test]
+async fn cached_reads_see_this_processes_writes_at_once() {
+    let (_dir, store) = open_temp().await;
+    store.create_tenant("acme", &"a".repeat(64)).await.unwrap();
+    let t = store.tenant("acme");
+    t.insert_flavor(&flavor("mine"), None).await.unwrap();
+    t.insert_component(&component("prod", "mine", None))
+        .await
+        .unwrap();
+    // Read twice (the second from the cache), then changed: the next read
+    // is the new row, with no wait.
+    for _ in 0..2 {
+        assert_eq!(
+            store
+                .tenant_for_token_cached(&"a".repeat(64))
+                .await
+                .unwrap(),
+            Some("acme".to_owned())
+        );
+        assert!(t.get_component_cached("prod").await.unwrap().is_some());
+        assert!(t.get_flavor_cached("mine").await.unwrap().is_some());
+    }
+    let mut changed = component("prod", "mine", None);
+    changed.uri = "registry.example.com/elsewhere".to_owned();
+    changed.version = 1;
+    t.update_component(&changed).await.unwrap();
+    assert_eq!(
+        t.get_component_cached("prod").await.unwrap().unwrap().uri,
+        "registry.example.com/elsewhere"
+    );
+    t.delete_component("prod").await.unwrap();
+    assert!(t.get_component_cached("prod").await.unwrap().is_none());
+    t.delete_flavor("mine").await.unwrap();
+    assert!(t.get_flavor_cached("mine").await.unwrap().is_none());
+    store.delete_tenant("acme").await.unwrap();
+    assert_eq!(
+        store
+            .tenant_for_token_cached(&"a".repeat(64))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn cached_reads_see_another_replicas_writes_once_notified() {
+    if !on_postgres() {
+        // Two processes on one SQLite file have no notifications: their
+        // caches agree again within CACHE_TTL.
+        return;
+    }
+    let (_dir, one, two) = open_pair().await;
+    let token = "b".repeat(64);
+    one.create_tenant("acme", &token).await.unwrap();
+    let t1 = one.tenant("acme");
+    t1.insert_component(&component("prod", "default", None))
+        .await
+        .unwrap();
+    // Wait until both listen (a replica serves from its cache only then).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !(one.db.cache.is_live() && two.db.cache.is_live()) {
+        assert!(std::time::Instant::now() < deadline, "never listening");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let t2 = two.tenant("acme");
+    assert!(t2.get_component_cached("prod").await.unwrap().is_some());
+    assert!(two.tenant_for_token_cached(&token).await.unwrap().is_some());
+    // Changed on the other replica: seen here well inside the TTL.
+    t1.delete_component("prod").await.unwrap();
+    one.delete_tenant("acme").await.unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let component = t2.get_component_cached("prod").await.unwrap();
+        let tenant = two.tenant_for_token_cached(&token).await.unwrap();
+        if component.is_none() && tenant.is_none() {
+            break;
+        }
+        assert!(
+            started.elapsed() < CACHE_TTL / 2,
+            "the other replica's writes were not heard"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

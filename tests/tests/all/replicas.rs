@@ -308,3 +308,119 @@ fn restarting_a_replica_interrupts_its_own_jobs_and_no_other_replicas() {
     assert_eq!(status(&a, "job-of-b"), "running");
     assert_eq!(status(&b, "job-of-b"), "running");
 }
+
+/// Checks on `reader` (which keeps the token, component and flavor in its
+/// cache), changes made on `writer`: each change takes effect on the
+/// reader's next request, at once when they are one server, within the time
+/// a notification takes when they are two replicas (well inside the TTL).
+fn changes_take_effect_on_the_next_request(writer: &Server, reader: &Server, same: bool) {
+    let acme = writer.tenant("acme").unwrap();
+    let put = |deny: &str| {
+        let answer = if deny == "first" {
+            writer.json(
+                "PUT",
+                "/v1/registries/prod",
+                Some(&acme),
+                &json!({"flavor": "hostile", "uri": format!("{REGISTRY}/acme"), "config": {"mode": "ok", "deny": deny}}),
+            )
+        } else {
+            writer.json(
+                "PATCH",
+                "/v1/registries/prod",
+                Some(&acme),
+                &json!({"config": {"deny": deny}}),
+            )
+        }
+        .unwrap();
+        assert!(
+            answer.status == 200 || answer.status == 201,
+            "{}",
+            answer.text
+        );
+    };
+    let upload = writer
+        .request(
+            "PUT",
+            "/v1/flavors/hostile",
+            Some(&acme),
+            Some(("application/wasm", &guest_bytes("guest-hostile"))),
+        )
+        .unwrap();
+    assert_eq!(upload.status, 201, "{}", upload.text);
+    put("first");
+    let image = format!("{REGISTRY}/acme/app:1");
+    for _ in 0..3 {
+        let answer = check(reader, &acme, "prod", &image);
+        assert_eq!(answer.body["reason"], "first", "{}", answer.text);
+    }
+    // Waits for `done` on the reader: at once for one server.
+    let next = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now()
+            + if same {
+                std::time::Duration::ZERO
+            } else {
+                flavorbox_store::CACHE_TTL / 2
+            };
+        loop {
+            if done() {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{what} not seen");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    };
+    put("second");
+    next("an updated component", &|| {
+        check(reader, &acme, "prod", &image).body["reason"] == "second"
+    });
+    let delete = writer
+        .request("DELETE", "/v1/registries/prod", Some(&acme), None)
+        .unwrap();
+    assert_eq!(delete.status, 204, "{}", delete.text);
+    next("a deleted component", &|| {
+        check(reader, &acme, "prod", &image).status == 404
+    });
+    let delete = writer
+        .request("DELETE", "/v1/flavors/hostile", Some(&acme), None)
+        .unwrap();
+    assert_eq!(delete.status, 204, "{}", delete.text);
+    let missing = writer
+        .json(
+            "PUT",
+            "/v1/registries/prod",
+            Some(&acme),
+            &json!({"flavor": "hostile", "uri": format!("{REGISTRY}/acme"), "config": {}}),
+        )
+        .unwrap();
+    assert_eq!(missing.status, 404, "{}", missing.text);
+    let revoke = writer
+        .request("DELETE", "/v1/tenants/acme", Some(&admin()), None)
+        .unwrap();
+    assert_eq!(revoke.status, 204, "{}", revoke.text);
+    next("a revoked token", &|| {
+        reader.get("/v1/flavors", Some(&acme)).unwrap().status == 401
+    });
+}
+
+#[test]
+fn cache_invalidation_takes_effect_on_the_next_request_on_one_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &ServerOptions {
+            allow: vec![REGISTRY.into()],
+            ..ServerOptions::default()
+        },
+    )
+    .unwrap();
+    changes_take_effect_on_the_next_request(&server, &server, true);
+}
+
+#[test]
+fn cache_invalidation_reaches_the_other_replicas() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = flavorbox_testdb::postgres().fresh_database();
+    let a = replica(dir.path(), "replica-a", &url);
+    let b = replica(dir.path(), "replica-b", &url);
+    changes_take_effect_on_the_next_request(&a, &b, false);
+}
