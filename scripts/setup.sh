@@ -41,10 +41,11 @@ declare -A PACKAGE_OF=(
     [skopeo]=skopeo
     [openssl]=openssl
     [initdb]=postgresql
+    [haproxy]=haproxy
 )
 missing=()
 # initdb lives in /usr/lib/postgresql/N/bin (the replica tests' private server).
-for binary in dockerd docker-registry htpasswd skopeo openssl initdb; do
+for binary in dockerd docker-registry htpasswd skopeo openssl initdb haproxy; do
     if command -v "$binary" >/dev/null 2>&1 || [ -x "/usr/sbin/$binary" ] || [ -x "/usr/bin/$binary" ] \
         || compgen -G "/usr/lib/postgresql/*/bin/$binary" >/dev/null; then
         say "$binary present"

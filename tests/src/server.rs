@@ -257,3 +257,79 @@ impl Drop for Server {
         self.stop_kill();
     }
 }
+
+/// haproxy (Debian's package) on a free loopback port, balancing requests
+/// round robin over several servers and checking each one's `/readyz`:
+/// the load balancer an operator puts in front of replicas. Stopped on
+/// drop, and with the test process (`PR_SET_PDEATHSIG`).
+pub struct LoadBalancer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    child: Child,
+}
+
+impl LoadBalancer {
+    /// Starts haproxy in front of `servers` (their `http://` URLs), its
+    /// config in `dir`; waits until it answers `/readyz`.
+    pub fn start(dir: &Path, servers: &[&str]) -> Result<LoadBalancer> {
+        use std::os::unix::process::CommandExt as _;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut config = format!(
+            "global\n  maxconn 1024\ndefaults\n  mode http\n  timeout connect 5s\n  \
+             timeout client 60s\n  timeout server 60s\nfrontend flavorbox\n  \
+             bind 127.0.0.1:{port}\n  default_backend replicas\nbackend replicas\n  \
+             balance roundrobin\n  option httpchk GET /readyz\n"
+        );
+        for (i, server) in servers.iter().enumerate() {
+            let address = server.trim_start_matches("http://");
+            config.push_str(&format!("  server r{i} {address} check inter 500ms\n"));
+        }
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, config)?;
+        let mut command = Command::new("haproxy");
+        command
+            .arg("-f")
+            .arg(&path)
+            .arg("-db")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: prctl is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command
+            .spawn()
+            .context("starting haproxy (scripts/setup.sh installs Debian's haproxy)")?;
+        let balancer = LoadBalancer {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let ready = ureq::get(&format!("{}/readyz", balancer.url))
+                .timeout(Duration::from_secs(2))
+                .call()
+                .is_ok();
+            if ready {
+                return Ok(balancer);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!("haproxy did not answer within 30 s")
+    }
+}
+
+impl Drop for LoadBalancer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -8,8 +8,8 @@
 
 use std::path::Path;
 
-use flavorbox_tests::server::{Answer, Server, ServerOptions};
-use flavorbox_tests::{flavorbox_bin, guest_bytes};
+use flavorbox_tests::server::{Answer, LoadBalancer, Server, ServerOptions};
+use flavorbox_tests::{flavorbox_bin, guest_bytes, run_cli};
 use serde_json::{Value, json};
 
 /// A registry the egress policy lets through; checks never contact it.
@@ -423,4 +423,65 @@ fn cache_invalidation_reaches_the_other_replicas() {
     let a = replica(dir.path(), "replica-a", &url);
     let b = replica(dir.path(), "replica-b", &url);
     changes_take_effect_on_the_next_request(&a, &b, false);
+}
+
+#[test]
+fn the_cli_works_through_a_load_balancer_in_front_of_three_replicas() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = flavorbox_testdb::postgres().fresh_database();
+    let replicas: Vec<Server> = ["replica-1", "replica-2", "replica-3"]
+        .iter()
+        .map(|name| replica(dir.path(), name, &url))
+        .collect();
+    let urls: Vec<&str> = replicas.iter().map(|r| r.url.as_str()).collect();
+    let balancer = LoadBalancer::start(dir.path(), &urls).expect("haproxy");
+    let token = replicas[0].tenant("acme").unwrap();
+    let home = dir.path().join("cli");
+    let cli = |args: &[&str], stdin: Option<&str>| {
+        let (ok, out, err) = run_cli(&home, args, stdin, &[]);
+        assert!(ok, "flavorbox {args:?}: {err}");
+        out
+    };
+    cli(&["login", &balancer.url, "--token-stdin"], Some(&token));
+    let hostile = flavorbox_tests::guest_path("guest-hostile");
+    cli(&["flavor", "register", hostile.to_str().unwrap()], None);
+    cli(
+        &[
+            "registry",
+            "register",
+            "prod",
+            "--flavor",
+            "hostile",
+            "--uri",
+            &format!("{REGISTRY}/acme"),
+            "--config",
+            "deny=closed for the audit",
+        ],
+        None,
+    );
+    // Round robin: consecutive commands land on different replicas, and
+    // every one sees what the others wrote.
+    for _ in 0..6 {
+        assert!(cli(&["flavor", "list"], None).contains("hostile"));
+        assert!(cli(&["registry", "list"], None).contains("prod"));
+    }
+    let trail = cli(&["audit", "--json"], None);
+    let trail: Value = serde_json::from_str(&trail).unwrap();
+    let rows = trail["events"].as_array().cloned().unwrap_or_default();
+    assert!(rows.len() >= 2, "{trail:#}");
+    // Every replica answered some of those requests.
+    let served: std::collections::BTreeSet<String> = replicas
+        .iter()
+        .map(|r| {
+            let metrics = r.get("/metrics", None).unwrap().text;
+            metrics
+                .lines()
+                .filter(|l| l.starts_with("flavorbox_http_requests_total") && l.contains("/v1/"))
+                .map(|_| r.url.clone())
+                .next()
+                .unwrap_or_default()
+        })
+        .filter(|u| !u.is_empty())
+        .collect();
+    assert_eq!(served.len(), 3, "round robin reached every replica");
 }
