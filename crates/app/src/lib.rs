@@ -306,6 +306,48 @@ impl App {
         })
     }
 
+    /// On a shared database, what every replica does every second: reports
+    /// the CPU time it spent per tenant since the last time, and learns what
+    /// the other replicas spent this minute, which admission then counts
+    /// against each tenant's budget with its own. Nothing on SQLite.
+    pub async fn exchange_cpu_usage(&self) -> Result<(), AppError> {
+        if self.store.database_kind() == flavorbox_store::DatabaseKind::Sqlite {
+            return Ok(());
+        }
+        let reports = self.admission.take_cpu_reports();
+        let used: Vec<(String, i64)> = reports
+            .iter()
+            .map(|(tenant, cpu)| {
+                (
+                    tenant.clone(),
+                    i64::try_from(cpu.as_micros()).unwrap_or(i64::MAX),
+                )
+            })
+            .collect();
+        let elsewhere = match self.store.exchange_cpu_usage(self.replica(), &used).await {
+            Ok(elsewhere) => elsewhere,
+            Err(e) => {
+                // Not lost: counted again with the next report.
+                for (tenant, cpu) in reports {
+                    self.admission.return_cpu_report(&tenant, cpu);
+                }
+                return Err(e.into());
+            }
+        };
+        self.admission.set_cpu_elsewhere(
+            elsewhere
+                .into_iter()
+                .map(|(tenant, micros)| {
+                    (
+                        tenant,
+                        std::time::Duration::from_micros(u64::try_from(micros).unwrap_or(0)),
+                    )
+                })
+                .collect(),
+        );
+        Ok(())
+    }
+
     /// What every replica does every [`flavorbox_store::JOB_LEASE_RENEW`]:
     /// renews the leases of the jobs it runs, and marks `interrupted` the
     /// jobs whose lease ran out (their replica died, was paused or lost the

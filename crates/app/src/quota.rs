@@ -274,6 +274,9 @@ struct TenantGate {
 struct CpuWindow {
     start: Instant,
     used: Duration,
+    /// Used here and not yet reported to the other replicas (a shared
+    /// database only; see [`Admission::take_cpu_reports`]).
+    unreported: Duration,
 }
 
 impl CpuWindow {
@@ -281,6 +284,7 @@ impl CpuWindow {
         CpuWindow {
             start: Instant::now(),
             used: Duration::ZERO,
+            unreported: Duration::ZERO,
         }
     }
 
@@ -288,7 +292,10 @@ impl CpuWindow {
     fn turn(&mut self) -> bool {
         let ended = self.start.elapsed() >= CPU_WINDOW;
         if ended {
+            // What was not reported yet still counts for the other replicas.
+            let unreported = self.unreported;
             *self = CpuWindow::new();
+            self.unreported = unreported;
         }
         ended
     }
@@ -309,6 +316,10 @@ pub struct Admission {
     calls: Arc<Lane>,
     compiles: Arc<Lane>,
     tenants: Mutex<HashMap<String, Arc<TenantGate>>>,
+    /// CPU time the other replicas of a shared database used per tenant in
+    /// the current minute, as last heard (at most a second old); empty on
+    /// a server of its own.
+    elsewhere: Mutex<HashMap<String, Duration>>,
 }
 
 /// A running call's or compile's slot; dropping it frees the slot.
@@ -331,6 +342,7 @@ impl CallPermit {
         let mut window = self.gate.cpu.lock().unwrap_or_else(|e| e.into_inner());
         window.turn();
         window.used += cpu;
+        window.unreported += cpu;
     }
 }
 
@@ -351,6 +363,7 @@ impl Admission {
             calls: Arc::new(Lane::new(bounds)),
             compiles: Arc::new(Lane::new(CallBounds::compiles())),
             tenants: Mutex::new(HashMap::new()),
+            elsewhere: Mutex::new(HashMap::new()),
         }
     }
 
@@ -408,9 +421,52 @@ impl Admission {
         &self.compiles.stats
     }
 
+    /// Takes the CPU time each tenant used here since the last call: what
+    /// this replica reports to the others (a shared database).
+    pub fn take_cpu_reports(&self) -> Vec<(String, Duration)> {
+        let gates: Vec<(String, Arc<TenantGate>)> = self
+            .lock()
+            .iter()
+            .map(|(name, gate)| (name.clone(), gate.clone()))
+            .collect();
+        gates
+            .into_iter()
+            .filter_map(|(name, gate)| {
+                let mut window = gate.cpu.lock().unwrap_or_else(|e| e.into_inner());
+                let used = std::mem::take(&mut window.unreported);
+                (!used.is_zero()).then_some((name, used))
+            })
+            .collect()
+    }
+
+    /// Gives back a report that could not be sent, to go with the next.
+    pub fn return_cpu_report(&self, tenant: &str, cpu: Duration) {
+        if let Some(gate) = self.lock().get(tenant).cloned() {
+            let mut window = gate.cpu.lock().unwrap_or_else(|e| e.into_inner());
+            window.unreported += cpu;
+        }
+    }
+
+    /// Sets what the other replicas used per tenant this minute: counted
+    /// with this replica's own use against each tenant's CPU budget, which
+    /// is so one budget for the whole deployment.
+    pub fn set_cpu_elsewhere(&self, used: HashMap<String, Duration>) {
+        *self.elsewhere.lock().unwrap_or_else(|e| e.into_inner()) = used;
+    }
+
     /// Forgets a deleted tenant's share.
     pub fn forget(&self, tenant: &str) {
         self.lock().remove(tenant);
+    }
+
+    /// What the other replicas used of `tenant`'s CPU budget this minute.
+    fn elsewhere(&self, tenant: &str) -> Duration {
+        self.elsewhere
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tenant)
+            .copied()
+            .unwrap_or_default()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<TenantGate>>> {
@@ -453,7 +509,7 @@ impl Admission {
     pub fn check_compile_room(&self, tenant: &str, quota: &TenantQuota) -> Result<(), AppError> {
         let lane = self.lane(Work::Compile);
         let gate = self.gate(tenant, quota);
-        Self::check_cpu(lane, &gate, quota)?;
+        Self::check_cpu(lane, &gate, quota, self.elsewhere(tenant))?;
         let share = gate.share(Work::Compile);
         let (_, max_waiting) = Work::Compile.tenant_share(quota);
         let line_full = max_waiting.is_some_and(|max| share.waiting.load(Ordering::Acquire) >= max);
@@ -464,10 +520,17 @@ impl Admission {
     }
 
     /// Refuses work of a tenant whose CPU budget for this minute is spent.
-    fn check_cpu(lane: &Lane, gate: &TenantGate, quota: &TenantQuota) -> Result<(), AppError> {
+    fn check_cpu(
+        lane: &Lane,
+        gate: &TenantGate,
+        quota: &TenantQuota,
+        elsewhere: Duration,
+    ) -> Result<(), AppError> {
         if let Some(budget) = quota.cpu_per_minute {
             let mut window = gate.cpu.lock().unwrap_or_else(|e| e.into_inner());
-            if !window.turn() && window.used >= budget {
+            let turned = window.turn();
+            let used = if turned { Duration::ZERO } else { window.used };
+            if used + elsewhere >= budget {
                 lane.stats.rejected_cpu.fetch_add(1, Ordering::Relaxed);
                 return Err(AppError::Quota {
                     what: format!(
@@ -492,7 +555,7 @@ impl Admission {
     ) -> Result<CallPermit, AppError> {
         let lane = self.lane(work);
         let gate = self.gate(tenant, quota);
-        Self::check_cpu(lane, &gate, quota)?;
+        Self::check_cpu(lane, &gate, quota, self.elsewhere(tenant))?;
         let share = gate.share(work);
         let (_, max_waiting) = work.tenant_share(quota);
         // The tenant's own share first, so a tenant at its bound waits in
@@ -755,6 +818,35 @@ mod tests {
             other => panic!("expected a quota refusal, got {other:?}"),
         }
         assert!(admission.admit("other", &q).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn cpu_spent_on_other_replicas_counts_against_the_same_budget() {
+        let admission = Admission::new(CallBounds::default());
+        let q = TenantQuota {
+            cpu_per_minute: Some(Duration::from_millis(10)),
+            ..TenantQuota::unlimited()
+        };
+        let permit = admission.admit("t", &q).await.expect("budget left");
+        admission.charge(&permit, Duration::from_millis(4));
+        drop(permit);
+        // What this replica reports, once.
+        let reports = admission.take_cpu_reports();
+        assert_eq!(reports, vec![("t".to_string(), Duration::from_millis(4))]);
+        assert!(admission.take_cpu_reports().is_empty());
+        // The others spent the rest: 4 ms here + 6 ms elsewhere is the budget.
+        admission.set_cpu_elsewhere(HashMap::from([("t".to_string(), Duration::from_millis(6))]));
+        assert!(matches!(
+            admission.admit("t", &q).await,
+            Err(AppError::Quota { .. })
+        ));
+        assert!(admission.admit("other", &q).await.is_ok());
+        // A report that could not be sent goes with the next.
+        admission.return_cpu_report("t", Duration::from_millis(4));
+        assert_eq!(
+            admission.take_cpu_reports(),
+            vec![("t".to_string(), Duration::from_millis(4))]
+        );
     }
 
     fn compiling(queued: usize) -> TenantQuota {

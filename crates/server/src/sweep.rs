@@ -149,7 +149,9 @@ pub(crate) fn spawn_periodic(state: AppState) {
             }
         }
     });
-    // The allowed checks batched in memory are written at least this often.
+    // The allowed checks batched in memory are written at least this often,
+    // and (on a shared database) CPU usage is exchanged with the other
+    // replicas as often.
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(flavorbox_app::audit::BATCH_AGE);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -157,6 +159,9 @@ pub(crate) fn spawn_periodic(state: AppState) {
             ticks.tick().await;
             if let Err(e) = audit_state.app.flush_audit().await {
                 tracing::warn!(error = %e, "writing the audit trail's batch failed");
+            }
+            if let Err(e) = audit_state.app.exchange_cpu_usage().await {
+                tracing::warn!(error = %e, "exchanging CPU usage with the other replicas failed");
             }
             if audit_state.jobs.is_stopping() {
                 return;

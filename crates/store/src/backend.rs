@@ -134,6 +134,14 @@ impl Database {
         }
     }
 
+    /// The database's clock in whole minutes since the Unix epoch.
+    pub(super) fn minute_now(&self) -> &'static str {
+        match self.kind {
+            Kind::Sqlite => "CAST(strftime('%s', 'now') AS INTEGER) / 60",
+            Kind::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS BIGINT) / 60",
+        }
+    }
+
     /// The connection pool, for single statements outside a transaction;
     /// refused once a SQLite file was removed or replaced.
     pub(super) fn pool(&self) -> Result<&Pool<Db>, StoreError> {

@@ -25,6 +25,7 @@ mod audit;
 mod backend;
 mod blob;
 mod cache;
+mod cpu;
 mod egress_paths;
 mod error;
 mod jobs;

@@ -2099,3 +2099,56 @@ async fn cached_reads_see_another_replicas_writes_once_notified() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[tokio::test]
+async fn replicas_exchange_their_cpu_use_per_tenant_and_minute() {
+    let (_dir, one, two) = open_pair().await;
+    // Usage is per minute of the database's clock: a round that straddles
+    // a minute's end sees a fresh minute halfway, so it runs again (with
+    // replicas of new names, whose rows are their own).
+    for round in 0..3 {
+        let (r1, r2) = (format!("r1-{round}"), format!("r2-{round}"));
+        let used = |pairs: &[(&str, i64)]| -> Vec<(String, i64)> {
+            pairs.iter().map(|(t, m)| (t.to_string(), *m)).collect()
+        };
+        let sorted = |mut v: Vec<(String, i64)>| {
+            v.sort();
+            v
+        };
+        one.exchange_cpu_usage(&r1, &used(&[("acme", 300), ("globex", 5)]))
+            .await
+            .unwrap();
+        // r2 hears r1's use, not its own.
+        let first = two
+            .exchange_cpu_usage(&r2, &used(&[("acme", 200)]))
+            .await
+            .unwrap();
+        // r1 reports more: added; r1 hears r2's.
+        let second = one
+            .exchange_cpu_usage(&r1, &used(&[("acme", 100)]))
+            .await
+            .unwrap();
+        let third = two.exchange_cpu_usage(&r2, &[]).await.unwrap();
+        let earlier: i64 = first.iter().map(|(_, m)| m).sum();
+        if round < 2 && earlier < 305 {
+            continue; // the minute turned (or an earlier round's rows show)
+        }
+        let others = |v: &Vec<(String, i64)>| {
+            v.iter()
+                .filter(|(t, _)| t == "acme" || t == "globex")
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        if round < 2
+            && (sorted(others(&first)) != used(&[("acme", 300), ("globex", 5)])
+                || others(&second) != used(&[("acme", 200)])
+                || sorted(others(&third)) != used(&[("acme", 400), ("globex", 5)]))
+        {
+            continue;
+        }
+        assert_eq!(sorted(first), used(&[("acme", 300), ("globex", 5)]));
+        assert_eq!(second, used(&[("acme", 200)]));
+        assert_eq!(sorted(third), used(&[("acme", 400), ("globex", 5)]));
+        return;
+    }
+}
