@@ -26,7 +26,7 @@ RATE="${2:-500}"
 TOPOLOGY="${3:-sqlite}"
 if [ "$TOPOLOGY" = all ]; then
     for topology in sqlite postgres cluster; do
-        bash "$0" "$SECONDS_EACH" "$RATE" "$topology"
+        bash "$0" "$SECONDS_EACH" "$RATE" "$topology" || echo "bench: the $topology run exited with $?" >&2
     done
     python3 - <<'PY'
 import json

@@ -288,7 +288,12 @@ impl LoadBalancer {
         }
         let path = dir.join("haproxy.cfg");
         std::fs::write(&path, config)?;
-        let mut command = Command::new("haproxy");
+        // Debian puts it in /usr/sbin, which a non-root PATH may lack.
+        let binary = ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or("haproxy");
+        let mut command = Command::new(binary);
         command
             .arg("-f")
             .arg(&path)
