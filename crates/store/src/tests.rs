@@ -2152,3 +2152,37 @@ async fn replicas_exchange_their_cpu_use_per_tenant_and_minute() {
         return;
     }
 }
+
+#[tokio::test]
+async fn a_batch_of_audit_rows_is_written_whole_and_in_order() {
+    let (_dir, store) = open_temp().await;
+    // More rows than one INSERT takes, of two tenants, interleaved.
+    let entries: Vec<(String, AuditEntry)> = (0..250)
+        .map(|i| {
+            let tenant = if i % 2 == 0 { "acme" } else { "globex" };
+            (
+                tenant.to_owned(),
+                event("check", "allowed", &format!("img-{i:03}")),
+            )
+        })
+        .collect();
+    store.append_audit(&entries).await.unwrap();
+    let filter = AuditFilter {
+        limit: 1000,
+        ..AuditFilter::default()
+    };
+    let rows = store.audit(None, &filter).await.unwrap();
+    assert_eq!(rows.len(), 250);
+    // Newest first: the last entry of the batch has the highest id.
+    let images: Vec<String> = rows
+        .iter()
+        .rev()
+        .map(|r| r.entry.image.clone().unwrap_or_default())
+        .collect();
+    let expected: Vec<String> = (0..250).map(|i| format!("img-{i:03}")).collect();
+    assert_eq!(images, expected);
+    assert_eq!(
+        store.tenant("acme").audit(&filter).await.unwrap().len(),
+        125
+    );
+}
