@@ -485,3 +485,68 @@ fn the_cli_works_through_a_load_balancer_in_front_of_three_replicas() {
         .collect();
     assert_eq!(served.len(), 3, "round robin reached every replica");
 }
+
+#[test]
+fn a_tenants_cpu_budget_spent_on_one_replica_is_spent_on_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = flavorbox_testdb::postgres().fresh_database();
+    let config = "[quotas]\ntimeout_ms = 300\ncpu_ms_per_minute = 500\n";
+    let start = |name: &str| {
+        let mut options = on(&url);
+        options.config = Some(config.into());
+        options.env.push(("FLAVORBOX_REPLICA".into(), name.into()));
+        Server::start_with(dir.path(), dir.path().join(name), admin(), &options)
+            .unwrap_or_else(|e| panic!("replica {name}: {e:#}"))
+    };
+    let a = start("replica-a");
+    let b = start("replica-b");
+    let evil = a.tenant("evil").unwrap();
+    let upload = a
+        .request(
+            "PUT",
+            "/v1/flavors/hostile",
+            Some(&evil),
+            Some(("application/wasm", &guest_bytes("guest-hostile"))),
+        )
+        .unwrap();
+    assert_eq!(upload.status, 201, "{}", upload.text);
+    let burn = |server: &Server| {
+        server
+            .json(
+                "PUT",
+                "/v1/registries/x",
+                Some(&evil),
+                &json!({"flavor": "hostile", "uri": format!("{REGISTRY}/evil"), "config": {"mode": "loop"}}),
+            )
+            .unwrap()
+    };
+    // Endless loops on A until A refuses: its budget is spent there.
+    let mut refused = None;
+    for _ in 0..20 {
+        let answer = burn(&a);
+        if answer.status == 429 {
+            refused = Some(answer);
+            break;
+        }
+        assert_eq!(answer.status, 422, "{}", answer.text);
+    }
+    let refused = refused.expect("A refuses once the budget is spent");
+    assert!(refused.text.contains("CPU time"), "{}", refused.text);
+    // B spent nothing itself; within a few exchanges it knows what A spent,
+    // and refuses the same tenant before running anything.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let on_b = burn(&b);
+    assert_eq!(on_b.status, 429, "{}", on_b.text);
+    assert!(on_b.text.contains("CPU time"), "{}", on_b.text);
+    // Another tenant on B is not held by it.
+    let good = b.tenant("good").unwrap();
+    let put = b
+        .json(
+            "PUT",
+            "/v1/registries/r",
+            Some(&good),
+            &json!({"flavor": "default", "uri": format!("{REGISTRY}/good")}),
+        )
+        .unwrap();
+    assert_eq!(put.status, 201, "{}", put.text);
+}
