@@ -55,6 +55,24 @@ struct Entry<V> {
     at: Instant,
 }
 
+/// A kind of tenant row the cache keeps, by tenant and name.
+pub(super) trait Row: Clone + Sized {
+    /// Where the cache keeps rows of this kind.
+    fn map(cache: &Cache) -> &Map<(String, String), Option<Self>>;
+}
+
+impl Row for crate::ComponentRecord {
+    fn map(cache: &Cache) -> &Map<(String, String), Option<Self>> {
+        &cache.components
+    }
+}
+
+impl Row for crate::FlavorRecord {
+    fn map(cache: &Cache) -> &Map<(String, String), Option<Self>> {
+        &cache.flavors
+    }
+}
+
 /// Generation counters and the cached rows.
 #[derive(Debug)]
 pub(super) struct Cache {
@@ -69,7 +87,7 @@ pub(super) struct Cache {
 }
 
 #[derive(Debug)]
-struct Map<K, V>(Mutex<HashMap<K, Entry<V>>>);
+pub(super) struct Map<K, V>(Mutex<HashMap<K, Entry<V>>>);
 
 impl<K: Hash + Eq, V: Clone> Map<K, V> {
     fn new() -> Self {
@@ -172,50 +190,30 @@ impl Cache {
         }
     }
 
-    pub(super) fn component(
+    /// The tenant's row `name` of kind `V` through the cache: `read` (the
+    /// database) only on a miss, its answer kept under the counters taken
+    /// before it ran, so a write that lands meanwhile leaves it stale.
+    pub(super) async fn tenant_row<V, F, Fut>(
         &self,
         tenant: &str,
         name: &str,
-    ) -> Option<Option<crate::ComponentRecord>> {
-        if !self.is_live() {
-            return None;
+        read: F,
+    ) -> Result<Option<V>, crate::StoreError>
+    where
+        V: Row,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<V>, crate::StoreError>>,
+    {
+        let key = (tenant.to_owned(), name.to_owned());
+        if self.is_live()
+            && let Some(found) = V::map(self).get(self, &key)
+        {
+            return Ok(found);
         }
-        self.components
-            .get(self, &(tenant.to_owned(), name.to_owned()))
-    }
-
-    pub(super) fn keep_component(
-        &self,
-        tenant: &str,
-        name: &str,
-        before: Stamp,
-        value: Option<crate::ComponentRecord>,
-    ) {
-        if self.is_live() {
-            self.components
-                .put((tenant.to_owned(), name.to_owned()), tenant, before, value);
-        }
-    }
-
-    pub(super) fn flavor(&self, tenant: &str, name: &str) -> Option<Option<crate::FlavorRecord>> {
-        if !self.is_live() {
-            return None;
-        }
-        self.flavors
-            .get(self, &(tenant.to_owned(), name.to_owned()))
-    }
-
-    pub(super) fn keep_flavor(
-        &self,
-        tenant: &str,
-        name: &str,
-        before: Stamp,
-        value: Option<crate::FlavorRecord>,
-    ) {
-        if self.is_live() {
-            self.flavors
-                .put((tenant.to_owned(), name.to_owned()), tenant, before, value);
-        }
+        let before = self.stamp(tenant);
+        let found = read().await?;
+        V::map(self).put(key, tenant, before, found.clone());
+        Ok(found)
     }
 }
 

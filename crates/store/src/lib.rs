@@ -122,7 +122,18 @@ impl Store {
             state::refuse_orphaned_state(home, &blob_dir)?;
         }
         let db = sqlite::open(home).await?;
+        Store::writable(db, home, code_cache_dir, code_cache_key).await
+    }
+
+    /// A writable store on `db` whose identity agrees with `home`'s marker.
+    async fn writable(
+        db: backend::Database,
+        home: &Path,
+        code_cache_dir: PathBuf,
+        code_cache_key: [u8; 32],
+    ) -> Result<Store, StoreError> {
         state::check_identity(&db, home).await?;
+        let blob_dir = home.join("blobs").join("sha256");
         Ok(Store {
             db,
             blobs: Arc::new(BlobDir::new(blob_dir.clone())),
@@ -153,17 +164,7 @@ impl Store {
         set_private_dir(&code_cache_dir)?;
         let code_cache_key = host_key(&home.join(CODE_CACHE_KEY_FILE), &code_cache_dir)?;
         let db = postgres::open(url, migrate).await?;
-        state::check_identity(&db, home).await?;
-        let blob_dir = home.join("blobs").join("sha256");
-        Ok(Store {
-            db,
-            blobs: Arc::new(BlobDir::new(blob_dir.clone())),
-            home: home.to_path_buf(),
-            blob_dir,
-            code_cache_dir,
-            code_cache_key,
-            read_only: false,
-        })
+        Store::writable(db, home, code_cache_dir, code_cache_key).await
     }
 
     /// Brings the database at `url` (PostgreSQL) up to this build's schema

@@ -514,28 +514,20 @@ impl TenantStore {
         &self,
         name: &str,
     ) -> Result<Option<ComponentRecord>, StoreError> {
-        let cache = &self.db.cache;
-        if let Some(found) = cache.component(&self.tenant, name) {
-            return Ok(found);
-        }
-        let before = cache.stamp(&self.tenant);
-        let found = self.get_component(name).await?;
-        cache.keep_component(&self.tenant, name, before, found.clone());
-        Ok(found)
+        self.db
+            .cache
+            .tenant_row(&self.tenant, name, || self.get_component(name))
+            .await
     }
 
     /// [`get_flavor`](Self::get_flavor) through this process's cache (see
     /// [`CACHE_TTL`](crate::CACHE_TTL)): for reads that decide a flavor
     /// call, never a write.
     pub async fn get_flavor_cached(&self, name: &str) -> Result<Option<FlavorRecord>, StoreError> {
-        let cache = &self.db.cache;
-        if let Some(found) = cache.flavor(&self.tenant, name) {
-            return Ok(found);
-        }
-        let before = cache.stamp(&self.tenant);
-        let found = self.get_flavor(name).await?;
-        cache.keep_flavor(&self.tenant, name, before, found.clone());
-        Ok(found)
+        self.db
+            .cache
+            .tenant_row(&self.tenant, name, || self.get_flavor(name))
+            .await
     }
 
     /// Names of the registry components that use `flavor`, sorted.

@@ -2047,6 +2047,15 @@ async fn cached_reads_see_this_processes_writes_at_once() {
     );
     t.delete_component("prod").await.unwrap();
     assert!(t.get_component_cached("prod").await.unwrap().is_none());
+    // A flavor replaced (its OCI tag moved): the next read is the new content.
+    let mut moved = flavor("mine");
+    moved.sha256 = "e".repeat(64);
+    rows_only_blob(&store, &moved.sha256).await;
+    t.replace_flavor(&moved, DIGEST, None).await.unwrap();
+    assert_eq!(
+        t.get_flavor_cached("mine").await.unwrap().unwrap().sha256,
+        "e".repeat(64)
+    );
     t.delete_flavor("mine").await.unwrap();
     assert!(t.get_flavor_cached("mine").await.unwrap().is_none());
     store.delete_tenant("acme").await.unwrap();

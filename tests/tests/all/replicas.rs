@@ -40,6 +40,19 @@ fn admin() -> String {
     format!("admin-{}", "x".repeat(40))
 }
 
+/// Uploads the hostile test flavor as `hostile` for the tenant of `token`.
+fn upload_hostile(server: &Server, token: &str) {
+    let upload = server
+        .request(
+            "PUT",
+            "/v1/flavors/hostile",
+            Some(token),
+            Some(("application/wasm", &guest_bytes("guest-hostile"))),
+        )
+        .unwrap();
+    assert_eq!(upload.status, 201, "{}", upload.text);
+}
+
 fn check(server: &Server, token: &str, registry: &str, image: &str) -> Answer {
     server
         .json(
@@ -73,15 +86,7 @@ fn replicas_on_one_database_share_tenants_flavors_components_and_the_audit_trail
     assert_eq!(b.get("/v1/flavors", Some(&acme)).unwrap().status, 200);
 
     // A flavor uploaded to A runs on B, which never saw the upload.
-    let upload = a
-        .request(
-            "PUT",
-            "/v1/flavors/hostile",
-            Some(&acme),
-            Some(("application/wasm", &guest_bytes("guest-hostile"))),
-        )
-        .unwrap();
-    assert_eq!(upload.status, 201, "{}", upload.text);
+    upload_hostile(&a, &acme);
     let listed = b.get("/v1/flavors", Some(&acme)).unwrap();
     assert!(listed.text.contains("hostile"), "{}", listed.text);
     let put = b
@@ -338,15 +343,7 @@ fn changes_take_effect_on_the_next_request(writer: &Server, reader: &Server, sam
             answer.text
         );
     };
-    let upload = writer
-        .request(
-            "PUT",
-            "/v1/flavors/hostile",
-            Some(&acme),
-            Some(("application/wasm", &guest_bytes("guest-hostile"))),
-        )
-        .unwrap();
-    assert_eq!(upload.status, 201, "{}", upload.text);
+    upload_hostile(writer, &acme);
     put("first");
     let image = format!("{REGISTRY}/acme/app:1");
     for _ in 0..3 {
@@ -501,15 +498,7 @@ fn a_tenants_cpu_budget_spent_on_one_replica_is_spent_on_the_others() {
     let a = start("replica-a");
     let b = start("replica-b");
     let evil = a.tenant("evil").unwrap();
-    let upload = a
-        .request(
-            "PUT",
-            "/v1/flavors/hostile",
-            Some(&evil),
-            Some(("application/wasm", &guest_bytes("guest-hostile"))),
-        )
-        .unwrap();
-    assert_eq!(upload.status, 201, "{}", upload.text);
+    upload_hostile(&a, &evil);
     let burn = |server: &Server| {
         server
             .json(
