@@ -72,6 +72,8 @@ pub(super) struct Database {
     pub(super) cache: Arc<Cache>,
     /// The task that hears other replicas' writes (PostgreSQL).
     listener: Option<Arc<tokio::task::JoinHandle<()>>>,
+    /// Connections the pool opened so far (PostgreSQL; 0 on SQLite).
+    pub(super) connections_opened: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The advisory-lock key of the registry-path check, apart from every
@@ -102,6 +104,7 @@ impl Database {
             file,
             cache,
             listener,
+            connections_opened: Arc::default(),
         }
     }
 
@@ -193,7 +196,7 @@ impl Database {
         };
         // From here on, a failure drops `tx`, which closes the connection.
         let mut tx = WriteTx {
-            conn,
+            conn: Some(conn),
             done: false,
             changes,
             kind: self.kind,
@@ -244,11 +247,16 @@ impl Database {
 /// COMMIT fails (a full disk), SQLite has already rolled back, sqlx's
 /// ROLLBACK on drop then fails too, and the connection went back to the
 /// pool still counted as inside a transaction, failing every later write on
-/// it until the pool retired it. This one keeps no count: a transaction
-/// that did not commit closes its connection (the database rolls back on
-/// close), so whatever went wrong, no later write inherits it.
+/// it until the pool retired it. This one keeps no count: on SQLite a
+/// transaction that did not commit closes its connection (the database
+/// rolls back on close), so whatever went wrong, no later write inherits it.
+/// On PostgreSQL a new connection is a new server process, and refused
+/// writes (a quota, a conflict) are what a hostile tenant can repeat at
+/// will: the connection is rolled back in the background and goes back to
+/// the pool only if the ROLLBACK succeeded, else it is closed.
 pub(super) struct WriteTx {
-    conn: PoolConnection<Db>,
+    /// Always `Some` until dropped.
+    conn: Option<PoolConnection<Db>>,
     done: bool,
     /// Whose cached rows the transaction changes (tenants, or
     /// [`ACCOUNTS`](super::cache::ACCOUNTS)): announced on commit.
@@ -269,15 +277,15 @@ impl WriteTx {
     /// after the commit.
     pub(super) async fn commit(mut self) -> Result<(), StoreError> {
         if self.kind == Kind::Postgres {
-            for key in &self.changes {
+            for key in self.changes.clone() {
                 sqlx::query("SELECT pg_notify($1, $2)")
                     .bind(super::cache::CHANNEL)
                     .bind(key)
-                    .execute(&mut *self.conn)
+                    .execute(&mut *self)
                     .await?;
             }
         }
-        sqlx::query("COMMIT").execute(&mut *self.conn).await?;
+        sqlx::query("COMMIT").execute(&mut *self).await?;
         self.done = true;
         for key in &self.changes {
             self.cache.changed(key);
@@ -288,8 +296,21 @@ impl WriteTx {
 
 impl Drop for WriteTx {
     fn drop(&mut self) {
-        if !self.done {
-            self.conn.close_on_drop();
+        if self.done {
+            return;
+        }
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        match (self.kind, tokio::runtime::Handle::try_current()) {
+            (Kind::Postgres, Ok(runtime)) => {
+                runtime.spawn(async move {
+                    if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+                        conn.close_on_drop();
+                    }
+                });
+            }
+            _ => conn.close_on_drop(),
         }
     }
 }
@@ -298,12 +319,16 @@ impl Deref for WriteTx {
     type Target = Connection;
 
     fn deref(&self) -> &Connection {
-        &self.conn
+        self.conn
+            .as_deref()
+            .expect("a write transaction's connection until dropped")
     }
 }
 
 impl DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut Connection {
-        &mut self.conn
+        self.conn
+            .as_deref_mut()
+            .expect("a write transaction's connection until dropped")
     }
 }

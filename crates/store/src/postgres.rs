@@ -2,6 +2,8 @@
 //! string, and the migrations, which PostgreSQL's migrator runs under its
 //! own advisory lock, so replicas starting at once apply them once.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::Pool;
@@ -30,9 +32,19 @@ pub fn is_postgres_url(url: &str) -> bool {
 /// Connects to `url` without migrating: a pool of at most
 /// [`MAX_CONNECTIONS`]. The URL's password never appears in an error.
 pub(super) async fn connect(url: &str) -> Result<Pool<Db>, StoreError> {
+    connect_counting(url, Arc::new(AtomicU64::new(0))).await
+}
+
+/// [`connect`], counting in `opened` every connection the pool opens (each
+/// is a server process on PostgreSQL's side).
+async fn connect_counting(url: &str, opened: Arc<AtomicU64>) -> Result<Pool<Db>, StoreError> {
     sqlx::any::install_default_drivers();
     AnyPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
+        .after_connect(move |_conn, _meta| {
+            opened.fetch_add(1, Ordering::Relaxed);
+            Box::pin(async { Ok(()) })
+        })
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect(url)
         .await
@@ -46,7 +58,8 @@ pub(super) async fn connect(url: &str) -> Result<Pool<Db>, StoreError> {
 /// `migrate` false, refuses one that is behind: an operator who runs
 /// `flavorbox migrate` as its own step).
 pub(super) async fn open(url: &str, migrate: bool) -> Result<Database, StoreError> {
-    let pool = connect(url).await?;
+    let opened = Arc::new(AtomicU64::new(0));
+    let pool = connect_counting(url, opened.clone()).await?;
     if migrate {
         MIGRATOR.run(&pool).await?;
     } else {
@@ -61,7 +74,9 @@ pub(super) async fn open(url: &str, migrate: bool) -> Result<Database, StoreErro
             });
         }
     }
-    Ok(Database::new(pool, Kind::Postgres, None, Some(url)))
+    let mut db = Database::new(pool, Kind::Postgres, None, Some(url));
+    db.connections_opened = opened;
+    Ok(db)
 }
 
 /// The newest migration applied to the database on `pool`; 0 for a new

@@ -2195,3 +2195,35 @@ async fn a_batch_of_audit_rows_is_written_whole_and_in_order() {
         125
     );
 }
+
+#[tokio::test]
+async fn refused_writes_do_not_cost_a_new_database_connection_each() {
+    if !on_postgres() {
+        // SQLite closes the connection of a failed transaction: a file
+        // handle, not a server process.
+        return;
+    }
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("acme").with_quota(RowQuota {
+        max_secrets: Some(1),
+        ..RowQuota::default()
+    });
+    t.create_secret("only", "u", "p").await.unwrap();
+    let opened = || {
+        store
+            .db
+            .connections_opened
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let before = opened();
+    for i in 0..50 {
+        let refused = t.create_secret(&format!("s{i}"), "u", "p").await;
+        assert!(matches!(refused, Err(StoreError::QuotaExceeded { .. })));
+    }
+    // Rolled back and reused: a few connections at most, not one a refusal.
+    let new = opened() - before;
+    assert!(
+        new <= 4,
+        "{new} connections (server processes) for 50 refusals"
+    );
+}
