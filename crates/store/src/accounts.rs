@@ -6,7 +6,6 @@ use super::Store;
 use super::backend::{Kind, WriteLock};
 use super::cache::ACCOUNTS;
 use super::error::{StoreError, TENANT, already_exists, not_found};
-use super::records::JobStatus;
 use super::timestamp::now_rfc3339;
 
 impl Store {
@@ -153,24 +152,6 @@ impl Store {
         Ok(sqlx::query_as("SELECT tenant, name, sha256 FROM flavors")
             .fetch_all(self.db.pool()?)
             .await?)
-    }
-
-    /// Marks every job still `queued` or `running` as `interrupted` with
-    /// `detail_json`: what a single server does at start-up for the jobs its
-    /// last run was doing, and at the end of its drain for the jobs it could
-    /// not finish. Returns how many it marked.
-    pub async fn fail_unfinished_jobs(&self, detail_json: &str) -> Result<u64, StoreError> {
-        Ok(sqlx::query(&format!(
-            "UPDATE jobs SET status = $3, detail_json = $1, updated_at = $2 \
-             WHERE status IN {}",
-            super::jobs::active_statuses()
-        ))
-        .bind(detail_json)
-        .bind(now_rfc3339())
-        .bind(JobStatus::Interrupted.as_str())
-        .execute(self.db.pool()?)
-        .await?
-        .rows_affected())
     }
 }
 

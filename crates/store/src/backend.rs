@@ -183,8 +183,8 @@ impl Database {
     /// committed write of that tenant, whichever replica made it, while
     /// other tenants write beside it. The locks go with the transaction.
     ///
-    /// The transaction is a [`WriteTx`]: a connection whose transaction did
-    /// not commit is closed, never returned to the pool.
+    /// The transaction is a [`WriteTx`]: one that did not commit never
+    /// leaves its connection in the pool inside a transaction.
     pub(super) async fn begin_write(&self, lock: WriteLock<'_>) -> Result<WriteTx, StoreError> {
         self.check()?;
         let conn = self.pool.acquire().await?;
@@ -194,7 +194,7 @@ impl Database {
             }
             WriteLock::TenantJobs(_) | WriteLock::None => Vec::new(),
         };
-        // From here on, a failure drops `tx`, which closes the connection.
+        // From here on, a failure drops `tx`, which ends the transaction.
         let mut tx = WriteTx {
             conn: Some(conn),
             done: false,
@@ -271,7 +271,7 @@ impl WriteTx {
         self.changes.push(key.to_owned());
     }
 
-    /// Commits; on failure the connection is closed. What changed is
+    /// Commits; a failure drops the transaction like any other. What changed is
     /// announced: to other replicas by a notification sent inside the
     /// transaction (delivered only if it commits), to this process's cache
     /// after the commit.

@@ -184,10 +184,9 @@ impl Cache {
     /// counters, [`ACCOUNTS`], taken before the read: the tenant was not
     /// known yet, and creating or deleting any tenant bumps them).
     pub(super) fn keep_token(&self, token_sha256: &str, tenant: &str, before: Stamp) {
-        if self.is_live() {
-            self.tokens
-                .put(token_sha256.to_owned(), ACCOUNTS, before, tenant.to_owned());
-        }
+        // Kept only if the cache was live when `before` was taken.
+        self.tokens
+            .put(token_sha256.to_owned(), ACCOUNTS, before, tenant.to_owned());
     }
 
     /// The tenant's row `name` of kind `V` through the cache: `read` (the

@@ -231,6 +231,15 @@ impl super::Store {
         .rows_affected())
     }
 
+    /// Marks every job still `queued` or `running` as `interrupted` with
+    /// `detail_json`: what a single server does at start-up for the jobs its
+    /// last run was doing, and at the end of its drain for the jobs it could
+    /// not finish. Returns how many it marked.
+    pub async fn fail_unfinished_jobs(&self, detail_json: &str) -> Result<u64, StoreError> {
+        self.interrupt_active_jobs("$4 IS NULL", None, detail_json)
+            .await
+    }
+
     /// Marks `interrupted` (with `detail_json`) every queued or running job
     /// whose lease ran out (its owner died, was paused or lost the
     /// database), of any owner, or, with `owner`, every active job of that
@@ -241,11 +250,25 @@ impl super::Store {
         owner: Option<&str>,
         detail_json: &str,
     ) -> Result<u64, StoreError> {
+        let lost = format!(
+            "lease_until IS NULL OR lease_until < {} OR owner = $4",
+            self.db.now()
+        );
+        self.interrupt_active_jobs(&lost, owner, detail_json).await
+    }
+
+    /// Marks `interrupted` every queued or running job for which `which`
+    /// holds (SQL, with `owner` bound as `$4`); how many.
+    async fn interrupt_active_jobs(
+        &self,
+        which: &str,
+        owner: Option<&str>,
+        detail_json: &str,
+    ) -> Result<u64, StoreError> {
         Ok(sqlx::query(&format!(
             "UPDATE jobs SET status = $3, detail_json = $1, updated_at = $2 \
-             WHERE status IN {} AND (lease_until IS NULL OR lease_until < {} OR owner = $4)",
+             WHERE status IN {} AND ({which})",
             active_statuses(),
-            self.db.now()
         ))
         .bind(detail_json)
         .bind(now_rfc3339())

@@ -30,7 +30,13 @@ fn on(url: &str) -> ServerOptions {
 /// Starts replica `name` with its own home in `dir`, the secrets key and
 /// admin token the others have.
 fn replica(dir: &Path, name: &str, url: &str) -> Server {
+    replica_with(dir, name, url, None)
+}
+
+/// [`replica`] with a server config file of `config`.
+fn replica_with(dir: &Path, name: &str, url: &str, config: Option<&str>) -> Server {
     let mut options = on(url);
+    options.config = config.map(str::to_string);
     options.env.push(("FLAVORBOX_REPLICA".into(), name.into()));
     Server::start_with(dir, dir.join(name), admin(), &options)
         .unwrap_or_else(|e| panic!("replica {name}: {e:#}"))
@@ -488,15 +494,8 @@ fn a_tenants_cpu_budget_spent_on_one_replica_is_spent_on_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let url = flavorbox_testdb::postgres().fresh_database();
     let config = "[quotas]\ntimeout_ms = 300\ncpu_ms_per_minute = 500\n";
-    let start = |name: &str| {
-        let mut options = on(&url);
-        options.config = Some(config.into());
-        options.env.push(("FLAVORBOX_REPLICA".into(), name.into()));
-        Server::start_with(dir.path(), dir.path().join(name), admin(), &options)
-            .unwrap_or_else(|e| panic!("replica {name}: {e:#}"))
-    };
-    let a = start("replica-a");
-    let b = start("replica-b");
+    let a = replica_with(dir.path(), "replica-a", &url, Some(config));
+    let b = replica_with(dir.path(), "replica-b", &url, Some(config));
     let evil = a.tenant("evil").unwrap();
     upload_hostile(&a, &evil);
     let burn = |server: &Server| {
