@@ -74,6 +74,9 @@ pub(super) struct Database {
     listener: Option<Arc<tokio::task::JoinHandle<()>>>,
     /// Connections the pool opened so far (PostgreSQL; 0 on SQLite).
     pub(super) connections_opened: Arc<std::sync::atomic::AtomicU64>,
+    /// Where the pool connects (PostgreSQL), for a connection of its own
+    /// outside the pool (a push turn: see `turn.rs`).
+    pub(super) url: Option<Arc<str>>,
 }
 
 /// The advisory-lock key of the registry-path check, apart from every
@@ -105,12 +108,23 @@ impl Database {
             cache,
             listener,
             connections_opened: Arc::default(),
+            url: listen_url.map(Arc::from),
         }
     }
 
     /// Which database this is.
     pub(super) fn kind(&self) -> Kind {
         self.kind
+    }
+
+    /// What ends a `SELECT` that claims rows no other claimer may take at
+    /// the same time: `FOR UPDATE SKIP LOCKED` on PostgreSQL; nothing on
+    /// SQLite, whose one writer at a time already serialises claims.
+    pub(super) fn skip_locked(&self) -> &'static str {
+        match self.kind {
+            Kind::Sqlite => "",
+            Kind::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
     }
 
     /// The database's clock as the store's timestamp text

@@ -3,7 +3,7 @@
 use super::TenantStore;
 use super::backend::WriteLock;
 use super::error::{JOB, StoreError, already_exists, corrupt, not_found};
-use super::records::{JobRecord, JobStatus};
+use super::records::{ClaimedJob, JobRecord, JobStatus};
 use super::timestamp::{format_rfc3339, now_rfc3339};
 
 /// How much of a tenant's finished job history is kept: the newest
@@ -33,7 +33,32 @@ pub const JOB_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
 /// two renewals may fail before a job is lost.
 pub const JOB_LEASE_RENEW: std::time::Duration = std::time::Duration::from_secs(10);
 
-type JobRow = (String, String, String, String, String, String, String);
+/// How many replicas may own one job in turn: a job lost this many times
+/// (each owner died or stalled mid-push) is marked interrupted instead of
+/// being taken over again, so an upload that kills its servers stops.
+pub const MAX_JOB_ATTEMPTS: u32 = 3;
+
+type JobRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<String>,
+);
+
+/// The columns of a [`JobRow`], in order.
+const JOB_COLUMNS: &str =
+    "id, component, image, status, detail_json, created_at, updated_at, attempt, owner";
+
+/// SQL that holds for a job another replica may take over: its upload is
+/// in the shared store and it has attempts left.
+fn claimable() -> String {
+    format!("(upload_key IS NOT NULL AND attempt < {MAX_JOB_ATTEMPTS})")
+}
 
 /// The SQL list of the statuses that hold a place in the job quota,
 /// `('queued', 'running')`, written from [`JobStatus`] so the words stored
@@ -50,7 +75,7 @@ pub(super) fn active_statuses() -> String {
 /// A row as read, its status checked: a word this version never writes is
 /// an error naming the job, not a guess.
 fn job_from_row(
-    (id, component, image, status, detail_json, created_at, updated_at): JobRow,
+    (id, component, image, status, detail_json, created_at, updated_at, attempt, owner): JobRow,
 ) -> Result<JobRecord, StoreError> {
     let Some(status) = JobStatus::from_stored(&status) else {
         return Err(corrupt(
@@ -67,6 +92,8 @@ fn job_from_row(
         detail_json,
         created_at,
         updated_at,
+        attempt: u32::try_from(attempt).unwrap_or(0),
+        owner: owner.unwrap_or_default(),
     })
 }
 
@@ -84,7 +111,6 @@ impl TenantStore {
         r: &JobRecord,
         max_active: Option<u64>,
     ) -> Result<(), StoreError> {
-        let now = now_rfc3339();
         let active = active_statuses();
         let mut tx = self
             .db
@@ -103,8 +129,9 @@ impl TenantStore {
         }
         sqlx::query(&format!(
             "INSERT INTO jobs (tenant, id, component, image, status, detail_json, created_at, \
-             updated_at, owner, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, {})",
-            self.db.now_plus(lease_seconds())
+             updated_at, owner, lease_until) VALUES ($1, $2, $3, $4, $5, $6, {now}, {now}, $7, {})",
+            self.db.now_plus(seconds(self.job_lease)),
+            now = self.db.now(),
         ))
         .bind(&self.tenant)
         .bind(&r.id)
@@ -112,7 +139,6 @@ impl TenantStore {
         .bind(&r.image)
         .bind(r.status.as_str())
         .bind(&r.detail_json)
-        .bind(&now)
         .bind(&self.job_owner)
         .execute(&mut *tx)
         .await
@@ -134,9 +160,10 @@ impl TenantStore {
     }
 
     /// Sets a job's status and detail, if the job is still this handle's
-    /// owner's and still queued or running: the fence that keeps a server
-    /// that lost the job (its lease ran out while it was paused or cut off,
-    /// and another marked it interrupted) from writing to it again. A job
+    /// owner's at this handle's attempt and still queued or running: the
+    /// fence that keeps a server that lost the job (its lease ran out while
+    /// it was paused or cut off, and another marked it interrupted or took
+    /// it over) from writing to it again. A job
     /// that is not there is [`StoreError::NotFound`]; one that is no longer
     /// this owner's to write, [`StoreError::JobLeaseLost`].
     pub async fn update_job(
@@ -147,7 +174,7 @@ impl TenantStore {
     ) -> Result<(), StoreError> {
         let updated = sqlx::query(&format!(
             "UPDATE jobs SET status = $3, detail_json = $4, updated_at = $5 \
-             WHERE tenant = $1 AND id = $2 AND owner = $6 AND status IN {}",
+             WHERE tenant = $1 AND id = $2 AND owner = $6 AND attempt = $7 AND status IN {}",
             active_statuses()
         ))
         .bind(&self.tenant)
@@ -156,6 +183,7 @@ impl TenantStore {
         .bind(detail_json)
         .bind(now_rfc3339())
         .bind(&self.job_owner)
+        .bind(i64::from(self.job_attempt))
         .execute(self.db.pool()?)
         .await?
         .rows_affected();
@@ -172,12 +200,14 @@ impl TenantStore {
     /// recorded for a push whose upload then failed. Whether it did.
     pub async fn delete_queued_job(&self, id: &str) -> Result<bool, StoreError> {
         let deleted = sqlx::query(
-            "DELETE FROM jobs WHERE tenant = $1 AND id = $2 AND status = $3 AND owner = $4",
+            "DELETE FROM jobs WHERE tenant = $1 AND id = $2 AND status = $3 AND owner = $4 \
+             AND attempt = $5",
         )
         .bind(&self.tenant)
         .bind(id)
         .bind(JobStatus::Queued.as_str())
         .bind(&self.job_owner)
+        .bind(i64::from(self.job_attempt))
         .execute(self.db.pool()?)
         .await?
         .rows_affected();
@@ -187,15 +217,67 @@ impl TenantStore {
     /// The job `id`, if this tenant has it; a row whose status this
     /// version does not know is [`StoreError::CorruptRecord`].
     pub async fn get_job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
-        let row: Option<JobRow> = sqlx::query_as(
-            "SELECT id, component, image, status, detail_json, created_at, updated_at \
-             FROM jobs WHERE tenant = $1 AND id = $2",
-        )
+        let row: Option<JobRow> = sqlx::query_as(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = $1 AND id = $2"
+        ))
         .bind(&self.tenant)
         .bind(id)
         .fetch_optional(self.db.pool()?)
         .await?;
         row.map(job_from_row).transpose()
+    }
+
+    /// Records where job `id`'s upload is in the shared uploads store, and
+    /// the rest of its request, so that another replica can take the job
+    /// over; fenced as [`update_job`](Self::update_job) is.
+    pub async fn share_job_upload(
+        &self,
+        id: &str,
+        upload_key: &str,
+        dry_run: bool,
+    ) -> Result<(), StoreError> {
+        let updated = sqlx::query(&format!(
+            "UPDATE jobs SET upload_key = $3, dry_run = $4 \
+             WHERE tenant = $1 AND id = $2 AND owner = $5 AND attempt = $6 AND status IN {}",
+            active_statuses()
+        ))
+        .bind(&self.tenant)
+        .bind(id)
+        .bind(upload_key)
+        .bind(i64::from(dry_run))
+        .bind(&self.job_owner)
+        .bind(i64::from(self.job_attempt))
+        .execute(self.db.pool()?)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Err(match self.get_job(id).await? {
+                None => not_found(JOB, id),
+                Some(_) => StoreError::JobLeaseLost(id.to_owned()),
+            });
+        }
+        Ok(())
+    }
+
+    /// A job of this tenant for the same image as job `id`, submitted
+    /// after it (by the database's clock; the id breaks a tie), that
+    /// already succeeded: if there is one, pushing `id` now would move the
+    /// tag back to an older image.
+    pub async fn newer_job_succeeded(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT newer.id FROM jobs newer, jobs mine \
+             WHERE mine.tenant = $1 AND mine.id = $2 AND newer.tenant = $1 \
+             AND newer.image = mine.image AND newer.status = $3 AND newer.id <> mine.id \
+             AND (newer.created_at > mine.created_at \
+             OR (newer.created_at = mine.created_at AND newer.id > mine.id)) \
+             ORDER BY newer.created_at DESC LIMIT 1",
+        )
+        .bind(&self.tenant)
+        .bind(id)
+        .bind(JobStatus::Succeeded.as_str())
+        .fetch_optional(self.db.pool()?)
+        .await?;
+        Ok(row.map(|(id,)| id))
     }
 
     /// How many of this tenant's jobs are queued or running.
@@ -211,18 +293,34 @@ impl TenantStore {
     }
 }
 
-/// [`JOB_LEASE`] in whole seconds, for SQL.
-fn lease_seconds() -> u32 {
-    u32::try_from(JOB_LEASE.as_secs()).unwrap_or(u32::MAX)
+/// A lease in whole seconds (at least one), for SQL.
+fn seconds(lease: std::time::Duration) -> u32 {
+    u32::try_from(lease.as_secs()).unwrap_or(u32::MAX).max(1)
 }
 
 impl super::Store {
-    /// Renews the lease of every queued or running job `owner` holds; how
-    /// many. The owner calls this every [`JOB_LEASE_RENEW`].
-    pub async fn renew_job_leases(&self, owner: &str) -> Result<u64, StoreError> {
+    /// Waits for the one turn at pushing `target` (an image reference):
+    /// across every replica on PostgreSQL, nothing on SQLite (the caller
+    /// takes a turn in its process). See `turn.rs`.
+    pub async fn push_turn(
+        &self,
+        target: &str,
+        lease: std::time::Duration,
+    ) -> Result<super::PushTurn, StoreError> {
+        self.db.push_turn(target, lease).await
+    }
+
+    /// Renews to `lease` the lease of every queued or running job `owner`
+    /// holds; how many. The owner calls this every third of its lease
+    /// ([`JOB_LEASE_RENEW`] for the default one).
+    pub async fn renew_job_leases(
+        &self,
+        owner: &str,
+        lease: std::time::Duration,
+    ) -> Result<u64, StoreError> {
         Ok(sqlx::query(&format!(
             "UPDATE jobs SET lease_until = {} WHERE owner = $1 AND status IN {}",
-            self.db.now_plus(lease_seconds()),
+            self.db.now_plus(seconds(lease)),
             active_statuses()
         ))
         .bind(owner)
@@ -231,25 +329,100 @@ impl super::Store {
         .rows_affected())
     }
 
-    /// Marks every job still `queued` or `running` as `interrupted` with
-    /// `detail_json`: what a single server does at start-up for the jobs its
-    /// last run was doing, and at the end of its drain for the jobs it could
-    /// not finish. Returns how many it marked.
+    /// Claims for `owner`, with a lease of `lease`, at most `limit` jobs
+    /// whose lease ran out (or was given up) and whose upload is in the
+    /// shared store with attempts left: each one's attempt goes up by one
+    /// (fencing every write of the owner it had) and it is `queued` again.
+    /// Two replicas claiming at once never claim one job twice (rows are
+    /// claimed under `FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite has
+    /// one writer). Oldest first.
+    pub async fn claim_lost_jobs(
+        &self,
+        owner: &str,
+        lease: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(String, String, String, String, i64, Option<String>, i64)> =
+            sqlx::query_as(&format!(
+                "UPDATE jobs SET owner = $1, attempt = attempt + 1, status = $2, \
+                 lease_until = {lease}, updated_at = {now} \
+                 WHERE (tenant, id) IN (SELECT tenant, id FROM jobs WHERE status IN {active} \
+                 AND {claimable} AND (lease_until IS NULL OR lease_until < {now}) \
+                 ORDER BY created_at LIMIT $3{skip_locked}) \
+                 RETURNING tenant, id, component, image, dry_run, upload_key, attempt",
+                lease = self.db.now_plus(seconds(lease)),
+                now = self.db.now(),
+                active = active_statuses(),
+                claimable = claimable(),
+                skip_locked = self.db.skip_locked(),
+            ))
+            .bind(owner)
+            .bind(JobStatus::Queued.as_str())
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(self.db.pool()?)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(tenant, id, component, image, dry_run, upload_key, attempt)| ClaimedJob {
+                    tenant,
+                    id,
+                    component,
+                    image,
+                    dry_run: dry_run != 0,
+                    upload_key: upload_key.unwrap_or_default(),
+                    attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
+                },
+            )
+            .collect())
+    }
+
+    /// What a single server does at start-up for the jobs its last run was
+    /// doing, and at the end of its drain for the jobs it could not finish:
+    /// every job still `queued` or `running` whose upload is in the shared
+    /// store is given up for the next claim ([`claim_lost_jobs`]); every
+    /// other one is marked `interrupted` with `detail_json`. Returns how
+    /// many it marked.
+    ///
+    /// [`claim_lost_jobs`]: Self::claim_lost_jobs
     pub async fn fail_unfinished_jobs(&self, detail_json: &str) -> Result<u64, StoreError> {
+        self.give_up_jobs("$1 IS NULL", None).await?;
         self.interrupt_active_jobs("$4 IS NULL", None, detail_json)
             .await
+    }
+
+    /// Ends the lease of every active job for which `which` holds (SQL,
+    /// with `owner` bound as `$1`) that another replica may take over.
+    async fn give_up_jobs(&self, which: &str, owner: Option<&str>) -> Result<u64, StoreError> {
+        Ok(sqlx::query(&format!(
+            "UPDATE jobs SET lease_until = NULL WHERE status IN {} AND {} AND ({which})",
+            active_statuses(),
+            claimable()
+        ))
+        .bind(owner)
+        .execute(self.db.pool()?)
+        .await?
+        .rows_affected())
     }
 
     /// Marks `interrupted` (with `detail_json`) every queued or running job
     /// whose lease ran out (its owner died, was paused or lost the
     /// database), of any owner, or, with `owner`, every active job of that
     /// owner whatever its lease (a replica restarting, or ending its
-    /// drain, under the same name). How many it marked.
+    /// drain, under the same name). A job another replica may take over
+    /// is left for [`claim_lost_jobs`](Self::claim_lost_jobs) instead (and
+    /// `owner`'s own given up). How many it marked.
     pub async fn interrupt_lost_jobs(
         &self,
         owner: Option<&str>,
         detail_json: &str,
     ) -> Result<u64, StoreError> {
+        if owner.is_some() {
+            self.give_up_jobs("owner = $1", owner).await?;
+        }
         let lost = format!(
             "lease_until IS NULL OR lease_until < {} OR owner = $4",
             self.db.now()
@@ -258,7 +431,8 @@ impl super::Store {
     }
 
     /// Marks `interrupted` every queued or running job for which `which`
-    /// holds (SQL, with `owner` bound as `$4`); how many.
+    /// holds (SQL, with `owner` bound as `$4`) and that no other replica
+    /// may take over; how many.
     async fn interrupt_active_jobs(
         &self,
         which: &str,
@@ -267,8 +441,9 @@ impl super::Store {
     ) -> Result<u64, StoreError> {
         Ok(sqlx::query(&format!(
             "UPDATE jobs SET status = $3, detail_json = $1, updated_at = $2 \
-             WHERE status IN {} AND ({which})",
+             WHERE status IN {} AND NOT {} AND ({which})",
             active_statuses(),
+            claimable(),
         ))
         .bind(detail_json)
         .bind(now_rfc3339())

@@ -44,6 +44,7 @@ mod tests;
 #[allow(clippy::duplicate_mod)]
 mod tests_postgres;
 mod timestamp;
+mod turn;
 
 use std::fs::DirBuilder;
 use std::path::{Path, PathBuf};
@@ -55,17 +56,18 @@ pub use backend::Kind as DatabaseKind;
 pub use blob::BlobStore;
 pub use cache::TTL as CACHE_TTL;
 pub use error::StoreError;
-pub use jobs::{JOB_HISTORY, JOB_LEASE, JOB_LEASE_RENEW, JobHistory};
+pub use jobs::{JOB_HISTORY, JOB_LEASE, JOB_LEASE_RENEW, JobHistory, MAX_JOB_ATTEMPTS};
 pub use postgres::{is_postgres_url, redact as redact_database_url};
 pub use records::{
-    ComponentRecord, FlavorOrigin, FlavorRecord, JobRecord, JobStatus, RowQuota, SecretRecord,
-    SecretSummary,
+    ClaimedJob, ComponentRecord, FlavorOrigin, FlavorRecord, JobRecord, JobStatus, RowQuota,
+    SecretRecord, SecretSummary,
 };
 /// The database driver's error, inside [`StoreError::Database`].
 pub use sqlx::Error as SqlxError;
 pub use state::{SweepReport, temp_prefix};
 pub use tenant::TenantStore;
 pub use timestamp::format_rfc3339;
+pub use turn::PushTurn;
 
 use blob::BlobDir;
 use error::io_error;

@@ -98,6 +98,33 @@ pub struct JobRecord {
     pub created_at: String,
     /// When it last changed (RFC 3339 UTC); set by the store.
     pub updated_at: String,
+    /// How many servers have owned it: 1, then one more each time a
+    /// replica takes it over after its owner stopped renewing its lease.
+    /// Set by the store.
+    pub attempt: u32,
+    /// The replica that owns it now; set by the store.
+    pub owner: String,
+}
+
+/// A job whose owner stopped renewing its lease, claimed by another
+/// replica to run again from its shared upload
+/// ([`Store::claim_lost_jobs`](crate::Store::claim_lost_jobs)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedJob {
+    /// The tenant whose job it is.
+    pub tenant: String,
+    /// The job's id.
+    pub id: String,
+    /// The registry component pushed to.
+    pub component: String,
+    /// The image reference, as given.
+    pub image: String,
+    /// Whether the push was a dry run.
+    pub dry_run: bool,
+    /// Where its upload is in the shared uploads store.
+    pub upload_key: String,
+    /// The attempt the claimer now holds: its writes are fenced on it.
+    pub attempt: u32,
 }
 
 /// Where a push job is, as the store keeps it (the word of

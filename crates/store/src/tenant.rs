@@ -30,6 +30,11 @@ pub struct TenantStore {
     pub(super) job_history: super::jobs::JobHistory,
     /// The server whose jobs this handle writes (`local` unless set).
     pub(super) job_owner: String,
+    /// The attempt at a job this handle writes as (see [`TenantStore::update_job`]).
+    pub(super) job_attempt: u32,
+    /// How long a job recorded through this handle stays its owner's
+    /// without a renewal.
+    pub(super) job_lease: std::time::Duration,
 }
 
 /// Row shapes, in column order.
@@ -123,6 +128,8 @@ impl TenantStore {
             blobs,
             job_history: super::jobs::JOB_HISTORY,
             job_owner: "local".to_owned(),
+            job_attempt: 1,
+            job_lease: super::jobs::JOB_LEASE,
         }
     }
 
@@ -136,6 +143,21 @@ impl TenantStore {
     /// replica's name): see [`TenantStore::update_job`].
     pub fn with_job_owner(mut self, owner: &str) -> TenantStore {
         self.job_owner = owner.to_owned();
+        self
+    }
+
+    /// The same handle, writing jobs as their `attempt`-th owner: a job
+    /// taken over by another replica (or taken back after a restart) has a
+    /// higher attempt, and a write of an older attempt changes nothing.
+    pub fn with_job_attempt(mut self, attempt: u32) -> TenantStore {
+        self.job_attempt = attempt;
+        self
+    }
+
+    /// The same handle, recording jobs with a lease of `lease`
+    /// ([`JOB_LEASE`](super::jobs::JOB_LEASE) unless set).
+    pub fn with_job_lease(mut self, lease: std::time::Duration) -> TenantStore {
+        self.job_lease = lease;
         self
     }
 

@@ -1524,6 +1524,8 @@ fn job(id: &str) -> JobRecord {
         detail_json: "{}".to_owned(),
         created_at: String::new(),
         updated_at: String::new(),
+        attempt: 0,
+        owner: String::new(),
     }
 }
 
@@ -1950,7 +1952,13 @@ async fn a_job_whose_lease_ran_out_is_interrupted_and_its_owner_writes_nothing_m
         .unwrap();
     // A live lease: nobody takes the job.
     assert_eq!(store.interrupt_lost_jobs(None, "{}").await.unwrap(), 0);
-    assert_eq!(store.renew_job_leases("replica-1").await.unwrap(), 1);
+    assert_eq!(
+        store
+            .renew_job_leases("replica-1", JOB_LEASE)
+            .await
+            .unwrap(),
+        1
+    );
     // The owner stops renewing (paused) until the lease is behind the clock.
     sqlx::query("UPDATE jobs SET lease_until = $1")
         .bind(format_rfc3339(
@@ -1978,7 +1986,13 @@ async fn a_job_whose_lease_ran_out_is_interrupted_and_its_owner_writes_nothing_m
         (JobStatus::Interrupted, r#"{"why":"lease"}"#)
     );
     // Renewing brings nothing back.
-    assert_eq!(store.renew_job_leases("replica-1").await.unwrap(), 0);
+    assert_eq!(
+        store
+            .renew_job_leases("replica-1", JOB_LEASE)
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 #[tokio::test]
@@ -2226,4 +2240,232 @@ async fn refused_writes_do_not_cost_a_new_database_connection_each() {
         new <= 4,
         "{new} connections (server processes) for 50 refusals"
     );
+}
+
+/// Puts every active job's lease behind the database's clock, as if its
+/// owner had stopped renewing.
+async fn expire_leases(store: &Store) {
+    sqlx::query("UPDATE jobs SET lease_until = $1")
+        .bind(format_rfc3339(
+            time::OffsetDateTime::now_utc() - time::Duration::seconds(1),
+        ))
+        .execute(store.db.pool().unwrap())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_lost_job_with_a_shared_upload_is_claimed_once_and_its_old_owner_writes_nothing() {
+    let (_dir, one, two) = open_pair().await;
+    let first = one.tenant("acme").with_job_owner("replica-1");
+    first.insert_job(&job("j"), None).await.unwrap();
+    first
+        .share_job_upload("j", "uploads/acme/j.tar", true)
+        .await
+        .unwrap();
+    first
+        .update_job("j", JobStatus::Running, "{}")
+        .await
+        .unwrap();
+    // A live lease: nobody claims it.
+    assert!(
+        one.claim_lost_jobs("replica-2", JOB_LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    expire_leases(&one).await;
+    // Lost, but another replica can run it again: not interrupted.
+    assert_eq!(one.interrupt_lost_jobs(None, "{}").await.unwrap(), 0);
+    let (a, b) = tokio::join!(
+        one.claim_lost_jobs("replica-2", JOB_LEASE, 10),
+        two.claim_lost_jobs("replica-3", JOB_LEASE, 10)
+    );
+    let claimed: Vec<ClaimedJob> = a.unwrap().into_iter().chain(b.unwrap()).collect();
+    assert_eq!(claimed.len(), 1, "claimed exactly once: {claimed:?}");
+    let claim = &claimed[0];
+    assert_eq!(
+        (
+            claim.tenant.as_str(),
+            claim.id.as_str(),
+            claim.attempt,
+            claim.dry_run
+        ),
+        ("acme", "j", 2, true)
+    );
+    assert_eq!(claim.upload_key, "uploads/acme/j.tar");
+    assert_eq!(claim.image, "registry.example.com/team/app:1");
+    let stored = first.get_job("j").await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.attempt), (JobStatus::Queued, 2));
+    let new_owner = stored.owner.clone();
+    assert!(new_owner == "replica-2" || new_owner == "replica-3");
+    // The first owner, back from its pause, is fenced off...
+    let err = first
+        .update_job("j", JobStatus::Succeeded, r#"{"stale":true}"#)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::JobLeaseLost(_)), "{err:?}");
+    // ...and so is a restart of the new owner's name at the old attempt.
+    let stale = one.tenant("acme").with_job_owner(&new_owner);
+    assert!(matches!(
+        stale.update_job("j", JobStatus::Running, "{}").await,
+        Err(StoreError::JobLeaseLost(_))
+    ));
+    let current = one
+        .tenant("acme")
+        .with_job_owner(&new_owner)
+        .with_job_attempt(2);
+    current
+        .update_job("j", JobStatus::Running, "{}")
+        .await
+        .unwrap();
+    // Lost twice more: the third owner is the last, then it is interrupted.
+    expire_leases(&one).await;
+    let third = one
+        .claim_lost_jobs("replica-1", JOB_LEASE, 10)
+        .await
+        .unwrap();
+    assert_eq!(third.iter().map(|c| c.attempt).collect::<Vec<_>>(), [3]);
+    expire_leases(&one).await;
+    assert!(
+        one.claim_lost_jobs("replica-2", JOB_LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(one.interrupt_lost_jobs(None, "{}").await.unwrap(), 1);
+    assert_eq!(
+        first.get_job("j").await.unwrap().unwrap().status,
+        JobStatus::Interrupted
+    );
+}
+
+#[tokio::test]
+async fn a_restart_gives_its_shared_jobs_up_for_a_claim_and_interrupts_the_rest() {
+    let (_dir, store) = open_temp().await;
+    let mine = store.tenant("acme").with_job_owner("replica-1");
+    for id in ["shared", "local"] {
+        mine.insert_job(&job(id), None).await.unwrap();
+    }
+    mine.share_job_upload("shared", "k", false).await.unwrap();
+    let marked = if on_postgres() {
+        store.interrupt_lost_jobs(Some("replica-1"), "{}").await
+    } else {
+        store.fail_unfinished_jobs("{}").await
+    };
+    assert_eq!(marked.unwrap(), 1, "only the job without a shared upload");
+    assert_eq!(
+        mine.get_job("local").await.unwrap().unwrap().status,
+        JobStatus::Interrupted
+    );
+    // Its lease is given up: claimed at once, by the restarted replica too.
+    let claimed = store
+        .claim_lost_jobs("replica-1", JOB_LEASE, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|c| (c.id.as_str(), c.attempt))
+            .collect::<Vec<_>>(),
+        [("shared", 2)]
+    );
+    // The claim respects its limit.
+    assert!(
+        store
+            .claim_lost_jobs("replica-1", JOB_LEASE, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_newer_job_for_the_same_image_that_succeeded_is_found() {
+    let (_dir, store) = open_temp().await;
+    let t = store.tenant("acme");
+    for id in ["a", "b"] {
+        t.insert_job(&job(id), None).await.unwrap();
+    }
+    let mut other = job("c");
+    other.image = "registry.example.com/team/app:2".into();
+    t.insert_job(&other, None).await.unwrap();
+    assert_eq!(t.newer_job_succeeded("a").await.unwrap(), None);
+    t.update_job("c", JobStatus::Succeeded, "{}").await.unwrap();
+    assert_eq!(
+        t.newer_job_succeeded("a").await.unwrap(),
+        None,
+        "another tag"
+    );
+    t.update_job("b", JobStatus::Succeeded, "{}").await.unwrap();
+    assert_eq!(
+        t.newer_job_succeeded("a").await.unwrap().as_deref(),
+        Some("b")
+    );
+    assert_eq!(
+        t.newer_job_succeeded("b").await.unwrap(),
+        None,
+        "b is the newest"
+    );
+    assert_eq!(
+        store
+            .tenant("globex")
+            .newer_job_succeeded("a")
+            .await
+            .unwrap(),
+        None,
+        "never another tenant's"
+    );
+}
+
+#[tokio::test]
+async fn one_push_turn_per_target_across_stores_and_a_dead_holders_turn_passes_on() {
+    if !on_postgres() {
+        return;
+    }
+    let (_dir, one, two) = open_pair().await;
+    let lease = Duration::from_secs(30);
+    let held = one.push_turn("r.example.com/app:1", lease).await.unwrap();
+    // Another target is free at once.
+    let other = tokio::time::timeout(
+        Duration::from_secs(10),
+        two.push_turn("r.example.com/app:2", lease),
+    )
+    .await
+    .expect("another target does not wait")
+    .unwrap();
+    drop(other);
+    let waiting = tokio::spawn({
+        let two = two.clone();
+        async move { two.push_turn("r.example.com/app:1", lease).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "the same target waits");
+    drop(held);
+    let second = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the turn passes on when dropped")
+        .unwrap()
+        .unwrap();
+    assert!(!second.is_lost());
+    // The holder's session ends (its replica died): the turn passes on.
+    let waiting = tokio::spawn({
+        let one = one.clone();
+        async move { one.push_turn("r.example.com/app:1", lease).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished());
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .execute(two.db.pool().unwrap())
+    .await
+    .unwrap();
+    let third = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("a dead holder's turn passes on")
+        .unwrap()
+        .unwrap();
+    drop(third);
 }
