@@ -50,6 +50,10 @@ type JobRow = (
     Option<String>,
 );
 
+/// A claimed job as `RETURNING` gives it: tenant, id, component, image,
+/// dry run, upload key, attempt.
+type ClaimRow = (String, String, String, String, i64, Option<String>, i64);
+
 /// The columns of a [`JobRow`], in order.
 const JOB_COLUMNS: &str =
     "id, component, image, status, detail_json, created_at, updated_at, attempt, owner";
@@ -345,25 +349,24 @@ impl super::Store {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let rows: Vec<(String, String, String, String, i64, Option<String>, i64)> =
-            sqlx::query_as(&format!(
-                "UPDATE jobs SET owner = $1, attempt = attempt + 1, status = $2, \
+        let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
+            "UPDATE jobs SET owner = $1, attempt = attempt + 1, status = $2, \
                  lease_until = {lease}, updated_at = {now} \
                  WHERE (tenant, id) IN (SELECT tenant, id FROM jobs WHERE status IN {active} \
                  AND {claimable} AND (lease_until IS NULL OR lease_until < {now}) \
                  ORDER BY created_at LIMIT $3{skip_locked}) \
                  RETURNING tenant, id, component, image, dry_run, upload_key, attempt",
-                lease = self.db.now_plus(seconds(lease)),
-                now = self.db.now(),
-                active = active_statuses(),
-                claimable = claimable(),
-                skip_locked = self.db.skip_locked(),
-            ))
-            .bind(owner)
-            .bind(JobStatus::Queued.as_str())
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(self.db.pool()?)
-            .await?;
+            lease = self.db.now_plus(seconds(lease)),
+            now = self.db.now(),
+            active = active_statuses(),
+            claimable = claimable(),
+            skip_locked = self.db.skip_locked(),
+        ))
+        .bind(owner)
+        .bind(JobStatus::Queued.as_str())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(self.db.pool()?)
+        .await?;
         Ok(rows
             .into_iter()
             .map(
