@@ -1,6 +1,7 @@
 //! Support for the end-to-end suites: the guests built from `tests/guests/`
 //! and the real services (Docker daemon, registries) the push tests need.
 
+pub mod cluster;
 pub mod faults;
 pub mod hostile;
 pub mod images;

@@ -240,6 +240,11 @@ impl Server {
         }
     }
 
+    /// Kills it with SIGKILL and waits for the exit; returns its stderr.
+    pub fn kill(&mut self) -> String {
+        self.stop_kill()
+    }
+
     fn stop_kill(&mut self) -> String {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();

@@ -15,6 +15,9 @@ use super::quota::{CallBounds, TenantQuota};
 use flavorbox_net::registry_api::{AddressFilter, AllowedHost, EgressPolicy};
 use flavorbox_sandbox::{Grants, Limits, SandboxConfig};
 
+/// The shortest push job lease a server may have.
+pub const MIN_JOB_LEASE: Duration = Duration::from_secs(3);
+
 /// A checked configuration.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
@@ -33,6 +36,7 @@ pub struct AppConfig {
     secrets_key: Option<SecretKey>,
     archive_limits: flavorbox_net::push::ArchiveLimits,
     database: Option<String>,
+    job_lease: Duration,
 }
 
 /// Every tenant's quota: a default and named exceptions.
@@ -73,6 +77,7 @@ impl AppConfig {
             secrets_key: None,
             archive_limits: flavorbox_net::push::ArchiveLimits::default(),
             database: None,
+            job_lease: flavorbox_store::JOB_LEASE,
         }
     }
 
@@ -98,7 +103,7 @@ impl AppConfig {
         let tenant_allow: std::collections::BTreeMap<_, _> = self.tenant_allow.iter().collect();
         let quotas: std::collections::BTreeMap<_, _> = self.quotas.tenants.iter().collect();
         let text = format!(
-            "{:?}|{:?}|{}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{}|{}|{:?}|{}|{}",
+            "{:?}|{:?}|{}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{}|{}|{:?}|{}|{}|{:?}",
             self.limits,
             self.grants,
             self.max_component_bytes,
@@ -116,6 +121,7 @@ impl AppConfig {
             // Which kind of database, not where: replicas may reach one
             // server by different names.
             self.database.is_some(),
+            self.job_lease,
         );
         hex::encode(&Sha256::digest(text.as_bytes())[..8])
     }
@@ -200,6 +206,12 @@ impl AppConfig {
         self.archive_limits
     }
 
+    /// How long a push job stays this process's without a renewal of its
+    /// lease (renewed every third of it).
+    pub fn job_lease(&self) -> Duration {
+        self.job_lease
+    }
+
     /// The limits of one of `tenant`'s calls: the server's, with those its
     /// quota sets in their place ([`TenantQuota::call_limits`]).
     pub fn tenant_limits(&self, tenant: &str) -> Limits {
@@ -234,6 +246,7 @@ pub struct AppConfigBuilder {
     secrets_key: Option<SecretKey>,
     archive_limits: flavorbox_net::push::ArchiveLimits,
     database: Option<String>,
+    job_lease: Duration,
 }
 
 impl AppConfigBuilder {
@@ -348,8 +361,21 @@ impl AppConfigBuilder {
         self
     }
 
+    /// The lease of a push job ([`flavorbox_store::JOB_LEASE`] unless set;
+    /// at least [`MIN_JOB_LEASE`]).
+    pub fn job_lease(mut self, lease: Duration) -> Self {
+        self.job_lease = lease;
+        self
+    }
+
     /// Checks the settings together and against the sandbox's ceilings.
     pub fn build(self) -> Result<AppConfig, AppError> {
+        if self.job_lease < MIN_JOB_LEASE {
+            return Err(AppError::Config(format!(
+                "the push job lease must be at least {} s: a shorter one is renewed more often than a busy database answers",
+                MIN_JOB_LEASE.as_secs()
+            )));
+        }
         if let Some(url) = &self.database
             && !flavorbox_store::is_postgres_url(url)
         {
@@ -416,6 +442,7 @@ impl AppConfigBuilder {
             secrets_key: self.secrets_key,
             archive_limits: self.archive_limits,
             database: self.database,
+            job_lease: self.job_lease,
         })
     }
 }

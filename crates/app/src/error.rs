@@ -83,6 +83,9 @@ error_codes! {
     Interrupted => "interrupted",
     /// A job stopped at the server's job deadline.
     JobTimeout => "job_timeout",
+    /// A job not pushed because a newer push of the same tag finished
+    /// first: pushing it would have moved the tag back to an older image.
+    Superseded => "superseded",
     /// The disk is full.
     InsufficientStorage => "insufficient_storage",
     /// The registry refused the credentials.

@@ -3,7 +3,7 @@
 //! tell what it interrupted.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -74,6 +74,21 @@ pub(crate) fn interrupted_detail() -> String {
     })
 }
 
+/// A push's turn at its tag: this process's, and the database's across
+/// replicas (nothing on SQLite).
+struct PushTurn<'a> {
+    _local: super::flavors::Turn<'a>,
+    shared: flavorbox_store::PushTurn,
+}
+
+/// What a job records of `e`.
+fn error_of(e: &AppError) -> JobError {
+    JobError {
+        code: e.code().as_str().to_string(),
+        message: e.to_string(),
+    }
+}
+
 /// A new job id: 128 random bits, hex.
 pub fn new_job_id() -> Result<String, AppError> {
     let mut bytes = [0u8; 16];
@@ -120,6 +135,8 @@ impl TenantApp<'_> {
                     detail_json: to_json(&Detail::default()),
                     created_at: String::new(),
                     updated_at: String::new(),
+                    attempt: 1,
+                    owner: String::new(),
                 },
                 self.quota.max_jobs,
             )
@@ -164,6 +181,7 @@ impl TenantApp<'_> {
             error: detail.error,
             created_at: record.created_at,
             updated_at: record.updated_at,
+            attempt: record.attempt,
         })
     }
 
@@ -204,21 +222,143 @@ impl TenantApp<'_> {
         }
     }
 
+    /// This tenant's operations on a job as its `attempt`-th owner (1 for
+    /// a job this server recorded, more for one it took over): every write
+    /// of the job is fenced on it.
+    pub fn at_attempt(mut self, attempt: u32) -> Self {
+        self.store = self.store.with_job_attempt(attempt);
+        self
+    }
+
+    /// Records that job `id`'s upload is in the shared uploads store at
+    /// `upload_key` (with the rest of its request), so that another
+    /// replica can take the job over if this one stops.
+    pub async fn share_job_upload(
+        &self,
+        id: &str,
+        upload_key: &str,
+        dry_run: bool,
+    ) -> Result<(), AppError> {
+        Ok(self.store.share_job_upload(id, upload_key, dry_run).await?)
+    }
+
+    /// Waits for job `id`'s turn at pushing `image`, one push per tag at a
+    /// time (in this process, and across replicas on a shared database);
+    /// then refuses the push if a newer job for the same tag already
+    /// succeeded: pushing this one would move the tag back to an older
+    /// image. The turn is held until the push ends.
+    async fn turn_at(&self, id: &str, image: &str) -> Result<PushTurn<'_>, JobError> {
+        let target = flavorbox_grammar::Reference::parse(image)
+            .map(|r| r.with_default_tag().to_string())
+            .unwrap_or_else(|_| image.to_string());
+        let local = self.app.pushing.turn("", &target).await;
+        let shared = self
+            .app
+            .store
+            .push_turn(&target, self.app.config.job_lease())
+            .await
+            .map_err(|e| error_of(&AppError::from(e)))?;
+        match self.store.newer_job_succeeded(id).await {
+            Ok(None) => Ok(PushTurn {
+                _local: local,
+                shared,
+            }),
+            Ok(Some(newer)) => Err(JobError {
+                code: ErrorCode::Superseded.as_str().to_string(),
+                message: format!(
+                    "a newer push of {target} (job {newer}) finished first, so this older image was not pushed: the tag stays on the newer one; push again to make this image the newest"
+                ),
+            }),
+            Err(e) => Err(error_of(&AppError::from(e))),
+        }
+    }
+
+    /// Writes a running job's progress; whether this server still owns the
+    /// job and its turn at the tag. One that lost the job (another replica
+    /// took it over or gave it up) writes nothing more; one whose turn the
+    /// database ended marks the job failed.
+    async fn still_owned(&self, id: &str, detail: &Detail, turn: Option<&PushTurn<'_>>) -> bool {
+        let written = self
+            .store
+            .update_job(id, StoredStatus::Running, &to_json(detail))
+            .await;
+        if let Err(e @ StoreError::JobLeaseLost(_)) = written {
+            tracing::warn!(tenant = %self.tenant, job = id, error = %e, "stopping a push job this server no longer owns");
+            return false;
+        }
+        if turn.is_some_and(|t| t.shared.is_lost()) {
+            tracing::warn!(tenant = %self.tenant, job = id, "stopping a push job whose turn at its tag the database ended");
+            let failed = Detail {
+                error: Some(JobError {
+                    code: ErrorCode::Unavailable.as_str().to_string(),
+                    message: "the connection to the database that held this push's turn at its tag was lost: push again".into(),
+                }),
+                progress: detail.progress.clone(),
+                warnings: detail.warnings.clone(),
+                digest: None,
+            };
+            let _ = self
+                .store
+                .update_job(id, StoredStatus::Failed, &to_json(&failed))
+                .await;
+            return false;
+        }
+        true
+    }
+
     /// Runs a recorded job to its end: checks, the flavor's decision, the
-    /// push of `archive` straight to the registry; the outcome is stored.
-    /// `archive` is the caller's to remove.
+    /// push of `archive` straight to the registry (in its turn at the tag,
+    /// see [`turn_at`](Self::turn_at)); the outcome is stored. `archive` is
+    /// the caller's to remove.
     pub async fn run_job(&self, id: &str, request: PushRequest, archive: PathBuf) {
         let mut detail = Detail::default();
-        let _ = self
+        if let Err(e) = self
             .store
             .update_job(id, StoredStatus::Running, &to_json(&detail))
-            .await;
+            .await
+        {
+            tracing::warn!(tenant = %self.tenant, job = id, error = %e, "not running a push job this server cannot write");
+            return;
+        }
+        let turn = if request.dry_run {
+            None
+        } else {
+            match self.turn_at(id, &request.image).await {
+                Ok(turn) => Some(turn),
+                Err(error) => {
+                    detail.error = Some(error);
+                    if let Err(e) = self
+                        .store
+                        .update_job(id, StoredStatus::Failed, &to_json(&detail))
+                        .await
+                    {
+                        tracing::error!(tenant = %self.tenant, job = id, error = %e, "cannot record a job's outcome");
+                    }
+                    return;
+                }
+            }
+        };
         let mut updates = self.push_from(request, PushSource::Archive { path: archive });
-        let mut written = Instant::now();
         let mut outcome = None;
-        while let Some(update) = updates.next().await {
+        // Progress is written at least every PROGRESS_EVERY, events or not:
+        // each write is also the check that this server still owns the job
+        // (and holds its turn at the tag), so a server that lost it stops
+        // within that time, before the push moves the tag.
+        let mut ticks = tokio::time::interval(PROGRESS_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let update = tokio::select! {
+                update = updates.next() => update,
+                _ = ticks.tick() => {
+                    if self.still_owned(id, &detail, turn.as_ref()).await {
+                        continue;
+                    }
+                    // Dropping the stream stops the push before its tag.
+                    return;
+                }
+            };
             match update {
-                PushUpdate::Progress(progress) => {
+                Some(PushUpdate::Progress(progress)) => {
                     if let PushProgress::Flavor { warnings, .. } = &progress {
                         detail.warnings = warnings.clone();
                     }
@@ -226,24 +366,13 @@ impl TenantApp<'_> {
                     if detail.progress.len() > KEPT_PROGRESS {
                         detail.progress.remove(0);
                     }
-                    if written.elapsed() >= PROGRESS_EVERY {
-                        written = Instant::now();
-                        let written = self
-                            .store
-                            .update_job(id, StoredStatus::Running, &to_json(&detail))
-                            .await;
-                        if let Err(e @ StoreError::JobLeaseLost(_)) = written {
-                            // Another replica gave the job up as lost: stop
-                            // pushing (dropping the stream ends the push).
-                            tracing::warn!(tenant = %self.tenant, job = id, error = %e, "stopping a push job this server no longer owns");
-                            return;
-                        }
-                    }
                 }
-                PushUpdate::Done(result) => outcome = Some(result),
+                Some(PushUpdate::Done(result)) => outcome = Some(result),
+                None => break,
             }
         }
         drop(updates);
+        drop(turn);
         let status = match outcome {
             Some(Ok(report)) => {
                 detail.digest = report.digest;
@@ -252,10 +381,7 @@ impl TenantApp<'_> {
             }
             Some(Err(e)) => {
                 tracing::info!(tenant = %self.tenant, job = id, error = %e, "push job failed");
-                detail.error = Some(JobError {
-                    code: e.code().as_str().to_string(),
-                    message: e.to_string(),
-                });
+                detail.error = Some(error_of(&e));
                 StoredStatus::Failed
             }
             None => {
@@ -374,5 +500,40 @@ mod tests {
         let error = job.error.expect("an error");
         assert_eq!(error.code, "interrupted");
         assert!(error.message.contains("push again"), "{}", error.message);
+    }
+
+    #[tokio::test]
+    async fn an_older_job_is_not_pushed_over_a_newer_one_of_the_same_tag_that_succeeded() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path(), 4).await;
+        let tenant = app.tenant(&Tenant::verified("acme"));
+        let image = "registry.example.com/app:1";
+        tenant.create_job("older", "r", image).await.unwrap();
+        tenant.create_job("newer", "r", image).await.unwrap();
+        tenant
+            .store
+            .update_job("newer", StoredStatus::Succeeded, "{}")
+            .await
+            .unwrap();
+        // The older job runs only now (say, taken over from a replica that
+        // died): it would move the tag back, so it pushes nothing (the
+        // archive is never read: there is none).
+        let request = PushRequest {
+            image: image.into(),
+            component: "r".into(),
+            dry_run: false,
+        };
+        tenant
+            .run_job("older", request, dir.path().join("no-such-archive"))
+            .await;
+        let job = tenant.job("older").await.unwrap();
+        assert_eq!(job.status, JobStatus::Failed);
+        let error = job.error.expect("an error");
+        assert_eq!(error.code, "superseded");
+        assert!(
+            error.message.contains("job newer") && error.message.contains("push again"),
+            "{}",
+            error.message
+        );
     }
 }

@@ -39,7 +39,7 @@ use flavorbox_store::{Store, TenantStore};
 use crate::audit::{AuditLog, Caller};
 
 pub use self::cipher::SecretKey;
-pub use self::config::{AppConfig, AppConfigBuilder, Quotas};
+pub use self::config::{AppConfig, AppConfigBuilder, MIN_JOB_LEASE, Quotas};
 pub use self::error::{AppError, ErrorCode};
 pub use self::jobs::new_job_id;
 pub use self::push::{PushSource, PushUpdate};
@@ -59,7 +59,8 @@ pub use flavorbox_net::push::{ArchiveLimits, PushEvent, save_image};
 pub use flavorbox_net::registry_api::{AllowedHost, EgressPolicy, Endpoint};
 pub use flavorbox_sandbox::flavor::{ConfigIssue, LogLine, is_valid_name as is_valid_flavor_name};
 pub use flavorbox_store::{
-    JOB_LEASE, JOB_LEASE_RENEW, StoreError, is_postgres_url, redact_database_url,
+    ClaimedJob, JOB_LEASE, JOB_LEASE_RENEW, MAX_JOB_ATTEMPTS, StoreError, is_postgres_url,
+    redact_database_url,
 };
 
 /// A tenant whose identity has been established: the local user of the CLI,
@@ -138,6 +139,10 @@ pub struct App {
     builtins: OnceLock<Vec<Arc<LoadedFlavor>>>,
     admission: Admission,
     registering: flavors::SameContent,
+    /// Pushes in progress, by target: one push per tag at a time in this
+    /// process (and, on a shared database, across replicas: see
+    /// `jobs.rs`).
+    pushing: flavors::SameContent,
     /// This process's side of the audit trail.
     audit: AuditLog,
 }
@@ -172,6 +177,7 @@ impl App {
             docker: tokio::sync::OnceCell::new(),
             builtins: OnceLock::new(),
             registering: flavors::SameContent::default(),
+            pushing: flavors::SameContent::default(),
         };
         // What a killed process left behind goes before anything else runs;
         // a sweep that fails never stops the command.
@@ -348,15 +354,34 @@ impl App {
         Ok(())
     }
 
-    /// What every replica does every [`flavorbox_store::JOB_LEASE_RENEW`]:
-    /// renews the leases of the jobs it runs, and marks `interrupted` the
-    /// jobs whose lease ran out (their replica died, was paused or lost the
-    /// database). Returns how many it marked.
+    /// What every replica does every third of its job lease
+    /// ([`AppConfig::job_lease`]): renews the leases of the jobs it runs,
+    /// and marks `interrupted` the jobs whose lease ran out (their replica
+    /// died, was paused or lost the database) unless another replica can
+    /// take them over ([`claim_lost_jobs`](Self::claim_lost_jobs)).
+    /// Returns how many it marked.
     pub async fn tend_jobs(&self) -> Result<u64, AppError> {
-        self.store.renew_job_leases(self.replica()).await?;
+        self.store
+            .renew_job_leases(self.replica(), self.config.job_lease())
+            .await?;
         Ok(self
             .store
             .interrupt_lost_jobs(None, &jobs::interrupted_detail())
+            .await?)
+    }
+
+    /// Claims for this replica at most `limit` push jobs whose owner
+    /// stopped renewing their lease (or gave them up at a restart or a
+    /// drain) and whose upload is in the shared uploads store: the caller
+    /// fetches each upload and runs the job with
+    /// [`TenantApp::at_attempt`] set to the claimed attempt.
+    pub async fn claim_lost_jobs(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<flavorbox_store::ClaimedJob>, AppError> {
+        Ok(self
+            .store
+            .claim_lost_jobs(self.replica(), self.config.job_lease(), limit)
             .await?)
     }
 
@@ -458,7 +483,8 @@ impl App {
                 .store
                 .tenant(tenant.name())
                 .with_quota(quota.rows())
-                .with_job_owner(self.replica()),
+                .with_job_owner(self.replica())
+                .with_job_lease(self.config.job_lease()),
             limits: self.config.tenant_limits(tenant.name()),
             quota,
             tenant: tenant.clone(),

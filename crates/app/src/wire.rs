@@ -352,6 +352,11 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
+    /// Whether the job may still change: queued or running.
+    pub fn is_active(self) -> bool {
+        matches!(self, JobStatus::Queued | JobStatus::Running)
+    }
+
     /// The word shown (the API's; the store keeps its own, see
     /// `flavorbox_store::JobStatus`).
     pub fn as_str(self) -> &'static str {
@@ -409,6 +414,11 @@ pub struct JobInfo {
     pub created_at: String,
     /// When it last changed.
     pub updated_at: String,
+    /// Which owner runs (or ran) the job: 1 for the server that accepted
+    /// it, one more each time another replica took it over from its
+    /// shared upload after its owner stopped.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
 }
 
 /// The body of `PUT /v1/registries/{name}`: a registry component without its name.
@@ -435,6 +445,11 @@ pub struct SecretBody {
     #[serde(serialize_with = "serialize_secret")]
     #[schema(value_type = String)]
     pub password: SecretString,
+}
+
+/// The attempt of a job no replica took over.
+fn first_attempt() -> u32 {
+    1
 }
 
 #[cfg(test)]

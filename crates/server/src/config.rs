@@ -15,6 +15,8 @@
 //! max_running_jobs = 2                  # push jobs at once
 //! max_running_jobs_per_tenant = 1       # of them, one tenant's (default: half, at least 1)
 //! job_timeout_secs = 900                # a push job is stopped and failed after
+//! job_lease_secs = 30                   # a replica that stops renewing loses its jobs after
+//! uploads_store = "s3://bucket/prefix"  # uploads shared by replicas (AWS_* variables configure it)
 //! auth_failure_burst = 20               # requests with a missing or bad token per source address...
 //! auth_failures_per_sec = 10            # ...and their refill; past them, 429
 //! auth_failure_sources = 65536          # source addresses tracked at once
@@ -101,6 +103,10 @@ pub struct ServeOptions {
     pub sweep_interval: Duration,
     /// How long audit rows are kept.
     pub audit_retention: Duration,
+    /// Where uploads are kept so that any replica can take a job over
+    /// (`s3://BUCKET[/PREFIX]` or `file:///DIR`); none keeps them on this
+    /// server's disk only.
+    pub uploads_store: Option<String>,
 }
 
 /// What one client connection may hold, and for how long.
@@ -193,6 +199,8 @@ pub struct ServerFile {
     max_running_jobs: Option<usize>,
     max_running_jobs_per_tenant: Option<usize>,
     job_timeout_secs: Option<u64>,
+    job_lease_secs: Option<u64>,
+    uploads_store: Option<String>,
     auth_failure_burst: Option<u32>,
     auth_failures_per_sec: Option<u32>,
     auth_failure_sources: Option<usize>,
@@ -402,6 +410,13 @@ pub fn load(
             )?,
         ..flavorbox_app::ArchiveLimits::default()
     });
+    builder = builder.job_lease(seconds(
+        "job_lease_secs",
+        file.job_lease_secs,
+        flavorbox_app::MIN_JOB_LEASE.as_secs()..=3600,
+        flavorbox_app::JOB_LEASE,
+        "how long a push job stays its replica's without a renewal (renewed every third of it)",
+    )?);
     let config = builder.build()?;
     let max_running_jobs = file.max_running_jobs.unwrap_or(2).max(1);
     let options = ServeOptions {
@@ -502,6 +517,7 @@ pub fn load(
             "days audit rows are kept",
         )
         .map(|days| Duration::from_secs(days * 86_400))?,
+        uploads_store: file.uploads_store.clone(),
     };
     Ok((config, options))
 }

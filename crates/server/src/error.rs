@@ -127,7 +127,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         C::NotFound => StatusCode::NOT_FOUND,
         C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         C::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-        C::AlreadyExists | C::Conflict | C::InUse => StatusCode::CONFLICT,
+        C::AlreadyExists | C::Conflict | C::InUse | C::Superseded => StatusCode::CONFLICT,
         C::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         C::InvalidConfig
         | C::InvalidFlavor
@@ -230,6 +230,7 @@ mod tests {
             (ErrorCode::Unavailable, "unavailable", 503),
             (ErrorCode::Interrupted, "interrupted", 503),
             (ErrorCode::JobTimeout, "job_timeout", 504),
+            (ErrorCode::Superseded, "superseded", 409),
             (ErrorCode::InsufficientStorage, "insufficient_storage", 507),
             (ErrorCode::Internal, "internal", 500),
         ];

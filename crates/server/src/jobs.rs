@@ -38,6 +38,7 @@ use utoipa::IntoParams;
 use super::AppState;
 use super::auth::Authenticated;
 use super::error::{ApiError, ErrorBody};
+use super::shared_uploads::SharedUploads;
 use super::workers::Workers;
 use flavorbox_app::{
     App, AppError, ErrorCode, JobError, JobInfo, PushRequest, Tenant, TenantApp, TenantQuota,
@@ -62,6 +63,8 @@ pub(crate) struct Jobs {
     live: Mutex<HashSet<OsString>>,
     held: Mutex<HashMap<String, Held>>,
     uploads: PathBuf,
+    /// Where uploads are shared with the other replicas, if anywhere.
+    shared: Option<Arc<SharedUploads>>,
 }
 
 /// One tenant's uploads, from before the first byte arrives until their
@@ -99,7 +102,19 @@ impl Jobs {
             live: Mutex::new(HashSet::new()),
             held: Mutex::new(HashMap::new()),
             uploads: home.join(UPLOADS_DIR),
+            shared: None,
         }
+    }
+
+    /// The same pool, sharing uploads through `shared`.
+    pub(crate) fn with_shared_uploads(mut self, shared: Option<SharedUploads>) -> Jobs {
+        self.shared = shared.map(Arc::new);
+        self
+    }
+
+    /// Where uploads are shared with the other replicas, if anywhere.
+    pub(crate) fn shared(&self) -> Option<&Arc<SharedUploads>> {
+        self.shared.as_ref()
     }
 
     /// Where uploads are streamed to.
@@ -206,23 +221,44 @@ impl Jobs {
         lock(&self.live).contains(name)
     }
 
-    /// Runs recorded job `job` in the background once a worker is free in
+    /// Runs recorded job `run` in the background once a worker is free in
     /// its tenant's turn, unless shutdown begins first: then it is marked
-    /// `interrupted`.
-    fn start(
+    /// `interrupted`, or, when its upload is shared, left to the claim
+    /// that follows the drain. A shared upload is removed once its job
+    /// ended.
+    pub(crate) fn start(
         self: &Arc<Self>,
         app: Arc<App>,
-        tenant: Tenant,
-        job: String,
+        run: JobRun,
         request: PushRequest,
         upload: Upload,
     ) {
         let push = {
-            let (app, tenant, job, archive) =
-                (app.clone(), tenant.clone(), job.clone(), upload.path());
-            async move { app.tenant(&tenant).run_job(&job, request, archive).await }
+            let (app, run, archive, jobs) = (app.clone(), run.clone(), upload.path(), self.clone());
+            async move {
+                app.tenant(&run.tenant)
+                    .at_attempt(run.attempt)
+                    .run_job(&run.id, request, archive)
+                    .await;
+                jobs.forget_shared_upload(&app, &run).await;
+            }
         };
-        self.launch(app, tenant, job, upload, push);
+        self.launch(app, run, upload, push);
+    }
+
+    /// Removes `run`'s shared upload if its job ended (whoever ended it);
+    /// one another replica took over stays.
+    async fn forget_shared_upload(&self, app: &App, run: &JobRun) {
+        let (Some(shared), Some(key)) = (&self.shared, &run.shared_key) else {
+            return;
+        };
+        match app.tenant(&run.tenant).job(&run.id).await {
+            Ok(info) if info.status.is_active() => {}
+            Ok(_) | Err(AppError::UnknownJob(_)) => shared.delete(key).await,
+            Err(e) => {
+                tracing::warn!(tenant = %run.tenant.name(), job = run.id, error = %e, "cannot tell whether a job ended; the sweep removes its shared upload later")
+            }
+        }
     }
 
     /// [`start`](Self::start) with the push as a future: it runs once the
@@ -230,12 +266,12 @@ impl Jobs {
     fn launch(
         self: &Arc<Self>,
         app: Arc<App>,
-        tenant: Tenant,
-        job: String,
+        run: JobRun,
         upload: Upload,
         push: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
         let jobs = self.clone();
+        let (tenant, job) = (run.tenant.clone(), run.id.clone());
         let running = Running::start(jobs.clone());
         self.spawn(async move {
             let _running = running;
@@ -244,7 +280,7 @@ impl Jobs {
                 worker = jobs.workers.take(tenant.name()) => Some(worker),
                 _ = stopping.wait_for(|stop| *stop) => None,
             };
-            let tenant_app = app.tenant(&tenant);
+            let tenant_app = app.tenant(&tenant).at_attempt(run.attempt);
             match worker {
                 Some(_worker) if !jobs.is_stopping() => {
                     // A push dropped at the deadline stops at its next read
@@ -255,7 +291,11 @@ impl Jobs {
                         tenant_app
                             .fail_job(&job, deadline_error(jobs.timeout))
                             .await;
+                        jobs.forget_shared_upload(&app, &run).await;
                     }
+                }
+                _ if run.shared_key.is_some() => {
+                    tracing::info!(tenant = %tenant.name(), job, "shutting down: a queued push job whose upload is shared is left for another replica");
                 }
                 _ => {
                     tracing::info!(tenant = %tenant.name(), job, "shutting down: a queued push job is marked interrupted");
@@ -271,6 +311,28 @@ impl Jobs {
         // Reap what ended, so the set holds only live tasks.
         while tasks.try_join_next().is_some() {}
         tasks.spawn(task);
+    }
+}
+
+/// A recorded job as a worker runs it: whose, which, as which attempt, and
+/// where its upload is shared (if it is).
+#[derive(Debug, Clone)]
+pub(crate) struct JobRun {
+    pub(crate) tenant: Tenant,
+    pub(crate) id: String,
+    pub(crate) attempt: u32,
+    pub(crate) shared_key: Option<String>,
+}
+
+impl JobRun {
+    /// Job `id` of `tenant` as the server that recorded it runs it.
+    pub(crate) fn first(tenant: Tenant, id: String) -> JobRun {
+        JobRun {
+            tenant,
+            id,
+            attempt: 1,
+            shared_key: None,
+        }
     }
 }
 
@@ -495,10 +557,17 @@ pub async fn push(
     // lies inside its registry); the job quota, enforced only where the
     // job is recorded, so the job is recorded now and discarded if its
     // upload then fails; the tenant's uploads in flight and on disk.
-    app.check_push_target(&name, &query.image).await?;
+    let target = app.check_push_target(&name, &query.image).await?;
+    // Recorded as one spelling (`HOST/PATH:TAG`), so that two pushes of
+    // one tag are known as such whatever their spelling.
+    let image = format!(
+        "{}:{}",
+        target.name,
+        target.tag.as_deref().unwrap_or("latest")
+    );
     let id = flavorbox_app::new_job_id()?;
-    let info = app.create_job(&id, &name, &query.image).await?;
-    let recorded = Recorded::new(state.app.clone(), tenant.clone(), id);
+    let info = app.create_job(&id, &name, &image).await?;
+    let recorded = Recorded::new(state.app.clone(), tenant.clone(), id.clone());
     let upload = match receive_upload(&state, &app, &headers, body).await {
         Ok(upload) => upload,
         Err(e) => {
@@ -506,20 +575,59 @@ pub async fn push(
             return Err(e);
         }
     };
+    let shared_key = match share(&state, &app, &id, query.dry_run, &upload).await {
+        Ok(key) => key,
+        Err(e) => {
+            recorded.discard().await;
+            return Err(e);
+        }
+    };
     let id = recorded.keep();
     let request = PushRequest {
-        image: query.image,
+        image,
         component: name,
         dry_run: query.dry_run,
     };
-    state
-        .jobs
-        .start(state.app.clone(), tenant, id.clone(), request, upload);
+    let run = JobRun {
+        shared_key,
+        ..JobRun::first(tenant, id.clone())
+    };
+    state.jobs.start(state.app.clone(), run, request, upload);
     let mut response = (StatusCode::ACCEPTED, Json(info)).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/jobs/{id}")) {
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
+}
+
+/// With a shared uploads store, copies job `id`'s `upload` there and
+/// records where, before the push is answered: from then on any replica
+/// can finish the job. Its key; none without a store.
+async fn share(
+    state: &AppState,
+    app: &TenantApp<'_>,
+    id: &str,
+    dry_run: bool,
+    upload: &Upload,
+) -> Result<Option<String>, ApiError> {
+    let Some(shared) = state.jobs.shared() else {
+        return Ok(None);
+    };
+    let key = shared.key(app.tenant().name(), id);
+    if let Err(e) = shared.put(&key, &upload.path()).await {
+        tracing::warn!(tenant = %app.tenant().name(), job = id, error = %e, "cannot share an upload");
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "the server cannot store the upload where the other replicas find it: push again in a moment",
+        )
+        .with_retry_after(5));
+    }
+    let key = key.to_string();
+    if let Err(e) = app.share_job_upload(id, &key, dry_run).await {
+        shared.delete(&key).await;
+        return Err(e.into());
+    }
+    Ok(Some(key))
 }
 
 /// The upload of a push whose job is recorded: a place in the tenant's
@@ -657,6 +765,107 @@ async fn receive(
         ));
     }
     Ok(upload)
+}
+
+/// With a shared uploads store: claims as many jobs whose owner stopped
+/// renewing their lease as this server has free workers, fetches each
+/// one's upload and runs it as the attempt it claimed.
+pub(crate) async fn take_over_lost_jobs(state: &AppState) {
+    let Some(shared) = state.jobs.shared().cloned() else {
+        return;
+    };
+    let free = state
+        .options
+        .max_running_jobs
+        .saturating_sub(state.jobs.running());
+    let claimed = match state.app.claim_lost_jobs(free).await {
+        Ok(claimed) => claimed,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot claim the push jobs of stopped replicas");
+            return;
+        }
+    };
+    for job in claimed {
+        let tenant = Tenant::verified(&job.tenant);
+        tracing::warn!(tenant = %job.tenant, job = job.id, attempt = job.attempt, "taking over a push job whose replica stopped renewing its lease");
+        let fetched = fetch_shared(state, &shared, &job.upload_key).await;
+        let upload = match fetched {
+            Ok(upload) => upload,
+            Err(message) => {
+                state
+                    .app
+                    .tenant(&tenant)
+                    .at_attempt(job.attempt)
+                    .fail_job(
+                        &job.id,
+                        JobError {
+                            code: ErrorCode::Unavailable.as_str().to_string(),
+                            message: format!(
+                                "the replica that took this job over cannot fetch its upload ({message}): push again"
+                            ),
+                        },
+                    )
+                    .await;
+                continue;
+            }
+        };
+        let run = JobRun {
+            tenant,
+            id: job.id,
+            attempt: job.attempt,
+            shared_key: Some(job.upload_key),
+        };
+        let request = PushRequest {
+            image: job.image,
+            component: job.component,
+            dry_run: job.dry_run,
+        };
+        state.jobs.start(state.app.clone(), run, request, upload);
+    }
+}
+
+/// Fetches the shared upload `key` into a private file of the uploads
+/// directory, held as a job's.
+async fn fetch_shared(
+    state: &AppState,
+    shared: &SharedUploads,
+    key: &str,
+) -> Result<Upload, String> {
+    let dir = state.jobs.uploads_dir().to_path_buf();
+    private_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let temp = tempfile::NamedTempFile::with_prefix_in("upload-", &dir)
+        .map_err(|e| format!("cannot create a file in {}: {e}", dir.display()))?;
+    let upload = Upload::new(temp.into_temp_path(), state.jobs.clone());
+    shared.get(key, &upload.path()).await?;
+    Ok(upload)
+}
+
+/// Removes the shared uploads (older than the store's grace period) whose
+/// job is no longer queued or running, or gone: what a replica killed
+/// between the end of a job and the removal of its upload left.
+pub(crate) async fn sweep_shared_uploads(state: &AppState) {
+    let Some(shared) = state.jobs.shared() else {
+        return;
+    };
+    let old = match shared.old_uploads().await {
+        Ok(old) => old,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the shared uploads to sweep them");
+            return;
+        }
+    };
+    for (key, tenant, id) in old {
+        match state.app.tenant(&Tenant::verified(&tenant)).job(&id).await {
+            Ok(info) if info.status.is_active() => {}
+            Ok(_) | Err(AppError::UnknownJob(_)) => {
+                tracing::info!(key, "removing a shared upload whose job ended");
+                shared.delete(&key).await;
+            }
+            Err(e) => {
+                tracing::warn!(key, error = %e, "cannot tell whether a shared upload's job ended")
+            }
+        }
+    }
 }
 
 /// Whether an I/O error means the disk (or the user's quota) is full.
@@ -879,7 +1088,12 @@ mod tests {
             let _flag = flag;
             std::future::pending::<()>().await
         };
-        jobs.launch(app.clone(), tenant.clone(), id.clone(), held, hung);
+        jobs.launch(
+            app.clone(),
+            JobRun::first(tenant.clone(), id.clone()),
+            held,
+            hung,
+        );
         assert!(
             jobs.wait_idle(Duration::from_secs(30)).await,
             "the job ends at its deadline"
@@ -900,9 +1114,14 @@ mod tests {
         let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (held, _) = upload(&jobs, "upload-next");
         let done = ran.clone();
-        jobs.launch(app.clone(), tenant, "next".into(), held, async move {
-            done.store(true, Ordering::SeqCst);
-        });
+        jobs.launch(
+            app.clone(),
+            JobRun::first(tenant, "next".into()),
+            held,
+            async move {
+                done.store(true, Ordering::SeqCst);
+            },
+        );
         assert!(jobs.wait_idle(Duration::from_secs(30)).await);
         assert!(ran.load(Ordering::SeqCst));
     }
@@ -923,8 +1142,7 @@ mod tests {
             };
             jobs.launch(
                 app.clone(),
-                Tenant::verified(*tenant),
-                n.to_string(),
+                JobRun::first(Tenant::verified(*tenant), n.to_string()),
                 held,
                 push,
             );
@@ -978,7 +1196,12 @@ mod tests {
             component: "r".into(),
             dry_run: false,
         };
-        jobs.start(app.clone(), tenant.clone(), id.clone(), request, upload);
+        jobs.start(
+            app.clone(),
+            JobRun::first(tenant.clone(), id.clone()),
+            request,
+            upload,
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(jobs.running(), 1);
         jobs.stop();

@@ -28,6 +28,7 @@ mod handlers;
 mod jobs;
 mod metrics;
 pub mod openapi;
+mod shared_uploads;
 mod sweep;
 mod throttle;
 mod workers;
@@ -127,6 +128,17 @@ pub async fn serve(app: App, options: ServeOptions) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", options.listen))?;
     let local: SocketAddr = listener.local_addr()?;
+    let shared = match &options.uploads_store {
+        Some(url) => {
+            let shared = shared_uploads::SharedUploads::open(url).await?;
+            tracing::info!(
+                store = shared.url(),
+                "uploads are shared: another replica finishes a job whose replica stopped"
+            );
+            Some(shared)
+        }
+        None => None,
+    };
     let interrupted = app.interrupt_unfinished_jobs().await?;
     if interrupted > 0 {
         tracing::warn!(
@@ -150,12 +162,15 @@ pub async fn serve(app: App, options: ServeOptions) -> anyhow::Result<()> {
             .as_ref()
             .map(|token| Arc::new(auth::OperatorToken::new(token.expose_secret()))),
         metrics: Arc::new(metrics::Metrics::new(app.clone())),
-        jobs: Arc::new(jobs::Jobs::with_limits(
-            options.max_running_jobs,
-            options.max_running_jobs_per_tenant,
-            options.job_timeout,
-            app.config().home(),
-        )),
+        jobs: Arc::new(
+            jobs::Jobs::with_limits(
+                options.max_running_jobs,
+                options.max_running_jobs_per_tenant,
+                options.job_timeout,
+                app.config().home(),
+            )
+            .with_shared_uploads(shared),
+        ),
         throttle: Arc::new(throttle::AuthThrottle::new(options.auth_failures)),
         ready: Arc::new(AtomicBool::new(false)),
         options: Arc::new(options),

@@ -119,6 +119,7 @@ pub(crate) fn spawn_periodic(state: AppState) {
                     "removed uploads no request or job holds"
                 );
             }
+            super::jobs::sweep_shared_uploads(&state).await;
             if let Err(e) = state.app.sweep().await {
                 tracing::warn!(error = %e, "sweeping the state's leftovers failed");
             }
@@ -130,9 +131,10 @@ pub(crate) fn spawn_periodic(state: AppState) {
         }
     });
     // Job leases: this replica's renewed, every replica's that ran out
-    // marked interrupted (a dead or paused replica's jobs end, visibly).
+    // taken over (their upload is shared) or marked interrupted (a dead or
+    // paused replica's jobs end, visibly).
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(flavorbox_app::JOB_LEASE_RENEW);
+        let mut ticks = tokio::time::interval(lease_state.app.config().job_lease() / 3);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
@@ -147,6 +149,7 @@ pub(crate) fn spawn_periodic(state: AppState) {
             if lease_state.jobs.is_stopping() {
                 return;
             }
+            super::jobs::take_over_lost_jobs(&lease_state).await;
         }
     });
     // The allowed checks batched in memory are written at least this often,

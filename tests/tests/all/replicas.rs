@@ -538,3 +538,207 @@ fn a_tenants_cpu_budget_spent_on_one_replica_is_spent_on_the_others() {
         .unwrap();
     assert_eq!(put.status, 201, "{}", put.text);
 }
+
+/// Two or more replicas sharing uploads through a real S3 server (moto),
+/// with a 3 s job lease, in front of a registry reached through a proxy
+/// that takes uploads slowly: a push is still running seconds after it
+/// was accepted.
+struct TakeoverCluster {
+    dir: tempfile::TempDir,
+    url: String,
+    bucket: String,
+    /// `127.0.0.1:PORT` of the slow proxy in front of the open registry.
+    registry: String,
+}
+
+impl TakeoverCluster {
+    fn new() -> TakeoverCluster {
+        let s3 = flavorbox_tests::cluster::s3();
+        let proxy = flavorbox_tests::cluster::SlowProxy::start(
+            &flavorbox_tests::services::services().open_registry,
+            256 << 10,
+        );
+        TakeoverCluster {
+            dir: tempfile::tempdir().unwrap(),
+            url: flavorbox_testdb::postgres().fresh_database(),
+            bucket: s3.fresh_bucket(),
+            registry: proxy.addr.to_string(),
+        }
+    }
+
+    fn replica(&self, name: &str) -> Server {
+        let mut options = on(&self.url);
+        options.allow = vec![self.registry.clone()];
+        options.config = Some(format!(
+            "job_lease_secs = 3\nuploads_store = \"s3://{}/cluster\"\n",
+            self.bucket
+        ));
+        options.env.extend(flavorbox_tests::cluster::s3().env());
+        options.env.push(("FLAVORBOX_REPLICA".into(), name.into()));
+        Server::start_with(
+            self.dir.path(),
+            self.dir.path().join(name),
+            admin(),
+            &options,
+        )
+        .unwrap_or_else(|e| panic!("replica {name}: {e:#}"))
+    }
+
+    /// A tenant with a registry component `prod` on `server` whose flavor
+    /// allows every push; its token.
+    fn tenant(&self, server: &Server, tenant: &str) -> String {
+        let token = server.tenant(tenant).unwrap();
+        upload_hostile(server, &token);
+        let put = server
+            .json(
+                "PUT",
+                "/v1/registries/prod",
+                Some(&token),
+                &json!({"flavor": "hostile", "uri": format!("{}/{tenant}", self.registry), "config": {"mode": "ok"}}),
+            )
+            .unwrap();
+        assert_eq!(put.status, 201, "{}", put.text);
+        token
+    }
+
+    /// Pushes a 3 MiB image as `image` through `server`; the job's id.
+    fn push(&self, server: &Server, token: &str, image: &str) -> String {
+        let spec = flavorbox_tests::images::ImageSpec {
+            layer_bytes: 3 << 20,
+            ..Default::default()
+        };
+        let tarball = flavorbox_tests::images::save_tarball(image, &spec).unwrap();
+        let answer = server
+            .request(
+                "POST",
+                &format!("/v1/registries/prod/push?image={image}"),
+                Some(token),
+                Some(("application/x-tar", &tarball)),
+            )
+            .unwrap();
+        assert_eq!(answer.status, 202, "{}", answer.text);
+        answer.body["id"].as_str().unwrap().to_string()
+    }
+}
+
+/// Job `id` as `server` reports it.
+fn job(server: &Server, token: &str, id: &str) -> Value {
+    let answer = server.get(&format!("/v1/jobs/{id}"), Some(token)).unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    answer.body
+}
+
+/// Waits until job `id` has pushed some of its layer.
+fn wait_pushing(server: &Server, token: &str, id: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let job = job(server, token, id);
+        let pushing = job["progress"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p.to_string().contains("Pushing")));
+        if job["status"] == "running" && pushing {
+            return;
+        }
+        assert!(
+            job["status"] == "queued" || job["status"] == "running",
+            "the job ended before the test could stop its replica: {job}"
+        );
+        assert!(std::time::Instant::now() < deadline, "never pushing: {job}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Waits until the S3 bucket holds no upload (they go when their job ends).
+fn wait_no_uploads(bucket: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let keys = flavorbox_tests::cluster::s3().keys(bucket);
+        if keys.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "uploads left behind: {keys:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_replica_killed_mid_push_has_its_job_finished_by_another_with_the_registrys_digest() {
+    let cluster = TakeoverCluster::new();
+    let mut a = cluster.replica("replica-a");
+    let b = cluster.replica("replica-b");
+    let token = cluster.tenant(&a, "acme");
+    let image = format!("{}/acme/app:1", cluster.registry);
+    let id = cluster.push(&a, &token, &image);
+    assert_eq!(
+        flavorbox_tests::cluster::s3().keys(&cluster.bucket).len(),
+        1,
+        "the upload is shared before the push is answered"
+    );
+    wait_pushing(&b, &token, &id);
+    a.kill();
+
+    let ended =
+        flavorbox_tests::hostile::wait_job(&b, &token, &id, std::time::Duration::from_secs(120));
+    assert_eq!(ended["status"], "succeeded", "{ended}");
+    assert_eq!(ended["attempt"], 2, "taken over once: {ended}");
+    let digest = flavorbox_tests::services::registry_manifest_digest(
+        &flavorbox_tests::services::services().open_registry,
+        "acme/app",
+        "1",
+        None,
+    )
+    .unwrap();
+    assert_eq!(ended["digest"], digest.as_str(), "{ended}");
+    // Nothing stays stored: the upload is gone from the bucket once the
+    // job ended.
+    wait_no_uploads(&cluster.bucket);
+}
+
+#[test]
+fn a_replica_paused_past_its_lease_writes_nothing_when_it_resumes() {
+    let cluster = TakeoverCluster::new();
+    let mut a = cluster.replica("replica-a");
+    let b = cluster.replica("replica-b");
+    let token = cluster.tenant(&a, "acme");
+    let image = format!("{}/acme/app:2", cluster.registry);
+    let id = cluster.push(&a, &token, &image);
+    wait_pushing(&b, &token, &id);
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(a.pid() as i32, libc::SIGSTOP) };
+    let ended =
+        flavorbox_tests::hostile::wait_job(&b, &token, &id, std::time::Duration::from_secs(120));
+    assert_eq!(ended["status"], "succeeded", "{ended}");
+    assert_eq!(ended["attempt"], 2, "{ended}");
+    let registry = &flavorbox_tests::services::services().open_registry;
+    let digest =
+        flavorbox_tests::services::registry_manifest_digest(registry, "acme/app", "2", None)
+            .unwrap();
+    assert_eq!(ended["digest"], digest.as_str());
+
+    // SAFETY: as above.
+    unsafe { libc::kill(a.pid() as i32, libc::SIGCONT) };
+    // Long enough for A's push to reach its next write (every 500 ms of
+    // progress) and its lease renewal (every second).
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert_eq!(
+        job(&b, &token, &id),
+        ended,
+        "the paused replica wrote to the job"
+    );
+    assert_eq!(
+        flavorbox_tests::services::registry_manifest_digest(registry, "acme/app", "2", None)
+            .unwrap(),
+        digest,
+        "the tag stayed where the job's new owner put it"
+    );
+    assert_eq!(a.get("/healthz", None).unwrap().status, 200, "A lives on");
+    let (_, log) = a.stop().unwrap();
+    assert!(
+        log.contains("no longer owns"),
+        "A says it stopped the push it lost: {log}"
+    );
+    wait_no_uploads(&cluster.bucket);
+}

@@ -894,6 +894,7 @@ impl Pusher<'_, '_> {
         });
         let bytes = serde_json::to_vec(&manifest)
             .map_err(|e| bad(format!("cannot write the manifest: {e}")))?;
+        self.before_tag()?;
         self.session
             .put_manifest(tag, DOCKER_MANIFEST, &bytes)
             .map_err(|e| self.registry(e))
@@ -1021,9 +1022,19 @@ impl Pusher<'_, '_> {
                     .map_err(|e| self.registry(e))?;
             }
         }
+        self.before_tag()?;
         self.session
             .put_manifest(tag, &layout.top.media_type, &layout.top_bytes)
             .map_err(|e| self.registry(e))
+    }
+
+    /// The last look before the tag moves: a push stopped meanwhile (its
+    /// job lost to another server, its deadline passed) moves no tag.
+    fn before_tag(&self) -> Result<(), PushError> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(stop_error(&Stop::Cancelled, "the manifest"));
+        }
+        Ok(())
     }
 }
 
