@@ -259,7 +259,11 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.stop_kill();
+        let log = self.stop_kill();
+        // FLAVORBOX_TEST_SERVER_LOG=1 shows what a failing test's server said.
+        if std::env::var_os("FLAVORBOX_TEST_SERVER_LOG").is_some() {
+            eprintln!("---- log of the server at {} ----\n{log}", self.url);
+        }
     }
 }
 

@@ -346,29 +346,53 @@ impl TenantApp<'_> {
         // within that time, before the push moves the tag.
         let mut ticks = tokio::time::interval(PROGRESS_EVERY);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The push stream is polled all the time, during the progress
+        // writes too (what it yields meanwhile waits here): a stream left
+        // unpolled in the middle of its own database work would hold what
+        // the write waits for.
+        let mut arrived = std::collections::VecDeque::new();
+        let mut ended = false;
         loop {
-            let update = tokio::select! {
-                update = updates.next() => update,
+            if let Some(update) = arrived.pop_front() {
+                match update {
+                    PushUpdate::Progress(progress) => {
+                        if let PushProgress::Flavor { warnings, .. } = &progress {
+                            detail.warnings = warnings.clone();
+                        }
+                        detail.progress.push(progress);
+                        if detail.progress.len() > KEPT_PROGRESS {
+                            detail.progress.remove(0);
+                        }
+                    }
+                    PushUpdate::Done(result) => outcome = Some(result),
+                }
+                continue;
+            }
+            if ended {
+                break;
+            }
+            tokio::select! {
+                update = updates.next() => match update {
+                    Some(update) => arrived.push_back(update),
+                    None => ended = true,
+                },
                 _ = ticks.tick() => {
-                    if self.still_owned(id, &detail, turn.as_ref()).await {
-                        continue;
+                    let check = self.still_owned(id, &detail, turn.as_ref());
+                    tokio::pin!(check);
+                    let owned = loop {
+                        tokio::select! {
+                            owned = &mut check => break owned,
+                            update = updates.next(), if !ended => match update {
+                                Some(update) => arrived.push_back(update),
+                                None => ended = true,
+                            },
+                        }
+                    };
+                    if !owned {
+                        // Dropping the stream stops the push before its tag.
+                        return;
                     }
-                    // Dropping the stream stops the push before its tag.
-                    return;
                 }
-            };
-            match update {
-                Some(PushUpdate::Progress(progress)) => {
-                    if let PushProgress::Flavor { warnings, .. } = &progress {
-                        detail.warnings = warnings.clone();
-                    }
-                    detail.progress.push(progress);
-                    if detail.progress.len() > KEPT_PROGRESS {
-                        detail.progress.remove(0);
-                    }
-                }
-                Some(PushUpdate::Done(result)) => outcome = Some(result),
-                None => break,
             }
         }
         drop(updates);

@@ -359,15 +359,19 @@ impl App {
     /// and marks `interrupted` the jobs whose lease ran out (their replica
     /// died, was paused or lost the database) unless another replica can
     /// take them over ([`claim_lost_jobs`](Self::claim_lost_jobs)).
-    /// Returns how many it marked.
-    pub async fn tend_jobs(&self) -> Result<u64, AppError> {
+    /// Returns how many it marked. A server that cannot take jobs over
+    /// (`can_take_over` false: it has no shared uploads store) marks every
+    /// lost job, so none waits forever for a claim.
+    pub async fn tend_jobs(&self, can_take_over: bool) -> Result<u64, AppError> {
         self.store
             .renew_job_leases(self.replica(), self.config.job_lease())
             .await?;
-        Ok(self
-            .store
-            .interrupt_lost_jobs(None, &jobs::interrupted_detail())
-            .await?)
+        let detail = jobs::interrupted_detail();
+        Ok(if can_take_over {
+            self.store.interrupt_lost_jobs(None, &detail).await?
+        } else {
+            self.store.interrupt_all_lost_jobs(&detail).await?
+        })
     }
 
     /// Claims for this replica at most `limit` push jobs whose owner

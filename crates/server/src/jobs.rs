@@ -786,42 +786,50 @@ pub(crate) async fn take_over_lost_jobs(state: &AppState) {
         }
     };
     for job in claimed {
-        let tenant = Tenant::verified(&job.tenant);
-        tracing::warn!(tenant = %job.tenant, job = job.id, attempt = job.attempt, "taking over a push job whose replica stopped renewing its lease");
-        let fetched = fetch_shared(state, &shared, &job.upload_key).await;
-        let upload = match fetched {
-            Ok(upload) => upload,
-            Err(message) => {
-                state
-                    .app
-                    .tenant(&tenant)
-                    .at_attempt(job.attempt)
-                    .fail_job(
-                        &job.id,
-                        JobError {
-                            code: ErrorCode::Unavailable.as_str().to_string(),
-                            message: format!(
-                                "the replica that took this job over cannot fetch its upload ({message}): push again"
-                            ),
-                        },
-                    )
-                    .await;
-                continue;
-            }
-        };
-        let run = JobRun {
-            tenant,
-            id: job.id,
-            attempt: job.attempt,
-            shared_key: Some(job.upload_key),
-        };
-        let request = PushRequest {
-            image: job.image,
-            component: job.component,
-            dry_run: job.dry_run,
-        };
-        state.jobs.start(state.app.clone(), run, request, upload);
+        // Each fetch in a task of its own: a large upload never holds up
+        // the lease renewals of this loop.
+        let (state, shared) = (state.clone(), shared.clone());
+        tokio::spawn(async move { take_over(&state, &shared, job).await });
     }
+}
+
+/// Fetches claimed `job`'s upload and runs the job as the attempt claimed;
+/// one whose upload cannot be fetched fails, saying so.
+async fn take_over(state: &AppState, shared: &SharedUploads, job: flavorbox_app::ClaimedJob) {
+    let tenant = Tenant::verified(&job.tenant);
+    tracing::warn!(tenant = %job.tenant, job = job.id, attempt = job.attempt, "taking over a push job whose replica stopped renewing its lease");
+    let upload = match fetch_shared(state, shared, &job.upload_key).await {
+        Ok(upload) => upload,
+        Err(message) => {
+            state
+                .app
+                .tenant(&tenant)
+                .at_attempt(job.attempt)
+                .fail_job(
+                    &job.id,
+                    JobError {
+                        code: ErrorCode::Unavailable.as_str().to_string(),
+                        message: format!(
+                            "the replica that took this job over cannot fetch its upload ({message}): push again"
+                        ),
+                    },
+                )
+                .await;
+            return;
+        }
+    };
+    let run = JobRun {
+        tenant,
+        id: job.id,
+        attempt: job.attempt,
+        shared_key: Some(job.upload_key),
+    };
+    let request = PushRequest {
+        image: job.image,
+        component: job.component,
+        dry_run: job.dry_run,
+    };
+    state.jobs.start(state.app.clone(), run, request, upload);
 }
 
 /// Fetches the shared upload `key` into a private file of the uploads

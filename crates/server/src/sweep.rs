@@ -138,7 +138,8 @@ pub(crate) fn spawn_periodic(state: AppState) {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            match lease_state.app.tend_jobs().await {
+            let can_take_over = lease_state.jobs.shared().is_some();
+            match lease_state.app.tend_jobs(can_take_over).await {
                 Ok(0) => {}
                 Ok(jobs) => tracing::warn!(
                     jobs,

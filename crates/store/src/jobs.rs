@@ -442,11 +442,31 @@ impl super::Store {
         owner: Option<&str>,
         detail_json: &str,
     ) -> Result<u64, StoreError> {
+        let which = format!("NOT {} AND ({which})", claimable());
+        self.interrupt_where(&which, owner, detail_json).await
+    }
+
+    /// Marks `interrupted` every queued or running job whose lease ran out,
+    /// those another replica could take over included: what a server does
+    /// that has no shared uploads store (none of its deployment can take a
+    /// job over any more). How many.
+    pub async fn interrupt_all_lost_jobs(&self, detail_json: &str) -> Result<u64, StoreError> {
+        let lost = format!("lease_until IS NULL OR lease_until < {}", self.db.now());
+        self.interrupt_where(&lost, None, detail_json).await
+    }
+
+    /// Marks `interrupted` every queued or running job for which `which`
+    /// holds (SQL, with `owner` bound as `$4`); how many.
+    async fn interrupt_where(
+        &self,
+        which: &str,
+        owner: Option<&str>,
+        detail_json: &str,
+    ) -> Result<u64, StoreError> {
         Ok(sqlx::query(&format!(
             "UPDATE jobs SET status = $3, detail_json = $1, updated_at = $2 \
-             WHERE status IN {} AND NOT {} AND ({which})",
+             WHERE status IN {} AND ({which})",
             active_statuses(),
-            claimable(),
         ))
         .bind(detail_json)
         .bind(now_rfc3339())

@@ -742,3 +742,112 @@ fn a_replica_paused_past_its_lease_writes_nothing_when_it_resumes() {
     );
     wait_no_uploads(&cluster.bucket);
 }
+
+#[test]
+fn registrations_racing_across_replicas_never_exceed_the_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = flavorbox_testdb::postgres().fresh_database();
+    let config = "[quotas]\nmax_registries = 3\n";
+    let a = replica_with(dir.path(), "replica-a", &url, Some(config));
+    let b = replica_with(dir.path(), "replica-b", &url, Some(config));
+    let acme = a.tenant("acme").unwrap();
+    let answers: Vec<Answer> = std::thread::scope(|s| {
+        let racers: Vec<_> = (0..12)
+            .map(|i| {
+                let (server, acme) = (if i % 2 == 0 { &a } else { &b }, &acme);
+                s.spawn(move || {
+                    server
+                        .json(
+                            "PUT",
+                            &format!("/v1/registries/r{i}"),
+                            Some(acme),
+                            &json!({"flavor": "default", "uri": format!("{REGISTRY}/acme/r{i}")}),
+                        )
+                        .unwrap()
+                })
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let created = answers.iter().filter(|a| a.status == 201).count();
+    assert_eq!(created, 3, "{answers:#?}");
+    for refused in answers.iter().filter(|a| a.status != 201) {
+        assert_eq!(refused.status, 429, "{}", refused.text);
+        assert_eq!(
+            refused.body["error"]["code"], "quota_exceeded",
+            "{}",
+            refused.text
+        );
+    }
+    for server in [&a, &b] {
+        let listed = server.get("/v1/registries", Some(&acme)).unwrap();
+        assert_eq!(listed.status, 200, "{}", listed.text);
+        let count = listed.body.as_array().map_or_else(
+            || listed.body["registries"].as_array().map_or(0, Vec::len),
+            Vec::len,
+        );
+        assert_eq!(count, 3, "{}", listed.text);
+    }
+}
+
+#[test]
+fn deletes_and_registrations_racing_across_replicas_leave_every_flavor_with_its_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = flavorbox_testdb::postgres().fresh_database();
+    let a = replica(dir.path(), "replica-a", &url);
+    let b = replica(dir.path(), "replica-b", &url);
+    let acme = a.tenant("acme").unwrap();
+    let globex = a.tenant("globex").unwrap();
+    let wasm = guest_bytes("guest-hostile");
+    let database = url.rsplit('/').next().unwrap();
+    let blobs = || {
+        flavorbox_testdb::postgres()
+            .psql(database, "SELECT count(*) FROM blobs")
+            .unwrap()
+    };
+    let register = |server: &Server, token: &str| {
+        server
+            .request(
+                "PUT",
+                "/v1/flavors/hostile",
+                Some(token),
+                Some(("application/wasm", &wasm)),
+            )
+            .unwrap()
+    };
+    let delete = |server: &Server, token: &str| {
+        server
+            .request("DELETE", "/v1/flavors/hostile", Some(token), None)
+            .unwrap()
+    };
+    for round in 0..50 {
+        // acme holds the blob; globex registers the same content on B while
+        // acme deletes its flavor (and the blob, if unused) on A.
+        assert_eq!(register(&a, &acme).status, 201, "round {round}");
+        let (deleted, registered) = std::thread::scope(|s| {
+            let deleting = s.spawn(|| delete(&a, &acme));
+            let registering = s.spawn(|| register(&b, &globex));
+            (deleting.join().unwrap(), registering.join().unwrap())
+        });
+        assert_eq!(deleted.status, 204, "round {round}: {}", deleted.text);
+        assert_eq!(registered.status, 201, "round {round}: {}", registered.text);
+        assert_eq!(blobs(), "1", "round {round}: globex's flavor kept its blob");
+        let got = a.get("/v1/flavors/hostile", Some(&globex)).unwrap();
+        assert_eq!(got.status, 200, "round {round}: {}", got.text);
+        assert_eq!(delete(&b, &globex).status, 204, "round {round}");
+    }
+    assert_eq!(blobs(), "0", "the last delete collected the blob");
+    // And the content still runs when registered again, on either replica.
+    upload_hostile(&b, &globex);
+    let put = a
+        .json(
+            "PUT",
+            "/v1/registries/prod",
+            Some(&globex),
+            &json!({"flavor": "hostile", "uri": format!("{REGISTRY}/globex"), "config": {"mode": "ok", "deny": DENIAL}}),
+        )
+        .unwrap();
+    assert_eq!(put.status, 201, "{}", put.text);
+    let denied = check(&a, &globex, "prod", &format!("{REGISTRY}/globex/app:1"));
+    assert_eq!(denied.body["reason"], DENIAL, "{}", denied.text);
+}
