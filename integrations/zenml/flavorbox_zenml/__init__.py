@@ -6,6 +6,11 @@ pushes with the credentials it holds.
 Register it with::
 
     zenml container-registry flavor register flavorbox_zenml.FlavorboxContainerRegistryFlavor
+
+and the image-builder flavor `flavorbox` that builds pipeline images with the
+local engine and pushes them through Flavorbox::
+
+    zenml image-builder flavor register flavorbox_zenml.FlavorboxImageBuilderFlavor
 """
 
 from flavorbox_zenml.flavor import (
@@ -14,7 +19,18 @@ from flavorbox_zenml.flavor import (
     FlavorboxContainerRegistryFlavor,
 )
 
+from flavorbox_zenml.image_builder import (
+    IMAGE_BUILDER_FLAVOR_NAME,
+    FlavorboxImageBuilder,
+    FlavorboxImageBuilderConfig,
+    FlavorboxImageBuilderFlavor,
+)
+
 __all__ = [
+    "IMAGE_BUILDER_FLAVOR_NAME",
+    "FlavorboxImageBuilder",
+    "FlavorboxImageBuilderConfig",
+    "FlavorboxImageBuilderFlavor",
     "FLAVOR_NAME",
     "FlavorboxContainerRegistryConfig",
     "FlavorboxContainerRegistryFlavor",

@@ -8,9 +8,19 @@ Two ways in:
   the digest from the registry).
 - `prepare_image_push(image)`: the hook ZenML's container engine calls before
   it pushes by itself; here it runs the same checks as a Flavorbox dry run, so
-  a push Flavorbox would deny never starts.
+  a push Flavorbox would deny never starts. Called by the engine's own push
+  (ZenML's no-build branch, or the `local` image builder), it refuses: the
+  engine would push with its own login, around Flavorbox. Use the `flavorbox`
+  image builder (`flavorbox_zenml.FlavorboxImageBuilderFlavor`).
+
+No path around the check: `is_valid_image_name_for_registry` says yes to
+every image on the registry's host, so ZenML's engine always asks
+`prepare_image_push` first, which refuses a look-alike repository
+(`host/team-evil` for a registry `host/team`) and any push the engine would
+make by itself.
 """
 
+import inspect
 import json
 import os
 import shutil
@@ -56,7 +66,7 @@ class FlavorboxContainerRegistry(BaseContainerRegistry):
     def config(self) -> FlavorboxContainerRegistryConfig:
         return cast(FlavorboxContainerRegistryConfig, self._config)
 
-    def is_valid_image_name_for_registry(self, image_name: str) -> bool:
+    def is_inside(self, image_name: str) -> bool:
         """Whether `image_name` lies inside `uri`, segment by segment.
 
         ZenML's own check is a string prefix (`host/team` would accept
@@ -69,6 +79,15 @@ class FlavorboxContainerRegistry(BaseContainerRegistry):
             return False
         rest = name[len(uri) :]
         return rest == "" or rest[0] in "/:@"
+
+    def is_valid_image_name_for_registry(self, image_name: str) -> bool:
+        """Whether `image_name` is on this registry's host: ZenML's container
+        engine asks `prepare_image_push` before it pushes such an image only
+        when this says yes, so it says yes to the whole host, look-alikes
+        included, and `prepare_image_push` refuses them."""
+        host = _without_docker_hub_prefix(self.config.uri.rstrip("/")).split("/", 1)[0]
+        name = _without_docker_hub_prefix(image_name)
+        return name == host or name.startswith(host + "/")
 
     def _binary(self) -> str:
         configured = self.config.flavorbox_binary
@@ -151,8 +170,9 @@ class FlavorboxContainerRegistry(BaseContainerRegistry):
             logger.warning("flavorbox: %s", warning)
         return report
 
-    def _check_inside(self, image_name: str) -> None:
-        if not self.is_valid_image_name_for_registry(image_name):
+    def check_inside(self, image_name: str) -> None:
+        """Raises `ValueError` unless `image_name` lies inside `uri`."""
+        if not self.is_inside(image_name):
             # ZenML 0.98.0's own wording (LocalImageBuilder._check_registry_image).
             raise ValueError(
                 f"Container image `{image_name}` does not belong to container "
@@ -160,8 +180,23 @@ class FlavorboxContainerRegistry(BaseContainerRegistry):
             )
 
     def prepare_image_push(self, image_name: str) -> None:
-        """Runs Flavorbox's checks and the flavor's decision without pushing."""
-        self._check_inside(image_name)
+        """Runs Flavorbox's checks and the flavor's decision without pushing;
+        refuses when ZenML's container engine calls it before a push of its
+        own (see the module docs)."""
+        self.check_inside(image_name)
+        if _called_by_engine_push():
+            raise FlavorboxError(
+                f"ZenML's container engine is about to push `{image_name}` itself, "
+                "with its own registry login, around Flavorbox. Build and push "
+                "pipeline images with the `flavorbox` image builder instead: "
+                "`zenml image-builder flavor register "
+                "flavorbox_zenml.FlavorboxImageBuilderFlavor`, `zenml image-builder "
+                "register flavorbox-builder --flavor=flavorbox`, and that builder in "
+                "the stack (`zenml stack update -i flavorbox-builder`); keep "
+                "`DockerSettings(skip_build=False)` and give the pipeline a "
+                "Dockerfile or requirements, so ZenML builds instead of retagging "
+                "a parent image and pushing it with the engine."
+            )
         self._flavorbox_push(image_name, dry_run=True)
 
     def push_image(self, image_name: str) -> str:
@@ -172,7 +207,7 @@ class FlavorboxContainerRegistry(BaseContainerRegistry):
             FlavorboxError: Flavorbox refused (the flavor's reason) or failed.
             RuntimeError: no digest came back (ZenML's own message).
         """
-        self._check_inside(image_name)
+        self.check_inside(image_name)
         logger.info("Pushing container image `%s` through Flavorbox.", image_name)
         report = self._flavorbox_push(image_name, dry_run=False)
         digest: Optional[str] = report.get("digest")
@@ -182,3 +217,20 @@ class FlavorboxContainerRegistry(BaseContainerRegistry):
             )
         logger.info("Finished pushing container image.")
         return f"{_strip_tag(image_name)}@{digest}"
+
+
+def _called_by_engine_push() -> bool:
+    """Whether ZenML's container engine's own `push_image` is on the stack:
+    it calls `prepare_image_push` and then pushes with its own login."""
+    frame = inspect.currentframe()
+    try:
+        while frame is not None:
+            module = frame.f_globals.get("__name__", "")
+            if frame.f_code.co_name == "push_image" and module.startswith(
+                "zenml.container_engines"
+            ):
+                return True
+            frame = frame.f_back
+        return False
+    finally:
+        del frame

@@ -11,7 +11,14 @@ one JSON document: what each step returned or raised.
                  "rules": {"component", "denied": {rule: image}, "good"}},
       "server": {"uri", "component", "url", "token", "image",
                  "policy": {"component", "bad", "good"}},
+      "builder": {"image", "outside", "engine_image"},
     }
+
+`builder`: the `flavorbox` image builder in a stack with the local registry
+builds (FROM scratch, nothing pulled) and pushes `image`, and refuses
+`outside`; ZenML's container engine, pushing by itself, is refused for
+`outside` and for `engine_image` (an image in the engine, inside the
+registry).
 
 `policy` is a registry component of the built-in `policy` flavor and two
 images in the engine, one that breaks its rules and one that meets them:
@@ -60,6 +67,48 @@ def images_through(out, prefix, registry, policy):
         image = policy[which]
         out[f"{prefix}_{which}_prepare"] = attempt(lambda: registry.prepare_image_push(image))
         out[f"{prefix}_{which}_push"] = attempt(lambda: registry.push_image(image))
+
+
+def drive_builder(client, out, built, local):
+    """The image builder and ZenML's container engine against the local registry."""
+    from zenml.container_engines import get_container_engine
+    from zenml.image_builders import BuildContext
+
+    builder_type = StackComponentType.IMAGE_BUILDER
+    flavor = client.create_flavor(
+        source="flavorbox_zenml.FlavorboxImageBuilderFlavor", component_type=builder_type
+    )
+    out["builder_flavor"] = flavor.name
+    client.create_stack_component(
+        name="fb-builder", flavor="flavorbox", component_type=builder_type, configuration={}
+    )
+    client.create_stack(
+        name="stack-built",
+        components={
+            StackComponentType.ORCHESTRATOR: "default",
+            StackComponentType.ARTIFACT_STORE: "default",
+            REGISTRY: "local",
+            builder_type: "fb-builder",
+        },
+    )
+    client.activate_stack("stack-built")
+    stack = Client().active_stack
+    builder, registry = stack.image_builder, stack.container_registry
+    out["builder_type"] = type(builder).__name__
+
+    def context():
+        build_context = BuildContext()
+        build_context.add_file("FROM scratch\nCOPY hello.txt /hello.txt\n", "Dockerfile")
+        build_context.add_file("built by ZenML, pushed through Flavorbox\n", "hello.txt")
+        return build_context
+
+    out["builder_push"] = attempt(lambda: builder.build(built["image"], context(), None, registry))
+    out["builder_outside"] = attempt(
+        lambda: builder.build(built["outside"], context(), None, registry)
+    )
+    engine = get_container_engine()
+    out["engine_outside"] = attempt(lambda: engine.push_image(local["outside"], registry))
+    out["engine_inside"] = attempt(lambda: engine.push_image(built["engine_image"], registry))
 
 
 def main():
@@ -130,6 +179,10 @@ def main():
     for rule, image in rules["denied"].items():
         out[f"rule_{rule}"] = attempt(lambda image=image: ruled.prepare_image_push(image))
     out["rules_kept"] = attempt(lambda: ruled.prepare_image_push(rules["good"]))
+
+    built = plan.get("builder")
+    if built:
+        drive_builder(client, out, built, local)
 
     server = plan.get("server")
     if server:

@@ -49,6 +49,23 @@ fn flavorbox(home: &Path, args: &[&str], stdin: Option<&str>) {
 }
 
 /// The error a step raised, or a panic showing what it returned.
+/// Every file under `root`.
+fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
 fn raised<'a>(out: &'a Value, step: &str) -> (&'a str, &'a str) {
     match (out[step]["error"].as_str(), out[step]["message"].as_str()) {
         (Some(kind), Some(message)) => (kind, message),
@@ -184,7 +201,8 @@ fn zenml_pushes_through_flavorbox_locally_and_through_a_server() {
     let outside = format!("{registry}/zenml-evil/app:1");
     let denied = format!("{uri}/denied:1");
     let remote = format!("{uri}/remote:1");
-    for name in [&image, &outside, &denied, &remote] {
+    let engine_image = format!("{uri}/engine:1");
+    for name in [&image, &outside, &denied, &remote, &engine_image] {
         block_on(make_image(name)).expect("make image");
     }
     // Built for arm64 with no source label, and what the policy asks for.
@@ -248,6 +266,11 @@ fn zenml_pushes_through_flavorbox_locally_and_through_a_server() {
         "server": {
             "uri": uri, "component": "team", "url": server.url, "token": token, "image": remote,
             "policy": server_policy,
+        },
+        "builder": {
+            "image": format!("{uri}/built:1"),
+            "outside": format!("{registry}/zenml-evil/built:1"),
+            "engine_image": engine_image,
         },
     });
     let workspace = dir.path().join("project");
@@ -337,6 +360,50 @@ fn zenml_pushes_through_flavorbox_locally_and_through_a_server() {
         registry_tags(registry, "zenml/denied", auth).is_err(),
         "nothing was pushed"
     );
+
+    // The `flavorbox` image builder: built with the local engine (no login),
+    // pushed through Flavorbox, the step image named by the registry's digest.
+    assert_eq!(out["builder_flavor"], "flavorbox");
+    assert_eq!(out["builder_type"], "FlavorboxImageBuilder");
+    let digest = registry_manifest_digest(registry, "zenml/built", "1", auth).expect("manifest");
+    assert_eq!(
+        returned(&out, "builder_push"),
+        &json!(format!("{uri}/built@{digest}"))
+    );
+    // A look-alike is refused before anything is built or pushed, by the
+    // builder and by ZenML's own engine; and the engine never pushes by
+    // itself, with its own login, an image inside the registry either.
+    for step in ["builder_outside", "engine_outside"] {
+        let (kind, message) = raised(&out, step);
+        assert_eq!(kind, "ValueError", "{step}: {message}");
+        assert!(
+            message.contains("does not belong to container registry"),
+            "{step}: {message}"
+        );
+    }
+    let (kind, message) = raised(&out, "engine_inside");
+    assert_eq!(kind, "FlavorboxError", "{message}");
+    assert!(
+        message.contains("around Flavorbox") && message.contains("image builder"),
+        "{message}"
+    );
+    for repository in ["zenml-evil/built", "zenml/engine"] {
+        assert!(
+            registry_tags(registry, repository, auth).is_err(),
+            "nothing reached the registry at {repository}"
+        );
+    }
+    // ZenML holds no registry credential: only Flavorbox knows the password.
+    for root in [dir.path().join("zenml-config"), workspace.clone()] {
+        for file in walk(&root) {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(s.auth_password.as_str()),
+                "{} holds the registry password",
+                file.display()
+            );
+        }
+    }
 
     // Through the server: the token came from a ZenML secret (the component
     // stores only the reference) and the server pushed with its own secret.

@@ -1,0 +1,110 @@
+"""The image builder: ZenML builds its pipeline images with the local
+container engine (no registry login, no ZenML credentials), then pushes
+them through Flavorbox, and runs the steps on `<repo>@sha256:...`: the exact
+image Flavorbox checked, its flavor approved and the registry stored.
+
+Register it with::
+
+    zenml image-builder flavor register flavorbox_zenml.FlavorboxImageBuilderFlavor
+    zenml image-builder register flavorbox-builder --flavor=flavorbox
+
+and use it in a stack with a container registry of flavor `flavorbox`.
+"""
+
+from typing import TYPE_CHECKING, Optional, Type, cast
+
+from zenml.container_engines import get_container_engine
+from zenml.image_builders import (
+    BaseImageBuilder,
+    BaseImageBuilderConfig,
+    BaseImageBuilderFlavor,
+)
+from zenml.logger import get_logger
+
+from flavorbox_zenml.registry import FlavorboxContainerRegistry, FlavorboxError
+
+if TYPE_CHECKING:
+    from zenml.config.docker_settings import DockerBuildOptions
+    from zenml.container_registries.base_container_registry import (
+        BaseContainerRegistry,
+    )
+    from zenml.image_builders import BuildContext
+
+logger = get_logger(__name__)
+
+#: The flavor's name in ZenML (`--flavor=flavorbox`).
+IMAGE_BUILDER_FLAVOR_NAME = "flavorbox"
+
+
+class FlavorboxImageBuilderConfig(BaseImageBuilderConfig):
+    """Nothing to set: where Flavorbox runs (the CLI's home, or a server and
+    its token) is the container registry's configuration."""
+
+
+class FlavorboxImageBuilder(BaseImageBuilder):
+    """Builds with the local engine, pushes through Flavorbox."""
+
+    @property
+    def config(self) -> FlavorboxImageBuilderConfig:
+        return cast(FlavorboxImageBuilderConfig, self._config)
+
+    @property
+    def is_building_locally(self) -> bool:
+        return True
+
+    def build(
+        self,
+        image_name: str,
+        build_context: "BuildContext",
+        docker_build_options: Optional["DockerBuildOptions"] = None,
+        container_registry: Optional["BaseContainerRegistry"] = None,
+    ) -> str:
+        """Builds `image_name` and, with a registry, pushes it through
+        Flavorbox; returns `<repo>@sha256:...` (or the name, unpushed).
+
+        Raises:
+            FlavorboxError: the registry is not a Flavorbox one (its push
+                would go around Flavorbox), or Flavorbox refused the push.
+            ValueError: the image is not inside the registry's `uri`; nothing
+                was built.
+        """
+        registry: Optional[FlavorboxContainerRegistry] = None
+        if container_registry is not None:
+            if not isinstance(container_registry, FlavorboxContainerRegistry):
+                raise FlavorboxError(
+                    f"The `{IMAGE_BUILDER_FLAVOR_NAME}` image builder pushes only "
+                    "through a container registry of flavor `flavorbox`; the "
+                    f"stack's registry `{container_registry.name}` would push "
+                    "around Flavorbox. Register one with `zenml container-registry "
+                    "register NAME --flavor=flavorbox --uri=... --component=...`."
+                )
+            registry = container_registry
+            # Refused before anything is built.
+            registry.check_inside(image_name)
+        # No registry login: the engine builds from what it has, and only
+        # Flavorbox holds the registry's credentials.
+        get_container_engine().build(
+            image_name=image_name,
+            build_context=build_context,
+            docker_build_options=docker_build_options,
+            container_registry=None,
+        )
+        if registry is None:
+            return image_name
+        return registry.push_image(image_name)
+
+
+class FlavorboxImageBuilderFlavor(BaseImageBuilderFlavor):
+    """ZenML image-builder flavor `flavorbox`."""
+
+    @property
+    def name(self) -> str:
+        return IMAGE_BUILDER_FLAVOR_NAME
+
+    @property
+    def config_class(self) -> Type[FlavorboxImageBuilderConfig]:
+        return FlavorboxImageBuilderConfig
+
+    @property
+    def implementation_class(self) -> Type[FlavorboxImageBuilder]:
+        return FlavorboxImageBuilder
