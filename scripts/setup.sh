@@ -104,6 +104,9 @@ pip_venv "${FLAVORBOX_VENV:-$HOME/.cache/flavorbox/venv}" schemathesis 4.32.5
 # virtualenv of its own: the ZenML suite (tests/tests/all/zenml.rs) runs ZenML's
 # push path through integrations/zenml against the loopback registry.
 pip_venv "${FLAVORBOX_ZENML_VENV:-$HOME/.cache/flavorbox/zenml-venv}" zenml 0.98.0 "[local]"
+# The integration's build backend, beside ZenML: the suite builds the
+# `flavorbox_zenml` wheel offline (--no-build-isolation) into a temp dir.
+pip_venv "${FLAVORBOX_ZENML_VENV:-$HOME/.cache/flavorbox/zenml-venv}" hatchling 1.33.0
 # moto's S3 server, in a virtualenv of its own: the replica suite
 # (tests/tests/all/replicas.rs) shares uploads between replicas through it.
 pip_venv "$HOME/.cache/flavorbox/moto-venv" moto 5.2.6 "[server]"

@@ -291,6 +291,8 @@ fn zenml_pushes_through_flavorbox_locally_and_through_a_server() {
         .arg(plan.to_string())
         .current_dir(&workspace)
         .env("PYTHONPATH", repo_root().join("integrations/zenml"))
+        // Imported from the checkout: no __pycache__ left in it.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("PATH", path)
         .env("DOCKER_HOST", &s.docker_host)
         .env("FLAVORBOX_HOME", dir.path().join("unused-home"))
@@ -474,4 +476,70 @@ fn zenml_pushes_through_flavorbox_locally_and_through_a_server() {
         }
     }
     assert_eq!(returned(&out, "rules_kept"), &Value::Null);
+}
+
+#[test]
+fn the_integration_builds_as_a_wheel_of_the_projects_version_and_leaves_the_checkout_clean() {
+    let source = repo_root().join("integrations/zenml");
+    // (The other ZenML test imports the package from the checkout, without
+    // writing bytecode; a __pycache__ of a run by hand is not the build's.)
+    let listing = |dir: &Path| -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = walk(dir)
+            .into_iter()
+            .filter(|f| !f.components().any(|c| c.as_os_str() == "__pycache__"))
+            .collect();
+        files.sort();
+        files
+    };
+    let before = listing(&source);
+    let out = tempfile::tempdir().unwrap();
+    // Offline: the build backend is in the venv (scripts/setup.sh).
+    let built = Command::new(zenml_python())
+        .args([
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+        ])
+        .arg(out.path())
+        .arg(&source)
+        .env("PIP_NO_INDEX", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("pip wheel");
+    assert!(
+        built.status.success(),
+        "pip wheel failed: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    assert_eq!(
+        listing(&source),
+        before,
+        "building left files in the checkout"
+    );
+    let wheel = out.path().join(format!(
+        "flavorbox_zenml-{}-py3-none-any.whl",
+        env!("CARGO_PKG_VERSION")
+    ));
+    assert!(
+        wheel.exists(),
+        "the wheel carries the project's version: {:?}",
+        std::fs::read_dir(out.path()).unwrap().collect::<Vec<_>>()
+    );
+    // Both flavors are in it.
+    let listed = Command::new(zenml_python())
+        .args(["-m", "zipfile", "-l"])
+        .arg(&wheel)
+        .output()
+        .expect("list the wheel");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    for module in [
+        "flavorbox_zenml/registry.py",
+        "flavorbox_zenml/image_builder.py",
+    ] {
+        assert!(listed.contains(module), "{module} missing: {listed}");
+    }
 }
