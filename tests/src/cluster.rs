@@ -8,8 +8,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 /// A running moto S3 server.
@@ -23,25 +23,7 @@ pub struct S3 {
 /// with it); panics with what is missing if it cannot start.
 pub fn s3() -> &'static S3 {
     static SERVER: OnceLock<Result<S3, String>> = OnceLock::new();
-    let started = SERVER.get_or_init(|| {
-        // PR_SET_PDEATHSIG fires when the spawning *thread* ends: spawn
-        // from one that lives as long as the process.
-        let (tx, rx) = mpsc::channel();
-        let spawned = std::thread::Builder::new()
-            .name("flavorbox-s3".into())
-            .spawn(move || {
-                let _ = tx.send(start());
-                loop {
-                    std::thread::park();
-                }
-            });
-        match spawned {
-            Ok(_) => rx
-                .recv()
-                .unwrap_or_else(|_| Err("the S3 thread ended without an answer".into())),
-            Err(e) => Err(format!("cannot start the S3 thread: {e}")),
-        }
-    });
+    let started = SERVER.get_or_init(|| flavorbox_testdb::on_lasting_thread("s3", start));
     match started {
         Ok(s3) => s3,
         Err(message) => panic!("the S3 server could not start: {message}"),

@@ -192,12 +192,20 @@ impl TenantStore {
         .await?
         .rows_affected();
         if updated == 0 {
-            return Err(match self.get_job(id).await? {
-                None => not_found(JOB, id),
-                Some(_) => StoreError::JobLeaseLost(id.to_owned()),
-            });
+            return Err(self.not_written(id).await);
         }
         Ok(())
+    }
+
+    /// Why a fenced write of job `id` changed nothing: the job is not
+    /// there ([`StoreError::NotFound`]), or no longer this handle's to
+    /// write ([`StoreError::JobLeaseLost`]).
+    async fn not_written(&self, id: &str) -> StoreError {
+        match self.get_job(id).await {
+            Ok(None) => not_found(JOB, id),
+            Ok(Some(_)) => StoreError::JobLeaseLost(id.to_owned()),
+            Err(e) => e,
+        }
     }
 
     /// Removes job `id` if it is still queued (it never started): a job
@@ -255,10 +263,7 @@ impl TenantStore {
         .await?
         .rows_affected();
         if updated == 0 {
-            return Err(match self.get_job(id).await? {
-                None => not_found(JOB, id),
-                Some(_) => StoreError::JobLeaseLost(id.to_owned()),
-            });
+            return Err(self.not_written(id).await);
         }
         Ok(())
     }

@@ -1960,13 +1960,7 @@ async fn a_job_whose_lease_ran_out_is_interrupted_and_its_owner_writes_nothing_m
         1
     );
     // The owner stops renewing (paused) until the lease is behind the clock.
-    sqlx::query("UPDATE jobs SET lease_until = $1")
-        .bind(format_rfc3339(
-            time::OffsetDateTime::now_utc() - time::Duration::seconds(1),
-        ))
-        .execute(store.db.pool().unwrap())
-        .await
-        .unwrap();
+    expire_leases(&store).await;
     assert_eq!(
         store
             .interrupt_lost_jobs(None, r#"{"why":"lease"}"#)

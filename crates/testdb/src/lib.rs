@@ -37,28 +37,35 @@ pub struct Postgres {
 /// The server, started on first use; panics with what is missing if it cannot start.
 pub fn postgres() -> &'static Postgres {
     static SERVER: OnceLock<Result<Postgres, String>> = OnceLock::new();
-    let started = SERVER.get_or_init(|| {
-        // PR_SET_PDEATHSIG fires when the *thread* that spawned the child
-        // ends: spawn from a thread that lives as long as the process.
-        let (tx, rx) = mpsc::channel();
-        let spawned = std::thread::Builder::new()
-            .name("flavorbox-postgres".into())
-            .spawn(move || {
-                let _ = tx.send(start());
-                loop {
-                    std::thread::park();
-                }
-            });
-        match spawned {
-            Ok(_) => rx
-                .recv()
-                .unwrap_or_else(|_| Err("the postgres thread ended without an answer".into())),
-            Err(e) => Err(format!("cannot start the postgres thread: {e}")),
-        }
-    });
+    let started = SERVER.get_or_init(|| on_lasting_thread("postgres", start));
     match started {
         Ok(server) => server,
         Err(message) => panic!("the test PostgreSQL server could not start: {message}"),
+    }
+}
+
+/// Runs `start` on a thread of its own that then lives as long as the
+/// process, and returns what it returned: children that `start` spawns get
+/// `PR_SET_PDEATHSIG`, which fires when the *thread* that spawned them ends,
+/// so they must not be spawned from a short-lived test thread.
+pub fn on_lasting_thread<T: Send + 'static>(
+    name: &str,
+    start: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    let (tx, rx) = mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name(format!("flavorbox-{name}"))
+        .spawn(move || {
+            let _ = tx.send(start());
+            loop {
+                std::thread::park();
+            }
+        });
+    match spawned {
+        Ok(_) => rx
+            .recv()
+            .unwrap_or_else(|_| Err(format!("the {name} thread ended without an answer"))),
+        Err(e) => Err(format!("cannot start the {name} thread: {e}")),
     }
 }
 
