@@ -179,3 +179,19 @@ pub fn run_cli(
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Makes `command`'s process die (SIGKILL) when the thread that spawns it
+/// ends: a killed test run leaves no service behind. Spawn it from a thread
+/// that lives as long as the process.
+pub fn dies_with_test(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl in the child before exec; async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}

@@ -281,7 +281,6 @@ impl LoadBalancer {
     /// Starts haproxy in front of `servers` (their `http://` URLs), its
     /// config in `dir`; waits until it answers `/readyz`.
     pub fn start(dir: &Path, servers: &[&str]) -> Result<LoadBalancer> {
-        use std::os::unix::process::CommandExt as _;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -310,15 +309,7 @@ impl LoadBalancer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        // SAFETY: prctl is async-signal-safe.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        crate::dies_with_test(&mut command);
         let child = command
             .spawn()
             .context("starting haproxy (scripts/setup.sh installs Debian's haproxy)")?;
