@@ -107,6 +107,9 @@ pip_venv "${FLAVORBOX_ZENML_VENV:-$HOME/.cache/flavorbox/zenml-venv}" zenml 0.98
 # The integration's build backend, beside ZenML: the suite builds the
 # `flavorbox_zenml` wheel offline (--no-build-isolation) into a temp dir.
 pip_venv "${FLAVORBOX_ZENML_VENV:-$HOME/.cache/flavorbox/zenml-venv}" hatchling 1.33.0
+# pytest, beside ZenML: the integration's own tests (integrations/zenml/tests),
+# run by the ZenML suite against the real CLI, server, registry and engine.
+pip_venv "${FLAVORBOX_ZENML_VENV:-$HOME/.cache/flavorbox/zenml-venv}" pytest 9.0.2
 # moto's S3 server, in a virtualenv of its own: the replica suite
 # (tests/tests/all/replicas.rs) shares uploads between replicas through it.
 pip_venv "$HOME/.cache/flavorbox/moto-venv" moto 5.2.6 "[server]"

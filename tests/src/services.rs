@@ -177,6 +177,29 @@ pub fn registry_manifest_digest(
         .ok_or_else(|| anyhow!("HEAD {url}: no Docker-Content-Digest header"))
 }
 
+/// The manifest of `repo:tag` (GET, as JSON), for what it refers to.
+pub fn registry_manifest(
+    registry: &str,
+    repo: &str,
+    tag: &str,
+    auth: Option<(&str, &str)>,
+) -> Result<serde_json::Value> {
+    let url = format!("http://{registry}/v2/{repo}/manifests/{tag}");
+    let accept = [
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+    ]
+    .join(", ");
+    let text = with_auth(ureq::get(&url), auth)
+        .set("Accept", &accept)
+        .timeout(Duration::from_secs(10))
+        .call()
+        .with_context(|| format!("GET {url}"))?
+        .into_string()
+        .with_context(|| format!("GET {url}: reading the body"))?;
+    serde_json::from_str(&text).with_context(|| format!("GET {url}: body is not JSON"))
+}
+
 /// Adds Basic auth to a request when credentials are given.
 fn with_auth(request: ureq::Request, auth: Option<(&str, &str)>) -> ureq::Request {
     match auth {

@@ -1,7 +1,9 @@
 """The image builder: ZenML builds its pipeline images with the local
 container engine (no registry login, no ZenML credentials), then pushes
 them through Flavorbox, and runs the steps on `<repo>@sha256:...`: the exact
-image Flavorbox checked, its flavor approved and the registry stored.
+image Flavorbox checked, its flavor approved and the registry stored (or, for
+a push through a Flavorbox server with steps on the local engine, on the
+image's content-addressed local id).
 
 Register it with::
 
@@ -60,7 +62,10 @@ class FlavorboxImageBuilder(BaseImageBuilder):
         container_registry: Optional["BaseContainerRegistry"] = None,
     ) -> str:
         """Builds `image_name` and, with a registry, pushes it through
-        Flavorbox; returns `<repo>@sha256:...` (or the name, unpushed).
+        Flavorbox; returns `<repo>@sha256:...` (or the name, unpushed). When a
+        Flavorbox server pushed it and the steps run on the local engine
+        (`local_docker`), returns the local image id instead: that engine
+        cannot resolve the registry digest without a registry login.
 
         Raises:
             FlavorboxError: the registry is not a Flavorbox one (its push
@@ -91,7 +96,46 @@ class FlavorboxImageBuilder(BaseImageBuilder):
         )
         if registry is None:
             return image_name
-        return registry.push_image(image_name)
+        built = _local_image_id(image_name)
+        pushed = registry.push_image(image_name)
+        if _local_image_id(pushed) is not None or not _steps_run_on_this_engine():
+            # Pushed by this engine (it knows `repo@sha256:...`), or the steps
+            # run elsewhere and pull that exact manifest with their own access.
+            return pushed
+        # Pushed by a Flavorbox server from the uploaded image: this engine
+        # never saw the registry's digest, and pulling it would need the
+        # registry login only Flavorbox holds. The local steps run the image
+        # by its content-addressed id, the one that was uploaded and pushed.
+        if built is None or _local_image_id(image_name) != built:
+            raise FlavorboxError(
+                f"`{image_name}` changed in the local engine while Flavorbox pushed "
+                f"it (pushed as {pushed}); run the pipeline again."
+            )
+        logger.info(
+            "Pushed `%s` through the Flavorbox server; the local Docker steps run "
+            "it as %s.",
+            pushed,
+            built,
+        )
+        return built
+
+
+def _local_image_id(reference: str) -> Optional[str]:
+    """The local engine's id (`sha256:...`) of `reference`, if it has it."""
+    import docker
+
+    try:
+        return str(docker.from_env().images.get(reference).id)
+    except docker.errors.DockerException:
+        return None
+
+
+def _steps_run_on_this_engine() -> bool:
+    """Whether the active stack's orchestrator runs the steps' containers on
+    the local engine (ZenML's `local_docker`)."""
+    from zenml.client import Client
+
+    return bool(Client().active_stack.orchestrator.flavor == "local_docker")
 
 
 class FlavorboxImageBuilderFlavor(BaseImageBuilderFlavor):

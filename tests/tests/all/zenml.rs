@@ -10,7 +10,9 @@ use std::process::{Command, Stdio};
 
 use flavorbox_tests::images::{ImageSpec, load_image, rfc3339_days_ago};
 use flavorbox_tests::server::{Server, ServerOptions};
-use flavorbox_tests::services::{make_image, registry_manifest_digest, registry_tags, services};
+use flavorbox_tests::services::{
+    Services, make_image, registry_manifest, registry_manifest_digest, registry_tags, services,
+};
 use flavorbox_tests::{block_on, flavorbox_bin, guest_path, run_cli};
 use serde_json::{Value, json};
 
@@ -40,6 +42,55 @@ fn repo_root() -> PathBuf {
         .parent()
         .expect("tests/ is in the repository")
         .to_path_buf()
+}
+
+/// ZenML's Python in the project directory `workspace`, with its config in
+/// `dir/zenml-config`, `flavorbox` and the test engine found the way a user's
+/// shell finds them, and `flavorbox_zenml` imported from the checkout.
+fn zenml_command(dir: &Path, workspace: &Path, s: &Services) -> Command {
+    let bin_dir = flavorbox_bin().parent().expect("bin dir").to_path_buf();
+    let path = std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .expect("PATH");
+    let mut command = Command::new(zenml_python());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("ZENML_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .current_dir(workspace)
+        .env("PYTHONPATH", repo_root().join("integrations/zenml"))
+        // Imported from the checkout: no __pycache__ left in it.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PATH", path)
+        .env("DOCKER_HOST", &s.docker_host)
+        .env("FLAVORBOX_HOME", dir.join("unused-home"))
+        .env_remove("FLAVORBOX_SERVER")
+        .env_remove("FLAVORBOX_TOKEN")
+        .env("ZENML_CONFIG_PATH", dir.join("zenml-config"))
+        .env("ZENML_ANALYTICS_OPT_IN", "false")
+        .env("ZENML_LOGGING_VERBOSITY", "WARN")
+        .env("ZENML_ENABLE_RICH_TRACEBACK", "false")
+        .env("ZENML_DISABLE_INTERACTIVE_INPUT", "true")
+        .env("ZENML_AUTO_OPEN_DASHBOARD", "false")
+        .stdin(Stdio::null());
+    command
+}
+
+/// Panics if a file under `roots` holds `secret`.
+fn assert_nowhere_in(roots: &[PathBuf], secret: &str, what: &str) {
+    for root in roots {
+        for file in walk(root) {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(secret),
+                "{} holds {what}",
+                file.display()
+            );
+        }
+    }
 }
 
 /// Runs the local flavorbox CLI on `home`; panics with stderr on failure.
@@ -275,36 +326,9 @@ fn zenml_pushes_through_flavorbox_locally_and_through_a_server() {
     });
     let workspace = dir.path().join("project");
     std::fs::create_dir_all(&workspace).expect("project dir");
-    let bin_dir = flavorbox_bin().parent().expect("bin dir").to_path_buf();
-    let path = std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    )))
-    .expect("PATH");
-    let mut command = Command::new(zenml_python());
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("ZENML_") {
-            command.env_remove(key);
-        }
-    }
-    let output = command
+    let output = zenml_command(dir.path(), &workspace, s)
         .arg(repo_root().join("integrations/zenml/tests/drive_zenml.py"))
         .arg(plan.to_string())
-        .current_dir(&workspace)
-        .env("PYTHONPATH", repo_root().join("integrations/zenml"))
-        // Imported from the checkout: no __pycache__ left in it.
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PATH", path)
-        .env("DOCKER_HOST", &s.docker_host)
-        .env("FLAVORBOX_HOME", dir.path().join("unused-home"))
-        .env_remove("FLAVORBOX_SERVER")
-        .env_remove("FLAVORBOX_TOKEN")
-        .env("ZENML_CONFIG_PATH", dir.path().join("zenml-config"))
-        .env("ZENML_ANALYTICS_OPT_IN", "false")
-        .env("ZENML_LOGGING_VERBOSITY", "WARN")
-        .env("ZENML_ENABLE_RICH_TRACEBACK", "false")
-        .env("ZENML_DISABLE_INTERACTIVE_INPUT", "true")
-        .env("ZENML_AUTO_OPEN_DASHBOARD", "false")
-        .stdin(Stdio::null())
         .output()
         .expect("run the ZenML driver");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -396,16 +420,11 @@ fn zenml_pushes_through_flavorbox_locally_and_through_a_server() {
         );
     }
     // ZenML holds no registry credential: only Flavorbox knows the password.
-    for root in [dir.path().join("zenml-config"), workspace.clone()] {
-        for file in walk(&root) {
-            let bytes = std::fs::read(&file).unwrap_or_default();
-            assert!(
-                !String::from_utf8_lossy(&bytes).contains(s.auth_password.as_str()),
-                "{} holds the registry password",
-                file.display()
-            );
-        }
-    }
+    assert_nowhere_in(
+        &[dir.path().join("zenml-config"), workspace.clone()],
+        &s.auth_password,
+        "the registry password",
+    );
 
     // Through the server: the token came from a ZenML secret (the component
     // stores only the reference) and the server pushed with its own secret.
@@ -542,4 +561,177 @@ fn the_integration_builds_as_a_wheel_of_the_projects_version_and_leaves_the_chec
     ] {
         assert!(listed.contains(module), "{module} missing: {listed}");
     }
+}
+
+/// The integration's own tests (pytest, `integrations/zenml/tests`): its
+/// rules without services, and a real pipeline on ZenML's local Docker
+/// orchestrator whose step image the `flavorbox` image builder built and
+/// pushed through Flavorbox, with the CLI's local state and through a
+/// `flavorbox serve`, against the htpasswd registry whose password only
+/// Flavorbox holds. What the runs used is checked here against the registry.
+#[test]
+fn zenml_pipelines_run_step_images_pushed_through_flavorbox() {
+    let s = services();
+    let registry = s.auth_registry.as_str();
+    let auth = Some((s.auth_user.as_str(), s.auth_password.as_str()));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let home = dir.path().join("flavorbox");
+    let uri = format!("{registry}/pipelines");
+
+    flavorbox(
+        &home,
+        &[
+            "secret",
+            "create",
+            "reg",
+            "--username",
+            &s.auth_user,
+            "--password-stdin",
+        ],
+        Some(&s.auth_password),
+    );
+    flavorbox(
+        &home,
+        &[
+            "registry", "register", "team", "--flavor", "default", "--uri", &uri, "--secret", "reg",
+        ],
+        None,
+    );
+    let server_dir = dir.path().join("server");
+    std::fs::create_dir_all(&server_dir).expect("server dir");
+    let server = Server::start(
+        &server_dir,
+        &ServerOptions {
+            allow: vec![registry.to_string()],
+            env: vec![("DOCKER_HOST".into(), s.docker_host.clone())],
+            ..Default::default()
+        },
+    )
+    .expect("server");
+    let token = server.tenant("ml-team").expect("tenant");
+    for (path, body) in [
+        (
+            "/v1/secrets/reg",
+            json!({"username": s.auth_user, "password": s.auth_password}),
+        ),
+        (
+            "/v1/registries/team",
+            json!({"flavor": "default", "uri": uri, "secret": "reg"}),
+        ),
+    ] {
+        let answer = server.json("PUT", path, Some(&token), &body).expect(path);
+        assert!(answer.status < 300, "PUT {path}: {}", answer.text);
+    }
+
+    let results = dir.path().join("results.json");
+    let parent_image = format!(
+        "flavorbox-test/step-parent:{}",
+        dir.path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_lowercase()
+            .trim_start_matches('.')
+    );
+    let plan = json!({
+        "uri": uri,
+        "parent_image": parent_image,
+        "results": results,
+        "local": {"component": "team", "home": home},
+        "server": {"component": "team", "url": server.url, "token": token},
+    });
+    let workspace = dir.path().join("project");
+    std::fs::create_dir_all(&workspace).expect("project dir");
+    let output = zenml_command(dir.path(), &workspace, s)
+        .args([
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rA",
+            "--durations=5",
+        ])
+        .arg(repo_root().join("integrations/zenml/tests"))
+        .env("FLAVORBOX_ZENML_PLAN", plan.to_string())
+        .output()
+        .expect("run pytest");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the integration's tests failed:\n{stdout}\n{stderr}"
+    );
+    // (Their report, with the slowest steps, under --nocapture.)
+    eprintln!("{stdout}");
+    let seen: Value = serde_json::from_slice(&std::fs::read(&results).expect("results"))
+        .expect("results are JSON");
+
+    // Locally: the step ran `repo@sha256:...`, the registry's digest of the
+    // tag Flavorbox pushed.
+    let local = seen["local"].as_str().expect("local image");
+    let (_, digest) = local.split_once('@').expect("repo@digest");
+    let tags = registry_tags(registry, "pipelines/pipeline-local", auth).expect("tags");
+    assert!(
+        tags.iter().any(|tag| {
+            registry_manifest_digest(registry, "pipelines/pipeline-local", tag, auth).ok()
+                == Some(digest.to_string())
+        }),
+        "{local} is not a manifest of the registry's tags {tags:?}"
+    );
+    // Through the server: the step ran the local image whose config the
+    // manifest the server pushed refers to.
+    let id = seen["server"].as_str().expect("server image");
+    let tags = registry_tags(registry, "pipelines/pipeline-server", auth).expect("tags");
+    assert!(
+        tags.iter().any(|tag| {
+            registry_manifest(registry, "pipelines/pipeline-server", tag, auth)
+                .is_ok_and(|m| m["config"]["digest"] == id)
+        }),
+        "{id} is not the config of a manifest the server pushed ({tags:?})"
+    );
+    // The push ZenML's engine would have made by itself reached nothing.
+    assert!(
+        registry_tags(registry, "pipelines/pipeline-no-build", auth).is_err(),
+        "the engine's own push reached the registry"
+    );
+    // ZenML holds no registry credential, and the tenant token only in its
+    // secret (the component refers to it).
+    assert_nowhere_in(
+        &[dir.path().join("zenml-config"), workspace],
+        &s.auth_password,
+        "the registry password",
+    );
+    // The engine's copies (vfs: a whole root filesystem per layer and per
+    // container): ZenML leaves the steps' stopped containers.
+    let docker = |args: &[&str]| -> Vec<String> {
+        let out = Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", &s.docker_host)
+            .output()
+            .expect("docker");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    let containers = docker(&["ps", "-aq", "--filter", &format!("ancestor={parent_image}")]);
+    if !containers.is_empty() {
+        docker(
+            &[
+                &["rm", "--force"][..],
+                &containers.iter().map(String::as_str).collect::<Vec<_>>(),
+            ]
+            .concat(),
+        );
+    }
+    let mut images = docker(&["images", "-q", "--filter", &format!("reference={uri}/*")]);
+    images.push(parent_image.clone());
+    docker(
+        &[
+            &["rmi", "--force"][..],
+            &images.iter().map(String::as_str).collect::<Vec<_>>(),
+        ]
+        .concat(),
+    );
 }
