@@ -127,7 +127,7 @@ async fn append(
     for chunk in entries.chunks(ROWS_PER_INSERT) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
-                let p: Vec<String> = (1..=12).map(|j| format!("${}", i * 12 + j)).collect();
+                let p: Vec<String> = (1..=12).map(|j| db.placeholder(i * 12 + j)).collect();
                 format!("({}, {})", db.now(), p.join(", "))
             })
             .collect();

@@ -127,6 +127,19 @@ impl Database {
         }
     }
 
+    /// The placeholder of the `n`th (1-based) bound value of a statement
+    /// whose values are bound in order: `$n` on PostgreSQL, a bare `?` on
+    /// SQLite. SQLite looks a named or numbered parameter's name up by a
+    /// linear walk, and sqlx asks it for every parameter, so a statement of
+    /// many `$n` costs time quadratic in their number there; bare `?`s have
+    /// no name to look up.
+    pub(super) fn placeholder(&self, n: usize) -> String {
+        match self.kind {
+            Kind::Sqlite => "?".to_string(),
+            Kind::Postgres => format!("${n}"),
+        }
+    }
+
     /// The database's clock as the store's timestamp text
     /// (`YYYY-MM-DDThh:mm:ss.mmmZ`, as [`format_rfc3339`](super::timestamp)
     /// writes), for rows stamped by the database (one clock for every replica).
