@@ -327,7 +327,7 @@ fn restarting_a_replica_interrupts_its_own_jobs_and_no_other_replicas() {
 fn changes_take_effect_on_the_next_request(writer: &Server, reader: &Server, same: bool) {
     let acme = writer.tenant("acme").unwrap();
     let put = |deny: &str| {
-        let answer = if deny == "first" {
+        let answer = if deny != "second" {
             writer.json(
                 "PUT",
                 "/v1/registries/prod",
@@ -396,6 +396,13 @@ fn changes_take_effect_on_the_next_request(writer: &Server, reader: &Server, sam
         )
         .unwrap();
     assert_eq!(missing.status, 404, "{}", missing.text);
+    // The flavor registered again, a component on it: the reader, which
+    // last saw the flavor and the component gone, decides with them.
+    upload_hostile(writer, &acme);
+    put("third");
+    next("a flavor registered again", &|| {
+        check(reader, &acme, "prod", &image).body["reason"] == "third"
+    });
     let revoke = writer
         .request("DELETE", "/v1/tenants/acme", Some(&admin()), None)
         .unwrap();
