@@ -59,6 +59,12 @@ def use_stack(client, name, registry_config):
     client.activate_stack(name)
 
 
+def local_registry(plan):
+    """The `flavorbox` registry's config for the CLI's local state."""
+    local = plan["local"]
+    return {"uri": plan["uri"], "component": local["component"], "flavorbox_home": local["home"]}
+
+
 def settings(parent_image, repository, **more):
     """The step image: the parent image, the project's files in it (so ZenML
     builds with the stack's image builder rather than retagging the parent
@@ -88,12 +94,7 @@ def run_in_docker(client, pipeline, parent_image, repository):
 def test_step_image_is_built_and_pushed_through_flavorbox(
     plan, client, parent_image, pipeline, results
 ):
-    local = plan["local"]
-    use_stack(
-        client,
-        "fb-local",
-        {"uri": plan["uri"], "component": local["component"], "flavorbox_home": local["home"]},
-    )
+    use_stack(client, "fb-local", local_registry(plan))
     image = run_in_docker(client, pipeline, parent_image, "pipeline-local")
     # The step ran the exact manifest Flavorbox pushed (the Rust side checks
     # the digest against the registry's).
@@ -132,12 +133,7 @@ def test_a_push_by_zenmls_engine_is_refused_before_anything_is_pushed(
 ):
     from flavorbox_zenml.registry import FlavorboxError
 
-    local = plan["local"]
-    use_stack(
-        client,
-        "fb-no-build",
-        {"uri": plan["uri"], "component": local["component"], "flavorbox_home": local["home"]},
-    )
+    use_stack(client, "fb-no-build", local_registry(plan))
     # Nothing to add to the parent image: ZenML would retag it and push it
     # with its engine's own login.
     no_build = settings(

@@ -93,13 +93,65 @@ fn assert_nowhere_in(roots: &[PathBuf], secret: &str, what: &str) {
     }
 }
 
+/// Flavorbox on both sides of ZenML: a local home (`dir/flavorbox`) and a
+/// `flavorbox serve` tenant (`ml-team`), each holding the registry's
+/// credentials as secret `reg` and a component `team` of the `default`
+/// flavor at `uri`. Returns the home, the server and the tenant's token.
+fn flavorbox_locally_and_served(s: &Services, dir: &Path, uri: &str) -> (PathBuf, Server, String) {
+    let home = dir.join("flavorbox");
+    flavorbox(
+        &home,
+        &[
+            "secret",
+            "create",
+            "reg",
+            "--username",
+            &s.auth_user,
+            "--password-stdin",
+        ],
+        Some(&s.auth_password),
+    );
+    flavorbox(
+        &home,
+        &[
+            "registry", "register", "team", "--flavor", "default", "--uri", uri, "--secret", "reg",
+        ],
+        None,
+    );
+    let server_dir = dir.join("server");
+    std::fs::create_dir_all(&server_dir).expect("server dir");
+    let server = Server::start(
+        &server_dir,
+        &ServerOptions {
+            allow: vec![s.auth_registry.clone()],
+            env: vec![("DOCKER_HOST".into(), s.docker_host.clone())],
+            ..Default::default()
+        },
+    )
+    .expect("server");
+    let token = server.tenant("ml-team").expect("tenant");
+    for (path, body) in [
+        (
+            "/v1/secrets/reg",
+            json!({"username": s.auth_user, "password": s.auth_password}),
+        ),
+        (
+            "/v1/registries/team",
+            json!({"flavor": "default", "uri": uri, "secret": "reg"}),
+        ),
+    ] {
+        let answer = server.json("PUT", path, Some(&token), &body).expect(path);
+        assert!(answer.status < 300, "PUT {path}: {}", answer.text);
+    }
+    (home, server, token)
+}
+
 /// Runs the local flavorbox CLI on `home`; panics with stderr on failure.
 fn flavorbox(home: &Path, args: &[&str], stdin: Option<&str>) {
     let (ok, _, err) = run_cli(home, args, stdin, &[]);
     assert!(ok, "`flavorbox {}`: {err}", args.join(" "));
 }
 
-/// The error a step raised, or a panic showing what it returned.
 /// Every file under `root`.
 fn walk(root: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
@@ -117,6 +169,7 @@ fn walk(root: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The error a step raised, or a panic showing what it returned.
 fn raised<'a>(out: &'a Value, step: &str) -> (&'a str, &'a str) {
     match (out[step]["error"].as_str(), out[step]["message"].as_str()) {
         (Some(kind), Some(message)) => (kind, message),
@@ -143,30 +196,12 @@ fn zenml_pushes_through_flavorbox_locally_and_through_a_server() {
     let registry = s.auth_registry.as_str();
     let auth = Some((s.auth_user.as_str(), s.auth_password.as_str()));
     let dir = tempfile::tempdir().expect("temp dir");
-    let home = dir.path().join("flavorbox");
-
-    // Flavorbox holds the registry credentials and two components: one with
-    // the default flavor, one whose flavor denies every push.
-    flavorbox(
-        &home,
-        &[
-            "secret",
-            "create",
-            "reg",
-            "--username",
-            &s.auth_user,
-            "--password-stdin",
-        ],
-        Some(&s.auth_password),
-    );
     let uri = format!("{registry}/zenml");
-    flavorbox(
-        &home,
-        &[
-            "registry", "register", "team", "--flavor", "default", "--uri", &uri, "--secret", "reg",
-        ],
-        None,
-    );
+
+    // Flavorbox holds the registry credentials, locally and on a server for
+    // a tenant, and components: `team` of the default flavor, `strict`
+    // whose flavor denies every push, and `policy` ones.
+    let (home, server, token) = flavorbox_locally_and_served(s, dir.path(), &uri);
     let hostile = guest_path("guest-hostile");
     flavorbox(
         &home,
@@ -210,43 +245,15 @@ fn zenml_pushes_through_flavorbox_locally_and_through_a_server() {
         &["max_size_mib=1", "deny_root_user=true", "max_age_days=30"],
     );
 
-    // The same registry behind a server, for a tenant.
-    let server_dir = dir.path().join("server");
-    std::fs::create_dir_all(&server_dir).expect("server dir");
-    let server = Server::start(
-        &server_dir,
-        &ServerOptions {
-            allow: vec![registry.to_string()],
-            env: vec![("DOCKER_HOST".into(), s.docker_host.clone())],
-            ..Default::default()
-        },
-    )
-    .expect("server");
-    let token = server.tenant("ml-team").expect("tenant");
-    let put = |path: &str, body: Value| {
-        let answer = server.json("PUT", path, Some(&token), &body).expect(path);
-        assert!(
-            answer.status < 300,
-            "PUT {path}: {} {}",
-            answer.status,
-            answer.text
-        );
-    };
-    put(
-        "/v1/secrets/reg",
-        json!({"username": s.auth_user, "password": s.auth_password}),
-    );
-    put(
-        "/v1/registries/team",
-        json!({"flavor": "default", "uri": uri, "secret": "reg"}),
-    );
-    put(
-        "/v1/registries/guarded",
-        json!({
-            "flavor": "policy", "uri": uri, "secret": "reg",
-            "config": {"platforms": ["linux/amd64"], "required_labels": [SOURCE]},
-        }),
-    );
+    // And on the server, a `policy` component of the same rules.
+    let guarded = json!({
+        "flavor": "policy", "uri": uri, "secret": "reg",
+        "config": {"platforms": ["linux/amd64"], "required_labels": [SOURCE]},
+    });
+    let answer = server
+        .json("PUT", "/v1/registries/guarded", Some(&token), &guarded)
+        .expect("PUT guarded");
+    assert!(answer.status < 300, "PUT guarded: {}", answer.text);
 
     let image = format!("{uri}/app:1");
     let outside = format!("{registry}/zenml-evil/app:1");
@@ -575,53 +582,8 @@ fn zenml_pipelines_run_step_images_pushed_through_flavorbox() {
     let registry = s.auth_registry.as_str();
     let auth = Some((s.auth_user.as_str(), s.auth_password.as_str()));
     let dir = tempfile::tempdir().expect("temp dir");
-    let home = dir.path().join("flavorbox");
     let uri = format!("{registry}/pipelines");
-
-    flavorbox(
-        &home,
-        &[
-            "secret",
-            "create",
-            "reg",
-            "--username",
-            &s.auth_user,
-            "--password-stdin",
-        ],
-        Some(&s.auth_password),
-    );
-    flavorbox(
-        &home,
-        &[
-            "registry", "register", "team", "--flavor", "default", "--uri", &uri, "--secret", "reg",
-        ],
-        None,
-    );
-    let server_dir = dir.path().join("server");
-    std::fs::create_dir_all(&server_dir).expect("server dir");
-    let server = Server::start(
-        &server_dir,
-        &ServerOptions {
-            allow: vec![registry.to_string()],
-            env: vec![("DOCKER_HOST".into(), s.docker_host.clone())],
-            ..Default::default()
-        },
-    )
-    .expect("server");
-    let token = server.tenant("ml-team").expect("tenant");
-    for (path, body) in [
-        (
-            "/v1/secrets/reg",
-            json!({"username": s.auth_user, "password": s.auth_password}),
-        ),
-        (
-            "/v1/registries/team",
-            json!({"flavor": "default", "uri": uri, "secret": "reg"}),
-        ),
-    ] {
-        let answer = server.json("PUT", path, Some(&token), &body).expect(path);
-        assert!(answer.status < 300, "PUT {path}: {}", answer.text);
-    }
+    let (home, server, token) = flavorbox_locally_and_served(s, dir.path(), &uri);
 
     let results = dir.path().join("results.json");
     let parent_image = format!(
