@@ -533,6 +533,9 @@ mod tests {
         let tenant = app.tenant(&Tenant::verified("acme"));
         let image = "registry.example.com/app:1";
         tenant.create_job("older", "r", image).await.unwrap();
+        // Jobs are ordered by the database clock (milliseconds), then by id;
+        // two made within one millisecond would be ordered by their names.
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         tenant.create_job("newer", "r", image).await.unwrap();
         tenant
             .store
