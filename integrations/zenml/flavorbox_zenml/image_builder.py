@@ -26,6 +26,7 @@ from zenml.logger import get_logger
 from flavorbox_zenml.registry import FlavorboxContainerRegistry, FlavorboxError
 
 if TYPE_CHECKING:
+    import docker
     from zenml.config.docker_settings import DockerBuildOptions
     from zenml.container_registries.base_container_registry import (
         BaseContainerRegistry,
@@ -96,9 +97,12 @@ class FlavorboxImageBuilder(BaseImageBuilder):
         )
         if registry is None:
             return image_name
-        built = _local_image_id(image_name)
+        import docker
+
+        engine = docker.from_env()
+        built = _local_image_id(engine, image_name)
         pushed = registry.push_image(image_name)
-        if _local_image_id(pushed) is not None or not _steps_run_on_this_engine():
+        if _local_image_id(engine, pushed) is not None or not _steps_run_on_this_engine():
             # Pushed by this engine (it knows `repo@sha256:...`), or the steps
             # run elsewhere and pull that exact manifest with their own access.
             return pushed
@@ -106,7 +110,7 @@ class FlavorboxImageBuilder(BaseImageBuilder):
         # never saw the registry's digest, and pulling it would need the
         # registry login only Flavorbox holds. The local steps run the image
         # by its content-addressed id, the one that was uploaded and pushed.
-        if built is None or _local_image_id(image_name) != built:
+        if built is None or _local_image_id(engine, image_name) != built:
             raise FlavorboxError(
                 f"`{image_name}` changed in the local engine while Flavorbox pushed "
                 f"it (pushed as {pushed}); run the pipeline again."
@@ -120,12 +124,12 @@ class FlavorboxImageBuilder(BaseImageBuilder):
         return built
 
 
-def _local_image_id(reference: str) -> Optional[str]:
+def _local_image_id(engine: "docker.DockerClient", reference: str) -> Optional[str]:
     """The local engine's id (`sha256:...`) of `reference`, if it has it."""
     import docker
 
     try:
-        return str(docker.from_env().images.get(reference).id)
+        return str(engine.images.get(reference).id)
     except docker.errors.DockerException:
         return None
 

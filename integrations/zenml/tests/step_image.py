@@ -30,6 +30,8 @@ _SKIPPED = {
     "pip",
 }
 _CONFIG_DIR = re.compile(r"^config-\d+\.\d+")
+# Where the interpreter is, in the image as on this machine.
+_BIN_DIR = os.path.join(sys.base_prefix, "bin")
 
 
 def _elf(path):
@@ -73,13 +75,11 @@ def _tree(root, skip_top_level=()):
 
 def build_rootfs_tar(out, extra_site=None):
     """Writes the root filesystem as a tar to the file object `out`."""
-    prefix = sys.base_prefix
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    interpreter = os.path.realpath(os.path.join(prefix, "bin", version))
+    interpreter = os.path.realpath(os.path.join(_BIN_DIR, version))
     stdlib = sysconfig.get_paths()["stdlib"]
     base_site = os.path.join(stdlib, "site-packages")
     venv_site = sysconfig.get_paths()["purelib"]
-    bin_dir = os.path.join(prefix, "bin")
 
     # (path in the image, path on this machine)
     files = [(interpreter, interpreter)]
@@ -125,11 +125,11 @@ def build_rootfs_tar(out, extra_site=None):
                 tar.addfile(info)
         # `python` and `python3` next to the interpreter, a root user and /tmp.
         for alias in ("python", "python3"):
-            link = os.path.join(bin_dir, alias)
+            link = os.path.join(_BIN_DIR, alias)
             info = tarfile.TarInfo(link.lstrip("/"))
             info.type = tarfile.SYMTYPE
             info.linkname = os.path.basename(interpreter)
-            if link.lstrip("/") not in written:
+            if link not in written:
                 add_dirs(link)
                 tar.addfile(info)
         for name, data in (
@@ -145,7 +145,6 @@ def build_rootfs_tar(out, extra_site=None):
         info.type = tarfile.DIRTYPE
         info.mode = 0o1777
         tar.addfile(info)
-    return bin_dir
 
 
 def import_image(name, extra_site=None):
@@ -155,7 +154,7 @@ def import_image(name, extra_site=None):
             "docker",
             "import",
             "--change",
-            f"ENV PATH={os.path.join(sys.base_prefix, 'bin')}:/usr/bin:/bin",
+            f"ENV PATH={_BIN_DIR}:/usr/bin:/bin",
             "--change",
             "ENV PYTHONDONTWRITEBYTECODE=1",
             "-",

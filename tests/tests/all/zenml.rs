@@ -677,23 +677,15 @@ fn zenml_pipelines_run_step_images_pushed_through_flavorbox() {
             .map(str::to_string)
             .collect()
     };
+    let mut remove = vec!["rm", "--force"];
     let containers = docker(&["ps", "-aq", "--filter", &format!("ancestor={parent_image}")]);
+    remove.extend(containers.iter().map(String::as_str));
     if !containers.is_empty() {
-        docker(
-            &[
-                &["rm", "--force"][..],
-                &containers.iter().map(String::as_str).collect::<Vec<_>>(),
-            ]
-            .concat(),
-        );
+        docker(&remove);
     }
     let mut images = docker(&["images", "-q", "--filter", &format!("reference={uri}/*")]);
     images.push(parent_image.clone());
-    docker(
-        &[
-            &["rmi", "--force"][..],
-            &images.iter().map(String::as_str).collect::<Vec<_>>(),
-        ]
-        .concat(),
-    );
+    let mut remove = vec!["rmi", "--force"];
+    remove.extend(images.iter().map(String::as_str));
+    docker(&remove);
 }
